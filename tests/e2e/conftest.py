@@ -1,0 +1,103 @@
+"""Fixtures for end-to-end tests: the real ``fab`` CLI and SSH to lab hosts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fabfile import inventory as inv
+from fabfile.connection import connect
+
+PROJECT = Path(__file__).resolve().parents[2]
+FAB = Path(sys.executable).with_name("fab")
+
+
+@dataclass
+class FabResult:
+    code: int
+    output: str
+
+
+class Fab:
+    """Runs the real ``fab`` command against an inventory."""
+
+    def __init__(self, inventory: Path) -> None:
+        self.inventory = inventory
+
+    def __call__(self, *args: str, inventory: Path | None = None, timeout: int = 900) -> FabResult:
+        env = {**os.environ, inv.ENV_VAR: str(inventory or self.inventory)}
+        done = subprocess.run(
+            [str(FAB), *args],
+            check=False,
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        output = done.stdout + done.stderr
+        print(output)
+        return FabResult(done.returncode, output)
+
+
+class Hosts:
+    """Commands on lab hosts over real SSH, as the inventory describes them."""
+
+    def __init__(self, inventory: Path) -> None:
+        self.inventory = inv.load(inventory)
+
+    def host(self, name: str) -> inv.Host:
+        return self.inventory.resolve(name)
+
+    def run(self, name: str, command: str, check: bool = True) -> str:
+        connection = connect(self.host(name))
+        try:
+            result = connection.run(command, hide=True, warn=not check, in_stream=False)
+        finally:
+            connection.close()
+        return result.stdout.strip()
+
+    def docker_pid(self, name: str) -> str:
+        return self.run(name, "systemctl show -p MainPID --value docker")
+
+    def start_workload(self, name: str) -> None:
+        """A long-lived container made from the node's own /bin/sleep (no registry needed)."""
+        self.run(
+            name,
+            "docker rm -f workload >/dev/null 2>&1; docker image inspect workload >/dev/null 2>&1 || "
+            "tar -ch /bin/sleep $(ldd /bin/sleep | grep -o '/[^ ]*') 2>/dev/null | docker import - workload "
+            "&& docker run -d --name workload workload /bin/sleep infinity",
+        )
+
+    def containers(self, name: str) -> str:
+        return self.run(
+            name, "docker ps -q --no-trunc | xargs -r docker inspect -f '{{.Id}} {{.State.StartedAt}}'"
+        )
+
+
+@pytest.fixture(scope="session")
+def fab(lab) -> Fab:
+    return Fab(Path(lab.inventory))
+
+
+@pytest.fixture(scope="session")
+def hosts(lab) -> Hosts:
+    return Hosts(Path(lab.inventory))
+
+
+def changed_steps(output: str) -> list[str]:
+    """The ``host | step | CHANGED | ...`` progress lines of a run."""
+    return [line for line in output.splitlines() if " | CHANGED | " in line]
+
+
+@pytest.fixture(scope="session")
+def deployed(fab) -> FabResult:
+    """A deployment host with its registry (a no-op when already deployed)."""
+    result = fab("deploy-host")
+    assert result.code == 0, result.output
+    return result

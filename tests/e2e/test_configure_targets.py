@@ -1,0 +1,79 @@
+"""configure-targets on the lab's targets: trust, reload, pull; then again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import changed_steps
+
+pytestmark = pytest.mark.e2e
+
+OTHER_SETTINGS = {
+    "log-driver": "json-file",
+    "log-opts": {"max-size": "10m"},
+    "insecure-registries": ["legacy.invalid:5000"],
+}
+
+
+@pytest.fixture(scope="module")
+def targets(lab, hosts, deployed):
+    """Targets as a fresh cloud has them; node2 already has its own daemon.json."""
+    names = [host.name for host in hosts.inventory.targets]
+    for name in names:
+        hosts.run(
+            name,
+            "rm -f /etc/docker/daemon.json /var/lib/kolla-registry/pending; systemctl reset-failed docker; systemctl restart docker",
+        )
+    hosts.run(
+        "node2", f"echo '{json.dumps(OTHER_SETTINGS)}' > /etc/docker/daemon.json && systemctl restart docker"
+    )
+    hosts.start_workload("node1")
+    return names
+
+
+def probe(hosts) -> str:
+    registry = f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
+    return f"{registry}/kolla-registry/probe:latest"
+
+
+def test_check_mode_reports_but_changes_nothing(targets, hosts, fab):
+    result = fab("configure-targets", "--check", "--diff")
+    assert result.code == 0, result.output
+    for name in targets:
+        assert f"{name} | configure-targets | CHANGED" in result.output
+    assert "+++ after: /etc/docker/daemon.json" in result.output
+    assert hosts.run("node1", "cat /etc/docker/daemon.json 2>/dev/null || echo absent") == "absent"
+
+
+def test_every_target_trusts_the_registry_and_pulls(targets, hosts, fab):
+    pids = {name: hosts.docker_pid(name) for name in targets}
+    workload = hosts.containers("node1")
+    result = fab("configure-targets")
+    assert result.code == 0, result.output
+    for name in targets:
+        assert f"{name} | configure-targets | CHANGED" in result.output
+        assert hosts.run(name, f"docker image inspect -f ok {probe(hosts)}") == "ok"
+        # insecure-registries is reloadable: dockerd kept its PID.
+        assert hosts.docker_pid(name) == pids[name]
+    assert workload and hosts.containers("node1") == workload
+    config = json.loads(hosts.run("node2", "cat /etc/docker/daemon.json"))
+    registry = probe(hosts).split("/")[0]
+    assert config == {**OTHER_SETTINGS, "insecure-registries": ["legacy.invalid:5000", registry]}
+
+
+def test_second_run_changes_nothing(targets, hosts, fab):
+    before = {name: (hosts.docker_pid(name), hosts.containers(name)) for name in targets}
+    result = fab("configure-targets")
+    assert result.code == 0, result.output
+    assert changed_steps(result.output) == []
+    after = {name: (hosts.docker_pid(name), hosts.containers(name)) for name in targets}
+    assert after == before
+
+
+def test_a_backup_of_each_changed_file_is_kept(targets, hosts):
+    backups = hosts.run("node2", "ls /var/backups/kolla-registry/")
+    assert "etc_docker_daemon.json." in backups
+    kept = hosts.run("node2", "cat /var/backups/kolla-registry/etc_docker_daemon.json.*")
+    assert json.loads(kept) == OTHER_SETTINGS
