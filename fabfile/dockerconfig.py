@@ -57,7 +57,7 @@ def with_insecure_registries(text: str | None, addresses: list[str]) -> str | No
     current = config.get("insecure-registries", [])
     if not isinstance(current, list):
         raise ConfigError(f"{DAEMON_JSON}: insecure-registries is not a list; left as it is")
-    missing = [address for address in addresses if address not in current]
+    missing = list(dict.fromkeys(address for address in addresses if address not in current))
     if not missing:
         return text
     config["insecure-registries"] = current + missing
@@ -149,7 +149,7 @@ def effective_flags(argv: list[str], default_docker: str | None, reads_opts: boo
 def conflicts(daemon_json: dict, flags: list[str]) -> list[str]:
     """Options set both as a flag and in daemon.json: dockerd refuses to start."""
     clashes = []
-    if daemon_json.get("insecure-registries") and flag_registries(flags):
+    if "insecure-registries" in daemon_json and flag_registries(flags):
         clashes.append("insecure-registries")
     if "registry-mirrors" in daemon_json and any(f.startswith("--registry-mirror") for f in flags):
         clashes.append("registry-mirrors")

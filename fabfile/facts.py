@@ -33,7 +33,7 @@ s docker-unit; systemctl show docker -p ExecStart -p EnvironmentFiles -p MainPID
 s pep668; python3 -c 'import os,sysconfig;print(os.path.exists(os.path.join(sysconfig.get_path("stdlib"),"EXTERNALLY-MANAGED")))' 2>/dev/null
 s pip; python3 -m pip --version 2>/dev/null
 s packages; dpkg-query -W -f '${{Package}} ${{db:Status-Status}}\\n' 2>/dev/null
-s apt-lists-age; t=$(stat -c %Y {APT_STAMP} /var/cache/apt/pkgcache.bin 2>/dev/null | sort -n | tail -1); echo $(( $(date +%s) - ${{t:-0}} ))
+s apt-lists-age; t=$(stat -c %Y {APT_STAMP} /var/cache/apt/pkgcache.bin /var/lib/apt/lists 2>/dev/null | sort -n | tail -1); echo $(( $(date +%s) - ${{t:-0}} ))
 s run-propagation; findmnt -no PROPAGATION /run 2>/dev/null
 for f in {files} {DROPIN_DIR}/*.conf; do
   [ -f "$f" ] || continue

@@ -43,7 +43,9 @@ def recap(outcomes: list[Outcome], check: bool = False, with_docker: bool = Fals
     return "\n".join(
         [
             title,
-            tabulate(rows, headers=headers, maxcolwidths=[None] * (len(headers) - 1) + [70]),
+            tabulate(
+                rows, headers=headers, maxcolwidths=[None] * (len(headers) - 1) + [70], disable_numparse=True
+            ),
             "",
             totals(outcomes),
         ]

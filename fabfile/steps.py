@@ -127,7 +127,8 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     )
     spec = registry_spec(ctx, host_network, facts.image_id)
     current = facts.container
-    if current and current.get("Config", {}).get("Labels", {}).get(SPEC_LABEL) == spec:
+    labels = (current or {}).get("Config", {}).get("Labels") or {}
+    if current and labels.get(SPEC_LABEL) == spec:
         if not current.get("State", {}).get("Running"):
             plan.commands.append(f"docker start {shlex.quote(settings.name)}")
         else:
@@ -143,6 +144,9 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
 def trust_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     """Make Docker trust the registry: daemon.json or DOCKER_OPTS, never both (step 5)."""
     plan = StepPlan("trust-registry")
+    if not ctx.registry_address:
+        plan.error = "no registry address: the deployment host has none, set registry.address"
+        return plan
     daemon = _daemon_json_or_error(facts, plan)
     if daemon is None:
         return plan
@@ -178,8 +182,12 @@ def add_docker_opts(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan.notes.append("not needed: dockerd's ExecStart already passes $DOCKER_OPTS")
     else:
         text = dc.exec_dropin_text(argv, dc.version(facts.docker_version))
-        plan.files.append(_file(facts, dc.EXEC_DROPIN, text))
-        plan.handler = RESTART
+        if facts.dropins.get(dc.EXEC_DROPIN) == text:
+            # systemd shows the new ExecStart only after restart-docker reloads it.
+            plan.notes.append(f"{dc.EXEC_DROPIN} in place; applies when Docker restarts")
+        else:
+            plan.files.append(_file(facts, dc.EXEC_DROPIN, text))
+            plan.handler = RESTART
     return plan
 
 
@@ -291,10 +299,15 @@ def _trust_with_daemon_json(facts: HostFacts, ctx: StepContext, flagged: list[st
         )
         return
     if flagged:
-        cleaned = dc.without_flag_registries(facts.files.get(DEFAULT_DOCKER))
-        if cleaned == facts.files.get(DEFAULT_DOCKER):
-            plan.error = "--insecure-registry is set in docker.service itself: remove it there by hand"
+        unit_flags = dc.flag_registries(dc.exec_start_argv(facts.unit.get("ExecStart", ""))[1:])
+        if unit_flags:
+            plan.error = (
+                f"--insecure-registry {' '.join(unit_flags)} is set in docker.service's ExecStart "
+                f"({facts.unit.get('FragmentPath', 'its unit')}): --repair only edits {DEFAULT_DOCKER}; "
+                "remove it there by hand"
+            )
             return
+        cleaned = dc.without_flag_registries(facts.files.get(DEFAULT_DOCKER))
         plan.files.append(_file(facts, DEFAULT_DOCKER, cleaned))
     current = facts.files.get(DAEMON_JSON)
     try:
@@ -312,7 +325,7 @@ def _trust_with_daemon_json(facts: HostFacts, ctx: StepContext, flagged: list[st
 
 
 def _trust_with_docker_opts(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepPlan) -> None:
-    if daemon.get("insecure-registries"):
+    if "insecure-registries" in daemon:
         plan.error = (
             f"{DAEMON_JSON} already sets insecure-registries; setting them in DOCKER_OPTS too "
             "would stop dockerd. Use docker.config_method daemon-json"

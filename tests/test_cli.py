@@ -1,0 +1,117 @@
+"""The fab command line, without hosts: task list, help, and bad inventories."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+FAB = str(Path(sys.executable).with_name("fab"))
+
+
+def fab(*args: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(PROJECT)}
+    if inventory:
+        env["KOLLA_REGISTRY_HOSTS"] = str(inventory)
+    return subprocess.run([FAB, *args], cwd=PROJECT, env=env, capture_output=True, text=True, check=False)
+
+
+def test_every_documented_step_is_a_task():
+    listed = fab("--list").stdout
+    for name in (
+        "update-packages",
+        "upgrade-kernel",
+        "install-docker",
+        "create-registry",
+        "trust-registry",
+        "copy-docker-unit",
+        "add-docker-opts",
+        "restart-docker",
+        "verify-registry",
+        "deploy-host",
+        "configure-targets",
+    ):
+        assert f"  {name} " in listed
+
+
+def test_task_help_explains_check_and_diff():
+    shown = fab("--help", "configure-targets").stdout
+    assert "--check" in shown and "change nothing" in shown
+    assert "--diff" in shown and "--parallel" in shown
+
+
+@pytest.fixture
+def listener():
+    """A loopback port that counts connections, to prove nothing was contacted."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()
+
+
+BAD_INVENTORIES = {
+    "empty": ("", "the file is empty"),
+    "not yaml": ("deploy_host: [unclosed\n", "not valid YAML"),
+    "no deploy host": ("targets:\n  - {name: n1, address: 127.0.0.1, port: PORT}\n", "deploy_host: missing"),
+    "target twice": (
+        "deploy_host: {name: d1, address: 127.0.0.1, port: PORT}\n"
+        "targets:\n  - {name: n1, address: 127.0.0.2, port: PORT}\n  - {name: n1, address: 127.0.0.3, port: PORT}\n",
+        "targets[1].name: 'n1' is listed twice",
+    ),
+    "port out of range": (
+        "deploy_host: {name: d1, address: 127.0.0.1, port: PORT}\nregistry: {port: 70000}\n"
+        "targets:\n  - {name: n1, address: 127.0.0.2, port: PORT}\n",
+        "registry.port: 70000 is not a port number",
+    ),
+    "typo": (
+        "deploy_host: {name: d1, adress: 127.0.0.1, port: PORT}\n",
+        "deploy_host.adress: unknown key (did you mean 'address'?)",
+    ),
+    "no address": (
+        "deploy_host: {name: d1, address: 127.0.0.1, port: PORT}\ntargets:\n  - {name: n1, port: PORT}\n",
+        "targets[0].address: missing",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INVENTORIES))
+@pytest.mark.parametrize("task", ["deploy-host", "configure-targets"])
+def test_a_bad_inventory_is_one_line_and_exit_2(case, task, tmp_path, listener):
+    port, accepted = listener
+    text, expected = BAD_INVENTORIES[case]
+    path = tmp_path / "hosts.yaml"
+    path.write_text(text.replace("PORT", str(port)))
+    result = fab(task, inventory=path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}: ")
+    assert expected in lines[0]
+    assert accepted == []
+
+
+def test_a_missing_inventory_file_is_named(tmp_path):
+    result = fab("deploy-host", inventory=tmp_path / "nope.yaml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: cannot read: No such file or directory"

@@ -1,0 +1,336 @@
+"""change: FileChange diffs, StepPlan summaries, and the shell that applies a plan (run for real)."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fabfile import change
+from fabfile.change import RELOAD, RESTART, FileChange, StepPlan, apply_script, handler_script
+from fabfile.facts import MARK, PENDING
+
+STAMP = "20240108T100000Z"
+OLD = '{\n  "log-driver": "journald"\n}\n'
+NEW = '{\n  "log-driver": "journald",\n  "insecure-registries": ["192.0.2.10:4000"]\n}\n'
+
+
+# --- FileChange.diff -----------------------------------------------------------------------------
+
+
+def test_diff_of_a_new_file_says_absent():
+    diff = FileChange("/etc/docker/daemon.json", None, NEW).diff()
+
+    lines = diff.splitlines()
+    assert lines[0] == "--- before: /etc/docker/daemon.json (absent)"
+    assert lines[1] == "+++ after: /etc/docker/daemon.json"
+    assert all(line.startswith("+") for line in lines[3:])
+    assert '+  "insecure-registries": ["192.0.2.10:4000"]' in lines
+
+
+def test_diff_of_a_removed_file_says_removed():
+    lines = FileChange(
+        "/etc/systemd/system/docker.service.d/kolla.conf", "[Service]\nMountFlags=shared\n", None
+    ).diff()
+
+    assert lines.splitlines()[:2] == [
+        "--- before: /etc/systemd/system/docker.service.d/kolla.conf",
+        "+++ after: /etc/systemd/system/docker.service.d/kolla.conf (removed)",
+    ]
+    assert "-MountFlags=shared\n" in lines
+
+
+def test_diff_of_an_edit_shows_only_what_changed():
+    diff = FileChange("/etc/docker/daemon.json", OLD, NEW).diff()
+
+    assert diff.startswith("--- before: /etc/docker/daemon.json\n+++ after: /etc/docker/daemon.json\n")
+    assert '-  "log-driver": "journald"\n' in diff
+    assert '+  "log-driver": "journald",\n' in diff
+    assert "\n {\n" in diff  # unchanged context line
+
+
+def test_diff_of_no_change_is_empty():
+    assert FileChange("/etc/docker/daemon.json", OLD, OLD).diff() == ""
+
+
+# --- StepPlan ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "plan, changed",
+    [
+        (StepPlan("s"), False),
+        (StepPlan("s", notes=["already there"]), False),
+        (StepPlan("s", error="broken"), False),
+        (StepPlan("s", handler=RESTART), False),
+        (StepPlan("s", files=[FileChange("/a", None, "x")]), True),
+        (StepPlan("s", commands=["apt-get update -q"]), True),
+    ],
+)
+def test_changed(plan, changed):
+    assert plan.changed is changed
+
+
+def test_summary_lists_files_commands_then_notes():
+    plan = StepPlan(
+        "install-docker",
+        files=[FileChange("/etc/a.conf", "x", None), FileChange("/etc/b.conf", None, "y")],
+        commands=["apt-get update -q"],
+        notes=["Docker 20.10.24"],
+    )
+
+    assert plan.summary() == "remove /etc/a.conf; write /etc/b.conf; apt-get update -q; Docker 20.10.24"
+
+
+def test_summary_shortens_long_and_multiline_commands():
+    long = (
+        "docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry registry:2"
+    )
+    plan = StepPlan("s", commands=[long, "  set -e\n  echo two\n"])
+
+    first, second = plan.summary().split("; ")
+    assert first == long[:57] + "..." and len(first) == 60
+    assert second == "set -e"
+
+
+def test_summary_is_the_error_when_there_is_one():
+    plan = StepPlan("s", files=[FileChange("/a", None, "x")], notes=["n"], error="Docker is not running here")
+
+    assert plan.summary() == "Docker is not running here"
+
+
+def test_summary_of_nothing_is_empty():
+    assert StepPlan("s").summary() == ""
+
+
+# --- apply_script, read --------------------------------------------------------------------------
+
+
+def test_apply_script_backs_up_writes_through_a_temp_file_and_records_pending_first():
+    plan = StepPlan("trust-registry", files=[FileChange("/etc/docker/daemon.json", OLD, NEW)], handler=RELOAD)
+
+    lines = apply_script(plan, STAMP).splitlines()
+
+    assert lines[0] == "set -e"
+    backup = f"{change.BACKUP_DIR}/etc_docker_daemon.json.{STAMP}"
+    [cp] = [i for i, line in enumerate(lines) if f"cp -p /etc/docker/daemon.json {backup}" in line]
+    [pending] = [
+        i for i, line in enumerate(lines) if line == f'echo "reload /etc/docker/daemon.json $b" >> {PENDING}'
+    ]
+    [tmp] = [
+        i for i, line in enumerate(lines) if line.endswith("> /etc/docker/daemon.json.kolla-registry.tmp")
+    ]
+    [mv] = [
+        i
+        for i, line in enumerate(lines)
+        if line == "mv -f /etc/docker/daemon.json.kolla-registry.tmp /etc/docker/daemon.json"
+    ]
+    assert cp < pending < mv
+    assert tmp < mv
+
+
+def test_apply_script_without_handler_records_nothing_pending():
+    plan = StepPlan("s", files=[FileChange("/etc/docker/daemon.json", None, NEW)])
+
+    assert PENDING not in apply_script(plan, STAMP)
+
+
+def test_apply_script_runs_commands_after_the_files():
+    plan = StepPlan("s", files=[FileChange("/etc/x", None, "x")], commands=["apt-get update -q", "touch /y"])
+
+    script = apply_script(plan, STAMP)
+
+    assert script.endswith("apt-get update -q\ntouch /y\n")
+    assert script.index("mv -f /etc/x.kolla-registry.tmp /etc/x") < script.index("apt-get update -q")
+
+
+# --- apply_script, run with sh against files under a temporary folder ------------------------------
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch) -> Path:
+    """Backups, state, pending and lock under ``tmp_path``; the plan's files are absolute paths there too."""
+    monkeypatch.setattr(change, "BACKUP_DIR", str(tmp_path / "backups"))
+    monkeypatch.setattr(change, "STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(change, "PENDING", str(tmp_path / "state" / "pending"))
+    monkeypatch.setattr(change, "LOCK", str(tmp_path / "state" / "lock"))
+    return tmp_path
+
+
+def run(plan: StepPlan) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["sh", "-c", apply_script(plan, STAMP)], capture_output=True, text=True, check=False
+    )
+
+
+def backup_of(host: Path, path: Path) -> Path:
+    return host / "backups" / (str(path).strip("/").replace("/", "_") + "." + STAMP)
+
+
+def test_run_replaces_a_file_keeping_its_mode_a_backup_and_the_pending_line(host):
+    target = host / "etc" / "docker" / "daemon.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(OLD)
+    target.chmod(0o600)
+
+    result = run(StepPlan("trust-registry", files=[FileChange(str(target), OLD, NEW)], handler=RELOAD))
+
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == NEW
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    backup = backup_of(host, target)
+    assert backup.read_text() == OLD
+    assert (host / "state" / "pending").read_text() == f"reload {target} {backup}\n"
+    assert not Path(f"{target}.kolla-registry.tmp").exists()
+    assert f"{MARK} wrote {target}" in result.stdout.splitlines()
+
+
+def test_run_creates_a_new_file_and_its_folder(host):
+    target = host / "etc" / "systemd" / "system" / "docker.service.d" / "kolla.conf"
+
+    result = run(
+        StepPlan(
+            "install-docker",
+            files=[FileChange(str(target), None, "[Service]\nMountFlags=shared\n")],
+            handler=RESTART,
+        )
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "[Service]\nMountFlags=shared\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert (host / "state" / "pending").read_text() == f"restart {target} -\n"
+    assert list((host / "backups").iterdir()) == []
+
+
+def test_run_removes_a_file_and_keeps_its_backup(host):
+    target = host / "kolla.conf"
+    target.write_text("[Service]\nMountFlags=shared\n")
+
+    result = run(
+        StepPlan("install-docker", files=[FileChange(str(target), target.read_text(), None)], handler=RESTART)
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert not target.exists()
+    assert backup_of(host, target).read_text() == "[Service]\nMountFlags=shared\n"
+    assert (host / "state" / "pending").read_text() == f"restart {target} {backup_of(host, target)}\n"
+    assert f"{MARK} removed {target}" in result.stdout
+
+
+def test_run_without_handler_writes_no_pending(host):
+    target = host / "daemon.json"
+
+    result = run(StepPlan("s", files=[FileChange(str(target), None, NEW)]))
+
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == NEW
+    assert not (host / "state" / "pending").exists()
+
+
+def test_run_appends_one_pending_line_per_file_in_order(host):
+    first, second = host / "default-docker", host / "daemon.json"
+    first.write_text('DOCKER_OPTS="--insecure-registry 10.0.0.5:5000"\n')
+    plan = StepPlan(
+        "trust-registry",
+        files=[
+            FileChange(str(first), first.read_text(), "DOCKER_OPTS=''\n"),
+            FileChange(str(second), None, NEW),
+        ],
+        handler=RESTART,
+    )
+
+    assert run(plan).returncode == 0
+    assert (host / "state" / "pending").read_text() == (
+        f"restart {first} {backup_of(host, first)}\nrestart {second} -\n"
+    )
+    assert first.read_text() == "DOCKER_OPTS=''\n" and second.read_text() == NEW
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "no newline at the end",
+        "quotes ' \" and `backticks` $HOME $(id) \\ \\n %s %%\n",
+        "unicode: Jörg — ✓\n",
+        "x" * 60_000,  # the script travels as one `sh -c` argument: Linux caps those at 128 KiB
+    ],
+    ids=["empty", "no-newline", "shell-characters", "unicode", "large"],
+)
+def test_run_writes_any_content_exactly(host, text):
+    target = host / "file"
+
+    assert run(StepPlan("s", files=[FileChange(str(target), None, text)])).returncode == 0
+    assert target.read_bytes() == text.encode()
+
+
+def test_run_then_commands_see_the_new_files(host):
+    target, seen = host / "daemon.json", host / "seen"
+
+    result = run(StepPlan("s", files=[FileChange(str(target), None, NEW)], commands=[f"cp {target} {seen}"]))
+
+    assert result.returncode == 0
+    assert seen.read_text() == NEW
+
+
+def test_run_stops_at_a_failing_command(host):
+    result = run(StepPlan("s", commands=["false", f"touch {host / 'after'}"]))
+
+    assert result.returncode != 0
+    assert not (host / "after").exists()
+
+
+@pytest.mark.parametrize("on_disk", ["edited by someone else\n", None])
+def test_run_refuses_a_file_changed_since_the_facts_and_writes_nothing(host, on_disk):
+    target = host / "daemon.json"
+    if on_disk is not None:
+        target.write_text(on_disk)
+    planned_before = OLD if on_disk is not None else "was there when gathered\n"
+    other = host / "other"
+    plan = StepPlan(
+        "trust-registry",
+        files=[FileChange(str(other), None, "x"), FileChange(str(target), planned_before, NEW)],
+        handler=RELOAD,
+    )
+
+    result = run(plan)
+
+    assert result.returncode == change.CONFLICT_EXIT
+    assert f"{MARK} conflict {target} changed since facts were gathered" in result.stdout
+    assert (target.read_text() if target.exists() else None) == on_disk
+    assert not other.exists()
+    assert not (host / "state" / "pending").exists()
+
+
+def test_run_conflicts_when_a_file_appeared_since_the_facts(host):
+    target = host / "daemon.json"
+    target.write_text("{}\n")
+
+    result = run(StepPlan("s", files=[FileChange(str(target), None, NEW)]))
+
+    assert result.returncode == change.CONFLICT_EXIT
+    assert target.read_text() == "{}\n"
+
+
+def test_run_twice_with_fresh_facts_is_harmless(host):
+    target = host / "daemon.json"
+    assert run(StepPlan("s", files=[FileChange(str(target), None, NEW)])).returncode == 0
+
+    result = run(StepPlan("s", files=[FileChange(str(target), NEW, NEW)]))
+
+    assert result.returncode == 0
+    assert target.read_text() == NEW
+
+
+@pytest.mark.parametrize("expect", [None, "192.0.2.10:4000"])
+def test_handler_script_is_valid_shell(expect):
+    # Only parsed: running it needs systemctl and dockerd.
+    result = subprocess.run(
+        ["sh", "-n"], input=handler_script(expect), capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert ("grep -qxF 192.0.2.10:4000=false" in handler_script(expect)) is bool(expect)

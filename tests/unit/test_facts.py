@@ -1,0 +1,232 @@
+"""facts.parse: the facts script's output in, HostFacts out."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+
+import pytest
+
+from fabfile import dockerconfig as dc
+from fabfile import facts
+from fabfile.facts import DAEMON_JSON, DEFAULT_DOCKER, MARK, PENDING, HostFacts
+
+from .factories import DEBIAN_EXEC_START, IMAGE_ID, PACKAGED_DEFAULT_DOCKER, container
+
+DEBIAN12_OS_RELEASE = """\
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+HOME_URL="https://www.debian.org/"
+SUPPORT_URL="https://www.debian.org/support"
+BUG_REPORT_URL="https://bugs.debian.org/"
+"""
+
+DAEMON_JSON_TEXT = '{\n  "log-driver": "json-file",\n  "insecure-registries": ["10.0.0.5:5000"]\n}\n'
+KOLLA_DROPIN = f"{facts.DROPIN_DIR}/kolla.conf"
+PENDING_TEXT = f"reload {DAEMON_JSON} /var/backups/kolla-registry/etc_docker_daemon.json.20240108T100000Z\n"
+
+
+def output(*sections: tuple[str, str]) -> str:
+    """What the facts script prints: ``printf '\\n<MARK> %s\\n' NAME`` then the command's output."""
+    return "".join(f"\n{MARK} {name}\n{body}" for name, body in sections)
+
+
+def file_section(path: str, text: str | bytes) -> tuple[str, str]:
+    data = text.encode() if isinstance(text, str) else text
+    return (f"file {path}", base64.b64encode(data).decode() + "\n")
+
+
+FRESH_DEBIAN = output(
+    ("os-release", DEBIAN12_OS_RELEASE),
+    ("kernel", "6.1.0-18-amd64\n"),
+    ("addresses", "192.0.2.10 10.0.3.15 \n"),
+    ("dockerd", ""),
+    ("docker-server", ""),
+    ("docker-unit", "MainPID=0\nActiveState=inactive\nFragmentPath=\nExecStart=\nEnvironmentFiles=\n"),
+    ("pep668", "True\n"),
+    ("pip", ""),
+    (
+        "packages",
+        (
+            "adduser installed\napt installed\ncurl installed\ngcc-12 config-files\nlibssl3 installed\n"
+            "python3 installed\npython3-pip not-installed\n"
+        ),
+    ),
+    ("apt-lists-age", "86400\n"),
+    ("run-propagation", "shared\n"),
+    ("container", ""),
+    ("image", ""),
+)
+
+DOCKER_HOST = output(
+    ("os-release", DEBIAN12_OS_RELEASE),
+    ("kernel", "6.1.0-18-amd64\n"),
+    ("addresses", "192.0.2.10 172.17.0.1 \n"),
+    ("dockerd", "Docker version 20.10.24+dfsg1, build 297e128\n"),
+    ("docker-server", "20.10.24+dfsg1\n"),
+    (
+        "docker-unit",
+        (
+            "MainPID=612\nActiveState=active\nFragmentPath=/lib/systemd/system/docker.service\n"
+            f"ExecStart={DEBIAN_EXEC_START}\nEnvironmentFiles=/etc/default/docker (ignore_errors=yes)\n"
+        ),
+    ),
+    ("pep668", "True\n"),
+    ("pip", "pip 23.0.1 from /usr/lib/python3/dist-packages/pip (python 3.11)\n"),
+    ("packages", "docker.io installed\ncurl installed\npython3-pip installed\n"),
+    ("apt-lists-age", "312\n"),
+    ("run-propagation", "shared\n"),
+    file_section(DAEMON_JSON, DAEMON_JSON_TEXT),
+    file_section(DEFAULT_DOCKER, PACKAGED_DEFAULT_DOCKER),
+    file_section(PENDING, PENDING_TEXT),
+    file_section(KOLLA_DROPIN, "[Service]\nMountFlags=shared\n"),
+    ("container", json.dumps([container(spec="0123456789abcdef")], indent=4) + "\n"),
+    ("image", IMAGE_ID + "\n"),
+)
+
+
+def test_fresh_debian_without_docker():
+    parsed = facts.parse(FRESH_DEBIAN)
+
+    assert parsed.os["ID"] == "debian" and parsed.os["VERSION_ID"] == "12"
+    assert parsed.os["HOME_URL"] == "https://www.debian.org/"
+    assert parsed.os_name == "Debian GNU/Linux 12 (bookworm)"
+    assert parsed.kernel == "6.1.0-18-amd64"
+    assert parsed.addresses == ["192.0.2.10", "10.0.3.15"]
+    assert parsed.docker_version == ""
+    assert parsed.docker_answers is False
+    assert parsed.unit == {
+        "MainPID": "0",
+        "ActiveState": "inactive",
+        "FragmentPath": "",
+        "ExecStart": "",
+        "EnvironmentFiles": "",
+    }
+    assert parsed.externally_managed is True
+    assert parsed.pip_version == ""
+    assert parsed.packages == {"adduser", "apt", "curl", "libssl3", "python3"}
+    assert parsed.apt_lists_age == 86400
+    assert parsed.run_propagation == "shared"
+    assert parsed.files == {} and parsed.dropins == {}
+    assert parsed.container is None
+    assert parsed.image_id == ""
+
+
+def test_host_with_docker_running_a_registry():
+    parsed = facts.parse(DOCKER_HOST)
+
+    assert parsed.docker_version == "20.10.24+dfsg1"
+    assert dc.version(parsed.docker_version) == (20, 10, 24)
+    assert parsed.docker_answers is True
+    assert parsed.unit["ActiveState"] == "active" and parsed.unit["MainPID"] == "612"
+    assert parsed.unit["ExecStart"] == DEBIAN_EXEC_START
+    assert dc.exec_start_argv(parsed.unit["ExecStart"]) == [
+        "/usr/sbin/dockerd",
+        "-H",
+        "fd://",
+        "$DOCKER_OPTS",
+    ]
+    assert parsed.unit["EnvironmentFiles"] == "/etc/default/docker (ignore_errors=yes)"
+    assert parsed.pip_version == "23.0.1"
+    assert parsed.packages == {"docker.io", "curl", "python3-pip"}
+    assert parsed.apt_lists_age == 312
+    assert parsed.files == {
+        DAEMON_JSON: DAEMON_JSON_TEXT,
+        DEFAULT_DOCKER: PACKAGED_DEFAULT_DOCKER,
+        PENDING: PENDING_TEXT,
+        KOLLA_DROPIN: "[Service]\nMountFlags=shared\n",
+    }
+    assert parsed.dropins == {KOLLA_DROPIN: "[Service]\nMountFlags=shared\n"}
+    assert dc.load_daemon_json(parsed.files[DAEMON_JSON])["insecure-registries"] == ["10.0.0.5:5000"]
+    assert parsed.container["Name"] == "/registry"
+    assert parsed.container["State"]["Running"] is True
+    assert parsed.container["Config"]["Labels"] == {"kolla-registry.spec": "0123456789abcdef"}
+    assert parsed.container["Mounts"][0]["Name"] == "registry"
+    assert parsed.image_id == IMAGE_ID
+
+
+def test_docker_installed_but_not_answering_keeps_the_binarys_version():
+    parsed = facts.parse(
+        output(("dockerd", "Docker version 20.10.24+dfsg1, build 297e128\n"), ("docker-server", ""))
+    )
+
+    assert parsed.docker_version == "20.10.24"
+    assert parsed.docker_answers is False
+
+
+def test_docker_before_1_12_has_no_dockerd():
+    parsed = facts.parse(output(("dockerd", "Docker version 1.11.2, build b9f10c9\n")))
+
+    assert parsed.docker_version == "1.11.2"
+
+
+def test_no_container_is_none():
+    assert facts.parse(output(("container", "[]\n"))).container is None
+
+
+def test_not_json_container_output_is_none():
+    assert facts.parse(output(("container", "Error: No such object: registry\n"))).container is None
+
+
+def test_output_before_the_first_section_is_ignored():
+    parsed = facts.parse("Welcome to deploy1!\nkernel\n" + output(("kernel", "5.10.0-28-amd64\n")))
+
+    assert parsed.kernel == "5.10.0-28-amd64"
+
+
+def test_nothing_gathered_gives_empty_facts():
+    assert facts.parse("") == HostFacts()
+    assert HostFacts().os_name == "unknown OS"
+
+
+def test_os_name_falls_back_to_id():
+    assert facts.parse(output(("os-release", "ID=alpine\nVERSION_ID=3.19.1\n"))).os_name == "alpine"
+
+
+def test_a_file_that_is_not_utf8_is_still_read():
+    parsed = facts.parse(output(file_section(DEFAULT_DOCKER, b'DOCKER_OPTS="--label owner=J\xf6rg"\n')))
+
+    assert parsed.files[DEFAULT_DOCKER] == 'DOCKER_OPTS="--label owner=J\ufffdrg"\n'
+
+
+def test_the_script_prints_every_section_parse_reads():
+    script = facts.script()
+
+    for name in (
+        "os-release",
+        "kernel",
+        "addresses",
+        "dockerd",
+        "docker-server",
+        "docker-unit",
+        "pep668",
+        "pip",
+        "packages",
+        "apt-lists-age",
+        "run-propagation",
+        "container",
+        "image",
+    ):
+        assert f"s {name};" in script
+    assert 's "file $f"' in script
+    for path in (DAEMON_JSON, DEFAULT_DOCKER, PENDING, f"{facts.DROPIN_DIR}/*.conf"):
+        assert path in script
+
+
+def test_the_script_quotes_the_container_and_image():
+    script = facts.script("my registry", "registry:2")
+
+    assert "docker inspect 'my registry'" in script
+    assert "--format '{{.Id}}' registry:2" in script
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_the_script_is_valid_shell(shell):
+    result = subprocess.run([shell, "-n"], input=facts.script(), capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
