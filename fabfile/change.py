@@ -79,6 +79,7 @@ def apply_script(plan: StepPlan, stamp: str) -> str:
     lines = [
         "set -e",
         "umask 022",
+        "export DEBIAN_FRONTEND=noninteractive",
         f"mkdir -p {BACKUP_DIR} {STATE_DIR}",
         f"exec 9>{LOCK}",
         f"flock -w 120 9 || {{ echo '{MARK} fail another run holds {LOCK}'; exit 1; }}",
@@ -107,7 +108,8 @@ def handler_script(expect_insecure: str | None = None) -> str:
             f"grep -qxF {shlex.quote(expect_insecure + '=false')}"
         )
     # A subshell, so its exits end only the handler inside a longer script.
-    return f"""(
+    return f"""# apply pending Docker changes
+(
 p={PENDING}
 [ -s "$p" ] || {{ echo "{MARK} docker nothing-pending"; exit 0; }}
 action={RELOAD}; grep -q '^{RESTART} ' "$p" && action={RESTART}
@@ -168,4 +170,5 @@ def _file_lines(change: FileChange, stamp: str, handler: str | None) -> list[str
 
 def _short(command: str) -> str:
     first = command.strip().splitlines()[0] if command.strip() else command
-    return first if len(first) <= 60 else first[:57] + "..."
+    first = first.removeprefix("# ")
+    return first if len(first) <= 100 else first[:97] + "..."

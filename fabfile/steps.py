@@ -32,7 +32,7 @@ WantedBy=multi-user.target
 """
 ARCHIVE_ON_HOST = "/tmp/kolla-registry-image.tar"
 PROBE_REPOSITORY = "kolla-registry/probe"
-APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300"
+APT_INSTALL = "apt-get install -y -q"
 
 
 @dataclass(frozen=True)
