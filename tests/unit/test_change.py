@@ -86,13 +86,15 @@ def test_summary_lists_files_commands_then_notes():
 
 def test_summary_shortens_long_and_multiline_commands():
     long = (
-        "docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry registry:2"
+        "docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
+        "--label kolla-registry.spec=0123456789abcdef registry:2"
     )
-    plan = StepPlan("s", commands=[long, "  set -e\n  echo two\n"])
+    plan = StepPlan("s", commands=[long, "  set -e\n  echo two\n", "# apply pending Docker changes\n(\n"])
 
-    first, second = plan.summary().split("; ")
-    assert first == long[:57] + "..." and len(first) == 60
+    first, second, third = plan.summary().split("; ")
+    assert first == long[:97] + "..." and len(first) == 100
     assert second == "set -e"
+    assert third == "apply pending Docker changes"
 
 
 def test_summary_is_the_error_when_there_is_one():
