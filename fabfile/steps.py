@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import dockerconfig as dc
 from .change import RELOAD, RESTART, FileChange, StepPlan, handler_script
 from .facts import APT_STAMP, DAEMON_JSON, DEFAULT_DOCKER, MARK, PENDING, STATE_DIR, HostFacts
-from .inventory import Inventory
+from .inventory import Inventory, RegistrySettings
 
 UBUNTU_TRUSTY_KERNEL = "linux-image-generic-lts-wily"
 SHARED_RUN_UNIT = "/etc/systemd/system/kolla-registry-shared-run.service"
@@ -211,8 +211,11 @@ def restart_docker(facts: HostFacts, ctx: StepContext) -> StepPlan:
 
 
 def verify_script(ctx: StepContext, push: bool) -> str:
-    """Shell that checks the registry answers, and a probe image round-trips."""
-    settings = ctx.inventory.registry
+    """Shell that checks the registry answers, and a probe image round-trips.
+
+    ``push`` is for the deployment host: it also checks the container and its
+    volume, and pushes the probe before pulling it back; targets only pull.
+    """
     url = f"http://{ctx.registry}/v2/"
     probe = shlex.quote(ctx.probe_image)
     lines = [
@@ -222,32 +225,54 @@ def verify_script(ctx: StepContext, push: bool) -> str:
             'headers() { curl -sS -m 10 -D - -o /dev/null "$1" 2>&1 || python3 -c '
             "'import sys,urllib.request as u; print(u.urlopen(sys.argv[1], timeout=10).headers)' \"$1\" 2>&1; }"
         ),
-    ]
-    if push:
-        name = shlex.quote(settings.name)
-        lines += [
-            f"state=$(docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null) || fail no container {settings.name}",
-            f'[ "$state" = running ] || fail container {settings.name} is "$state"',
-            f"docker ps -a --filter name=^/{settings.name}$ --format '{MARK} container {{{{.Names}}}} {{{{.Image}}}} {{{{.Status}}}}'",
-        ]
-    lines.append(
-        f"headers {url} | grep -qi '^Docker-Distribution-Api-Version: *registry/2.0' "
-        f"|| fail GET {url} did not answer as a registry: $(headers {url} | head -1)"
-    )
-    if push:
-        lines += [
-            f"if ! docker image inspect {probe} >/dev/null 2>&1; then",
-            '  d=$(mktemp -d); echo kolla-registry probe > "$d/probe"',
-            f'  tar -C "$d" -c probe | docker import -m "kolla-registry probe" - {probe} >/dev/null; rm -rf "$d"',
-            "fi",
-            f"docker push {probe} >/dev/null 2>&1 || fail docker push {ctx.probe_image}: $(docker push {probe} 2>&1 | tail -1)",
-            f"docker rmi {probe} >/dev/null",
-        ]
-    lines += [
-        f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {ctx.probe_image}: $(docker pull {probe} 2>&1 | tail -1)",
+        *(_container_checks(ctx.inventory.registry) if push else []),
+        (
+            f"headers {url} | grep -qi '^Docker-Distribution-Api-Version: *registry/2.0' "
+            f"|| fail GET {url} did not answer as a registry: $(headers {url} | head -1)"
+        ),
+        *(_probe_push(ctx.probe_image) if push else []),
+        (
+            f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {ctx.probe_image}: "
+            f"$(docker pull {probe} 2>&1 | tail -1)"
+        ),
         f"echo '{MARK} pulled {ctx.probe_image}'",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _container_checks(settings: RegistrySettings) -> list[str]:
+    name = shlex.quote(settings.name)
+    storage = '{{range .Mounts}}{{if eq .Destination "/var/lib/registry"}}{{.Name}} {{.Source}}{{end}}{{end}}'
+    return [
+        f"state=$(docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null) || fail no container {name}",
+        f'[ "$state" = running ] || fail container {name} is "$state"',
+        (
+            f"docker ps -a --filter name=^/{settings.name}$ "
+            f"--format '{MARK} container {{{{.Names}}}} {{{{.Image}}}} {{{{.Status}}}}'"
+        ),
+        f"set -- $(docker inspect -f '{storage}' {name})",
+        # The space left is what decides whether the next push fits.
+        (
+            'space="volume ${1:-none}: $(df -h --output=avail "${2:-/}" | tail -1 | tr -d " ") free'
+            ' of $(df -h --output=size "${2:-/}" | tail -1 | tr -d " ")"'
+        ),
+        f'echo "{MARK} $space"',
+    ]
+
+
+def _probe_push(image: str) -> list[str]:
+    probe = shlex.quote(image)
+    return [
+        f"if ! docker image inspect {probe} >/dev/null 2>&1; then",
+        '  d=$(mktemp -d); echo kolla-registry probe > "$d/probe"',
+        f'  tar -C "$d" -c probe | docker import -m "kolla-registry probe" - {probe} >/dev/null; rm -rf "$d"',
+        "fi",
+        (
+            f"docker push {probe} >/dev/null 2>&1 || fail docker push {image}: "
+            f'$(docker push {probe} 2>&1 | tail -1) "($space)"'
+        ),
+        f"docker rmi {probe} >/dev/null",
+    ]
 
 
 SPEC_LABEL = "kolla-registry.spec"

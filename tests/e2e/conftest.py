@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fabfile import inventory as inv
 from fabfile.connection import connect
@@ -101,3 +102,27 @@ def deployed(fab) -> FabResult:
     result = fab("deploy-host")
     assert result.code == 0, result.output
     return result
+
+
+def inventory_variant(base: Path, folder: Path, targets=None, edit=None, **sections) -> Path:
+    """A copy of the lab inventory: some targets only, sections merged, or ``edit(data)``."""
+    data = yaml.safe_load(base.read_text())
+    if targets is not None:
+        data["targets"] = [host for host in data["targets"] if host["name"] in targets]
+    for key, change in sections.items():
+        data[key] = {**data.get(key, {}), **change}
+    if edit:
+        edit(data)
+    path = folder / "hosts.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def reset_targets(hosts: Hosts, names) -> None:
+    """Targets as a fresh node has them: no daemon.json, nothing pending, Docker running."""
+    for name in names:
+        hosts.run(
+            name,
+            "rm -f /etc/docker/daemon.json /var/lib/kolla-registry/pending; "
+            "systemctl reset-failed docker; systemctl restart docker",
+        )

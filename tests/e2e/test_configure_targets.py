@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import changed_steps
+from .conftest import changed_steps, reset_targets
 
 pytestmark = pytest.mark.e2e
 
@@ -21,11 +21,7 @@ OTHER_SETTINGS = {
 def targets(lab, hosts, deployed):
     """Targets as a fresh cloud has them; node2 already has its own daemon.json."""
     names = [host.name for host in hosts.inventory.targets]
-    for name in names:
-        hosts.run(
-            name,
-            "rm -f /etc/docker/daemon.json /var/lib/kolla-registry/pending; systemctl reset-failed docker; systemctl restart docker",
-        )
+    reset_targets(hosts, names)
     hosts.run(
         "node2", f"echo '{json.dumps(OTHER_SETTINGS)}' > /etc/docker/daemon.json && systemctl restart docker"
     )

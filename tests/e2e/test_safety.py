@@ -1,0 +1,263 @@
+"""Safe on a live cloud: fault injection on the lab, one test per scenario."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import FAB, PROJECT, inventory_variant, reset_targets
+
+pytestmark = pytest.mark.e2e
+
+
+def registry_of(hosts) -> str:
+    return f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
+
+
+def trusted(hosts, name: str, registry: str) -> bool:
+    shown = hosts.run(
+        name,
+        "docker info --format '{{range $k,$v := .RegistryConfig.IndexConfigs}}{{$k}}={{$v.Secure}} {{end}}'",
+    )
+    return f"{registry}=false" in shown.split()
+
+
+def sha(hosts, name: str, path: str) -> str:
+    return hosts.run(name, f"sha256sum {path} | cut -d' ' -f1")
+
+
+@pytest.fixture
+def all_targets(lab, hosts, deployed):
+    names = [host.name for host in hosts.inventory.targets]
+    reset_targets(hosts, names)
+    return names
+
+
+def test_one_node_down_the_others_are_configured(lab, hosts, fab, all_targets, tmp_path):
+    down = all_targets[-1]
+    lab.stop_node(down)
+    try:
+        result = fab("configure-targets")
+    finally:
+        lab.start_node(down)
+    assert result.code == 1, result.output
+    assert f"{down} | configure-targets | UNREACHABLE" in result.output
+    for name in all_targets[:-1]:
+        assert f"{name} | configure-targets | CHANGED" in result.output
+        assert trusted(hosts, name, registry_of(hosts))
+    again = fab("configure-targets")
+    assert again.code == 0, again.output
+    assert f"{down} | configure-targets | CHANGED" in again.output
+    for name in all_targets[:-1]:
+        assert f"{name} | configure-targets | OK" in again.output
+
+
+def _known_hosts_with(tmp_path: Path, lines: list[str]) -> str:
+    path = tmp_path / "known_hosts"
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def _node1_with(**settings):
+    def edit(data):
+        for host in data["targets"]:
+            if host["name"] == "node1":
+                host.update(settings)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("refused", "SSH connection to root@{ip}:2222 refused"),
+        ("wrong key", "authentication failed for root@{ip}:22 with key"),
+        ("unknown host key", "unknown host key for root@{ip}:22 (not in"),
+        ("changed host key", "host key of root@{ip}:22 has CHANGED"),
+    ],
+)
+def test_ssh_problems_are_reported_per_host(lab, hosts, fab, deployed, tmp_path, case, expected):
+    ip = lab.node_ip("node1")
+    other_ip = lab.node_ip("node2")
+    own = [line for line in lab.known_hosts.read_text().splitlines() if line.split()[0] == other_ip]
+    if case == "refused":
+        settings = {"port": 2222}
+    elif case == "wrong key":
+        key = tmp_path / "other_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        settings = {"key": str(key)}
+    elif case == "unknown host key":
+        settings = {"known_hosts": _known_hosts_with(tmp_path, [])}
+    else:
+        # node1's address with node2's key: what a man in the middle would show.
+        settings = {"known_hosts": _known_hosts_with(tmp_path, [ip + " " + own[0].split(" ", 1)[1]])}
+    inventory = inventory_variant(
+        lab.inventory, tmp_path, targets=["node1", "node2"], edit=_node1_with(**settings)
+    )
+    result = fab("configure-targets", inventory=inventory)
+    assert result.code == 1, result.output
+    assert "node1 | configure-targets | UNREACHABLE | " + expected.format(ip=ip) in result.output
+    assert (
+        "node2 | configure-targets | OK" in result.output
+        or "node2 | configure-targets | CHANGED" in result.output
+    )
+
+
+def test_a_corrupt_daemon_json_is_named_and_left_as_it_is(lab, hosts, fab, all_targets):
+    hosts.run("node2", 'printf \'{"log-driver": "json-file",\' > /etc/docker/daemon.json')
+    before = sha(hosts, "node2", "/etc/docker/daemon.json")
+    result = fab("configure-targets")
+    assert result.code == 1, result.output
+    assert "node2 | configure-targets | FAILED | /etc/docker/daemon.json: not valid JSON" in result.output
+    assert sha(hosts, "node2", "/etc/docker/daemon.json") == before
+    for name in set(all_targets) - {"node2"}:
+        assert f"{name} | configure-targets | CHANGED" in result.output
+    hosts.run("node2", "rm /etc/docker/daemon.json")
+
+
+def test_a_flag_and_file_conflict_is_refused_then_repaired(lab, hosts, fab, all_targets, tmp_path):
+    hosts.run(
+        "node3",
+        "echo 'DOCKER_OPTS=\"--insecure-registry legacy.invalid:5000\"' >> /etc/default/docker && "
+        "systemctl restart docker",
+    )
+    before = sha(hosts, "node3", "/etc/default/docker")
+    inventory = inventory_variant(lab.inventory, tmp_path, targets=["node3"])
+    result = fab("configure-targets", inventory=inventory)
+    assert result.code == 1, result.output
+    assert (
+        "node3 | configure-targets | FAILED | dockerd already gets --insecure-registry legacy.invalid:5000"
+        in (result.output)
+    )
+    assert "--repair" in result.output
+    assert sha(hosts, "node3", "/etc/default/docker") == before
+    assert hosts.run("node3", "cat /etc/docker/daemon.json 2>/dev/null || echo absent") == "absent"
+
+    repaired = fab("configure-targets", "--repair", inventory=inventory)
+    assert repaired.code == 0, repaired.output
+    assert hosts.run("node3", "systemctl is-active docker") == "active"
+    config = json.loads(hosts.run("node3", "cat /etc/docker/daemon.json"))
+    assert config["insecure-registries"] == ["legacy.invalid:5000", registry_of(hosts)]
+    assert "--insecure-registry" not in hosts.run("node3", "cat /etc/default/docker")
+    assert trusted(hosts, "node3", registry_of(hosts))
+
+
+REFUSE_DROPIN = "/etc/systemd/system/docker.service.d/zz-test-refuse.conf"
+
+
+def test_docker_refusing_the_change_is_rolled_back(lab, hosts, fab, all_targets, tmp_path):
+    # This node's dockerd refuses (on reload and on start) any config naming port 4000.
+    hosts.run(
+        "node1",
+        f"printf '%s\\n' '[Service]' "
+        "\"ExecStartPre=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json'\" "
+        "'ExecReload=' "
+        "\"ExecReload=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json && kill -HUP ${MAINPID}'\" "
+        f"> {REFUSE_DROPIN} && systemctl daemon-reload && systemctl restart docker",
+    )
+    hosts.run("node1", "echo '{\"debug\": false}' > /etc/docker/daemon.json && systemctl reload docker")
+    before = sha(hosts, "node1", "/etc/docker/daemon.json")
+    inventory = inventory_variant(lab.inventory, tmp_path, targets=["node1"])
+    try:
+        result = fab("configure-targets", inventory=inventory)
+        assert result.code == 1, result.output
+        assert "node1 | configure-targets | FAILED" in result.output
+        assert "restored /etc/docker/daemon.json from backups; Docker running again" in result.output
+        assert sha(hosts, "node1", "/etc/docker/daemon.json") == before
+        assert hosts.run("node1", "systemctl is-active docker") == "active"
+    finally:
+        hosts.run(
+            "node1",
+            f"rm -f {REFUSE_DROPIN} /etc/docker/daemon.json; systemctl daemon-reload; "
+            "systemctl reset-failed docker; systemctl restart docker",
+        )
+
+
+def test_an_interrupted_run_leaves_whole_files_and_the_next_run_finishes(lab, hosts, fab, all_targets):
+    env = {**os.environ, "KOLLA_REGISTRY_HOSTS": str(lab.inventory)}
+    run = subprocess.Popen([str(FAB), "configure-targets"], cwd=PROJECT, env=env, start_new_session=True)
+    time.sleep(0.8)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    registry = registry_of(hosts)
+    for name in all_targets:
+        text = hosts.run(name, "cat /etc/docker/daemon.json 2>/dev/null || echo absent")
+        assert text == "absent" or json.loads(text) == {"insecure-registries": [registry]}
+    again = fab("configure-targets")
+    assert again.code == 0, again.output
+    for name in all_targets:
+        assert trusted(hosts, name, registry)
+
+
+def test_registry_images_survive_recreation(lab, hosts, fab, deployed, tmp_path):
+    registry = registry_of(hosts)
+    kept = f"{registry}/kolla-registry/kept:1"
+    hosts.run("deploy1", f"docker tag {registry}/kolla-registry/probe:latest {kept} && docker push {kept}")
+    moved = inventory_variant(lab.inventory, tmp_path, registry={"port": 4001})
+    try:
+        result = fab("create-registry", inventory=moved)
+        assert result.code == 0, result.output
+        assert "deploy1 | create-registry | CHANGED | docker rm -f registry" in result.output
+        catalog = hosts.run("deploy1", "curl -s http://localhost:4001/v2/_catalog")
+        assert "kolla-registry/kept" in json.loads(catalog)["repositories"]
+    finally:
+        back = fab("create-registry")
+    assert back.code == 0, back.output
+    assert "kolla-registry/kept" in hosts.run("deploy1", "curl -s http://localhost:4000/v2/_catalog")
+
+
+def test_a_full_registry_volume_fails_pushes_but_keeps_serving(lab, hosts, fab, deployed, tmp_path):
+    registry = registry_of(hosts)
+    hosts.run(
+        "deploy1",
+        "docker volume inspect small >/dev/null 2>&1 || docker volume create --driver local "
+        "--opt type=tmpfs --opt device=tmpfs --opt o=size=8m small",
+    )
+    small = inventory_variant(lab.inventory, tmp_path, registry={"volume": "small"})
+    try:
+        first = fab("deploy-host", inventory=small)
+        assert first.code == 0, first.output
+        big = f"{registry}/kolla-registry/big:1"
+        push = hosts.run(
+            "deploy1",
+            f"d=$(mktemp -d) && head -c 20000000 /dev/urandom > $d/blob && tar -C $d -c blob | "
+            f"docker import - {big} >/dev/null && rm -rf $d && docker push {big} 2>&1; echo exit=$?",
+            check=False,
+        )
+        assert "exit=0" not in push
+        verify = fab("verify-registry", inventory=small)
+        assert verify.code == 0, verify.output
+        assert "pulled " + registry + "/kolla-registry/probe:latest" in verify.output
+        assert "volume small:" in verify.output
+    finally:
+        hosts.run("deploy1", f"docker rmi {registry}/kolla-registry/big:1 >/dev/null 2>&1", check=False)
+        restored = fab("create-registry")
+    assert restored.code == 0, restored.output
+
+
+def test_two_runs_at_once_lose_no_entry(lab, hosts, fab, all_targets, tmp_path):
+    second = f"{hosts.inventory.deploy_host.address}:4001"
+    other = inventory_variant(lab.inventory, tmp_path, registry={"port": 4001})
+    env = {**os.environ}
+    runs = [
+        subprocess.Popen(
+            [str(FAB), "configure-targets"],
+            cwd=PROJECT,
+            env={**env, "KOLLA_REGISTRY_HOSTS": str(path)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for path in (lab.inventory, other)
+    ]
+    for run in runs:
+        run.communicate(timeout=600)
+    for name in all_targets:
+        config = json.loads(hosts.run(name, "cat /etc/docker/daemon.json"))
+        assert sorted(config["insecure-registries"]) == sorted([registry_of(hosts), second])
