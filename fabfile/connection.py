@@ -70,7 +70,7 @@ def unreachable_reason(error: BaseException, host: Host) -> str | None:
     if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError):
         return f"SSH connection to {where} refused"
     if isinstance(error, (OSError, EOFError, paramiko.SSHException)):
-        return f"SSH to {where} failed: {error}"
+        return f"SSH to {where} failed: {str(error) or type(error).__name__}"
     return None
 
 

@@ -75,13 +75,17 @@ BAD_INVENTORIES = {
     "not yaml": ("deploy_host: [unclosed\n", "not valid YAML"),
     "no deploy host": ("targets:\n  - {name: n1, address: 127.0.0.1, port: PORT}\n", "deploy_host: missing"),
     "target twice": (
-        "deploy_host: {name: d1, address: 127.0.0.1, port: PORT}\n"
-        "targets:\n  - {name: n1, address: 127.0.0.2, port: PORT}\n  - {name: n1, address: 127.0.0.3, port: PORT}\n",
+        (
+            "deploy_host: {name: d1, address: 127.0.0.1, port: PORT}\n"
+            "targets:\n  - {name: n1, address: 127.0.0.2, port: PORT}\n  - {name: n1, address: 127.0.0.3, port: PORT}\n"
+        ),
         "targets[1].name: 'n1' is listed twice",
     ),
     "port out of range": (
-        "deploy_host: {name: d1, address: 127.0.0.1, port: PORT}\nregistry: {port: 70000}\n"
-        "targets:\n  - {name: n1, address: 127.0.0.2, port: PORT}\n",
+        (
+            "deploy_host: {name: d1, address: 127.0.0.1, port: PORT}\nregistry: {port: 70000}\n"
+            "targets:\n  - {name: n1, address: 127.0.0.2, port: PORT}\n"
+        ),
         "registry.port: 70000 is not a port number",
     ),
     "typo": (

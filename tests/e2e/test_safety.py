@@ -155,7 +155,7 @@ def test_docker_refusing_the_change_is_rolled_back(lab, hosts, fab, all_targets,
     # This node's dockerd refuses (on reload and on start) any config naming port 4000.
     hosts.run(
         "node1",
-        f"printf '%s\\n' '[Service]' "
+        f"mkdir -p {REFUSE_DROPIN.rsplit('/', 1)[0]} && printf '%s\\n' '[Service]' "
         "\"ExecStartPre=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json'\" "
         "'ExecReload=' "
         "\"ExecReload=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json && kill -HUP ${MAINPID}'\" "

@@ -110,9 +110,7 @@ def test_upgrade_kernel_ubuntu_1404_installs_wily_and_says_reboot():
 
     assert plan.error is None
     assert len(plan.commands) == 1
-    assert plan.commands[0].endswith(
-        "apt-get install -y -q linux-image-generic-lts-wily"
-    )
+    assert plan.commands[0].endswith("apt-get install -y -q linux-image-generic-lts-wily")
     assert plan.notes == ["running 3.13.0-170-generic: reboot into the 4.2 LTS kernel (not rebooted)"]
 
 

@@ -1,0 +1,63 @@
+"""python -m tests.lab up [--targets N] | down [--engine] | status
+
+up      bring up deploy1 and node1..nodeN (default 3); the inventory's path is the last line
+down    remove the lab's hosts and network, keep its images (--engine: stop its dockerd too)
+status  the lab's hosts: name, state, address
+
+State lives in /var/lib/kolla-registry-lab, or $KOLLA_LAB_ROOT.
+"""
+
+import argparse
+import sys
+
+from . import down, status, up
+from .config import paths
+from .engine import engine_running
+from .errors import LabError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            print(up(args.targets))
+        elif args.command == "down":
+            down(engine=args.engine)
+        else:
+            _print_status()
+    except LabError as error:
+        print(f"lab: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lab: interrupted: run `python -m tests.lab up` again to finish", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up", help="bring the lab up (or repair it)")
+    up_parser.add_argument("--targets", type=int, default=3, help="number of target nodes (default 3)")
+    down_parser = commands.add_parser("down", help="remove the lab's hosts, keep its images")
+    down_parser.add_argument("--engine", action="store_true", help="also stop the lab's dockerd")
+    commands.add_parser("status", help="list the lab's hosts")
+    return parser
+
+
+def _print_status() -> None:
+    rows = status()
+    if not rows:
+        engine = "" if engine_running() else f": the lab's engine is not running ({paths().socket})"
+        print(f"no lab hosts{engine}")
+        return
+    for row in rows:
+        print(f"{row.name:<10} {row.state:<10} {row.ip}")
+    inventory = paths().inventory
+    print(f"inventory: {inventory if inventory.exists() else 'none (run up)'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

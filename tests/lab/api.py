@@ -1,0 +1,214 @@
+"""What the command line and the tests call: up, down, status, and per-host controls."""
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import CompletedProcess
+from typing import TYPE_CHECKING
+
+from . import config, nodes
+from .engine import docker, engine_running, ensure_engine, stop_engine
+from .errors import LabError, say
+from .files import ensure_key, forget, replace_known_host, write_inventory, write_known_hosts
+from .firewall import open_egress, restrict_egress
+from .host import ensure_tools, raise_inotify_limits, require_root
+from .images import BUILD_CONTAINER, ensure_images
+
+if TYPE_CHECKING:
+    import paramiko
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One row of `status`."""
+
+    name: str
+    state: str
+    ip: str
+
+
+def up(targets: int = 3) -> Path:
+    """Bring up deploy1 and node1..nodeN, repairing whatever an earlier run left; return the inventory."""
+    names = [config.DEPLOY_HOST, *config.target_names(targets)]
+    require_root()
+    with _locked():
+        # Only a finished `up` leaves an inventory behind.
+        config.paths().inventory.unlink(missing_ok=True)
+        ensure_tools()
+        raise_inotify_limits()
+        ensure_engine()
+        nodes.ensure_network()
+        restrict_egress()
+        ensure_key()
+        ensure_images()
+        _remove_all_but(names)
+        for name in names:
+            say(f"{name}: {nodes.ensure(name)}")
+        write_known_hosts([line for name in names for line in _boot(name)])
+        for name in names:
+            nodes.wait_for_ssh(name)
+        inventory = write_inventory(names[1:])
+        # Images a changed recipe replaced, now that no container uses them.
+        docker("image", "prune", "--force", check=False)
+    say(f"up: {', '.join(names)}")
+    return inventory
+
+
+def down(engine: bool = False) -> None:
+    """Remove the lab's hosts and network (the images stay); with engine, stop its dockerd too."""
+    require_root()
+    if not (config.paths().engine / "data").is_dir():
+        forget()
+        return
+    with _locked():
+        ensure_engine()
+        for name in nodes.lab_containers():
+            say(f"{name}: removing")
+            nodes.remove(name)
+        docker("rm", "-f", BUILD_CONTAINER, check=False)
+        nodes.remove_network()
+        open_egress()
+        forget()
+        if engine:
+            stop_engine()
+
+
+def status() -> list[NodeStatus]:
+    """Every lab host with its container state and address; empty when the engine is down."""
+    require_root()
+    if not engine_running():
+        return []
+    rows = []
+    for name in nodes.lab_containers():
+        info = nodes.inspect(name)
+        if info is not None:
+            network = info["NetworkSettings"]["Networks"].get(config.NETWORK) or {}
+            rows.append(NodeStatus(name, nodes.state(info), network.get("IPAddress") or "-"))
+    return rows
+
+
+def node_ip(name: str) -> str:
+    """A host's fixed address on the lab network (deploy1 .10, nodeN .10+N)."""
+    return config.node_ip(name)
+
+
+def stop_node(name: str) -> None:
+    """Stop a host's container (as if it were switched off)."""
+    require_root()
+    with _locked():
+        nodes.stop(name)
+
+
+def start_node(name: str) -> None:
+    """Start a stopped host and wait until it runs and answers SSH."""
+    require_root()
+    with _locked():
+        nodes.start(name)
+        replace_known_host(config.node_ip(name), _boot(name))
+        nodes.wait_for_ssh(name)
+
+
+def reset_node(name: str) -> None:
+    """Recreate a host from its image: fresh disk and host keys (deploy1 is back without Docker)."""
+    require_root()
+    with _locked():
+        nodes.remove(name)
+        nodes.create(name)
+        replace_known_host(config.node_ip(name), _boot(name))
+        nodes.wait_for_ssh(name)
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running lab as the tests see it: its inventory, its hosts, and a way in."""
+
+    inventory: Path
+    targets: tuple[str, ...]
+    deploy_host: str = config.DEPLOY_HOST
+
+    docker = staticmethod(docker)
+    down = staticmethod(down)
+    status = staticmethod(status)
+    stop_node = staticmethod(stop_node)
+    start_node = staticmethod(start_node)
+    reset_node = staticmethod(reset_node)
+    node_ip = staticmethod(node_ip)
+
+    @classmethod
+    def up(cls, targets: int = 3) -> "Lab":
+        return cls(up(targets), tuple(config.target_names(targets)))
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return (self.deploy_host, *self.targets)
+
+    @property
+    def key(self) -> Path:
+        return config.paths().key
+
+    @property
+    def known_hosts(self) -> Path:
+        return config.paths().known_hosts
+
+    def ssh(self, name: str, user: str = "root", known_hosts: Path | None = None) -> "paramiko.SSHClient":
+        """A paramiko client logged in with the lab key; unknown or changed host keys are refused."""
+        import paramiko
+
+        client = paramiko.SSHClient()
+        client.load_system_host_keys(str(known_hosts or self.known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            config.node_ip(name),
+            username=user,
+            key_filename=str(self.key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+            banner_timeout=10,
+            auth_timeout=10,
+        )
+        return client
+
+    def run(self, name: str, command: str, user: str = "root", check: bool = True) -> CompletedProcess[str]:
+        """Run a shell command on a lab host over SSH."""
+        with closing(self.ssh(name, user)) as client:
+            _, out, err = client.exec_command(command, timeout=300)
+            stdout, stderr = out.read().decode(), err.read().decode()
+            result = CompletedProcess(command, out.channel.recv_exit_status(), stdout, stderr)
+        if check and result.returncode != 0:
+            raise LabError(f"{name}: {command!r} exited {result.returncode}: {stderr.strip()}")
+        return result
+
+
+def _boot(name: str) -> list[str]:
+    """Boot a host; one that will not, recreate once."""
+    try:
+        return nodes.boot(name)
+    except nodes.NodeNotReady as error:
+        say(f"{error}; recreating {name}")
+        nodes.remove(name)
+        nodes.create(name)
+        return nodes.boot(name)
+
+
+def _remove_all_but(names: list[str]) -> None:
+    for name in nodes.lab_containers():
+        if name not in names:
+            say(f"{name}: removing (not asked for)")
+            nodes.remove(name)
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    """One lab command at a time per state root."""
+    lock = config.paths().lock
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another lab command to finish (lock: {lock})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

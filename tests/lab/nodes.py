@@ -1,0 +1,194 @@
+"""The lab's hosts: systemd containers on the lab network, each with a fixed address."""
+
+import json
+import subprocess
+import time
+
+from .config import LABEL, NETWORK, SUBNET, gateway, host_number, image_for, node_ip, paths
+from .engine import docker, docker_env
+from .errors import LabError, say
+from .host import tool
+from .images import image_id
+
+BOOT_TIMEOUT = 180
+SSH_TIMEOUT = 60
+RUN_FLAGS = [
+    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns=host",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/var/lib/docker",
+    # systemd shuts down cleanly on SIGRTMIN+3, and ignores docker's default SIGTERM.
+    "--stop-signal", "SIGRTMIN+3",
+]  # fmt: skip
+HOST_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
+AUTHORIZE = """\
+set -e
+install -d -m 700 /root/.ssh
+cat > /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+install -d -m 700 -o operator -g operator /home/operator/.ssh
+install -m 600 -o operator -g operator /root/.ssh/authorized_keys /home/operator/.ssh/
+"""
+
+
+class NodeNotReady(LabError):
+    """A host did not boot to a running system with sshd."""
+
+
+def ensure_network() -> None:
+    if docker("network", "inspect", NETWORK, check=False).returncode == 0:
+        return
+    say(f"creating network {NETWORK} ({SUBNET})")
+    docker(
+        "network", "create", "--driver", "bridge", "--subnet", str(SUBNET), "--gateway", gateway(),
+        "-o", f"com.docker.network.bridge.name={NETWORK}", "--label", LABEL, NETWORK,
+    )  # fmt: skip
+
+
+def remove_network() -> None:
+    docker("network", "rm", NETWORK, check=False)
+
+
+def lab_containers() -> list[str]:
+    """Names of every container the lab made, in host order."""
+    result = docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}")
+    return sorted(result.stdout.split(), key=_order)
+
+
+def inspect(name: str) -> dict | None:
+    result = docker("container", "inspect", name, check=False)
+    return json.loads(result.stdout)[0] if result.returncode == 0 else None
+
+
+def state(info: dict) -> str:
+    return info["State"]["Status"]
+
+
+def ensure(name: str) -> str:
+    """Reuse a running host, start a stopped one, replace one that is not what the lab makes."""
+    info = inspect(name)
+    if info is not None and not _as_built(info, name):
+        say(f"{name}: replacing a container that is not the lab's current {image_for(name)}")
+        remove(name)
+        info = None
+    if info is None:
+        create(name)
+        return "created"
+    if state(info) == "running":
+        return "running"
+    if docker("start", name, check=False).returncode != 0:
+        say(f"{name}: will not start; recreating it")
+        remove(name)
+        create(name)
+        return "created"
+    return "started"
+
+
+def create(name: str) -> None:
+    role = "deploy" if host_number(name) == 0 else "target"
+    docker(
+        "run", "-d", "--name", name, "--hostname", name,
+        "--network", NETWORK, "--ip", node_ip(name),
+        "--label", LABEL, "--label", f"{LABEL}.role={role}",
+        *RUN_FLAGS, image_for(name), "/sbin/init",
+    )  # fmt: skip
+
+
+def remove(name: str) -> None:
+    docker("rm", "-f", "-v", name, check=False)
+
+
+def stop(name: str) -> None:
+    docker("stop", name)
+
+
+def start(name: str) -> None:
+    docker("start", name)
+
+
+def boot(name: str) -> list[str]:
+    """Wait until systemd says "running", authorise the lab key, and return the host keys."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    status = ""
+    while time.monotonic() < deadline:
+        status = _system_state(name, deadline)
+        if status == "running":
+            _authorise(name)
+            return _host_keys(name)
+        if status == "degraded":
+            raise NodeNotReady(f"{name} booted degraded, failed units: {_failed_units(name)}")
+        info = inspect(name)
+        if info is None or state(info) != "running":
+            raise NodeNotReady(f"{name} stopped while booting (docker logs {name})")
+        time.sleep(1)
+    raise NodeNotReady(f"{name} did not boot within {BOOT_TIMEOUT}s (systemd: {status or 'no answer'})")
+
+
+def wait_for_ssh(name: str) -> None:
+    """Log in for real: the lab key, strict checking against the lab's known_hosts."""
+    lab = paths()
+    command = [
+        tool("ssh"), "-F", "/dev/null", "-i", str(lab.key), "-o", "IdentitiesOnly=yes",
+        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "ConnectTimeout=5",
+        f"root@{node_ip(name)}", "true",
+    ]  # fmt: skip
+    deadline = time.monotonic() + SSH_TIMEOUT
+    while True:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise NodeNotReady(f"ssh root@{node_ip(name)} ({name}) fails: {result.stderr.strip()}")
+        time.sleep(1)
+
+
+def _as_built(info: dict, name: str) -> bool:
+    """Made by the lab, from the current image, at the host's fixed address."""
+    networks = info["NetworkSettings"]["Networks"]
+    ipam = (networks.get(NETWORK) or {}).get("IPAMConfig") or {}
+    return (
+        LABEL in (info["Config"]["Labels"] or {})
+        and info["Image"] == image_id(image_for(name))
+        and ipam.get("IPv4Address") == node_ip(name)
+    )
+
+
+def _system_state(name: str, deadline: float) -> str:
+    command = [tool("docker"), "exec", name, "systemctl", "is-system-running", "--wait"]
+    try:
+        result = subprocess.run(
+            command,
+            env=docker_env(),
+            capture_output=True,
+            text=True,
+            timeout=max(1.0, deadline - time.monotonic()),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "starting"
+    return result.stdout.strip()
+
+
+def _failed_units(name: str) -> str:
+    result = docker("exec", name, "systemctl", "--failed", "--plain", "--no-legend", check=False)
+    return ", ".join(line.split()[0] for line in result.stdout.splitlines() if line.strip()) or "?"
+
+
+def _authorise(name: str) -> None:
+    docker("exec", "-i", name, "sh", "-c", AUTHORIZE, input=paths().key.with_suffix(".pub").read_text())
+
+
+def _host_keys(name: str) -> list[str]:
+    """This host's own public host keys, as known_hosts lines for its address."""
+    files = [f"/etc/ssh/ssh_host_{kind}_key.pub" for kind in HOST_KEY_TYPES]
+    result = docker("exec", name, "cat", *files)
+    keys = [line.split()[:2] for line in result.stdout.splitlines() if line.strip()]
+    return [f"{node_ip(name)} {kind} {blob}" for kind, blob in keys]
+
+
+def _order(name: str) -> tuple[int, str]:
+    try:
+        return host_number(name), name
+    except LabError:
+        return 1_000_000, name
