@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import changed_steps, reset_targets
+from .conftest import changed_steps, inventory_variant, reset_targets
 
 pytestmark = pytest.mark.e2e
 
@@ -73,3 +73,13 @@ def test_a_backup_of_each_changed_file_is_kept(targets, hosts):
     backups = [name for name in names if name.startswith("etc_docker_daemon.json.")]
     kept = [json.loads(hosts.run("node2", f"cat /var/backups/kolla-registry/{name}")) for name in backups]
     assert OTHER_SETTINGS in kept
+
+
+def test_a_sudo_user_configures_a_node(lab, hosts, fab, deployed, tmp_path):
+    reset_targets(hosts, ["node4"])
+    as_operator = inventory_variant(lab.inventory, tmp_path, targets=["node4"], defaults={"user": "operator"})
+    result = fab("configure-targets", inventory=as_operator)
+    assert result.code == 0, result.output
+    assert "node4 | configure-targets | CHANGED" in result.output
+    assert probe(hosts).split("/")[0] in hosts.run("node4", "cat /etc/docker/daemon.json")
+    assert hosts.run("node4", "stat -c %U /etc/docker/daemon.json") == "root"

@@ -149,22 +149,21 @@ def test_a_flag_and_file_conflict_is_refused_then_repaired(lab, hosts, fab, all_
 
 
 REFUSE_DROPIN = "/etc/systemd/system/docker.service.d/zz-test-refuse.conf"
+# dockerd refuses (on reload and on start) any config naming port 4000.
+REFUSE_TEXT = """[Service]
+ExecStartPre=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json'
+ExecReload=
+ExecReload=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json && kill -HUP $MAINPID'
+"""
 
 
 def test_docker_refusing_the_change_is_rolled_back(lab, hosts, fab, all_targets, tmp_path):
-    # This node's dockerd refuses (on reload and on start) any config naming port 4000.
-    hosts.run(
-        "node1",
-        f"mkdir -p {REFUSE_DROPIN.rsplit('/', 1)[0]} && printf '%s\\n' '[Service]' "
-        "\"ExecStartPre=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json'\" "
-        "'ExecReload=' "
-        "\"ExecReload=/bin/sh -c '! grep -qs :4000 /etc/docker/daemon.json && kill -HUP ${MAINPID}'\" "
-        f"> {REFUSE_DROPIN} && systemctl daemon-reload && systemctl restart docker",
-    )
-    hosts.run("node1", "echo '{\"debug\": false}' > /etc/docker/daemon.json && systemctl reload docker")
-    before = sha(hosts, "node1", "/etc/docker/daemon.json")
     inventory = inventory_variant(lab.inventory, tmp_path, targets=["node1"])
     try:
+        hosts.write("node1", REFUSE_DROPIN, REFUSE_TEXT)
+        hosts.run("node1", "systemctl daemon-reload && systemctl restart docker")
+        hosts.run("node1", "echo '{\"debug\": false}' > /etc/docker/daemon.json && systemctl reload docker")
+        before = sha(hosts, "node1", "/etc/docker/daemon.json")
         result = fab("configure-targets", inventory=inventory)
         assert result.code == 1, result.output
         assert "node1 | configure-targets | FAILED" in result.output
