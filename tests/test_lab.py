@@ -66,6 +66,8 @@ def test_target_runs_debian_docker_under_systemd(lab, name):
 
 
 def test_deploy_host_has_no_docker_and_debian_sources(lab):
+    # Other tests deploy onto deploy1; the lab's promise is about a fresh one.
+    lab.reset_node("deploy1")
     assert lab.run("deploy1", "command -v docker dockerd", check=False).returncode != 0
     assert lab.run("deploy1", "dpkg-query -W docker.io", check=False).returncode != 0
     sources = lab.run("deploy1", "cat /etc/apt/sources.list").stdout

@@ -102,9 +102,16 @@ def changed_steps(output: str) -> list[str]:
     return [line for line in output.splitlines() if " | CHANGED | " in line]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def deployed(fab) -> FabResult:
-    """A deployment host with its registry (a no-op when already deployed)."""
+    """A deployment host with its registry (a quick no-op when already deployed).
+
+    Per test, because other tests may reset deploy1 to a fresh host.
+    """
+    return ensure_deployed(fab)
+
+
+def ensure_deployed(fab: Fab) -> FabResult:
     result = fab("deploy-host")
     assert result.code == 0, result.output
     return result

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import changed_steps, inventory_variant, reset_targets
+from .conftest import changed_steps, ensure_deployed, inventory_variant, reset_targets
 
 pytestmark = pytest.mark.e2e
 
@@ -18,8 +18,9 @@ OTHER_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def targets(lab, hosts, deployed):
+def targets(lab, hosts, fab):
     """Targets as a fresh cloud has them; node2 already has its own daemon.json."""
+    ensure_deployed(fab)
     names = [host.name for host in hosts.inventory.targets]
     reset_targets(hosts, names)
     hosts.run(
