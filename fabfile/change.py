@@ -52,6 +52,7 @@ class StepPlan:
     step: str
     files: list[FileChange] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    uploads: list[tuple[str, str]] = field(default_factory=list)
     handler: str | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
@@ -64,7 +65,8 @@ class StepPlan:
         """One line: what changes, or why nothing does."""
         if self.error:
             return self.error
-        parts = [f"{'remove' if f.after is None else 'write'} {f.path}" for f in self.files]
+        parts = [f"upload {local}" for local, _ in self.uploads]
+        parts += [f"{'remove' if f.after is None else 'write'} {f.path}" for f in self.files]
         parts += [_short(command) for command in self.commands]
         return "; ".join(parts + self.notes)
 

@@ -14,7 +14,7 @@ from .change import CONFLICT_EXIT, StepPlan, apply_script
 from .connection import connect, run_as_root, sudo_hint, unreachable_reason
 from .inventory import Host
 from .report import CHANGED, FAILED, OK, SKIPPED, Outcome
-from .steps import ARCHIVE_ON_HOST, StepContext
+from .steps import StepContext
 
 Planner = Callable[[host_facts.HostFacts, StepContext], StepPlan]
 MAX_ROUNDS = 3
@@ -98,11 +98,8 @@ class HostRun:
         return self.outcome(plan.step, OK, "; ".join(plan.notes), started), plan
 
     def apply(self, plan: StepPlan) -> None:
-        if (
-            any(cmd.startswith("docker load") for cmd in plan.commands)
-            and self.ctx.inventory.registry.image_archive
-        ):
-            self.connection.put(self.ctx.inventory.registry.image_archive, ARCHIVE_ON_HOST)
+        for local, remote in plan.uploads:
+            self.connection.put(local, remote)
         self.run(apply_script(plan, self.stamp))
 
     def verify(self, step: str, script: str) -> Outcome:

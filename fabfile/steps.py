@@ -117,7 +117,7 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan.error = "Docker is not running here: run install-docker first"
         return plan
     if not facts.image_id:
-        plan.commands.append(_image_command(ctx))
+        _plan_image(ctx, plan)
         return plan
     daemon = _daemon_json_or_error(facts, plan)
     if daemon is None:
@@ -397,12 +397,15 @@ def _docker_install_command(source: str) -> str:
     return f"{APT_INSTALL} docker.io"
 
 
-def _image_command(ctx: StepContext) -> str:
+def _plan_image(ctx: StepContext, plan: StepPlan) -> None:
     settings = ctx.inventory.registry
     if settings.image_archive:
+        # Air-gapped hosts: the image travels from this machine as a `docker save` archive.
+        plan.uploads.append((settings.image_archive, ARCHIVE_ON_HOST))
         archive = shlex.quote(ARCHIVE_ON_HOST)
-        return f"docker load -i {archive} && rm -f {archive}"
-    return f"docker pull {shlex.quote(settings.image)}"
+        plan.commands.append(f"docker load -i {archive} && rm -f {archive}")
+    else:
+        plan.commands.append(f"docker pull {shlex.quote(settings.image)}")
 
 
 def _carry_data(container: dict, volume: str) -> list[str]:

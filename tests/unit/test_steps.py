@@ -317,6 +317,8 @@ def test_create_registry_gets_a_missing_image_first(registry, command):
     plan = steps.create_registry(docker_host(image_id=""), make_ctx(registry))
 
     assert plan.commands == [command]
+    archive = registry.get("image_archive")
+    assert plan.uploads == ([(archive, "/tmp/kolla-registry-image.tar")] if archive else [])
 
 
 def test_create_registry_runs_the_documented_container_with_a_named_volume():
