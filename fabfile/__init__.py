@@ -1,13 +1,26 @@
 """kolla-registry: a Docker registry on the deployment host, trusted by every Kolla node.
 
 ``fab -H deploy1 deploy-host`` runs the documented steps on the deployment host;
-``fab configure-targets`` points every target node's Docker at the registry.
+``fab configure-targets`` points every target node's Docker at the registry;
+``sync-images``, ``kolla-globals``, ``pull-images`` and ``status`` fill it, wire
+kolla-ansible to it and check the hosts.
 Hosts come from ``hosts.yaml`` (or ``$KOLLA_REGISTRY_HOSTS``).
 """
 
 from invoke import Collection
 
-from . import deploy, targets
+from . import deploy, images, kolla_globals, pull, status, targets
 
-ns = Collection(*deploy.STEP_TASKS, deploy.verify_registry, deploy.deploy_host, targets.configure_targets)
-ns.configure({"kolla_registry": {"parallel": 10}})
+ns = Collection(
+    *deploy.STEP_TASKS,
+    deploy.verify_registry,
+    deploy.deploy_host,
+    targets.configure_targets,
+    images.sync_images,
+    kolla_globals.kolla_globals,
+    pull.pull_images,
+    status.status,
+)
+ns.configure(
+    {"kolla_registry": {"parallel": 10, "sync_parallel": 4, "globals_path": kolla_globals.GLOBALS_PATH}}
+)

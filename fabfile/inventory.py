@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,19 @@ class DockerSettings:
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    """Which Kolla images to copy into the local registry, and from where."""
+
+    registry: str = "quay.io"
+    namespace: str = "openstack.kolla"
+    insecure: bool = False
+    tag: str | None = None
+    services: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    archive: str | None = None
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: Path
     deploy_host: Host
@@ -63,6 +77,7 @@ class Inventory:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     docker: DockerSettings = field(default_factory=DockerSettings)
     defaults: Host | None = None
+    images: ImageSettings | None = None
 
     def find(self, name: str) -> Host | None:
         """The inventory host called ``name`` (or with that address)."""
@@ -95,6 +110,20 @@ def load(path: Path | None = None) -> Inventory:
     return parse(text, path)
 
 
+def load_images(path: Path) -> ImageSettings:
+    """Read an image list file: the inventory's ``images:`` section, alone or under that key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise InventoryError(f"{path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError:
+        raise InventoryError(f"{path}: not valid YAML") from None
+    if isinstance(data, dict) and set(data) == {"images"}:
+        data = data["images"]
+    return _Reader(path).images(data, "images")
+
+
 def parse(text: str, path: Path) -> Inventory:
     """Validate the YAML ``text`` of an inventory file called ``path``."""
     try:
@@ -106,7 +135,7 @@ def parse(text: str, path: Path) -> Inventory:
     if data is None:
         raise InventoryError(f"{path}: the file is empty; it needs a deploy_host")
     reader = _Reader(path)
-    top = reader.mapping(data, "", {"defaults", "deploy_host", "targets", "registry", "docker"})
+    top = reader.mapping(data, "", {"defaults", "deploy_host", "targets", "registry", "docker", "images"})
     defaults = reader.host(top.get("defaults") or {}, "defaults", Host("", ""), need_address=False)
     if "deploy_host" not in top:
         raise InventoryError(f"{path}: deploy_host: missing (the host that runs the registry)")
@@ -120,10 +149,14 @@ def parse(text: str, path: Path) -> Inventory:
         registry=reader.registry(top.get("registry") or {}),
         docker=reader.docker(top.get("docker") or {}),
         defaults=defaults,
+        images=reader.images(top["images"], "images") if top.get("images") is not None else None,
     )
 
 
 _HOST_KEYS = {f.name for f in fields(Host)}
+# Docker's reference grammar: lowercase path components, and a tag of up to 128 characters.
+IMAGE_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _CHOICES = {
     "registry.network": ("auto", "host", "bridge"),
     "docker.source": ("distro", "get-docker"),
@@ -217,8 +250,7 @@ class _Reader:
         if "address" in values:
             _check_registry_address(values["address"], self.fail)
         if "image_archive" in values:
-            archive = Path(os.path.expanduser(values["image_archive"]))
-            values["image_archive"] = str(archive if archive.is_absolute() else self.path.parent / archive)
+            values["image_archive"] = self.local_path(values["image_archive"])
         return RegistrySettings(**values)
 
     def docker(self, value: Any) -> DockerSettings:
@@ -237,6 +269,70 @@ class _Reader:
             else:
                 values[name] = self.choice(raw, where)
         return DockerSettings(**values)
+
+    def images(self, value: Any, key: str) -> ImageSettings:
+        data = self.mapping(value, key, {f.name for f in fields(ImageSettings)})
+        values: dict[str, Any] = {}
+        if isinstance(data.get("tag"), float):
+            # YAML reads 2023.10 as the number 2023.1: only a quoted tag is what was meant.
+            raise self.fail(f"{key}.tag", f"{data['tag']!r} was read as a number: quote the tag")
+        for name in ("registry", "namespace", "tag", "archive"):
+            if data.get(name) is not None:
+                values[name] = self.string(data[name], f"{key}.{name}")
+        registry = values.get("registry", ImageSettings.registry)
+        if "://" in registry or registry.endswith("/"):
+            raise self.fail(f"{key}.registry", "give host[:port] only (insecure: true for plain HTTP)")
+        if "namespace" in values and not IMAGE_PATH.fullmatch(values["namespace"]):
+            raise self.fail(f"{key}.namespace", f"{values['namespace']!r} is not a repository path")
+        if "tag" in values and not IMAGE_TAG.fullmatch(values["tag"]):
+            raise self.fail(f"{key}.tag", f"{values['tag']!r} is not a valid image tag")
+        if "insecure" in data:
+            if not isinstance(data["insecure"], bool):
+                raise self.fail(f"{key}.insecure", f"expected true or false, got {_kind(data['insecure'])}")
+            values["insecure"] = data["insecure"]
+        values["services"] = tuple(
+            self.image_name(item, f"{key}.services[{i}]", allow_tag=False, registry=registry)
+            for i, item in enumerate(self.sequence(data.get("services"), f"{key}.services"))
+        )
+        values["names"] = tuple(
+            self.image_name(item, f"{key}.names[{i}]", allow_tag=True, registry=registry)
+            for i, item in enumerate(self.sequence(data.get("names"), f"{key}.names"))
+        )
+        untagged = [name for name in values["names"] if ":" not in name]
+        if (values["services"] or untagged) and "tag" not in values:
+            what = "services" if values["services"] else f"names ({untagged[0]} has no tag)"
+            raise self.fail(f"{key}.tag", f"missing: {what} need a Kolla release tag")
+        if not values["services"] and not values["names"]:
+            raise self.fail(key, "no images: give names, or tag with services")
+        if "archive" in values:
+            values["archive"] = self.local_path(values["archive"])
+        return ImageSettings(**values)
+
+    def local_path(self, value: str) -> str:
+        """A path on this machine; a relative one is relative to the file's folder."""
+        path = Path(os.path.expanduser(value))
+        return str(path if path.is_absolute() else self.path.parent / path)
+
+    def sequence(self, value: Any, key: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list, got {_kind(value)}")
+        return value
+
+    def image_name(self, value: Any, key: str, allow_tag: bool, registry: str) -> str:
+        """``[REGISTRY/][namespace/]name[:tag]``, without the upstream registry."""
+        text = self.string(value, key).removeprefix(f"{registry}/")
+        if "@" in text:
+            raise self.fail(key, f"{text!r}: give a tag, not a digest")
+        path, colon, tag = text.rpartition(":") if ":" in text.rsplit("/", 1)[-1] else (text, "", "")
+        if not IMAGE_PATH.fullmatch(path):
+            raise self.fail(key, f"{text!r} is not an image name (lowercase [namespace/]name[:tag])")
+        if colon and not allow_tag:
+            raise self.fail(key, f"{text!r}: a service is a name without tag (set images.tag)")
+        if colon and not IMAGE_TAG.fullmatch(tag):
+            raise self.fail(key, f"{tag!r} is not a valid image tag")
+        return text
 
 
 def _check_registry_address(address: str, fail) -> None:

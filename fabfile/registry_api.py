@@ -1,0 +1,214 @@
+"""The registry HTTP API, asked from a host: this file runs there as ``python3 -``.
+
+The upstream and the local registry must answer the deployment host (or a
+node), not this machine, so the questions are asked from there: the tasks
+send this module's source over SSH with a base64 JSON request, and it prints
+one JSON answer. Standard library only, and no syntax newer than Python 3.4
+(no f-strings), so that any host that runs Docker can run it.
+"""
+
+# ruff: noqa: UP032 - str.format on purpose: f-strings need Python 3.6 on the host
+
+import base64
+import hashlib
+import json
+import platform
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+IMAGE_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
+LIST_TYPES = (
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+# Without these, a registry answers with the schema 1 manifest and its digest.
+ACCEPT = ", ".join(IMAGE_TYPES + LIST_TYPES)
+ARCHITECTURES = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
+TIMEOUT = 20
+WORKERS = 8
+# The most a registry:2 lists in one page of its catalog.
+PAGE = 1000
+
+
+def parse_challenge(header: str) -> dict:
+    """``Bearer realm="https://x/auth",service="x"`` -> {"scheme": "bearer", "realm": ..., ...}."""
+    scheme, _, rest = (header or "").strip().partition(" ")
+    found = {"scheme": scheme.lower()}
+    key, value, quoted, i = "", "", False, 0
+    reading_key = True
+    while i < len(rest):
+        char = rest[i]
+        if reading_key:
+            if char == "=":
+                reading_key = False
+            elif char not in ", ":
+                key += char
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            found[key.lower()] = value
+            key, value, reading_key = "", "", True
+        else:
+            value += char
+        i += 1
+    if key:
+        found[key.lower()] = value
+    return found
+
+
+def pick_platform(index: dict, architecture: str) -> str:
+    """The digest of the linux/``architecture`` image in a manifest list, or ""."""
+    for entry in index.get("manifests") or []:
+        wanted = entry.get("platform") or {}
+        if wanted.get("os") == "linux" and wanted.get("architecture") == architecture:
+            return entry.get("digest", "")
+    return ""
+
+
+def summary(manifest: dict) -> dict:
+    """An image manifest's config digest and its size: config and layers, as stored."""
+    config = manifest.get("config") or {}
+    layers = manifest.get("layers") or []
+    size = (config.get("size") or 0) + sum(layer.get("size") or 0 for layer in layers)
+    return {"config": config.get("digest", ""), "size": size}
+
+
+class Client:
+    """HTTP with the anonymous bearer tokens public registries (quay.io) ask for."""
+
+    def __init__(self) -> None:
+        self.tokens = {}
+
+    def request(self, method: str, url: str, accept: str = "", repository: str = "") -> tuple:
+        """(status, lowercase headers, body); status 0 when nothing answered."""
+        status, headers, body = self._send(method, url, accept, "")
+        challenge = parse_challenge(headers.get("www-authenticate", ""))
+        if status == 401 and challenge["scheme"] == "bearer" and challenge.get("realm"):
+            token = self.token(challenge, repository)
+            if token:
+                status, headers, body = self._send(method, url, accept, token)
+        return status, headers, body
+
+    def token(self, challenge: dict, repository: str) -> str:
+        scope = challenge.get("scope") or ("repository:{}:pull".format(repository) if repository else "")
+        key = (challenge["realm"], challenge.get("service", ""), scope)
+        if key not in self.tokens:
+            query = {name: value for name, value in (("service", key[1]), ("scope", scope)) if value}
+            url = challenge["realm"] + ("?" + urllib.parse.urlencode(query) if query else "")
+            status, _, body = self._send("GET", url, "", "")
+            try:
+                answer = json.loads(body.decode()) if status == 200 else {}
+            except ValueError:
+                answer = {}
+            self.tokens[key] = answer.get("token") or answer.get("access_token") or ""
+        return self.tokens[key]
+
+    def _send(self, method: str, url: str, accept: str, token: str) -> tuple:
+        request = urllib.request.Request(url, method=method)
+        if accept:
+            request.add_header("Accept", accept)
+        if token:
+            request.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return response.status, _lower(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, _lower(error.headers), b""
+        except Exception as error:  # noqa: BLE001 - any failure to connect is an answer: nothing answered
+            return 0, {"x-error": str(getattr(error, "reason", error))}, b""
+
+
+def manifest(client: Client, base: str, repository: str, tag: str, architecture: str) -> dict:
+    """What a registry holds for ``repository:tag``: digest (HEAD), config and size (GET)."""
+    url = "{}/v2/{}/manifests/{}".format(base, repository, tag)
+    status, headers, _ = client.request("HEAD", url, ACCEPT, repository)
+    result = {"status": status, "digest": headers.get("docker-content-digest", "")}
+    if status != 200:
+        result["error"] = headers.get("x-error") or "HTTP {}".format(status)
+        return result
+    status, headers, body = client.request("GET", url, ACCEPT, repository)
+    try:
+        document = json.loads(body.decode()) if status == 200 else None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        result["error"] = "GET {}: no manifest (HTTP {})".format(url, status)
+        return result
+    result["digest"] = result["digest"] or "sha256:" + hashlib.sha256(body).hexdigest()
+    media_type = document.get("mediaType") or headers.get("content-type", "")
+    result["media_type"] = media_type
+    if media_type in LIST_TYPES or "manifests" in document:
+        child = pick_platform(document, architecture)
+        if not child:
+            result["error"] = "no linux/{} image in the manifest list".format(architecture)
+            return result
+        url = "{}/v2/{}/manifests/{}".format(base, repository, child)
+        status, _, body = client.request("GET", url, ACCEPT, repository)
+        try:
+            document = json.loads(body.decode()) if status == 200 else {}
+        except ValueError:
+            document = {}
+    result.update(summary(document))
+    return result
+
+
+def catalog(client: Client, base: str) -> dict:
+    """Whether ``base`` answers as a registry, and the repositories it lists."""
+    status, headers, _ = client.request("GET", base + "/v2/")
+    api = headers.get("docker-distribution-api-version", "")
+    result = {"status": status, "api": api, "repositories": []}
+    if not api.startswith("registry/2"):
+        result["error"] = headers.get("x-error") or "HTTP {}, not a registry".format(status)
+        return result
+    url = base + "/v2/_catalog?n={}".format(PAGE)
+    while url:
+        status, headers, body = client.request("GET", url)
+        try:
+            result["repositories"] += json.loads(body.decode()).get("repositories") or []
+        except (ValueError, AttributeError):
+            result["error"] = "GET /v2/_catalog: HTTP {}".format(status)
+            break
+        url = next_page(base, headers.get("link", ""))
+    return result
+
+
+def next_page(base: str, link: str) -> str:
+    """The next page's URL from a ``Link: </v2/_catalog?last=x&n=1000>; rel="next"`` header, or ""."""
+    if 'rel="next"' not in link or "<" not in link:
+        return ""
+    target = link[link.index("<") + 1 : link.index(">")]
+    return target if "://" in target else base + target
+
+
+def answer(request: dict) -> dict:
+    """``{"catalog": BASE}`` or ``{"manifests": [[BASE, REPOSITORY, TAG], ...]}``."""
+    client = Client()
+    if "catalog" in request:
+        return catalog(client, request["catalog"])
+    machine = platform.machine()
+    architecture = request.get("architecture") or ARCHITECTURES.get(machine, machine)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        found = pool.map(
+            lambda item: manifest(client, item[0], item[1], item[2], architecture), request["manifests"]
+        )
+        return {"manifests": list(found)}
+
+
+def _lower(headers: object) -> dict:
+    return {key.lower(): value for key, value in (headers.items() if headers else [])}
+
+
+if __name__ == "__main__":
+    print(json.dumps(answer(json.loads(base64.b64decode(sys.argv[1]).decode()))))

@@ -1,0 +1,96 @@
+"""status on a mix of nodes: one configured, one never configured, one switched off."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import ensure_deployed, inventory_variant
+
+pytestmark = pytest.mark.e2e
+
+CONFIGURED, UNCONFIGURED, STOPPED = "node1", "node2", "node3"
+DAEMON_JSON = "/etc/docker/daemon.json"
+
+
+def snapshot(hosts, name: str) -> str | None:
+    encoded = hosts.run(name, f"if [ -e {DAEMON_JSON} ]; then base64 -w0 {DAEMON_JSON}; else echo absent; fi")
+    return None if encoded == "absent" else encoded
+
+
+def restore(hosts, name: str, encoded: str | None) -> None:
+    """Put daemon.json back as it was, restarting Docker only when it differs."""
+    if snapshot(hosts, name) == encoded:
+        return
+    if encoded is None:
+        hosts.run(name, f"rm -f {DAEMON_JSON} && systemctl restart docker")
+    else:
+        text = base64.b64decode(encoded).decode()
+        quoted = base64.b64encode(text.encode()).decode()
+        hosts.run(name, f"echo {quoted} | base64 -d > {DAEMON_JSON} && systemctl restart docker")
+
+
+@pytest.fixture(scope="module")
+def mixed(lab, fab, hosts, tmp_path_factory):
+    """An inventory of three targets: node1 configured, node2 fresh, node3 stopped; all as before after."""
+    ensure_deployed(fab)
+    inventory = inventory_variant(
+        Path(lab.inventory), tmp_path_factory.mktemp("status"), targets=[CONFIGURED, UNCONFIGURED, STOPPED]
+    )
+    kept = snapshot(hosts, UNCONFIGURED)
+    hosts.run(
+        UNCONFIGURED, f"rm -f {DAEMON_JSON} /var/lib/kolla-registry/pending && systemctl restart docker"
+    )
+    configured = fab("-H", CONFIGURED, "configure-targets", inventory=inventory)
+    assert configured.code == 0, configured.output
+    lab.stop_node(STOPPED)
+    try:
+        yield inventory
+    finally:
+        lab.start_node(STOPPED)
+        restore(hosts, UNCONFIGURED, kept)
+
+
+def rows(output: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in output.splitlines() if line.startswith(("deploy1 ", "node"))}
+
+
+def test_status_table_reports_each_node_as_it_is(mixed, fab, hosts):
+    before = snapshot(hosts, UNCONFIGURED)
+    result = fab("status", inventory=mixed)
+
+    assert result.code == 0, result.output
+    registry = f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
+    assert result.output.splitlines()[0] == f"registry: {registry}"
+    shown = rows(result.output)
+    assert set(shown) == {"deploy1", CONFIGURED, UNCONFIGURED, STOPPED}
+    for name, trusted in (("deploy1", "yes"), (CONFIGURED, "yes"), (UNCONFIGURED, "no")):
+        words = shown[name].split()
+        assert words[2] == "yes" and "Debian GNU/Linux 12 (bookworm)" in shown[name]
+        # trusted, /v2/ (it answers plain HTTP either way), catalog
+        assert words[-4:-2] == [trusted, "yes"] and words[-1] in ("image", "images")
+    # A switched-off host does not answer at all: SSH times out (or is refused).
+    assert shown[STOPPED].split()[2:4] == ["no:", "SSH"] and shown[STOPPED].split()[-5:] == ["-"] * 5
+    # Read-only: the unconfigured node is still unconfigured.
+    assert snapshot(hosts, UNCONFIGURED) == before is None
+
+
+def test_status_json(mixed, fab):
+    result = fab("status", "--json", inventory=mixed)
+
+    assert result.code == 0, result.output
+    data = json.loads(result.output)
+    by_host = {host["host"]: host for host in data["hosts"]}
+    assert [host["host"] for host in data["hosts"]] == ["deploy1", CONFIGURED, UNCONFIGURED, STOPPED]
+    assert by_host["deploy1"]["role"] == "deploy" and by_host[CONFIGURED]["role"] == "target"
+    assert by_host[CONFIGURED]["trusted"] is True and by_host[UNCONFIGURED]["trusted"] is False
+    for name in ("deploy1", CONFIGURED, UNCONFIGURED):
+        assert by_host[name]["reachable"] and by_host[name]["docker_running"]
+        assert by_host[name]["docker"].startswith("20.10")
+        assert by_host[name]["registry_answers"] is True
+        assert "kolla-registry/probe" in by_host[name]["repositories"]
+    assert by_host[STOPPED]["reachable"] is False
+    assert by_host[STOPPED]["trusted"] is None and by_host[STOPPED]["repositories"] == []

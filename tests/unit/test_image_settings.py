@@ -1,0 +1,199 @@
+"""inventory: the images: section (and --images files) in, ImageSettings or one line naming the key out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fabfile import inventory as inv
+from fabfile.inventory import ImageSettings, InventoryError
+
+MINIMAL = """\
+deploy_host:
+  name: deploy1
+  address: 192.0.2.10
+"""
+
+SERVICES = """\
+images:
+  tag: 2024.1-ubuntu-jammy
+  services: [keystone, nova-api]
+"""
+
+
+def write(folder: Path, text: str, name: str = "hosts.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_without_an_images_section_there_is_no_image_list(tmp_path):
+    assert inv.load(write(tmp_path, MINIMAL)).images is None
+
+
+def test_services_at_a_tag_with_every_default(tmp_path):
+    images = inv.load(write(tmp_path, MINIMAL + SERVICES)).images
+
+    assert images == ImageSettings(tag="2024.1-ubuntu-jammy", services=("keystone", "nova-api"))
+    assert (images.registry, images.namespace, images.insecure, images.archive) == (
+        "quay.io",
+        "openstack.kolla",
+        False,
+        None,
+    )
+
+
+def test_every_key(tmp_path):
+    text = MINIMAL + (
+        "images:\n"
+        "  registry: 10.0.0.5:5000\n"
+        "  namespace: kolla\n"
+        "  insecure: true\n"
+        "  tag: master\n"
+        "  services: [glance-api]\n"
+        "  names:\n"
+        "    - 10.0.0.5:5000/kolla/keystone:zed\n"
+        "    - openstack.kolla/nova-api\n"
+        "    - horizon:2023.2\n"
+        "  archive: images/kolla.tar\n"
+    )
+    images = inv.load(write(tmp_path / "site", text)).images
+
+    assert images == ImageSettings(
+        registry="10.0.0.5:5000",
+        namespace="kolla",
+        insecure=True,
+        tag="master",
+        services=("glance-api",),
+        # The upstream registry is left out: names are relative to it.
+        names=("kolla/keystone:zed", "openstack.kolla/nova-api", "horizon:2023.2"),
+        archive=str(tmp_path / "site" / "images" / "kolla.tar"),
+    )
+
+
+def test_names_with_their_own_tags_need_no_tag(tmp_path):
+    images = inv.load(write(tmp_path, MINIMAL + "images:\n  names: [keystone:zed]\n")).images
+
+    assert images.names == ("keystone:zed",) and images.tag is None
+
+
+@pytest.mark.parametrize(
+    "section, key, problem",
+    [
+        pytest.param("images: []\n", "images", "expected a mapping, got a list", id="list"),
+        pytest.param("images:\n  tag: zed\n", "images", "no images: give names, or tag with", id="no-images"),
+        pytest.param("images:\n  services: [keystone]\n", "images.tag", "missing: services", id="no-tag"),
+        pytest.param(
+            "images:\n  names: [keystone]\n", "images.tag", "names (keystone has no tag)", id="untagged-name"
+        ),
+        pytest.param(
+            "images:\n  tag: 2023.10\n  services: [keystone]\n",
+            "images.tag",
+            "2023.1 was read as a number: quote the tag",
+            id="tag-float",
+        ),
+        pytest.param(
+            "images:\n  tag: 'a b'\n  services: [keystone]\n",
+            "images.tag",
+            "not a valid image tag",
+            id="tag-space",
+        ),
+        pytest.param(
+            "images:\n  tag: zed\n  services: [Keystone]\n",
+            "images.services[0]",
+            "'Keystone' is not an image name",
+            id="uppercase",
+        ),
+        pytest.param(
+            "images:\n  tag: zed\n  services: [keystone:zed]\n",
+            "images.services[0]",
+            "a service is a name without tag",
+            id="service-with-tag",
+        ),
+        pytest.param(
+            "images:\n  names: [keystone@sha256:abc]\n",
+            "images.names[0]",
+            "give a tag, not a digest",
+            id="digest",
+        ),
+        pytest.param(
+            "images:\n  registry: https://quay.io\n  names: [keystone:zed]\n",
+            "images.registry",
+            "give host[:port] only (insecure: true for plain HTTP)",
+            id="url",
+        ),
+        pytest.param(
+            "images:\n  insecure: yes please\n  names: [keystone:zed]\n",
+            "images.insecure",
+            "expected true or false, got a string",
+            id="insecure-string",
+        ),
+        pytest.param(
+            "images:\n  namespace: Kolla\n  names: [keystone:zed]\n",
+            "images.namespace",
+            "'Kolla' is not a repository path",
+            id="namespace",
+        ),
+        pytest.param(
+            "images:\n  services: keystone\n  tag: zed\n",
+            "images.services",
+            "expected a list, got a string",
+            id="services-string",
+        ),
+        pytest.param(
+            "images:\n  tags: zed\n  names: [keystone:zed]\n",
+            "images.tags",
+            "unknown key (did you mean 'tag'?)",
+            id="typo",
+        ),
+    ],
+)
+def test_a_bad_images_section_names_the_file_and_key(tmp_path, section, key, problem):
+    path = write(tmp_path, MINIMAL + section)
+
+    with pytest.raises(InventoryError) as caught:
+        inv.load(path)
+
+    assert str(caught.value).startswith(f"{path}: {key}: "), caught.value
+    assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize("text", [SERVICES, SERVICES.replace("images:\n", "").replace("  ", "")])
+def test_an_images_file_holds_the_section_with_or_without_its_key(tmp_path, text):
+    images = inv.load_images(write(tmp_path, text, "images.yaml"))
+
+    assert images == ImageSettings(tag="2024.1-ubuntu-jammy", services=("keystone", "nova-api"))
+
+
+def test_an_images_file_archive_is_relative_to_that_file(tmp_path):
+    path = write(tmp_path / "lists", "names: [keystone:zed]\narchive: kolla.tar\n", "images.yaml")
+
+    assert inv.load_images(path).archive == str(tmp_path / "lists" / "kolla.tar")
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [("images: [\n", "not valid YAML"), ("tag: zed\n", "images: no images"), ("", "expected a mapping")],
+)
+def test_a_bad_images_file_names_the_file(tmp_path, text, problem):
+    path = write(tmp_path, text, "images.yaml")
+
+    with pytest.raises(InventoryError, match=problem):
+        inv.load_images(path)
+
+
+def test_a_missing_images_file_names_the_file(tmp_path):
+    with pytest.raises(InventoryError, match=r"images\.yaml: cannot read: No such file"):
+        inv.load_images(tmp_path / "images.yaml")
+
+
+def test_the_example_images_block_in_hosts_yaml_is_valid(tmp_path):
+    example = (inv.PROJECT_ROOT / "hosts.yaml").read_text()
+    block = example[example.index("# images:") :]
+    uncommented = "\n".join(line[2:] for line in block.splitlines())
+
+    images = inv.load(write(tmp_path, MINIMAL + uncommented)).images
+
+    assert images.tag == "2024.1-ubuntu-jammy" and "nova-api" in images.services

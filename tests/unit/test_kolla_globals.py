@@ -1,0 +1,223 @@
+"""kolla_globals: globals.yml text in, the same text with three keys set out (every other byte kept)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from fabfile import kolla_globals as kg
+from fabfile.facts import MARK
+
+VALUES = kg.globals_values("192.0.2.10:4000", "openstack.kolla")
+SET = [
+    'docker_registry: "192.0.2.10:4000"',
+    "docker_registry_insecure: true",
+    'docker_namespace: "openstack.kolla"',
+]
+
+# The shape of kolla-ansible's etc/kolla/globals.yml: mostly commented-out templates.
+KOLLA_SAMPLE = """\
+---
+# You can use this file to override _any_ variable throughout Kolla.
+
+###############
+# Kolla options
+###############
+#kolla_base_distro: "rocky"
+kolla_base_distro: "ubuntu"
+
+#openstack_release: ""
+
+# Custom docker registry settings:
+#docker_registry:
+# Please read the docs carefully before applying docker_registry_insecure.
+#docker_registry_insecure: "no"
+#docker_registry_username:
+# docker_registry_password is set in the passwords.yml file.
+
+# Namespace of images:
+#docker_namespace: "kolla"
+
+network_interface: "eth0"   # the management network
+"""
+
+
+def changed_lines(before: str, after: str) -> tuple[list[str], list[str]]:
+    """Lines only in ``before``, lines only in ``after`` (in order)."""
+    old, new = before.splitlines(), after.splitlines()
+    return [line for line in old if line not in new], [line for line in new if line not in old]
+
+
+def test_kolla_sample_gets_each_key_under_its_template_and_nothing_else_changes():
+    after = kg.set_globals(KOLLA_SAMPLE, VALUES)
+
+    assert changed_lines(KOLLA_SAMPLE, after) == ([], SET)
+    lines = after.splitlines()
+    assert lines[lines.index("#docker_registry:") + 1] == SET[0]
+    assert lines[lines.index('#docker_registry_insecure: "no"') + 1] == SET[1]
+    assert lines[lines.index('#docker_namespace: "kolla"') + 1] == SET[2]
+    assert yaml.safe_load(after)["kolla_base_distro"] == "ubuntu"
+
+
+def test_second_edit_changes_nothing():
+    once = kg.set_globals(KOLLA_SAMPLE, VALUES)
+
+    assert kg.set_globals(once, VALUES) == once
+
+
+def test_set_keys_are_replaced_in_place_keeping_their_trailing_comments():
+    text = (
+        "kolla_base_distro: ubuntu\n"
+        "docker_registry: quay.io   # was upstream\n"
+        "docker_registry_insecure: no\n"
+        "docker_namespace: 'kolla'\n"
+        "enable_haproxy: 'no'\n"
+    )
+
+    after = kg.set_globals(text, VALUES)
+
+    assert after == (
+        "kolla_base_distro: ubuntu\n"
+        'docker_registry: "192.0.2.10:4000"   # was upstream\n'
+        "docker_registry_insecure: true\n"
+        'docker_namespace: "openstack.kolla"\n'
+        "enable_haproxy: 'no'\n"
+    )
+
+
+@pytest.mark.parametrize("written", ["yes", '"yes"', "True", "on", "1", "true  # HTTP only"])
+def test_an_insecure_value_kolla_ansible_already_reads_as_true_is_kept(written):
+    text = f'docker_registry: "192.0.2.10:4000"\ndocker_registry_insecure: {written}\ndocker_namespace: openstack.kolla\n'
+
+    assert kg.set_globals(text, VALUES) == text
+
+
+def test_a_hash_inside_quotes_is_not_taken_for_a_comment():
+    text = 'docker_registry: "old #1" # note\n'
+
+    assert kg.set_globals(text, {"docker_registry": "new"}) == 'docker_registry: "new" # note\n'
+
+
+def test_missing_keys_without_templates_are_appended_and_a_last_line_gets_its_newline():
+    assert kg.set_globals("enable_cinder: yes", VALUES) == "enable_cinder: yes\n" + "".join(
+        f"{s}\n" for s in SET
+    )
+
+
+def test_windows_line_endings_are_kept():
+    text = "enable_cinder: yes\r\ndocker_registry: quay.io\r\n"
+
+    after = kg.set_globals(text, VALUES)
+
+    assert after.startswith('enable_cinder: yes\r\ndocker_registry: "192.0.2.10:4000"\r\n')
+    assert after.count("\r\n") == 4 and "\n" not in after.replace("\r\n", "")
+
+
+def test_keys_that_only_start_alike_or_are_nested_are_left_alone():
+    text = "docker_registry_username: admin\nsettings:\n  docker_registry: nested\n"
+
+    after = kg.set_globals(text, {"docker_registry": "r:4000"})
+
+    assert after == text + 'docker_registry: "r:4000"\n'
+
+
+def test_a_value_continued_on_indented_lines_is_replaced_whole():
+    text = "docker_registry:\n  quay.io\n  # kept comment\nnext: 1\n"
+
+    assert kg.set_globals(text, {"docker_registry": "r:4000"}) == (
+        'docker_registry: "r:4000"\n  # kept comment\nnext: 1\n'
+    )
+
+
+def test_a_key_set_twice_is_set_everywhere():
+    text = "docker_namespace: a\nother: 1\ndocker_namespace: b\n"
+
+    after = kg.set_globals(text, {"docker_namespace": "kolla"})
+
+    assert after == 'docker_namespace: "kolla"\nother: 1\ndocker_namespace: "kolla"\n'
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+def test_plan_for_an_absent_file_creates_it():
+    plan = kg.globals_plan("/etc/kolla/globals.yml", None, VALUES)
+
+    [change] = plan.files
+    assert change.before is None
+    assert change.after == "---\n" + "".join(f"{line}\n" for line in SET)
+
+
+def test_plan_for_a_file_already_set_says_so():
+    done = kg.set_globals(KOLLA_SAMPLE, VALUES)
+
+    plan = kg.globals_plan("/etc/kolla/globals.yml", done, VALUES)
+
+    assert not plan.changed and plan.error is None
+    assert plan.notes == [", ".join(SET)]
+
+
+def test_plan_writes_the_edit():
+    plan = kg.globals_plan("/etc/kolla/globals.yml", KOLLA_SAMPLE, VALUES)
+
+    [change] = plan.files
+    assert (change.path, change.before, change.after) == (
+        "/etc/kolla/globals.yml",
+        KOLLA_SAMPLE,
+        kg.set_globals(KOLLA_SAMPLE, VALUES),
+    )
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("docker_registry: [unclosed\n", "not valid YAML (line 2); left as it is"),
+        ("- a\n- b\n", "not a YAML mapping; left as it is"),
+        # A flow mapping on one line cannot be edited line by line.
+        (
+            "{docker_registry: quay.io}\n",
+            (
+                "cannot set docker_registry, docker_registry_insecure, docker_namespace with a line edit; "
+                "left as it is"
+            ),
+        ),
+    ],
+)
+def test_plan_refuses_files_a_line_edit_cannot_handle(text, problem):
+    plan = kg.globals_plan("/etc/kolla/globals.yml", text, VALUES)
+
+    assert not plan.changed
+    assert plan.error == f"/etc/kolla/globals.yml: {problem}"
+
+
+# --- reading the file from the host --------------------------------------------------------
+
+
+def run(script: str) -> str:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False).stdout
+
+
+def test_file_script_round_trips_the_exact_bytes(tmp_path):
+    path = tmp_path / "globals.yml"
+    path.write_bytes(b"a: 1\n\n\n# trailing blank lines matter\n\n")
+
+    assert kg.parse_file(run(kg.file_script(str(path)))) == path.read_text()
+
+
+def test_file_script_of_an_empty_and_an_absent_file(tmp_path):
+    empty = tmp_path / "empty.yml"
+    empty.write_text("")
+
+    assert kg.parse_file(run(kg.file_script(str(empty)))) == ""
+    assert kg.parse_file(run(kg.file_script(str(tmp_path / "absent.yml")))) is None
+
+
+def test_file_script_refuses_a_directory(tmp_path):
+    assert f"{MARK} fail {tmp_path} is not a regular file" in run(kg.file_script(str(tmp_path)))
+
+
+def test_parse_file_refuses_text_that_is_not_utf8():
+    with pytest.raises(ValueError, match="not UTF-8"):
+        kg.parse_file(f"{MARK} present\n/w==\n")

@@ -1,0 +1,226 @@
+"""registry_api: the script the hosts run, against a fake registry on loopback (no outside address)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from fabfile import registry_api as api
+from fabfile.images import helper_script
+
+IMAGE = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": {
+        "mediaType": "application/vnd.docker.container.image.v1+json",
+        "size": 1000,
+        "digest": "sha256:c1",
+    },
+    "layers": [{"size": 20000, "digest": "sha256:l1"}, {"size": 3000, "digest": "sha256:l2"}],
+}
+ARM_IMAGE = {**IMAGE, "config": {"size": 10, "digest": "sha256:arm"}, "layers": []}
+
+
+def digest(document: dict) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(document).encode()).hexdigest()
+
+
+INDEX = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.oci.image.index.v1+json",
+    "manifests": [
+        {"digest": digest(ARM_IMAGE), "platform": {"os": "linux", "architecture": "arm64"}},
+        {"digest": digest(IMAGE), "platform": {"os": "linux", "architecture": "amd64"}},
+    ],
+}
+REPOSITORIES = [f"openstack.kolla/service-{i:04}" for i in range(1500)]
+
+
+class FakeRegistry(BaseHTTPRequestHandler):
+    """/v2/ API: kolla/keystone:zed (image), kolla/nova:zed (index, behind a token), a paged catalog."""
+
+    seen: ClassVar[list] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.answer(body=False)
+
+    def do_GET(self):
+        self.answer(body=True)
+
+    def answer(self, body: bool):
+        self.seen.append((self.command, self.path, self.headers.get("Accept", "")))
+        path, _, query = self.path.partition("?")
+        manifests = {
+            "/v2/kolla/keystone/manifests/zed": IMAGE,
+            "/v2/kolla/nova/manifests/zed": INDEX,
+            f"/v2/kolla/nova/manifests/{digest(IMAGE)}": IMAGE,
+            f"/v2/kolla/nova/manifests/{digest(ARM_IMAGE)}": ARM_IMAGE,
+        }
+        if path == "/token":
+            return self.send(200, {"token": "t0k3n"}, body)
+        if path.startswith("/v2/kolla/nova/") and self.headers.get("Authorization") != "Bearer t0k3n":
+            challenge = f'Bearer realm="http://127.0.0.1:{self.server.server_port}/token",service="fake"'
+            return self.send(401, {"errors": []}, body, {"WWW-Authenticate": challenge})
+        if path == "/v2/":
+            return self.send(200, {}, body, {"Docker-Distribution-API-Version": "registry/2.0"})
+        if path == "/v2/_catalog":
+            last = dict(part.split("=") for part in query.split("&")).get("last")
+            start = REPOSITORIES.index(last) + 1 if last else 0
+            page = REPOSITORIES[start : start + 1000]
+            more = start + 1000 < len(REPOSITORIES)
+            link = {"Link": f'</v2/_catalog?last={page[-1]}&n=1000>; rel="next"'} if more else {}
+            return self.send(200, {"repositories": page}, body, link)
+        if path in manifests:
+            document = manifests[path]
+            extra = {"Docker-Content-Digest": digest(document), "Content-Type": document["mediaType"]}
+            return self.send(200, document, body, extra)
+        return self.send(404, {"errors": [{"code": "MANIFEST_UNKNOWN"}]}, body)
+
+    def send(self, status: int, document: dict, body: bool, headers: dict | None = None):
+        data = json.dumps(document).encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (
+            'Bearer realm="https://quay.io/v2/auth",service="quay.io",scope="repository:a/b:pull"',
+            {
+                "scheme": "bearer",
+                "realm": "https://quay.io/v2/auth",
+                "service": "quay.io",
+                "scope": "repository:a/b:pull",
+            },
+        ),
+        ('Basic realm="Registry Realm"', {"scheme": "basic", "realm": "Registry Realm"}),
+        ('Bearer realm="x", scope="a,b"', {"scheme": "bearer", "realm": "x", "scope": "a,b"}),
+        ("", {"scheme": ""}),
+    ],
+)
+def test_parse_challenge(header, expected):
+    assert api.parse_challenge(header) == expected
+
+
+def test_pick_platform_takes_the_linux_image_of_this_architecture():
+    assert api.pick_platform(INDEX, "arm64") == digest(ARM_IMAGE)
+    assert api.pick_platform(INDEX, "s390x") == ""
+
+
+def test_summary_is_the_config_digest_and_the_stored_size():
+    assert api.summary(IMAGE) == {"config": "sha256:c1", "size": 24000}
+
+
+@pytest.mark.parametrize(
+    "link, expected",
+    [
+        ('</v2/_catalog?last=b&n=1000>; rel="next"', "http://r:5000/v2/_catalog?last=b&n=1000"),
+        ('<https://other/v2/_catalog?last=b>; rel="next"', "https://other/v2/_catalog?last=b"),
+        ("", ""),
+    ],
+)
+def test_next_page(link, expected):
+    assert api.next_page("http://r:5000", link) == expected
+
+
+def test_manifest_of_an_image_asks_head_with_the_v2_and_list_types(registry):
+    FakeRegistry.seen.clear()
+    found = api.manifest(api.Client(), registry, "kolla/keystone", "zed", "amd64")
+
+    assert found == {
+        "status": 200,
+        "digest": digest(IMAGE),
+        "media_type": IMAGE["mediaType"],
+        "config": "sha256:c1",
+        "size": 24000,
+    }
+    method, _, accept = FakeRegistry.seen[0]
+    assert method == "HEAD"
+    assert "application/vnd.docker.distribution.manifest.v2+json" in accept
+    assert "application/vnd.docker.distribution.manifest.list.v2+json" in accept
+
+
+def test_manifest_list_behind_a_token_keeps_the_list_digest_and_this_platforms_config(registry):
+    found = api.manifest(api.Client(), registry, "kolla/nova", "zed", "amd64")
+
+    assert found["status"] == 200
+    assert found["digest"] == digest(INDEX)
+    assert (found["config"], found["size"]) == ("sha256:c1", 24000)
+
+
+def test_manifest_list_without_this_platform_is_an_error(registry):
+    found = api.manifest(api.Client(), registry, "kolla/nova", "zed", "s390x")
+
+    assert found["error"] == "no linux/s390x image in the manifest list"
+
+
+def test_missing_manifest_is_a_404(registry):
+    assert api.manifest(api.Client(), registry, "kolla/glance", "zed", "amd64") == {
+        "status": 404,
+        "digest": "",
+        "error": "HTTP 404",
+    }
+
+
+def test_nothing_listening_is_status_0_with_the_reason():
+    found = api.manifest(api.Client(), "http://127.0.0.1:9", "kolla/glance", "zed", "amd64")
+
+    assert found["status"] == 0
+    assert "refused" in found["error"].lower()
+
+
+def test_catalog_follows_every_page(registry):
+    found = api.catalog(api.Client(), registry)
+
+    assert found["status"] == 200 and found["api"] == "registry/2.0"
+    assert found["repositories"] == REPOSITORIES
+
+
+def test_catalog_of_something_that_is_not_a_registry():
+    found = api.catalog(api.Client(), "http://127.0.0.1:9")
+
+    assert found["repositories"] == [] and "error" in found
+
+
+def test_the_script_sent_to_hosts_runs_under_sh_and_prints_one_json_answer(registry):
+    request = {"manifests": [[registry, "kolla/keystone", "zed"], [registry, "kolla/glance", "zed"]]}
+    done = subprocess.run(["sh", "-c", helper_script(request)], capture_output=True, text=True, check=True)
+
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [m["status"] for m in answer["manifests"]] == [200, 404]
+    assert answer == api.answer(request)
+
+
+def test_main_reads_its_request_as_base64_json(registry):
+    request = base64.b64encode(json.dumps({"catalog": registry}).encode()).decode()
+    done = subprocess.run(
+        ["python3", api.__file__, request], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert len(json.loads(done.stdout)["repositories"]) == len(REPOSITORIES)
