@@ -58,7 +58,7 @@ class HostRun:
         result = run_as_root(self.connection, self.host, script)
         if result.ok:
             return result.stdout
-        reason = sudo_hint(result) or _last_words(result.stdout, result.stderr)
+        reason = sudo_hint(result) or last_words(result.stdout, result.stderr)
         raise StepFailed(f"exit {result.exited}: {reason}", result.exited)
 
     def gather(self) -> host_facts.HostFacts:
@@ -135,7 +135,8 @@ def unreachable_outcome(host: Host, step: str, error: BaseException, started: fl
     return Outcome(host.name, step, "unreachable", reason, time.monotonic() - started)
 
 
-def _last_words(stdout: str, stderr: str) -> str:
+def last_words(stdout: str, stderr: str) -> str:
+    """Why a script failed: its last ``fail`` mark, a rollback's story, or its last line."""
     marks = [
         line[len(host_facts.MARK) + 1 :] for line in stdout.splitlines() if line.startswith(host_facts.MARK)
     ]

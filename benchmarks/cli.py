@@ -1,0 +1,75 @@
+"""python benchmarks/run.py [--targets 1,5,10,20] [--repeat 3] [--out benchmarks/out]
+
+Brings up the lab with enough targets (a bigger lab is used as it is), deploys the
+registry on deploy1, then for each N times on node1..nodeN, resetting them between
+runs: the SSH floor, fab configure-targets, ansible-core and pyinfra, first and
+no-op runs. Writes results.md, results.json and results.png to --out. Needs root
+(the lab); exits 1 when any run failed or left a node not trusting the registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from . import bench, report
+from .tools import versions
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    counts = sorted(set(args.targets))
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results = bench.run(counts, args.repeat, args.out)
+    table = report.cells(results)
+    found = report.checks(table)
+    meta = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started),
+        "targets": counts,
+        "repeat": args.repeat,
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
+        "versions": versions(),
+    }
+    text = report.markdown(table, found, meta)
+    (args.out / "results.md").write_text(text)
+    report.write_json(args.out / "results.json", table, found, meta, results.failures)
+    report.plot(args.out / "results.png", table)
+    print(text)
+    for failure in results.failures:
+        print(f"bench: FAILED: {failure}", file=sys.stderr)
+    print(f"bench: wrote {args.out}/results.md, results.json, results.png", file=sys.stderr)
+    return 1 if results.failures else 0
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("give numbers of targets >= 1, e.g. 1,5,10,20")
+    return counts
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--targets", type=_counts, default=[1, 5, 10, 20], help="N values (default 1,5,10,20)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per cell (default 3; the median is shown)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"where results go (default {DEFAULT_OUT})"
+    )
+    return parser

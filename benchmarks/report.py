@@ -1,0 +1,219 @@
+"""The results as a table (Markdown and JSON), the speed targets checked, and a plot."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .bench import ANSIBLE, FAB, FIRST, FLOOR_RESTART, NOOP, ROWS, Results
+from .measure import Measurement
+
+
+@dataclass
+class Cell:
+    """Median, min and max of one (N, row, run) over its repetitions."""
+
+    n: int
+    row: str
+    run: str
+    wall: float
+    wall_min: float
+    wall_max: float
+    cpu: float
+    node_cpu_ms: float | None
+    connections: float
+    connections_max: int
+    sessions: float
+    sessions_max: int
+    ratio: float
+    samples: list[float]
+
+
+def cells(results: Results) -> list[Cell]:
+    """Every cell; ``ratio`` is against the restart floor (first runs) or ``ssh true`` (no-op)."""
+    found = []
+    for (n, row, run), samples in sorted(results.samples.items(), key=_order):
+        floor = results.samples.get((n, FLOOR_RESTART, run), [])
+        found.append(_cell(n, row, run, samples, statistics.median(s.wall for s in floor) if floor else 0.0))
+    return found
+
+
+def _order(item: tuple[tuple[int, str, str], list[Measurement]]) -> tuple[int, int, int]:
+    (n, row, run), _ = item
+    return n, (FIRST, NOOP).index(run), ROWS.index(row)
+
+
+def _cell(n: int, row: str, run: str, samples: list[Measurement], floor: float) -> Cell:
+    walls = [sample.wall for sample in samples]
+    per_host_connections = [count for s in samples for count in s.connections.values()]
+    per_host_sessions = [count for s in samples for count in s.sessions.values()]
+    median = statistics.median(walls)
+    return Cell(
+        n,
+        row,
+        run,
+        median,
+        min(walls),
+        max(walls),
+        statistics.median(sample.cpu for sample in samples),
+        _per_host_ms(samples, n),
+        statistics.mean(per_host_connections) if per_host_connections else 0.0,
+        max(per_host_connections, default=0),
+        statistics.mean(per_host_sessions) if per_host_sessions else 0.0,
+        max(per_host_sessions, default=0),
+        median / floor if floor else 0.0,
+        walls,
+    )
+
+
+def _per_host_ms(samples: list[Measurement], n: int) -> float | None:
+    if any(sample.node_cpu is None for sample in samples):
+        return None
+    return statistics.median(sample.node_cpu for sample in samples) / n * 1000
+
+
+@dataclass
+class Check:
+    """One speed target at the largest N, met or not, with its numbers."""
+
+    target: str
+    met: bool
+    numbers: str
+
+
+def checks(table: list[Cell]) -> list[Check]:
+    """The issue's speed targets, at the largest N measured."""
+    top = max(cell.n for cell in table)
+    low = min(cell.n for cell in table)
+    at = {(c.n, c.row, c.run): c for c in table}
+    fab = {run: at.get((top, FAB, run)) for run in (FIRST, NOOP)}
+    if not all(fab.values()):
+        return []
+    floor = {run: at[(top, FLOOR_RESTART, run)] for run in (FIRST, NOOP)}
+    ansible = {run: at.get((top, ANSIBLE, run)) for run in (FIRST, NOOP)}
+    found = [
+        _at_most(f"first run <= restart floor (N={top})", fab[FIRST].wall, floor[FIRST].wall),
+        _at_most(f"no-op run <= floor no-op, ssh true (N={top})", fab[NOOP].wall, floor[NOOP].wall),
+    ]
+    for run, factor in ((FIRST, 5), (NOOP, 10)):
+        if ansible[run]:
+            speedup = ansible[run].wall / fab[run].wall
+            found.append(
+                Check(
+                    f"{run} run >= {factor}x faster than ansible-core (N={top})",
+                    speedup >= factor,
+                    f"{speedup:.1f}x ({fab[run].wall:.2f} s vs {ansible[run].wall:.2f} s)",
+                )
+            )
+    connections = max(cell.connections_max for cell in table if cell.row == FAB)
+    found.append(Check("one SSH connection per host per run", connections == 1, f"max {connections}"))
+    sessions = max(cell.sessions_max for cell in table if cell.row == FAB and cell.run == NOOP)
+    found.append(Check("<= 2 exec sessions per host on a no-op run", sessions <= 2, f"max {sessions}"))
+    if top > low:
+        for run in (FIRST, NOOP):
+            found.append(_growth(at, run, low, top))
+    return found
+
+
+def _at_most(target: str, value: float, limit: float) -> Check:
+    return Check(target, value <= limit, f"{value:.2f} s vs {limit:.2f} s ({value / limit:.2f}x)")
+
+
+def _growth(at: dict, run: str, low: int, top: int) -> Check:
+    tool = at[(top, FAB, run)].wall / at[(low, FAB, run)].wall
+    floor = at[(top, FLOOR_RESTART, run)].wall / at[(low, FLOOR_RESTART, run)].wall
+    return Check(
+        f"{run} run grows no faster than the floor, N={low} to {top}",
+        tool <= floor,
+        f"x{tool:.2f} vs floor x{floor:.2f}",
+    )
+
+
+def markdown(table: list[Cell], found: list[Check], meta: dict) -> str:
+    lines = [
+        "| N | tool | run | wall s: median [min-max] | x floor | controller CPU s | node CPU ms/host "
+        + "| SSH conns/host | exec sessions/host |",
+        "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for cell in table:
+        lines.append(
+            f"| {cell.n} | {cell.row} | {cell.run} | {cell.wall:.2f} [{cell.wall_min:.2f}-{cell.wall_max:.2f}] "
+            f"| {cell.ratio:.2f} | {cell.cpu:.2f} | {_ms(cell.node_cpu_ms)} | {_count(cell.connections, cell.connections_max)} "
+            f"| {_count(cell.sessions, cell.sessions_max)} |"
+        )
+    lines += ["", "| speed target | met | numbers |", "| --- | --- | --- |"]
+    lines += [f"| {check.target} | {'yes' if check.met else 'NO'} | {check.numbers} |" for check in found]
+    lines += [
+        "",
+        f"{meta['repeat']} runs per cell; tools: "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def _count(mean: float, most: int) -> str:
+    return f"{mean:.0f}" if mean == most else f"{mean:.1f} (max {most})"
+
+
+def write_json(path: Path, table: list[Cell], found: list[Check], meta: dict, failures: list[str]) -> None:
+    data = {
+        "meta": meta,
+        "cells": [asdict(cell) for cell in table],
+        "targets": [asdict(check) for check in found],
+        "failures": failures,
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+COLORS = {
+    ROWS[0]: "tab:cyan",
+    ROWS[1]: "tab:blue",
+    ROWS[2]: "tab:green",
+    ROWS[3]: "tab:red",
+    ROWS[4]: "tab:purple",
+}
+
+
+def plot(path: Path, table: list[Cell]) -> None:
+    """Wall time against N, one line per tool (one colour each); first runs left, no-op runs right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for axis, run in zip(axes, (FIRST, NOOP)):
+        for row in ROWS:
+            # Without a change both floors are the same `ssh true`: drawn once.
+            if run == NOOP and row == ROWS[0]:
+                continue
+            points = sorted(
+                (c.n, c.wall, c.wall_min, c.wall_max) for c in table if c.row == row and c.run == run
+            )
+            if not points:
+                continue
+            ns, walls, lows, highs = zip(*points)
+            errors = [[w - lo for w, lo in zip(walls, lows)], [hi - w for w, hi in zip(walls, highs)]]
+            label = "floor: ssh true" if run == NOOP and row == FLOOR_RESTART else row
+            style = "--" if row.startswith("floor") else "-"
+            axis.errorbar(
+                ns, walls, yerr=errors, label=label, marker="o", linestyle=style, capsize=3, color=COLORS[row]
+            )
+        axis.set_title(f"{run} run")
+        axis.set_xlabel("target nodes (N)")
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    axes[0].set_ylabel("wall time, s (median, min-max; log scale)")
+    figure.suptitle(
+        "Trusting the registry on N nodes: fab configure-targets vs the SSH floor, ansible-core, pyinfra"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)

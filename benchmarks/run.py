@@ -1,0 +1,23 @@
+#!/usr/bin/env python3
+"""Run the benchmark: python3 benchmarks/run.py [--targets 1,5,10,20] [--repeat 3] [--out DIR].
+
+With any Python it first makes benchmarks/.venv (the tool with its bench extra:
+ansible-core, pyinfra, matplotlib) and runs itself there. See benchmarks/README.md.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from benchmarks import venv  # needs the project on sys.path first
+
+if Path(sys.prefix).resolve() != venv.VENV.resolve():
+    python = str(venv.ensure())
+    os.execv(python, [python, __file__, *sys.argv[1:]])
+
+from benchmarks.cli import main  # only inside the bench venv
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The benchmark (benchmarks/) runs end to end: N=2, one repetition, so that it cannot rot.
+
+No timing is asserted here; speed is what the benchmark itself reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from benchmarks import venv
+
+from .conftest import PROJECT
+
+pytestmark = pytest.mark.e2e
+
+TOOLS = (
+    "floor: ssh true + reload",
+    "floor: ssh true + restart",
+    "fab configure-targets",
+    "ansible-core",
+    "pyinfra",
+)
+
+
+@pytest.fixture(scope="module")
+def bench_python():
+    """benchmarks/.venv with ansible-core, pyinfra and matplotlib (pip, the first time)."""
+    return venv.ensure()
+
+
+def test_a_tiny_benchmark_writes_its_table_json_and_plot(lab, deployed, bench_python, tmp_path):
+    done = subprocess.run(
+        [str(bench_python), "-m", "benchmarks", "--targets", "2", "--repeat", "1", "--out", str(tmp_path)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    print(done.stdout, done.stderr)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["failures"] == []
+    cells = {(cell["row"], cell["run"]): cell for cell in data["cells"] if cell["n"] == 2}
+    assert set(cells) == {(tool, run) for tool in TOOLS for run in ("first", "no-op")}
+    fab = [cells[("fab configure-targets", run)] for run in ("first", "no-op")]
+    # What sshd logged: one connection per node per run, sessions as the tool makes them.
+    assert [cell["connections_max"] for cell in fab] == [1, 1]
+    assert all(cell["sessions_max"] >= 1 for cell in fab)
+    assert all(cell["wall"] > 0 for cell in cells.values())
+    table = (tmp_path / "results.md").read_text()
+    assert "| 2 | fab configure-targets | first |" in table
+    assert "| speed target | met | numbers |" in table
+    assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
