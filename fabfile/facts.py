@@ -16,29 +16,31 @@ STATE_DIR = "/var/lib/kolla-registry"
 PENDING = f"{STATE_DIR}/pending"
 APT_STAMP = f"{STATE_DIR}/apt-updated"
 WATCHED_FILES = (DAEMON_JSON, DEFAULT_DOCKER, PENDING)
+# Sections every task reads: the marker function, docker's unit, and the config files.
+PREAMBLE = f"""export LC_ALL=C
+s() {{ printf '\\n{MARK} %s\\n' "$1"; }}"""
+UNIT_AND_FILES = f"""s docker-unit; systemctl show docker -p ExecStart -p EnvironmentFiles -p MainPID -p ActiveState -p FragmentPath 2>/dev/null
+for f in {" ".join(shlex.quote(path) for path in WATCHED_FILES)} {DROPIN_DIR}/*.conf; do
+  [ -f "$f" ] || continue
+  s "file $f"; base64 -w0 "$f"; echo
+done"""
 
 
 def script(container: str = "registry", image: str = "registry:2") -> str:
     """The shell script that prints every fact, one marked section each."""
-    files = " ".join(shlex.quote(path) for path in WATCHED_FILES)
     return f"""
-export LC_ALL=C
-s() {{ printf '\\n{MARK} %s\\n' "$1"; }}
+{PREAMBLE}
 s os-release; cat /etc/os-release 2>/dev/null
 s kernel; uname -r
 s addresses; hostname -I 2>/dev/null
 s dockerd; dockerd --version 2>/dev/null || docker --version 2>/dev/null
 s docker-server; timeout 20 docker version --format '{{{{.Server.Version}}}}' 2>/dev/null
-s docker-unit; systemctl show docker -p ExecStart -p EnvironmentFiles -p MainPID -p ActiveState -p FragmentPath 2>/dev/null
+{UNIT_AND_FILES}
 s pep668; python3 -c 'import os,sysconfig;print(os.path.exists(os.path.join(sysconfig.get_path("stdlib"),"EXTERNALLY-MANAGED")))' 2>/dev/null
 s pip; python3 -m pip --version 2>/dev/null
 s packages; dpkg-query -W -f '${{Package}} ${{db:Status-Status}}\\n' 2>/dev/null
 s apt-lists-age; t=$(stat -c %Y {APT_STAMP} /var/cache/apt/pkgcache.bin /var/lib/apt/lists 2>/dev/null | sort -n | tail -1); echo $(( $(date +%s) - ${{t:-0}} ))
 s run-propagation; findmnt -no PROPAGATION /run 2>/dev/null
-for f in {files} {DROPIN_DIR}/*.conf; do
-  [ -f "$f" ] || continue
-  s "file $f"; base64 -w0 "$f"; echo
-done
 s container; docker inspect {shlex.quote(container)} 2>/dev/null
 s image; docker image inspect --format '{{{{.Id}}}}' {shlex.quote(image)} 2>/dev/null
 exit 0

@@ -22,7 +22,7 @@ from . import steps
 from .change import RESTART, StepPlan, apply_script, handler_script
 from .connection import connect, execute, unreachable_reason
 from .deploy import MODE_HELP, hosts_for, inventory_or_exit
-from .facts import DAEMON_JSON, DEFAULT_DOCKER, DROPIN_DIR, MARK, PENDING, WATCHED_FILES
+from .facts import DAEMON_JSON, DEFAULT_DOCKER, MARK, PENDING
 from .inventory import Host, Inventory
 from .report import CHANGED, FAILED, OK, Outcome, line, recap
 from .runner import MAX_ROUNDS, HostRun, StepFailed, last_words, say, unreachable_outcome
@@ -51,7 +51,6 @@ def facts_script(ctx: StepContext, verify: bool) -> str:
     comes from its API socket in the same curl as the check (the docker CLI
     costs ~40 ms of CPU a call), and the rest is shell builtins where it can be.
     """
-    files = " ".join(shlex.quote(path) for path in WATCHED_FILES)
     ping = f"-sS -m 20 --unix-socket {DOCKER_SOCKET} -D - -o /dev/null http://docker/_ping"
     # Worth checking only where the registry is named already and nothing is pending.
     check = (
@@ -59,14 +58,9 @@ def facts_script(ctx: StepContext, verify: bool) -> str:
         if verify
         else ""
     )
-    return f"""export LC_ALL=C
-s() {{ printf '\\n{MARK} %s\\n' "$1"; }}
+    return f"""{host_facts.PREAMBLE}
 names() {{ [ -f "$1" ] && while IFS= read -r l || [ -n "$l" ]; do case $l in *{shlex.quote(ctx.registry)}*) return 0 ;; esac; done < "$1"; return 1; }}
-s docker-unit; systemctl show docker -p ExecStart -p EnvironmentFiles -p MainPID -p ActiveState -p FragmentPath 2>/dev/null
-for f in {files} {DROPIN_DIR}/*.conf; do
-  [ -f "$f" ] || continue
-  s "file $f"; base64 -w0 "$f"; echo
-done
+{host_facts.UNIT_AND_FILES}
 check=
 {check}
 if [ -n "$check" ]; then out=$(curl {ping} --next {_check_curl(ctx)} 2>&1) || out=
