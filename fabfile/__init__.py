@@ -9,18 +9,19 @@ Hosts come from ``hosts.yaml`` (or ``$KOLLA_REGISTRY_HOSTS``).
 
 from invoke import Collection
 
-from . import deploy, images, kolla_globals, pull, status, targets
+from . import deploy, kolla_globals, pull, status, sync, targets
+from .kolla.globals_yaml import GLOBALS_PATH
 
 ns = Collection(
     *deploy.STEP_TASKS,
     deploy.verify_registry,
     deploy.deploy_host,
     targets.configure_targets,
-    images.sync_images,
+    sync.sync_images,
     kolla_globals.kolla_globals,
     pull.pull_images,
     status.status,
 )
 ns.configure(
-    {"kolla_registry": {"parallel": 10, "sync_parallel": 4, "globals_path": kolla_globals.GLOBALS_PATH}}
+    {"kolla_registry": {"parallel": 10, "sync_parallel": 4, "globals_path": GLOBALS_PATH, "cli_hosts": []}}
 )

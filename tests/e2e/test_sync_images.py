@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabfile.images import ARCHIVE_ON_HOST
+from fabfile.images.scripts import ARCHIVE_ON_HOST
 
 from .conftest import ensure_deployed, inventory_variant
 

@@ -10,10 +10,11 @@ import copy
 from dataclasses import replace
 from pathlib import Path
 
-from fabfile.change import StepPlan
-from fabfile.facts import DEFAULT_DOCKER, HostFacts
+from fabfile.docker.registry import SPEC_LABEL
+from fabfile.engine.context import Modes, StepContext
+from fabfile.engine.plan import StepPlan
 from fabfile.inventory import DockerSettings, Host, Inventory, RegistrySettings
-from fabfile.steps import SPEC_LABEL, StepContext
+from fabfile.remote.facts import DEFAULT_DOCKER, HostFacts
 
 REGISTRY_IP = "192.0.2.10"
 REGISTRY = f"{REGISTRY_IP}:4000"
@@ -92,7 +93,7 @@ def make_ctx(
     repair: bool = False,
     notified: str | None = None,
 ) -> StepContext:
-    return StepContext(make_inventory(registry, docker), address, repair, notified)
+    return StepContext(make_inventory(registry, docker), address, Modes(repair=repair), notified)
 
 
 def fresh_debian(**changes) -> HostFacts:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from fabfile import dockerconfig as dc
+from fabfile.docker import config as dc
 
 from .factories import DEBIAN_EXEC_START, DOCKER_1_11_EXEC_START, DOCKER_CE_EXEC_START, READS_DEFAULT_DOCKER
 
@@ -362,29 +362,6 @@ def test_effective_flags_add_docker_opts_when_the_unit_reads_them():
         "--containerd=/run/containerd/containerd.sock",
     ]
     assert dc.effective_flags([], None, True) == []
-
-
-@pytest.mark.parametrize(
-    "daemon, flags, expected",
-    [
-        ({"insecure-registries": [R]}, ["--insecure-registry", "10.0.0.5:5000"], ["insecure-registries"]),
-        ({"insecure-registries": [R]}, [f"--insecure-registry={R}"], ["insecure-registries"]),
-        ({"insecure-registries": [R]}, ["-H", "fd://"], []),
-        ({}, ["--insecure-registry", R], []),
-        ({"registry-mirrors": ["http://m"]}, ["--registry-mirror=http://m"], ["registry-mirrors"]),
-        (
-            {"insecure-registries": [R], "registry-mirrors": []},
-            ["--insecure-registry", R, "--registry-mirror", "x"],
-            ["insecure-registries", "registry-mirrors"],
-        ),
-    ],
-)
-def test_conflicts_flag_and_file(daemon, flags, expected):
-    assert dc.conflicts(daemon, flags) == expected
-
-
-def test_conflicts_an_empty_list_in_the_file_still_conflicts():
-    assert dc.conflicts({"insecure-registries": []}, ["--insecure-registry", R]) == ["insecure-registries"]
 
 
 @pytest.mark.parametrize(

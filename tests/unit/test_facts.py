@@ -8,11 +8,25 @@ import subprocess
 
 import pytest
 
-from fabfile import dockerconfig as dc
-from fabfile import facts
-from fabfile.facts import DAEMON_JSON, DEFAULT_DOCKER, MARK, PENDING, HostFacts
+from fabfile.deploy import deploy_sections
+from fabfile.docker import config as dc
+from fabfile.remote import facts as host_facts
+from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts
+from fabfile.remote.marks import MARK, sections
 
-from .factories import DEBIAN_EXEC_START, IMAGE_ID, PACKAGED_DEFAULT_DOCKER, container
+from .factories import DEBIAN_EXEC_START, IMAGE_ID, PACKAGED_DEFAULT_DOCKER, container, make_ctx
+
+DEPLOY_SECTIONS = deploy_sections(make_ctx())
+
+
+class facts:
+    """The deployment host's facts: every section, as deploy-host gathers them."""
+
+    DROPIN_DIR = host_facts.DROPIN_DIR
+
+    @staticmethod
+    def parse(text: str) -> HostFacts:
+        return host_facts.parse(text, DEPLOY_SECTIONS + (host_facts.ADDRESSES,))
 
 DEBIAN12_OS_RELEASE = """\
 PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
@@ -192,41 +206,52 @@ def test_a_file_that_is_not_utf8_is_still_read():
     parsed = facts.parse(output(file_section(DEFAULT_DOCKER, b'DOCKER_OPTS="--label owner=J\xf6rg"\n')))
 
     assert parsed.files[DEFAULT_DOCKER] == 'DOCKER_OPTS="--label owner=J\ufffdrg"\n'
+    assert parsed.unreadable == {DEFAULT_DOCKER: "not UTF-8 text"}
 
 
-def test_the_script_prints_every_section_parse_reads():
-    script = facts.script()
+def test_the_script_prints_every_section_its_parsers_read():
+    wanted = DEPLOY_SECTIONS + (host_facts.ADDRESSES,)
+    done = subprocess.run(["sh", "-c", host_facts.script(wanted)], capture_output=True, text=True, check=False)
 
-    for name in (
-        "os-release",
-        "kernel",
-        "addresses",
-        "dockerd",
-        "docker-server",
-        "docker-unit",
-        "pep668",
-        "pip",
-        "packages",
-        "apt-lists-age",
-        "run-propagation",
-        "container",
-        "image",
-    ):
-        assert f"s {name};" in script
-    assert 's "file $f"' in script
-    for path in (DAEMON_JSON, DEFAULT_DOCKER, PENDING, f"{facts.DROPIN_DIR}/*.conf"):
-        assert path in script
+    assert done.returncode == 0
+    printed = set(sections(done.stdout))
+    for name in ("os-release", "kernel", "addresses", "dockerd", "docker-server", "docker-unit", "pep668"):
+        assert name in printed
+    for name in ("pip", "packages", "apt-lists-age", "run-propagation", "container", "image"):
+        assert name in printed
+    assert facts.parse(done.stdout).kernel == subprocess.run(
+        ["uname", "-r"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
-def test_the_script_quotes_the_container_and_image():
-    script = facts.script("my registry", "registry:2")
+def test_a_task_gathers_only_the_sections_it_asks_for():
+    script = host_facts.script([host_facts.KERNEL])
 
-    assert "docker inspect 'my registry'" in script
+    assert "s kernel;" in script and "dpkg-query" not in script and "docker inspect" not in script
+
+
+def test_container_and_image_names_are_quoted():
+    script = host_facts.script([host_facts.container("my registry; rm -rf /"), host_facts.image("registry:2")])
+
+    assert "docker inspect 'my registry; rm -rf /'" in script
     assert "--format '{{.Id}}' registry:2" in script
+
+
+def test_files_that_are_not_regular_are_named_not_read(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "text").write_text("x\n")
+    section = host_facts.files(str(tmp_path / "dir"), str(tmp_path / "text"), str(tmp_path / "absent"))
+    done = subprocess.run(["sh", "-c", host_facts.script([section])], capture_output=True, text=True, check=True)
+
+    parsed = host_facts.parse(done.stdout, [section])
+
+    assert parsed.files == {str(tmp_path / "text"): "x\n"}
+    assert parsed.unreadable == {str(tmp_path / "dir"): "not a regular file"}
 
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])
 def test_the_script_is_valid_shell(shell):
-    result = subprocess.run([shell, "-n"], input=facts.script(), capture_output=True, text=True, check=False)
+    script = host_facts.script(DEPLOY_SECTIONS)
+    result = subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stderr

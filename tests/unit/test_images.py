@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from fabfile import images as im
-from fabfile.change import RELOAD
-from fabfile.facts import DAEMON_JSON, DEFAULT_DOCKER
-from fabfile.images import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
+from fabfile import cli
+from fabfile.docker import trust
+from fabfile.engine.hostrun import RemoteError as StepFailed
+from fabfile.engine.plan import RELOAD
+from fabfile.engine.result import FAILED
+from fabfile.images import archive, decide, model, scripts, sync, table
+from fabfile.images.model import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
 from fabfile.inventory import ImageSettings
-from fabfile.report import FAILED
-from fabfile.runner import StepFailed
+from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
 
 from .factories import DOCKER_1_11_EXEC_START, REGISTRY, docker_host, make_ctx
 
@@ -32,7 +34,7 @@ ABSENT = Manifest(404, error="HTTP 404")
 def test_services_take_the_tag_and_the_namespace():
     settings = ImageSettings(tag="2024.1", services=("keystone", "nova-api"))
 
-    assert im.image_list(settings) == [
+    assert model.image_list(settings) == [
         Image("openstack.kolla/keystone", "2024.1"),
         Image("openstack.kolla/nova-api", "2024.1"),
     ]
@@ -46,7 +48,7 @@ def test_names_keep_their_own_namespace_and_tag_and_come_first_once_each():
         services=("keystone",),
     )
 
-    assert im.image_list(settings) == [
+    assert model.image_list(settings) == [
         Image("kolla/horizon", "zed"),
         Image("other.ns/glance-api", "2023.2"),
         Image("kolla/keystone", "zed"),
@@ -62,7 +64,7 @@ def test_an_image_maps_to_the_local_registry_keeping_its_namespace():
 
 @pytest.mark.parametrize("insecure, base", [(False, "https://quay.io"), (True, "http://quay.io")])
 def test_upstream_base(insecure, base):
-    assert im.upstream_base(ImageSettings(insecure=insecure, names=("a:b",))) == base
+    assert model.upstream_base(ImageSettings(insecure=insecure, names=("a:b",))) == base
 
 
 # --- decisions -----------------------------------------------------------------------------
@@ -110,7 +112,7 @@ def test_upstream_base(insecure, base):
     ],
 )
 def test_decide_upstream(upstream, local, status, message):
-    result = im.decide_upstream(KEYSTONE, upstream, local)
+    result = decide.decide_upstream(KEYSTONE, upstream, local)
 
     assert (result.status, result.image) == (status, KEYSTONE)
     assert message in result.message
@@ -134,7 +136,7 @@ ARCHIVED = Archived(f"quay.io/{KEYSTONE.name}", C1, 9000)
     ],
 )
 def test_decide_archive(archived, local, status, message):
-    result = im.decide_archive(KEYSTONE, archived, local)
+    result = decide.decide_archive(KEYSTONE, archived, local)
 
     assert (result.status, result.message) == (status, message)
     if status == TO_COPY:
@@ -156,7 +158,7 @@ def test_archive_index_of_docker_s_own_layout_and_the_oci_one():
     ]
     sizes = {"x/layer.tar": 100, "y/layer.tar": 20, "blobs/sha256/l1": 7}
 
-    assert im.archive_index(manifest, sizes) == {
+    assert archive.archive_index(manifest, sizes) == {
         "quay.io/kolla/a:1": Archived("quay.io/kolla/a:1", "sha256:aa", 120),
         "kolla/a:1": Archived("kolla/a:1", "sha256:aa", 120),
         "kolla/b:1": Archived("kolla/b:1", "sha256:bb", 7),
@@ -167,9 +169,9 @@ def test_archived_as_finds_the_upstream_name_then_the_bare_one():
     by_upstream = {"quay.io/openstack.kolla/keystone:2024.1": ARCHIVED}
     bare = {"openstack.kolla/keystone:2024.1": ARCHIVED}
 
-    assert im.archived_as(KEYSTONE, by_upstream, "quay.io") == ARCHIVED
-    assert im.archived_as(KEYSTONE, bare, "quay.io") == ARCHIVED
-    assert im.archived_as(KEYSTONE, by_upstream, UPSTREAM) is None
+    assert archive.archived_as(KEYSTONE, by_upstream, "quay.io") == ARCHIVED
+    assert archive.archived_as(KEYSTONE, bare, "quay.io") == ARCHIVED
+    assert archive.archived_as(KEYSTONE, by_upstream, UPSTREAM) is None
 
 
 def test_read_archive_of_a_real_tar(tmp_path):
@@ -181,19 +183,17 @@ def test_read_archive_of_a_real_tar(tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     subprocess.run(["tar", "-C", str(folder), "-cf", str(tmp_path / "a.tar"), "."], check=True)
 
-    index = im.read_archive(str(tmp_path / "a.tar"))
+    index = archive.read_archive(str(tmp_path / "a.tar"))
 
     # tar names members ./abc/layer.tar: the index must still find the layer.
     assert index["kolla/a:1"].config == "sha256:ff"
 
 
-def test_read_archive_that_is_not_one_exits_2(tmp_path):
+def test_read_archive_that_is_not_one_is_named(tmp_path):
     (tmp_path / "a.tar").write_text("not a tar")
 
-    with pytest.raises(im.Exit) as caught:
-        im.read_archive(str(tmp_path / "a.tar"))
-
-    assert caught.value.code == 2 and "not a docker save archive" in str(caught.value.message)
+    with pytest.raises(archive.ArchiveError, match=r"a\.tar: not a docker save archive"):
+        archive.read_archive(str(tmp_path / "a.tar"))
 
 
 # --- retries -------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_read_archive_that_is_not_one_exits_2(tmp_path):
     ],
 )
 def test_transient(message, again):
-    assert im.transient(message) is again
+    assert decide.transient(message) is again
 
 
 class Flaky:
@@ -229,21 +229,21 @@ class Flaky:
 def test_retrying_tries_again_after_a_transient_error():
     attempt = Flaky("exit 1: timeout", "exit 1: 502 Bad Gateway")
 
-    assert im.retrying(attempt, retries=3, delay=0) == ""
+    assert decide.retrying(attempt, retries=3, delay=0) == ""
     assert attempt.calls == 3
 
 
 def test_retrying_gives_up_at_once_on_a_permanent_error():
     attempt = Flaky("exit 1: manifest unknown", "never seen")
 
-    assert im.retrying(attempt, retries=3, delay=0) == "exit 1: manifest unknown"
+    assert decide.retrying(attempt, retries=3, delay=0) == "exit 1: manifest unknown"
     assert attempt.calls == 1
 
 
 def test_retrying_gives_up_after_the_retries_and_says_how_many_attempts():
     attempt = Flaky(*["exit 1: timeout"] * 5)
 
-    assert im.retrying(attempt, retries=2, delay=0) == "exit 1: timeout (after 3 attempts)"
+    assert decide.retrying(attempt, retries=2, delay=0) == "exit 1: timeout (after 3 attempts)"
     assert attempt.calls == 3
 
 
@@ -253,7 +253,7 @@ def test_retrying_gives_up_after_the_retries_and_says_how_many_attempts():
 def test_trust_upstream_merges_it_into_daemon_json_and_reloads():
     facts = docker_host(files={DAEMON_JSON: json.dumps({"insecure-registries": [REGISTRY], "debug": True})})
 
-    plan = im.trust_upstream(facts, make_ctx(), UPSTREAM)
+    plan = trust.trust_upstream(facts, make_ctx(), UPSTREAM)
 
     [change] = plan.files
     assert change.path == DAEMON_JSON
@@ -264,7 +264,7 @@ def test_trust_upstream_merges_it_into_daemon_json_and_reloads():
 def test_trust_upstream_already_trusted_changes_nothing():
     facts = docker_host(files={DAEMON_JSON: json.dumps({"insecure-registries": [UPSTREAM]})})
 
-    plan = im.trust_upstream(facts, make_ctx(), UPSTREAM)
+    plan = trust.trust_upstream(facts, make_ctx(), UPSTREAM)
 
     assert not plan.changed and plan.notes == [f"{UPSTREAM} already trusted"]
 
@@ -272,7 +272,7 @@ def test_trust_upstream_already_trusted_changes_nothing():
 def test_trust_upstream_flagged_in_docker_opts_is_already_trusted():
     facts = docker_host(files={DEFAULT_DOCKER: f'DOCKER_OPTS="--insecure-registry {UPSTREAM}"\n'})
 
-    assert not im.trust_upstream(facts, make_ctx(), UPSTREAM).changed
+    assert not trust.trust_upstream(facts, make_ctx(), UPSTREAM).changed
 
 
 @pytest.mark.parametrize(
@@ -288,14 +288,14 @@ def test_trust_upstream_flagged_in_docker_opts_is_already_trusted():
     ],
 )
 def test_trust_upstream_refuses_where_daemon_json_would_stop_dockerd(facts):
-    plan = im.trust_upstream(facts, make_ctx(), UPSTREAM)
+    plan = trust.trust_upstream(facts, make_ctx(), UPSTREAM)
 
     assert not plan.changed
     assert f"add --insecure-registry {UPSTREAM} to {DEFAULT_DOCKER}" in plan.error
 
 
 def test_trust_upstream_leaves_a_broken_daemon_json_alone():
-    plan = im.trust_upstream(docker_host(files={DAEMON_JSON: "{ nope"}), make_ctx(), UPSTREAM)
+    plan = trust.trust_upstream(docker_host(files={DAEMON_JSON: "{ nope"}), make_ctx(), UPSTREAM)
 
     assert "not valid JSON" in plan.error and not plan.changed
 
@@ -338,7 +338,7 @@ def fake_docker(tmp_path):
 
 
 def test_copy_script_pulls_tags_pushes_and_leaves_no_image_behind(fake_docker):
-    done, calls, left = fake_docker(im.copy_script("up:5000/kolla/a:1", "reg:4000/kolla/a:1"))
+    done, calls, left = fake_docker(scripts.copy_script("up:5000/kolla/a:1", "reg:4000/kolla/a:1"))
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert [c for c in calls if not c.startswith("image inspect")] == [
@@ -355,14 +355,14 @@ def test_copy_script_pulls_tags_pushes_and_leaves_no_image_behind(fake_docker):
 def test_copy_script_keeps_an_image_the_host_had(fake_docker):
     (fake_docker.state / "up_5000_kolla_a_1").touch()
 
-    _, calls, left = fake_docker(im.copy_script("up:5000/kolla/a:1", "reg:4000/kolla/a:1"))
+    _, calls, left = fake_docker(scripts.copy_script("up:5000/kolla/a:1", "reg:4000/kolla/a:1"))
 
     assert "rmi up:5000/kolla/a:1" not in calls
     assert left == ["up_5000_kolla_a_1"]
 
 
 def test_copy_script_failure_names_the_command_and_docker_s_last_words(fake_docker):
-    done, _, left = fake_docker(im.copy_script("up:5000/kolla/missing:1", "reg:4000/kolla/missing:1"))
+    done, _, left = fake_docker(scripts.copy_script("up:5000/kolla/missing:1", "reg:4000/kolla/missing:1"))
 
     assert done.returncode == 1
     assert "fail docker pull up:5000/kolla/missing:1: manifest unknown" in done.stdout
@@ -370,15 +370,15 @@ def test_copy_script_failure_names_the_command_and_docker_s_last_words(fake_dock
 
 
 def test_load_and_push_scripts(fake_docker, monkeypatch):
-    monkeypatch.setattr(im, "ARCHIVE_ON_HOST", str(fake_docker.state.parent / "archive.tar"))
+    monkeypatch.setattr(scripts, "ARCHIVE_ON_HOST", str(fake_docker.state.parent / "archive.tar"))
     (fake_docker.state / "kolla_b_1").touch()
 
-    done, calls, _ = fake_docker(im.load_script(["kolla/a:1", "kolla/b:1"]))
+    done, calls, _ = fake_docker(scripts.load_script(["kolla/a:1", "kolla/b:1"]))
     assert done.returncode == 0, done.stdout
     assert "had kolla/b:1" in done.stdout and "had kolla/a:1" not in done.stdout
-    assert calls[-1] == f"load -i {im.ARCHIVE_ON_HOST}"
+    assert calls[-1] == f"load -i {scripts.ARCHIVE_ON_HOST}"
 
-    done, calls, left = fake_docker(im.push_script("kolla/b:1", "reg:4000/kolla/b:1"))
+    done, calls, left = fake_docker(scripts.push_script("kolla/b:1", "reg:4000/kolla/b:1"))
     assert done.returncode == 0
     assert calls[-3:] == [
         "tag kolla/b:1 reg:4000/kolla/b:1",
@@ -396,14 +396,14 @@ def test_load_and_push_scripts(fake_docker, monkeypatch):
     [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (1_234_567, "1.2 MB"), (5 * 10**9, "5.0 GB")],
 )
 def test_human(size, shown):
-    assert im.human(size) == shown
+    assert table.decimal_size(size) == shown
 
 
 def test_progress_line_counts_images_and_bytes():
     item = Synced(KEYSTONE, COPIED, D1, 2_000_000)
 
     assert (
-        im.progress("deploy1", 2, 5, 3_000_000, 10_000_000, item)
+        table.progress("deploy1", 2, 5, 3_000_000, 10_000_000, item)
         == "deploy1 | sync-images | 2/5 images, 3.0 MB/10.0 MB | openstack.kolla/keystone:2024.1 copied"
     )
 
@@ -416,7 +416,7 @@ RESULTS = [
 
 
 def test_table_has_image_tag_digest_size_status_per_image_then_totals():
-    text = im.table(RESULTS)
+    text = table.table(RESULTS)
     lines = text.splitlines()
 
     assert lines[0] == "IMAGES"
@@ -427,7 +427,7 @@ def test_table_has_image_tag_digest_size_status_per_image_then_totals():
 
 
 def test_table_in_check_mode_says_nothing_was_copied():
-    assert im.table([Synced(KEYSTONE, TO_COPY, D1, 10)], check=True).splitlines()[0] == (
+    assert table.table([Synced(KEYSTONE, TO_COPY, D1, 10)], check=True).splitlines()[0] == (
         "IMAGES (check mode: nothing was copied)"
     )
 
@@ -435,8 +435,8 @@ def test_table_in_check_mode_says_nothing_was_copied():
 def test_read_back_takes_the_local_registry_s_digest_or_fails_the_image():
     copied = Synced(KEYSTONE, COPIED, D1, 100)
 
-    assert im.read_back_one(copied, Manifest(200, D2, C1, 90)) == Synced(KEYSTONE, COPIED, D2, 90)
-    failed = im.read_back_one(copied, ABSENT)
+    assert sync.read_back_one(copied, Manifest(200, D2, C1, 90)) == Synced(KEYSTONE, COPIED, D2, 90)
+    failed = sync.read_back_one(copied, ABSENT)
     assert failed.status == FAILED and "the registry does not list it" in failed.message
 
 
@@ -444,17 +444,17 @@ def test_image_settings_from_a_file_or_the_inventory(tmp_path):
     from .factories import make_inventory
 
     inventory = make_inventory()
-    with pytest.raises(im.Exit) as caught:
-        im.image_settings(inventory, "")
+    with pytest.raises(cli.Exit) as caught:
+        cli.image_settings_or_exit(inventory, "")
     assert caught.value.code == 2 and "images: missing (or give --images FILE)" in caught.value.message
 
     listed = tmp_path / "images.yaml"
     listed.write_text("names: [keystone:zed]\n")
-    assert im.image_settings(inventory, str(listed)).names == ("keystone:zed",)
+    assert cli.image_settings_or_exit(inventory, str(listed)).names == ("keystone:zed",)
 
     listed.write_text("names: [Keystone]\n")
-    with pytest.raises(im.Exit) as caught:
-        im.image_settings(inventory, str(listed))
+    with pytest.raises(cli.Exit) as caught:
+        cli.image_settings_or_exit(inventory, str(listed))
     assert caught.value.code == 2 and str(Path(listed)) in caught.value.message
 
 

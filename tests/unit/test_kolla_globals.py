@@ -7,8 +7,12 @@ import subprocess
 import pytest
 import yaml
 
-from fabfile import kolla_globals as kg
-from fabfile.facts import MARK
+from fabfile.engine.plan import StepPlan
+from fabfile.kolla import globals_yaml as kg
+from fabfile.kolla.globals_yaml import globals_planner
+from fabfile.remote.facts import HostFacts, files, parse, script
+
+from .factories import make_ctx
 
 VALUES = kg.globals_values("192.0.2.10:4000", "openstack.kolla")
 SET = [
@@ -199,25 +203,36 @@ def run(script: str) -> str:
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False).stdout
 
 
-def test_file_script_round_trips_the_exact_bytes(tmp_path):
+def read(path) -> tuple[HostFacts, StepPlan]:
+    """globals.yml read as kolla-globals reads it (its files section, run for real), and the plan."""
+    section = files(str(path))
+    found = parse(run(script([section])), [section])
+    return found, globals_planner(str(path), "openstack.kolla")(found, make_ctx())
+
+
+def test_the_file_round_trips_the_exact_bytes(tmp_path):
     path = tmp_path / "globals.yml"
     path.write_bytes(b"a: 1\n\n\n# trailing blank lines matter\n\n")
 
-    assert kg.parse_file(run(kg.file_script(str(path)))) == path.read_text()
+    assert read(path)[0].files[str(path)] == path.read_text()
 
 
-def test_file_script_of_an_empty_and_an_absent_file(tmp_path):
+def test_an_empty_file_is_empty_and_an_absent_one_is_created(tmp_path):
     empty = tmp_path / "empty.yml"
     empty.write_text("")
 
-    assert kg.parse_file(run(kg.file_script(str(empty)))) == ""
-    assert kg.parse_file(run(kg.file_script(str(tmp_path / "absent.yml")))) is None
+    assert read(empty)[0].files[str(empty)] == ""
+    found, plan = read(tmp_path / "absent.yml")
+    assert str(tmp_path / "absent.yml") not in found.files
+    assert plan.files[0].before is None and plan.files[0].after.startswith("---\n")
 
 
-def test_file_script_refuses_a_directory(tmp_path):
-    assert f"{MARK} fail {tmp_path} is not a regular file" in run(kg.file_script(str(tmp_path)))
+def test_a_directory_is_refused(tmp_path):
+    assert read(tmp_path)[1].error == f"{tmp_path}: not a regular file; left as it is"
 
 
-def test_parse_file_refuses_text_that_is_not_utf8():
-    with pytest.raises(ValueError, match="not UTF-8"):
-        kg.parse_file(f"{MARK} present\n/w==\n")
+def test_text_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "globals.yml"
+    path.write_bytes(b"docker_registry: J\xf6rg\n")
+
+    assert read(path)[1].error == f"{path}: not UTF-8 text; left as it is"

@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from fabfile import pull
-from fabfile.facts import MARK
-from fabfile.images import Image
-from fabfile.pull import MISSING, PRESENT, PULLED, Pulled
-from fabfile.report import CHANGED, FAILED, OK
+from fabfile.engine.result import CHANGED, FAILED, OK
+from fabfile.images import pull
+from fabfile.images.model import Image
+from fabfile.images.pull import MISSING, PRESENT, PULLED, Pulled
+from fabfile.remote.marks import MARK
 
 REGISTRY = "192.0.2.10:4000"
 KEYSTONE, NOVA, GLANCE = (
@@ -148,7 +148,7 @@ def test_parse_pulls_keeps_the_wanted_order_and_fails_what_got_no_answer():
     ],
 )
 def test_node_outcome(pulls, check, status, message):
-    outcome = pull.node_outcome("node1", pulls, check)
+    outcome = pull.pull_outcome("node1", pulls, check)
 
     assert (outcome.host, outcome.step, outcome.status, outcome.message) == (
         "node1",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fabfile import report
-from fabfile.report import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE, Outcome
+from fabfile.engine import result as report
+from fabfile.engine.result import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE, Outcome
 
 OUTCOMES = [
     Outcome("deploy1", "update-packages", OK, "package index is 120s old", 0.42),
@@ -29,7 +29,7 @@ def test_line():
     outcome = Outcome("node1", "configure-targets", CHANGED, "192.0.2.10:4000 trusted; pulled probe", 3.2)
 
     assert (
-        report.line(outcome) == "node1 | configure-targets | CHANGED | 192.0.2.10:4000 trusted; pulled probe"
+        report.progress_line(outcome) == "node1 | configure-targets | CHANGED | 192.0.2.10:4000 trusted; pulled probe"
     )
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from fabfile import status as st
-from fabfile.facts import DAEMON_JSON, DEFAULT_DOCKER
+from fabfile.docker import status as st
 from fabfile.inventory import Host
+from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
 
 from .factories import REGISTRY, docker_host, fresh_debian
 

@@ -7,11 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from fabfile import dockerconfig as dc
-from fabfile import steps
-from fabfile.change import RELOAD, RESTART, FileChange, handler_script
-from fabfile.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING
-from fabfile.steps import SHARED_RUN_TEXT, SHARED_RUN_UNIT, SPEC_LABEL
+from fabfile import deploy
+from fabfile.docker import config as dc
+from fabfile.docker import hostprep, trust
+from fabfile.docker import registry as registry_step
+from fabfile.docker.hostprep import SHARED_RUN_TEXT, SHARED_RUN_UNIT
+from fabfile.docker.registry import SPEC_LABEL
+from fabfile.engine.plan import RELOAD, RESTART, FileChange
+from fabfile.remote.apply import handler_script
+from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING
 
 from .factories import (
     DOCKER_1_11_EXEC_START,
@@ -54,7 +58,7 @@ def written(plan, path: str) -> str | None:
     ],
 )
 def test_update_packages_unsupported_os_names_it(os_release, named):
-    plan = steps.update_packages(fresh_debian(os=os_release), make_ctx())
+    plan = hostprep.update_packages(fresh_debian(os=os_release), make_ctx())
 
     assert plan.error == f"unsupported OS: {named} (needs apt: Debian or Ubuntu)"
     assert not plan.changed
@@ -70,21 +74,21 @@ def test_update_packages_unsupported_os_names_it(os_release, named):
     ],
 )
 def test_update_packages_apt_based_oses_are_supported(os_release):
-    plan = steps.update_packages(fresh_debian(os=os_release, apt_lists_age=99999), make_ctx())
+    plan = hostprep.update_packages(fresh_debian(os=os_release, apt_lists_age=99999), make_ctx())
 
     assert plan.error is None
     assert plan.commands[0] == "apt-get update -q"
 
 
 def test_update_packages_fresh_index_runs_nothing():
-    plan = steps.update_packages(fresh_debian(apt_lists_age=600), make_ctx())
+    plan = hostprep.update_packages(fresh_debian(apt_lists_age=600), make_ctx())
 
     assert plan.commands == [] and not plan.changed
     assert plan.notes == ["package index is 600s old (refreshed every 3600s)"]
 
 
 def test_update_packages_stale_index_updates_and_stamps():
-    plan = steps.update_packages(fresh_debian(apt_lists_age=3600), make_ctx())
+    plan = hostprep.update_packages(fresh_debian(apt_lists_age=3600), make_ctx())
 
     assert plan.commands == [
         "apt-get update -q",
@@ -95,7 +99,7 @@ def test_update_packages_stale_index_updates_and_stamps():
 
 
 def test_update_packages_valid_time_zero_always_updates():
-    plan = steps.update_packages(fresh_debian(apt_lists_age=0), make_ctx(docker={"apt_cache_valid_time": 0}))
+    plan = hostprep.update_packages(fresh_debian(apt_lists_age=0), make_ctx(docker={"apt_cache_valid_time": 0}))
 
     assert "apt-get update -q" in plan.commands
 
@@ -106,7 +110,7 @@ def test_update_packages_valid_time_zero_always_updates():
 def test_upgrade_kernel_ubuntu_1404_installs_wily_and_says_reboot():
     facts = fresh_debian(os=UBUNTU1404_OS, kernel="3.13.0-170-generic", packages={"linux-image-generic"})
 
-    plan = steps.upgrade_kernel(facts, make_ctx())
+    plan = hostprep.upgrade_kernel(facts, make_ctx())
 
     assert plan.error is None
     assert len(plan.commands) == 1
@@ -119,7 +123,7 @@ def test_upgrade_kernel_ubuntu_1404_installed_but_not_rebooted():
         os=UBUNTU1404_OS, kernel="3.13.0-170-generic", packages={"linux-image-generic-lts-wily"}
     )
 
-    plan = steps.upgrade_kernel(facts, make_ctx())
+    plan = hostprep.upgrade_kernel(facts, make_ctx())
 
     assert plan.commands == []
     assert "reboot" in plan.notes[0]
@@ -130,7 +134,7 @@ def test_upgrade_kernel_ubuntu_1404_on_wily_has_nothing_to_do():
         os=UBUNTU1404_OS, kernel="4.2.0-42-generic", packages={"linux-image-generic-lts-wily"}
     )
 
-    plan = steps.upgrade_kernel(facts, make_ctx())
+    plan = hostprep.upgrade_kernel(facts, make_ctx())
 
     assert not plan.changed and plan.notes == [] and plan.error is None
 
@@ -150,7 +154,7 @@ def test_upgrade_kernel_ubuntu_1404_on_wily_has_nothing_to_do():
     ],
 )
 def test_upgrade_kernel_elsewhere_only_checks(kernel, error, note):
-    plan = steps.upgrade_kernel(fresh_debian(kernel=kernel), make_ctx())
+    plan = hostprep.upgrade_kernel(fresh_debian(kernel=kernel), make_ctx())
 
     assert plan.commands == []
     assert plan.error == error
@@ -162,19 +166,19 @@ def test_upgrade_kernel_elsewhere_only_checks(kernel, error, note):
 
 
 def test_install_docker_on_fresh_debian_installs_prerequisites_then_docker_io():
-    plan = steps.install_docker(fresh_debian(), make_ctx())
+    plan = hostprep.install_docker(fresh_debian(), make_ctx())
 
     assert plan.error is None
     missing = [p for p in PREREQUISITES if p != "curl"]
     assert plan.commands == [
-        f"{steps.APT_INSTALL} --no-install-recommends {' '.join(missing)}",
-        f"{steps.APT_INSTALL} docker.io",
+        f"{hostprep.APT_INSTALL} --no-install-recommends {' '.join(missing)}",
+        f"{hostprep.APT_INSTALL} docker.io",
     ]
     assert plan.notes == ["system Python is externally managed (PEP 668): pip left to the OS"]
 
 
 def test_install_docker_get_docker_source_uses_the_installer():
-    plan = steps.install_docker(fresh_debian(), make_ctx(docker={"source": "get-docker"}))
+    plan = hostprep.install_docker(fresh_debian(), make_ctx(docker={"source": "get-docker"}))
 
     assert plan.commands[-1] == "curl -fsSL https://get.docker.com | sh"
     assert not any("docker.io" in command for command in plan.commands)
@@ -193,21 +197,21 @@ def test_install_docker_get_docker_source_uses_the_installer():
 def test_install_docker_pip_is_upgraded_only_when_old_and_allowed(externally_managed, pip_version, upgrades):
     facts = docker_host(externally_managed=externally_managed, pip_version=pip_version)
 
-    plan = steps.install_docker(facts, make_ctx())
+    plan = hostprep.install_docker(facts, make_ctx())
 
     assert ("python3 -m pip install -U pip setuptools" in plan.commands) is upgrades
     assert not any("pip install" in c for c in plan.commands if not upgrades)
 
 
 def test_install_docker_too_old_docker_is_an_error():
-    plan = steps.install_docker(docker_host("1.9.1"), make_ctx())
+    plan = hostprep.install_docker(docker_host("1.9.1"), make_ctx())
 
     assert plan.error == "Docker 1.9.1 is older than 1.10, which Kolla needs"
     assert plan.commands == [] and plan.files == []
 
 
 def test_install_docker_installed_and_running_has_nothing_to_do():
-    plan = steps.install_docker(docker_host(), make_ctx())
+    plan = hostprep.install_docker(docker_host(), make_ctx())
 
     assert not plan.changed and plan.error is None and plan.handler is None
     assert plan.notes[-1] == "Docker 20.10.24+dfsg1"
@@ -218,7 +222,7 @@ def test_install_docker_starts_a_stopped_docker():
         docker_answers=False, unit={**docker_host().unit, "ActiveState": "failed", "MainPID": "0"}
     )
 
-    plan = steps.install_docker(facts, make_ctx())
+    plan = hostprep.install_docker(facts, make_ctx())
 
     assert plan.commands == ["systemctl enable docker && systemctl start docker"]
 
@@ -229,7 +233,7 @@ def test_install_docker_new_docker_removes_the_procedures_mountflags_dropin(vers
         version, files={**docker_host().files, KOLLA_DROPIN: "[Service]\nMountFlags=shared\n"}
     )
 
-    plan = steps.install_docker(facts, make_ctx())
+    plan = hostprep.install_docker(facts, make_ctx())
 
     assert plan.files == [FileChange(KOLLA_DROPIN, "[Service]\nMountFlags=shared\n", None)]
     assert plan.handler == RESTART
@@ -241,7 +245,7 @@ def test_install_docker_new_docker_keeps_the_rest_of_a_dropin():
     dropin = f"{dc.DROPIN_DIR}/override.conf"
     facts = docker_host(files={dropin: "[Service]\nMountFlags=shared\nLimitNOFILE=1048576\n"})
 
-    plan = steps.install_docker(facts, make_ctx())
+    plan = hostprep.install_docker(facts, make_ctx())
 
     assert written(plan, dropin) == "[Service]\nLimitNOFILE=1048576\n"
     assert plan.handler == RESTART
@@ -251,7 +255,7 @@ def test_install_docker_new_docker_keeps_the_rest_of_a_dropin():
 def test_install_docker_old_docker_gets_the_mountflags_dropin_and_shared_run(version):
     facts = docker_host(version, run_propagation="private")
 
-    plan = steps.install_docker(facts, make_ctx())
+    plan = hostprep.install_docker(facts, make_ctx())
 
     assert written(plan, KOLLA_DROPIN) == "[Service]\nMountFlags=shared\n"
     assert written(plan, SHARED_RUN_UNIT) == SHARED_RUN_TEXT
@@ -261,7 +265,7 @@ def test_install_docker_old_docker_gets_the_mountflags_dropin_and_shared_run(ver
 
 
 def test_install_docker_old_docker_with_shared_run_only_writes_the_dropin():
-    plan = steps.install_docker(docker_host("17.06.2-ce", run_propagation="shared"), make_ctx())
+    plan = hostprep.install_docker(docker_host("17.06.2-ce", run_propagation="shared"), make_ctx())
 
     assert [change.path for change in plan.files] == [KOLLA_DROPIN]
     assert plan.commands == []
@@ -269,10 +273,10 @@ def test_install_docker_old_docker_with_shared_run_only_writes_the_dropin():
 
 def test_install_docker_old_docker_converges():
     facts = docker_host("17.06.2-ce", run_propagation="private")
-    first = steps.install_docker(facts, make_ctx())
+    first = hostprep.install_docker(facts, make_ctx())
 
     after = replace(applied(facts, first), run_propagation="shared")
-    second = steps.install_docker(after, make_ctx())
+    second = hostprep.install_docker(after, make_ctx())
 
     assert first.changed
     assert not second.changed and second.handler is None
@@ -280,9 +284,9 @@ def test_install_docker_old_docker_converges():
 
 def test_install_docker_new_docker_converges_after_the_dropin_is_removed():
     facts = docker_host(files={KOLLA_DROPIN: "[Service]\nMountFlags=shared\n"})
-    first = steps.install_docker(facts, make_ctx())
+    first = hostprep.install_docker(facts, make_ctx())
 
-    second = steps.install_docker(applied(facts, first), make_ctx())
+    second = hostprep.install_docker(applied(facts, first), make_ctx())
 
     assert KOLLA_DROPIN not in applied(facts, first).files
     assert not second.changed
@@ -292,11 +296,11 @@ def test_install_docker_new_docker_converges_after_the_dropin_is_removed():
 
 
 def spec(ctx=None, host_network=False, image_id=IMAGE_ID) -> str:
-    return steps.registry_spec(ctx or make_ctx(), host_network, image_id)
+    return registry_step.registry_spec(ctx or make_ctx(), host_network, image_id)
 
 
 def test_create_registry_needs_docker_answering():
-    plan = steps.create_registry(docker_host(docker_answers=False), make_ctx())
+    plan = registry_step.create_registry(docker_host(docker_answers=False), make_ctx())
 
     assert plan.error == "Docker is not running here: run install-docker first"
     assert not plan.changed
@@ -314,7 +318,7 @@ def test_create_registry_needs_docker_answering():
     ],
 )
 def test_create_registry_gets_a_missing_image_first(registry, command):
-    plan = steps.create_registry(docker_host(image_id=""), make_ctx(registry))
+    plan = registry_step.create_registry(docker_host(image_id=""), make_ctx(registry))
 
     assert plan.commands == [command]
     archive = registry.get("image_archive")
@@ -322,7 +326,7 @@ def test_create_registry_gets_a_missing_image_first(registry, command):
 
 
 def test_create_registry_runs_the_documented_container_with_a_named_volume():
-    plan = steps.create_registry(docker_host(), make_ctx())
+    plan = registry_step.create_registry(docker_host(), make_ctx())
 
     [command] = plan.commands
     assert command == (
@@ -335,7 +339,7 @@ def test_create_registry_runs_the_documented_container_with_a_named_volume():
 def test_create_registry_uses_host_networking_when_daemon_json_turns_iptables_off():
     facts = docker_host(files=daemon_json(iptables=False))
 
-    [command] = steps.create_registry(facts, make_ctx()).commands
+    [command] = registry_step.create_registry(facts, make_ctx()).commands
 
     assert "--network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 " in command
     assert "-p " not in command
@@ -345,7 +349,7 @@ def test_create_registry_uses_host_networking_when_daemon_json_turns_iptables_of
 def test_create_registry_uses_host_networking_when_docker_opts_turn_the_bridge_off():
     facts = docker_host(files={DEFAULT_DOCKER: 'DOCKER_OPTS="--bridge=none"\n'})
 
-    [command] = steps.create_registry(facts, make_ctx({"port": 5000})).commands
+    [command] = registry_step.create_registry(facts, make_ctx({"port": 5000})).commands
 
     assert "--network host -e REGISTRY_HTTP_ADDR=0.0.0.0:5000 " in command
 
@@ -362,7 +366,7 @@ def test_create_registry_uses_host_networking_when_docker_opts_turn_the_bridge_o
 def test_create_registry_network_setting(network, daemon, host_network):
     facts = docker_host(files=daemon_json(**daemon))
 
-    [command] = steps.create_registry(facts, make_ctx({"network": network, "port": 5000})).commands
+    [command] = registry_step.create_registry(facts, make_ctx({"network": network, "port": 5000})).commands
 
     assert ("--network host" in command) is host_network
     assert ("-p 5000:5000" in command) is not host_network
@@ -371,7 +375,7 @@ def test_create_registry_network_setting(network, daemon, host_network):
 def test_create_registry_custom_name_volume_and_image():
     ctx = make_ctx({"name": "kolla-registry", "volume": "kolla-images", "image": "registry:2.8.3"})
 
-    [command] = steps.create_registry(docker_host(), ctx).commands
+    [command] = registry_step.create_registry(docker_host(), ctx).commands
 
     assert "--name kolla-registry " in command
     assert "-v kolla-images:/var/lib/registry " in command
@@ -379,14 +383,14 @@ def test_create_registry_custom_name_volume_and_image():
 
 
 def test_create_registry_same_spec_running_has_nothing_to_do():
-    plan = steps.create_registry(docker_host(container=container(spec())), make_ctx())
+    plan = registry_step.create_registry(docker_host(container=container(spec())), make_ctx())
 
     assert not plan.changed
     assert plan.notes == ["registry runs registry:2 on port 4000"]
 
 
 def test_create_registry_same_spec_stopped_is_started():
-    plan = steps.create_registry(docker_host(container=container(spec(), running=False)), make_ctx())
+    plan = registry_step.create_registry(docker_host(container=container(spec(), running=False)), make_ctx())
 
     assert plan.commands == ["docker start registry"]
 
@@ -401,7 +405,7 @@ def test_create_registry_same_spec_stopped_is_started():
     ],
 )
 def test_create_registry_different_spec_recreates_the_container(old_spec):
-    plan = steps.create_registry(docker_host(container=container(old_spec)), make_ctx())
+    plan = registry_step.create_registry(docker_host(container=container(old_spec)), make_ctx())
 
     assert plan.commands[0] == "docker rm -f registry"
     assert plan.commands[-1].startswith("docker run -d -p 4000:5000 ")
@@ -409,7 +413,7 @@ def test_create_registry_different_spec_recreates_the_container(old_spec):
 
 
 def test_create_registry_copies_the_procedures_anonymous_volume_into_the_named_one():
-    plan = steps.create_registry(docker_host(container=container(None, volume=None)), make_ctx())
+    plan = registry_step.create_registry(docker_host(container=container(None, volume=None)), make_ctx())
 
     assert len(plan.commands) == 3
     remove, copy, run = plan.commands
@@ -422,7 +426,7 @@ def test_create_registry_copies_the_procedures_anonymous_volume_into_the_named_o
 
 
 def test_create_registry_corrupt_daemon_json_is_an_error():
-    plan = steps.create_registry(docker_host(files={DAEMON_JSON: "{not json"}), make_ctx())
+    plan = registry_step.create_registry(docker_host(files={DAEMON_JSON: "{not json"}), make_ctx())
 
     assert plan.error.startswith("/etc/docker/daemon.json: not valid JSON")
     assert not plan.changed
@@ -431,10 +435,10 @@ def test_create_registry_corrupt_daemon_json_is_an_error():
 def test_create_registry_converges_once_the_container_runs():
     ctx = make_ctx()
     facts = docker_host()
-    [command] = steps.create_registry(facts, ctx).commands
+    [command] = registry_step.create_registry(facts, ctx).commands
     label = command.split(f"--label {SPEC_LABEL}=")[1].split()[0]
 
-    second = steps.create_registry(replace(facts, container=container(label)), ctx)
+    second = registry_step.create_registry(replace(facts, container=container(label)), ctx)
 
     assert not second.changed
 
@@ -443,14 +447,12 @@ def test_create_registry_container_without_labels_is_recreated():
     old = container(None, volume=None)
     old["Config"]["Labels"] = None
 
-    plan = steps.create_registry(docker_host(container=old), make_ctx())
+    plan = registry_step.create_registry(docker_host(container=old), make_ctx())
 
     assert plan.commands[0] == "docker rm -f registry"
 
 
-def test_registry_spec_is_a_short_stable_hash():
-    assert spec() == spec()
-    assert len(spec()) == 16 and int(spec(), 16) >= 0
+def test_registry_spec_changes_with_every_setting_the_container_is_made_with():
     assert (
         len({spec(), spec(host_network=True), spec(image_id="sha256:00"), spec(make_ctx({"volume": "v"}))})
         == 4
@@ -461,7 +463,7 @@ def test_registry_spec_is_a_short_stable_hash():
 
 
 def test_trust_registry_writes_daemon_json_and_reloads():
-    plan = steps.trust_registry(docker_host(), make_ctx())
+    plan = trust.trust_registry(docker_host(), make_ctx())
 
     assert plan.error is None
     assert plan.files == [
@@ -477,7 +479,7 @@ def test_trust_registry_merges_into_daemon_json_keeping_other_keys():
         )
     )
 
-    plan = steps.trust_registry(facts, make_ctx())
+    plan = trust.trust_registry(facts, make_ctx())
 
     after = json.loads(written(plan, DAEMON_JSON))
     assert list(after) == ["log-driver", "insecure-registries", "iptables"]
@@ -490,19 +492,19 @@ def test_trust_registry_merges_into_daemon_json_keeping_other_keys():
 
 
 def test_trust_registry_restarts_when_docker_is_not_answering():
-    plan = steps.trust_registry(docker_host(docker_answers=False), make_ctx())
+    plan = trust.trust_registry(docker_host(docker_answers=False), make_ctx())
 
     assert plan.handler == RESTART
 
 
 def test_trust_registry_uses_the_inventory_port():
-    plan = steps.trust_registry(docker_host(), make_ctx({"port": 5000}, address="registry.lab"))
+    plan = trust.trust_registry(docker_host(), make_ctx({"port": 5000}, address="registry.lab"))
 
     assert json.loads(written(plan, DAEMON_JSON)) == {"insecure-registries": ["registry.lab:5000"]}
 
 
 def test_trust_registry_already_trusted_changes_nothing():
-    plan = steps.trust_registry(
+    plan = trust.trust_registry(
         docker_host(files=daemon_json(**{"insecure-registries": [REGISTRY]})), make_ctx()
     )
 
@@ -512,7 +514,7 @@ def test_trust_registry_already_trusted_changes_nothing():
 
 @pytest.mark.parametrize("text", ['{\n  "debug": true,\n', "[]", '{"insecure-registries": "x"}'])
 def test_trust_registry_unusable_daemon_json_is_an_error_naming_it(text):
-    plan = steps.trust_registry(docker_host(files={DAEMON_JSON: text}), make_ctx())
+    plan = trust.trust_registry(docker_host(files={DAEMON_JSON: text}), make_ctx())
 
     assert plan.error.startswith("/etc/docker/daemon.json: ")
     assert plan.files == [] and plan.handler is None
@@ -524,7 +526,7 @@ PROCEDURE_OPTS = 'DOCKER_OPTS="--dns 8.8.8.8 --insecure-registry 10.0.0.5:5000"\
 def test_trust_registry_flags_read_from_docker_opts_need_repair():
     facts = docker_host(files={DEFAULT_DOCKER: PROCEDURE_OPTS})
 
-    plan = steps.trust_registry(facts, make_ctx())
+    plan = trust.trust_registry(facts, make_ctx())
 
     assert "--insecure-registry 10.0.0.5:5000" in plan.error
     assert "--repair" in plan.error
@@ -534,7 +536,7 @@ def test_trust_registry_flags_read_from_docker_opts_need_repair():
 def test_trust_registry_flags_the_unit_does_not_read_are_ignored():
     facts = docker_ce_host(files={DEFAULT_DOCKER: PROCEDURE_OPTS})
 
-    plan = steps.trust_registry(facts, make_ctx())
+    plan = trust.trust_registry(facts, make_ctx())
 
     assert plan.error is None
     assert [change.path for change in plan.files] == [DAEMON_JSON]
@@ -545,7 +547,7 @@ def test_trust_registry_repair_moves_the_flags_into_daemon_json():
         files={DEFAULT_DOCKER: "# site options\n" + PROCEDURE_OPTS, **daemon_json(debug=True)}
     )
 
-    plan = steps.trust_registry(facts, make_ctx(repair=True))
+    plan = trust.trust_registry(facts, make_ctx(repair=True))
 
     assert plan.error is None
     cleaned = written(plan, DEFAULT_DOCKER)
@@ -562,7 +564,7 @@ def test_trust_registry_repair_cannot_edit_the_unit_itself():
     exec_start = DOCKER_CE_EXEC_START.replace(" ; ignore", " --insecure-registry x:1 ; ignore", 1)
     unit = {**docker_host().unit, "ExecStart": exec_start}
 
-    plan = steps.trust_registry(docker_host(unit=unit), make_ctx(repair=True))
+    plan = trust.trust_registry(docker_host(unit=unit), make_ctx(repair=True))
 
     assert plan.error.startswith("--insecure-registry x:1 is set in docker.service's ExecStart")
     assert "remove it there by hand" in plan.error
@@ -577,7 +579,7 @@ def test_trust_registry_repair_with_flags_in_the_unit_and_docker_opts_is_an_erro
         unit={**docker_host().unit, "ExecStart": exec_start}, files={DEFAULT_DOCKER: PROCEDURE_OPTS}
     )
 
-    plan = steps.trust_registry(facts, make_ctx(repair=True))
+    plan = trust.trust_registry(facts, make_ctx(repair=True))
 
     assert plan.error is not None and "docker.service" in plan.error
 
@@ -585,13 +587,13 @@ def test_trust_registry_repair_with_flags_in_the_unit_and_docker_opts_is_an_erro
 def test_trust_registry_repair_of_the_procedures_own_flag_lists_the_registry_once():
     facts = docker_host(files={DEFAULT_DOCKER: f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n'})
 
-    plan = steps.trust_registry(facts, make_ctx(repair=True))
+    plan = trust.trust_registry(facts, make_ctx(repair=True))
 
     assert json.loads(written(plan, DAEMON_JSON)) == {"insecure-registries": [REGISTRY]}
 
 
 def test_trust_registry_docker_opts_edits_etc_default_docker():
-    plan = steps.trust_registry(docker_host(), make_ctx(docker={"config_method": "docker-opts"}))
+    plan = trust.trust_registry(docker_host(), make_ctx(docker={"config_method": "docker-opts"}))
 
     assert [change.path for change in plan.files] == [DEFAULT_DOCKER]
     after = written(plan, DEFAULT_DOCKER)
@@ -603,7 +605,7 @@ def test_trust_registry_docker_opts_edits_etc_default_docker():
 def test_trust_registry_auto_uses_docker_opts_before_docker_1_12():
     unit = {**docker_host().unit, "ExecStart": DOCKER_1_11_EXEC_START}
 
-    plan = steps.trust_registry(docker_host("1.11.2", unit=unit), make_ctx())
+    plan = trust.trust_registry(docker_host("1.11.2", unit=unit), make_ctx())
 
     assert [change.path for change in plan.files] == [DEFAULT_DOCKER]
 
@@ -613,7 +615,7 @@ def test_trust_registry_docker_opts_refuses_daemon_json_registries():
         files={**docker_host().files, **daemon_json(**{"insecure-registries": ["10.0.0.5:5000"]})}
     )
 
-    plan = steps.trust_registry(facts, make_ctx(docker={"config_method": "docker-opts"}))
+    plan = trust.trust_registry(facts, make_ctx(docker={"config_method": "docker-opts"}))
 
     assert plan.error.startswith("/etc/docker/daemon.json already sets insecure-registries")
     assert "docker.config_method daemon-json" in plan.error
@@ -623,7 +625,7 @@ def test_trust_registry_docker_opts_refuses_daemon_json_registries():
 def test_trust_registry_docker_opts_refuses_an_empty_daemon_json_list_too():
     facts = docker_host(files={**docker_host().files, **daemon_json(**{"insecure-registries": []})})
 
-    plan = steps.trust_registry(facts, make_ctx(docker={"config_method": "docker-opts"}))
+    plan = trust.trust_registry(facts, make_ctx(docker={"config_method": "docker-opts"}))
 
     assert plan.error is not None and not plan.changed
 
@@ -631,7 +633,7 @@ def test_trust_registry_docker_opts_refuses_an_empty_daemon_json_list_too():
 def test_trust_registry_docker_opts_already_trusted_changes_nothing():
     facts = docker_host(files={DEFAULT_DOCKER: f'DOCKER_OPTS="--debug --insecure-registry {REGISTRY}"\n'})
 
-    plan = steps.trust_registry(facts, make_ctx(docker={"config_method": "docker-opts"}))
+    plan = trust.trust_registry(facts, make_ctx(docker={"config_method": "docker-opts"}))
 
     assert not plan.changed
     assert plan.notes == [f"{REGISTRY} already in DOCKER_OPTS"]
@@ -652,9 +654,9 @@ def test_trust_registry_docker_opts_already_trusted_changes_nothing():
     ids=["no-file", "merge", "repair", "docker-opts", "docker-opts-edit"],
 )
 def test_trust_registry_second_pass_changes_nothing(facts, ctx):
-    first = steps.trust_registry(facts, ctx)
+    first = trust.trust_registry(facts, ctx)
 
-    second = steps.trust_registry(applied(facts, first), ctx)
+    second = trust.trust_registry(applied(facts, first), ctx)
 
     assert first.changed and first.error is None
     assert not second.changed and second.error is None
@@ -672,7 +674,7 @@ def test_trust_registry_second_pass_changes_nothing(facts, ctx):
     ],
 )
 def test_trust_method(method, version, expected):
-    assert steps.trust_method(docker_host(version), make_ctx(docker={"config_method": method})) == expected
+    assert trust.trust_method(docker_host(version), make_ctx(docker={"config_method": method})) == expected
 
 
 # --- copy-docker-unit and add-docker-opts (steps 6 and 7) -----------------------------------------
@@ -680,7 +682,7 @@ def test_trust_method(method, version, expected):
 DOCKER_OPTS = make_ctx(docker={"config_method": "docker-opts"})
 
 
-@pytest.mark.parametrize("planner", [steps.copy_docker_unit, steps.add_docker_opts])
+@pytest.mark.parametrize("planner", [trust.copy_docker_unit, trust.add_docker_opts])
 def test_unit_steps_are_not_needed_with_daemon_json(planner):
     plan = planner(docker_ce_host(), make_ctx())
 
@@ -689,14 +691,14 @@ def test_unit_steps_are_not_needed_with_daemon_json(planner):
 
 
 def test_copy_docker_unit_not_needed_when_the_unit_reads_etc_default_docker():
-    plan = steps.copy_docker_unit(docker_host(), DOCKER_OPTS)
+    plan = trust.copy_docker_unit(docker_host(), DOCKER_OPTS)
 
     assert not plan.changed
     assert plan.notes == ["not needed: docker.service already reads /etc/default/docker"]
 
 
 def test_copy_docker_unit_adds_an_environment_file_dropin():
-    plan = steps.copy_docker_unit(docker_ce_host(), DOCKER_OPTS)
+    plan = trust.copy_docker_unit(docker_ce_host(), DOCKER_OPTS)
 
     assert plan.files == [
         FileChange(dc.ENV_DROPIN, None, "[Service]\nEnvironmentFile=-/etc/default/docker\n")
@@ -706,20 +708,20 @@ def test_copy_docker_unit_adds_an_environment_file_dropin():
 
 def test_copy_docker_unit_converges():
     facts = docker_ce_host()
-    first = steps.copy_docker_unit(facts, DOCKER_OPTS)
+    first = trust.copy_docker_unit(facts, DOCKER_OPTS)
 
-    assert not steps.copy_docker_unit(applied(facts, first), DOCKER_OPTS).changed
+    assert not trust.copy_docker_unit(applied(facts, first), DOCKER_OPTS).changed
 
 
 def test_add_docker_opts_not_needed_when_execstart_passes_docker_opts():
-    plan = steps.add_docker_opts(docker_host(), DOCKER_OPTS)
+    plan = trust.add_docker_opts(docker_host(), DOCKER_OPTS)
 
     assert not plan.changed
     assert plan.notes == ["not needed: dockerd's ExecStart already passes $DOCKER_OPTS"]
 
 
 def test_add_docker_opts_writes_an_execstart_dropin():
-    plan = steps.add_docker_opts(docker_ce_host(), DOCKER_OPTS)
+    plan = trust.add_docker_opts(docker_ce_host(), DOCKER_OPTS)
 
     assert plan.files == [
         FileChange(
@@ -735,25 +737,25 @@ def test_add_docker_opts_writes_an_execstart_dropin():
 def test_add_docker_opts_without_a_known_execstart_uses_docker_daemon_before_1_12():
     facts = docker_host("1.11.2", unit={"ActiveState": "inactive", "ExecStart": ""})
 
-    plan = steps.add_docker_opts(facts, make_ctx())
+    plan = trust.add_docker_opts(facts, make_ctx())
 
     assert written(plan, dc.EXEC_DROPIN).endswith("ExecStart=/usr/bin/docker daemon -H fd:// $DOCKER_OPTS\n")
 
 
 def test_add_docker_opts_converges_once_systemd_reloaded_the_unit():
     facts = docker_ce_host()
-    first = steps.add_docker_opts(facts, DOCKER_OPTS)
+    first = trust.add_docker_opts(facts, DOCKER_OPTS)
     reloaded = applied(facts, first)
     reloaded.unit["ExecStart"] = DOCKER_CE_EXEC_START.replace(" ; ignore", " $DOCKER_OPTS ; ignore", 1)
 
-    assert not steps.add_docker_opts(reloaded, DOCKER_OPTS).changed
+    assert not trust.add_docker_opts(reloaded, DOCKER_OPTS).changed
 
 
 def test_add_docker_opts_converges_before_the_handler_reloads_systemd():
     facts = docker_ce_host()
-    first = steps.add_docker_opts(facts, DOCKER_OPTS)
+    first = trust.add_docker_opts(facts, DOCKER_OPTS)
 
-    second = steps.add_docker_opts(applied(facts, first), DOCKER_OPTS)
+    second = trust.add_docker_opts(applied(facts, first), DOCKER_OPTS)
 
     assert not second.changed
 
@@ -776,7 +778,7 @@ def test_add_docker_opts_converges_before_the_handler_reloads_systemd():
 def test_restart_docker_runs_the_handler_for_pending_changes(pending, action):
     facts = docker_host(files={PENDING: pending, **daemon_json(**{"insecure-registries": [REGISTRY]})})
 
-    plan = steps.restart_docker(facts, make_ctx())
+    plan = trust.restart_docker(facts, make_ctx())
 
     assert plan.commands == [handler_script(expect_insecure=REGISTRY)]
     assert plan.notes == [f"Docker {action}"]
@@ -794,7 +796,7 @@ def test_restart_docker_runs_the_handler_for_pending_changes(pending, action):
 def test_restart_docker_checks_the_registry_only_where_it_is_configured(files, expect):
     facts = docker_host(files={PENDING: f"restart {KOLLA_DROPIN} -\n", **files})
 
-    plan = steps.restart_docker(facts, make_ctx())
+    plan = trust.restart_docker(facts, make_ctx())
 
     assert plan.commands == [handler_script(expect_insecure=expect)]
 
@@ -804,20 +806,20 @@ def test_restart_docker_without_a_registry_address_does_not_check_it():
         files={PENDING: f"reload {DAEMON_JSON} -\n", **daemon_json(**{"insecure-registries": [":4000"]})}
     )
 
-    plan = steps.restart_docker(facts, make_ctx(address=""))
+    plan = trust.restart_docker(facts, make_ctx(address=""))
 
     assert plan.commands == [handler_script(expect_insecure=None)]
 
 
 def test_restart_docker_nothing_pending_leaves_docker_running():
-    plan = steps.restart_docker(docker_host(files={PENDING: "\n"}), make_ctx())
+    plan = trust.restart_docker(docker_host(files={PENDING: "\n"}), make_ctx())
 
     assert not plan.changed
     assert plan.notes == ["nothing changed: Docker left running (pid 612)"]
 
 
 def test_restart_docker_in_check_mode_says_what_would_happen():
-    plan = steps.restart_docker(docker_host(), make_ctx(notified=RESTART))
+    plan = trust.restart_docker(docker_host(), make_ctx(notified=RESTART))
 
     assert not plan.changed
     assert plan.notes == ["Docker would restart after the changes above"]
@@ -829,11 +831,11 @@ def test_restart_docker_in_check_mode_says_what_would_happen():
 def converged_deploy_host():
     ctx = make_ctx()
     facts = docker_host(files=daemon_json(**{"insecure-registries": [REGISTRY]}))
-    facts.container = container(steps.registry_spec(ctx, False, IMAGE_ID))
+    facts.container = container(registry_step.registry_spec(ctx, False, IMAGE_ID))
     return facts, ctx
 
 
-@pytest.mark.parametrize("planner", steps.DEPLOY_STEPS, ids=lambda planner: planner.__name__)
+@pytest.mark.parametrize("planner", deploy.DEPLOY_STEPS, ids=lambda planner: planner.__name__)
 def test_a_converged_deploy_host_needs_nothing(planner):
     facts, ctx = converged_deploy_host()
 
@@ -847,7 +849,7 @@ def test_every_step_on_a_docker_host_then_a_second_pass_changes_nothing():
     ctx = make_ctx()
     facts = docker_host(files={KOLLA_DROPIN: "[Service]\nMountFlags=shared\n"})
     plans = []
-    for planner in steps.DEPLOY_STEPS[:-1]:
+    for planner in deploy.DEPLOY_STEPS[:-1]:
         plan = planner(facts, ctx)
         assert plan.error is None, plan.error
         plans.append(plan)
@@ -861,10 +863,10 @@ def test_every_step_on_a_docker_host_then_a_second_pass_changes_nothing():
         "create-registry",
         "trust-registry",
     ]
-    assert [planner(facts, ctx).changed for planner in steps.DEPLOY_STEPS] == [False] * 8
+    assert [planner(facts, ctx).changed for planner in deploy.DEPLOY_STEPS] == [False] * 8
 
 
-@pytest.mark.parametrize("planner", steps.TARGET_STEPS, ids=lambda planner: planner.__name__)
+@pytest.mark.parametrize("planner", trust.TARGET_STEPS, ids=lambda planner: planner.__name__)
 def test_a_target_trusting_the_registry_needs_nothing(planner):
     facts = docker_ce_host(files={**daemon_json(**{"insecure-registries": [REGISTRY]})}, image_id="")
 

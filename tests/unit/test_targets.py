@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from dataclasses import replace
 
 import paramiko
 import pytest
 
-from fabfile import connection
-from fabfile.facts import MARK, parse
-from fabfile.targets import facts_script, verification, verify_script
+from fabfile.docker.verify import quick_verify_script as verify_script
+from fabfile.engine.context import Modes
+from fabfile.remote import connection
+from fabfile.remote.facts import parse, script
+from fabfile.remote.marks import MARK
+from fabfile.targets import target_sections
 
 from .factories import REGISTRY, make_ctx
 
@@ -44,8 +48,20 @@ REGISTRY_HEADERS = "HTTP/1.1 200 OK\r\nDocker-Distribution-Api-Version: registry
 PULLED = '{"status":"Digest: sha256:ab"}\r\n{"status":"Status: Image is up to date for x"}'
 
 
+def facts_script(ctx, verify: bool) -> str:
+    return script(sections(ctx, verify))
+
+
+def sections(ctx, verify: bool):
+    return target_sections(replace(ctx, modes=Modes(check=not verify)))
+
+
+def verification(output: str):
+    return parse(output, sections(make_ctx(), True)).verified
+
+
 def test_the_engine_version_comes_from_the_api_ping(tmp_path):
-    facts = parse(run_script(facts_script(make_ctx(), verify=False), tmp_path, PING))
+    facts = parse(run_script(facts_script(make_ctx(), verify=False), tmp_path, PING), sections(make_ctx(), False))
     assert facts.docker_version == SERVER
     assert facts.unit["ActiveState"] == "active"
 
@@ -76,9 +92,7 @@ def test_a_failed_pull_falls_back_to_the_docker_cli_and_its_words(tmp_path):
 
 def test_verification_is_parsed_from_the_facts_output():
     output = f"{MARK} docker-server\n{SERVER}\n{MARK} {'verify'}\n{MARK} fail docker pull x: denied\n{MARK} verified\n1\n"
-    found = verification(output)
-    assert found is not None and found.status == 1
-    assert found.error() == "exit 1: docker pull x: denied"
+    assert verification(output) == (1, f"{MARK} fail docker pull x: denied")
     assert verification(f"{MARK} docker-server\n{SERVER}\n") is None
 
 

@@ -1,4 +1,4 @@
-"""change: FileChange diffs, StepPlan summaries, and the shell that applies a plan (run for real)."""
+"""Plans and applying them: FileChange diffs, StepPlan summaries, and the apply shell (run for real)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fabfile import change
-from fabfile.change import RELOAD, RESTART, FileChange, StepPlan, apply_script, handler_script
-from fabfile.facts import MARK, PENDING
+from fabfile.engine.plan import RELOAD, RESTART, FileChange, StepPlan
+from fabfile.remote import apply as change
+from fabfile.remote.apply import apply_script, handler_script
+from fabfile.remote.marks import MARK
 
 STAMP = "20240108T100000Z"
 OLD = '{\n  "log-driver": "journald"\n}\n'
@@ -105,47 +106,6 @@ def test_summary_is_the_error_when_there_is_one():
 
 def test_summary_of_nothing_is_empty():
     assert StepPlan("s").summary() == ""
-
-
-# --- apply_script, read --------------------------------------------------------------------------
-
-
-def test_apply_script_backs_up_writes_through_a_temp_file_and_records_pending_first():
-    plan = StepPlan("trust-registry", files=[FileChange("/etc/docker/daemon.json", OLD, NEW)], handler=RELOAD)
-
-    lines = apply_script(plan, STAMP).splitlines()
-
-    assert lines[0] == "set -e"
-    backup = f"{change.BACKUP_DIR}/etc_docker_daemon.json.{STAMP}"
-    [cp] = [i for i, line in enumerate(lines) if f"cp -p /etc/docker/daemon.json {backup}" in line]
-    [pending] = [
-        i for i, line in enumerate(lines) if line == f'echo "reload /etc/docker/daemon.json $b" >> {PENDING}'
-    ]
-    [tmp] = [
-        i for i, line in enumerate(lines) if line.endswith("> /etc/docker/daemon.json.kolla-registry.tmp")
-    ]
-    [mv] = [
-        i
-        for i, line in enumerate(lines)
-        if line == "mv -f /etc/docker/daemon.json.kolla-registry.tmp /etc/docker/daemon.json"
-    ]
-    assert cp < pending < mv
-    assert tmp < mv
-
-
-def test_apply_script_without_handler_records_nothing_pending():
-    plan = StepPlan("s", files=[FileChange("/etc/docker/daemon.json", None, NEW)])
-
-    assert PENDING not in apply_script(plan, STAMP)
-
-
-def test_apply_script_runs_commands_after_the_files():
-    plan = StepPlan("s", files=[FileChange("/etc/x", None, "x")], commands=["apt-get update -q", "touch /y"])
-
-    script = apply_script(plan, STAMP)
-
-    assert script.endswith("apt-get update -q\ntouch /y\n")
-    assert script.index("mv -f /etc/x.kolla-registry.tmp /etc/x") < script.index("apt-get update -q")
 
 
 # --- apply_script, run with sh against files under a temporary folder ------------------------------

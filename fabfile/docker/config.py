@@ -1,6 +1,6 @@
 """Docker daemon configuration: daemon.json, DOCKER_OPTS and unit drop-ins.
 
-Pure functions over file texts, so every rule here is tested without SSH.
+Pure functions over file texts and facts, so every rule here is tested without SSH.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import json
 import re
 import shlex
 
-from .facts import DAEMON_JSON, DEFAULT_DOCKER, DROPIN_DIR
+from ..engine.plan import FileChange, StepPlan
+from ..remote.facts import DAEMON_JSON, DEFAULT_DOCKER, DROPIN_DIR, HostFacts
 
 MIN_DOCKER = (1, 10)
 # Docker 1.12 split the daemon out as `dockerd` and read daemon.json reliably.
@@ -146,16 +147,6 @@ def effective_flags(argv: list[str], default_docker: str | None, reads_opts: boo
     return own + (docker_opts(default_docker) if reads_opts else [])
 
 
-def conflicts(daemon_json: dict, flags: list[str]) -> list[str]:
-    """Options set both as a flag and in daemon.json: dockerd refuses to start."""
-    clashes = []
-    if "insecure-registries" in daemon_json and flag_registries(flags):
-        clashes.append("insecure-registries")
-    if "registry-mirrors" in daemon_json and any(f.startswith("--registry-mirror") for f in flags):
-        clashes.append("registry-mirrors")
-    return clashes
-
-
 def bridge_or_iptables_off(daemon_json: dict, flags: list[str]) -> bool:
     """True when Docker cannot publish ports (kolla-ansible's host setup)."""
     if daemon_json.get("iptables") is False or daemon_json.get("bridge") == "none":
@@ -190,3 +181,30 @@ def exec_dropin_text(argv: list[str], docker_version: tuple[int, ...]) -> str:
 
 def _mountflags_line(text: str) -> bool:
     return bool(re.search(r"^\s*MountFlags\s*=\s*shared\s*$", text, re.MULTILINE))
+
+
+def daemon_json_or_error(facts: HostFacts, plan: StepPlan) -> dict | None:
+    """The host's daemon.json object; None (with ``plan.error`` set) when it cannot be read."""
+    try:
+        return load_daemon_json(facts.files.get(DAEMON_JSON))
+    except ConfigError as error:
+        plan.error = str(error)
+        return None
+
+
+def dockerd_flags(facts: HostFacts) -> list[str]:
+    """The flags dockerd runs with on this host: its unit's ExecStart, plus DOCKER_OPTS if it reads them."""
+    argv = exec_start_argv(facts.unit.get("ExecStart", ""))
+    reads = unit_reads_docker_opts(argv, facts.unit.get("EnvironmentFiles", ""), facts.dropins)
+    return effective_flags(argv, facts.files.get(DEFAULT_DOCKER), reads)
+
+
+def insecure_registries(facts: HostFacts) -> tuple[list[str], list[str]]:
+    """The registries Docker treats as insecure: in daemon.json, and as flags (DOCKER_OPTS, unit)."""
+    listed = load_daemon_json(facts.files.get(DAEMON_JSON)).get("insecure-registries") or []
+    return list(listed), flag_registries(dockerd_flags(facts))
+
+
+def file_change(facts: HostFacts, path: str, after: str | None) -> FileChange:
+    """The change from the host's ``path`` (as the facts show it) to ``after``."""
+    return FileChange(path, facts.files.get(path), after)

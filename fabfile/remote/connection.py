@@ -13,7 +13,7 @@ import paramiko
 from fabric import Config, Connection
 from fabric.runners import Result
 
-from .inventory import Host
+from ..inventory import Host
 
 CONNECT_TIMEOUT = 10
 

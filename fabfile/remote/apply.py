@@ -1,4 +1,4 @@
-"""Changes: what a step will do to a host, and the shell that does it safely.
+"""Applying a plan: the shell that writes its files safely, and the Docker handler.
 
 A step's plan is data (files to write, commands to run, the Docker handler to
 notify). ``apply_script`` turns it into one POSIX shell script, so applying a
@@ -11,64 +11,17 @@ so an interrupted run still fires the Docker handler next time.
 from __future__ import annotations
 
 import base64
-import difflib
 import hashlib
 import shlex
-from dataclasses import dataclass, field
 
-from .facts import MARK, PENDING, STATE_DIR
+from ..engine.plan import RELOAD, RESTART, FileChange, StepPlan
+from .facts import PENDING, STATE_DIR
+from .marks import MARK
 
 BACKUP_DIR = "/var/backups/kolla-registry"
 LOCK = f"{STATE_DIR}/lock"
 CONFLICT_EXIT = 75
-RELOAD, RESTART = "reload", "restart"
 DOCKER_WAIT_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file's content before and after; ``None`` means absent."""
-
-    path: str
-    before: str | None
-    after: str | None
-
-    def diff(self) -> str:
-        """A unified diff, headed like Ansible's before/after."""
-        return "".join(
-            difflib.unified_diff(
-                (self.before or "").splitlines(keepends=True),
-                (self.after or "").splitlines(keepends=True),
-                fromfile=f"before: {self.path}" + ("" if self.before is not None else " (absent)"),
-                tofile=f"after: {self.path}" + ("" if self.after is not None else " (removed)"),
-            )
-        )
-
-
-@dataclass
-class StepPlan:
-    """What one step will change on one host, and why."""
-
-    step: str
-    files: list[FileChange] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    uploads: list[tuple[str, str]] = field(default_factory=list)
-    handler: str | None = None
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.files or self.commands)
-
-    def summary(self) -> str:
-        """One line: what changes, or why nothing does."""
-        if self.error:
-            return self.error
-        parts = [f"upload {local}" for local, _ in self.uploads]
-        parts += [f"{'remove' if f.after is None else 'write'} {f.path}" for f in self.files]
-        parts += [_short(command) for command in self.commands]
-        return "; ".join(parts + self.notes)
 
 
 def apply_script(plan: StepPlan, stamp: str) -> str:
@@ -168,9 +121,3 @@ def _file_lines(change: FileChange, stamp: str, handler: str | None) -> list[str
         f"mv -f {tmp} {path}",
         f"echo '{MARK} wrote {change.path}'",
     ]
-
-
-def _short(command: str) -> str:
-    first = command.strip().splitlines()[0] if command.strip() else command
-    first = first.removeprefix("# ")
-    return first if len(first) <= 100 else first[:97] + "..."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
@@ -9,6 +10,13 @@ from tabulate import tabulate
 
 OK, CHANGED, FAILED, UNREACHABLE, SKIPPED = "ok", "changed", "failed", "unreachable", "skipped"
 STATUSES = (OK, CHANGED, FAILED, UNREACHABLE, SKIPPED)
+_print_lock = threading.Lock()
+
+
+def say(text: str) -> None:
+    """Print whole lines even when many hosts report at once."""
+    with _print_lock:
+        print(text, flush=True)
 
 
 @dataclass
@@ -27,7 +35,7 @@ class Outcome:
         return self.status in (FAILED, UNREACHABLE)
 
 
-def line(outcome: Outcome) -> str:
+def progress_line(outcome: Outcome) -> str:
     """The progress line printed as soon as a step ends."""
     return f"{outcome.host} | {outcome.step} | {outcome.status.upper()} | {outcome.message}"
 

@@ -1,0 +1,108 @@
+"""The registry container, step 4: ``registry:2`` on its port, with a named volume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+
+from ..engine.context import StepContext
+from ..engine.plan import StepPlan
+from ..remote.facts import HostFacts
+from . import config as dc
+from .config import daemon_json_or_error, dockerd_flags
+
+ARCHIVE_ON_HOST = "/tmp/kolla-registry-image.tar"
+
+
+def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
+    """Run the registry:2 container with a named volume (step 4)."""
+    plan = StepPlan("create-registry")
+    settings = ctx.inventory.registry
+    if not facts.docker_answers:
+        plan.error = "Docker is not running here: run install-docker first"
+        return plan
+    if not facts.image_id:
+        _plan_image(ctx, plan)
+        return plan
+    daemon = daemon_json_or_error(facts, plan)
+    if daemon is None:
+        return plan
+    host_network = settings.network == "host" or (
+        settings.network == "auto" and dc.bridge_or_iptables_off(daemon, dockerd_flags(facts))
+    )
+    spec = registry_spec(ctx, host_network, facts.image_id)
+    current = facts.container
+    labels = (current or {}).get("Config", {}).get("Labels") or {}
+    if current and labels.get(SPEC_LABEL) == spec:
+        if not current.get("State", {}).get("Running"):
+            plan.commands.append(f"docker start {shlex.quote(settings.name)}")
+        else:
+            plan.notes.append(f"{settings.name} runs {settings.image} on port {settings.port}")
+        return plan
+    if current:
+        plan.commands.append(f"docker rm -f {shlex.quote(settings.name)}")
+        plan.commands += _carry_data(current, settings.volume)
+    plan.commands.append(registry_run_command(ctx, host_network, spec))
+    return plan
+
+
+SPEC_LABEL = "kolla-registry.spec"
+
+
+def registry_spec(ctx: StepContext, host_network: bool, image_id: str) -> str:
+    """A short hash of every setting the registry container is created with."""
+    settings = ctx.inventory.registry
+    spec = {
+        "image": settings.image,
+        "image_id": image_id,
+        "volume": settings.volume,
+        "port": settings.port,
+        "network": "host" if host_network else "bridge",
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def registry_run_command(ctx: StepContext, host_network: bool, spec: str) -> str:
+    """The documented ``docker run``, plus a named volume and the spec label."""
+    settings = ctx.inventory.registry
+    if host_network:
+        # Docker without iptables or bridge cannot publish ports (kolla-ansible hosts).
+        network = f"--network host -e REGISTRY_HTTP_ADDR=0.0.0.0:{settings.port}"
+    else:
+        network = f"-p {settings.port}:5000"
+    return (
+        f"docker run -d {network} --restart=always --name {shlex.quote(settings.name)} "
+        f"-v {shlex.quote(settings.volume)}:/var/lib/registry --label {SPEC_LABEL}={spec} "
+        f"{shlex.quote(settings.image)}"
+    )
+
+
+def _plan_image(ctx: StepContext, plan: StepPlan) -> None:
+    settings = ctx.inventory.registry
+    if settings.image_archive:
+        # Air-gapped hosts: the image travels from this machine as a `docker save` archive.
+        plan.uploads.append((settings.image_archive, ARCHIVE_ON_HOST))
+        archive = shlex.quote(ARCHIVE_ON_HOST)
+        plan.commands.append(f"docker load -i {archive} && rm -f {archive}")
+    else:
+        plan.commands.append(f"docker pull {shlex.quote(settings.image)}")
+
+
+def _carry_data(container: dict, volume: str) -> list[str]:
+    """Copy images from the old container's storage when the volume is new.
+
+    The procedure's registry kept its images in an anonymous volume, which a
+    recreated container would not see.
+    """
+    mounts = [m for m in container.get("Mounts", []) if m.get("Destination") == "/var/lib/registry"]
+    if not mounts or mounts[0].get("Name") == volume:
+        return []
+    source = shlex.quote(mounts[0]["Source"])
+    target = shlex.quote(volume)
+    return [
+        (
+            f"if ! docker volume inspect {target} >/dev/null 2>&1; then docker volume create {target} >/dev/null; "
+            f"cp -a {source}/. \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {target})\"/; fi"
+        )
+    ]

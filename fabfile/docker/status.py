@@ -1,0 +1,114 @@
+"""Host status rows: what each host has and sees of the registry, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from tabulate import tabulate
+
+from ..inventory import Host
+from ..remote.facts import DAEMON_JSON, HostFacts
+from . import config as dc
+
+DEPLOY, TARGET = "deploy", "target"
+
+
+@dataclass
+class HostStatus:
+    """One host's row; None where it could not be told (the host was not reached)."""
+
+    host: str
+    role: str
+    address: str
+    reachable: bool
+    reason: str = ""
+    os: str = ""
+    docker: str = ""
+    docker_running: bool = False
+    trusted: bool | None = None
+    registry_answers: bool | None = None
+    registry_error: str = ""
+    repositories: list[str] = field(default_factory=list)
+
+
+def trusted(facts: HostFacts, registry: str) -> bool | None:
+    """Whether Docker's config (daemon.json or DOCKER_OPTS flags) trusts ``registry``; None: unreadable."""
+    try:
+        from_json, from_flags = dc.insecure_registries(facts)
+    except dc.ConfigError:
+        return None
+    return registry in (*from_json, *from_flags)
+
+
+def host_status(host: Host, role: str, facts: HostFacts, registry: str, answer: dict) -> HostStatus:
+    """The row of a host that answered: its facts, and what it saw of the registry (``answer``)."""
+    answers = answer.get("status") == 200 and str(answer.get("api", "")).startswith("registry/2")
+    return HostStatus(
+        host=host.name,
+        role=role,
+        address=host.address,
+        reachable=True,
+        os=facts.os_name,
+        docker=facts.docker_version,
+        docker_running=facts.docker_answers,
+        trusted=trusted(facts, registry) if registry else None,
+        registry_answers=answers if registry else None,
+        registry_error=str(answer.get("error") or ""),
+        repositories=list(answer.get("repositories") or []),
+    )
+
+
+def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
+    return HostStatus(host=host.name, role=role, address=host.address, reachable=False, reason=reason)
+
+
+def status_table(rows: list[HostStatus], registry: str) -> str:
+    """The rows as a table, under the registry they were checked against."""
+    headers = ["host", "role", "reachable", "os", "docker", "trusted", "/v2/", "catalog"]
+    table = [
+        [
+            row.host,
+            row.role,
+            "yes" if row.reachable else f"no: {row.reason}",
+            row.os or "-",
+            _docker(row),
+            _trusted(row) if registry else "-",
+            _answers(row) if registry else "-",
+            _catalog(row),
+        ]
+        for row in rows
+    ]
+    shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=[None, None, 40] + [30] * 5)
+    return f"registry: {registry or 'unknown (deployment host not reached; set registry.address)'}\n{shown}"
+
+
+def status_json(rows: list[HostStatus], registry: str) -> str:
+    return json.dumps({"registry": registry, "hosts": [asdict(row) for row in rows]}, indent=2)
+
+
+def _docker(row: HostStatus) -> str:
+    if not row.reachable:
+        return "-"
+    if not row.docker:
+        return "not installed"
+    return row.docker if row.docker_running else f"{row.docker} (not running)"
+
+
+def _trusted(row: HostStatus) -> str:
+    if not row.reachable:
+        return "-"
+    return {True: "yes", False: "no", None: f"? ({DAEMON_JSON} unreadable)"}[row.trusted]
+
+
+def _answers(row: HostStatus) -> str:
+    if not row.reachable:
+        return "-"
+    return "yes" if row.registry_answers else f"no: {row.registry_error}".rstrip(": ")
+
+
+def _catalog(row: HostStatus) -> str:
+    if not row.registry_answers:
+        return "-"
+    count = len(row.repositories)
+    return row.registry_error or f"{count} image{'' if count == 1 else 's'}"

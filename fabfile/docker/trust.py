@@ -1,0 +1,194 @@
+"""Trusting the registry, steps 5-8: daemon.json or DOCKER_OPTS (never both), and the Docker handler."""
+
+from __future__ import annotations
+
+from ..engine.context import StepContext
+from ..engine.plan import RELOAD, RESTART, FileChange, StepPlan, merged_handler
+from ..remote.apply import handler_script
+from ..remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts
+from . import config as dc
+from .config import daemon_json_or_error, dockerd_flags, file_change
+
+
+def trust_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
+    """Make Docker trust the registry: daemon.json or DOCKER_OPTS, never both (step 5)."""
+    plan = StepPlan("trust-registry")
+    if not ctx.registry_address:
+        plan.error = "no registry address: the deployment host has none, set registry.address"
+        return plan
+    daemon = daemon_json_or_error(facts, plan)
+    if daemon is None:
+        return plan
+    flags = dockerd_flags(facts)
+    if trust_method(facts, ctx) == "docker-opts":
+        _trust_with_docker_opts(facts, ctx, daemon, plan)
+    else:
+        _trust_with_daemon_json(facts, ctx, dc.flag_registries(flags), plan)
+    return plan
+
+
+def copy_docker_unit(facts: HostFacts, ctx: StepContext) -> StepPlan:
+    """Make docker.service read /etc/default/docker, when DOCKER_OPTS is used (step 6)."""
+    plan = StepPlan("copy-docker-unit")
+    if trust_method(facts, ctx) != "docker-opts":
+        plan.notes.append("not needed: the registry is trusted through daemon.json")
+    elif DEFAULT_DOCKER in facts.unit.get("EnvironmentFiles", "") or dc.ENV_DROPIN in facts.dropins:
+        plan.notes.append(f"not needed: docker.service already reads {DEFAULT_DOCKER}")
+    else:
+        # A drop-in instead of a copied unit: package upgrades keep fixing the unit.
+        plan.files.append(file_change(facts, dc.ENV_DROPIN, dc.ENV_TEXT))
+        plan.handler = RESTART
+    return plan
+
+
+def add_docker_opts(facts: HostFacts, ctx: StepContext) -> StepPlan:
+    """Make dockerd's ExecStart pass $DOCKER_OPTS, when DOCKER_OPTS is used (step 7)."""
+    plan = StepPlan("add-docker-opts")
+    argv = dc.exec_start_argv(facts.unit.get("ExecStart", ""))
+    if trust_method(facts, ctx) != "docker-opts":
+        plan.notes.append("not needed: the registry is trusted through daemon.json")
+    elif "$DOCKER_OPTS" in argv or "${DOCKER_OPTS}" in argv:
+        plan.notes.append("not needed: dockerd's ExecStart already passes $DOCKER_OPTS")
+    else:
+        text = dc.exec_dropin_text(argv, dc.version(facts.docker_version))
+        if facts.dropins.get(dc.EXEC_DROPIN) == text:
+            # systemd shows the new ExecStart only after restart-docker reloads it.
+            plan.notes.append(f"{dc.EXEC_DROPIN} in place; applies when Docker restarts")
+        else:
+            plan.files.append(file_change(facts, dc.EXEC_DROPIN, text))
+            plan.handler = RESTART
+    return plan
+
+
+def restart_docker(facts: HostFacts, ctx: StepContext) -> StepPlan:
+    """Reload or restart Docker only if earlier steps changed its config (step 8)."""
+    plan = StepPlan("restart-docker")
+    pending = facts.files.get(PENDING, "").strip()
+    if pending:
+        configured = facts.files.get(DAEMON_JSON, "") + facts.files.get(DEFAULT_DOCKER, "")
+        expect = ctx.registry if ctx.registry_address and ctx.registry in configured else None
+        plan.commands.append(handler_script(expect_insecure=expect))
+        plan.notes.append(f"Docker {pending_action(pending)}")
+    elif ctx.notified:
+        plan.notes.append(f"Docker would {ctx.notified} after the changes above")
+    else:
+        pid = facts.unit.get("MainPID", "?")
+        plan.notes.append(f"nothing changed: Docker left running (pid {pid})")
+    return plan
+
+
+def trust_method(facts: HostFacts, ctx: StepContext) -> str:
+    """daemon.json unless asked otherwise or Docker predates it."""
+    chosen = ctx.inventory.docker.config_method
+    if chosen != "auto":
+        return chosen
+    installed = dc.version(facts.docker_version)
+    return "docker-opts" if installed and installed < dc.DOCKERD_SINCE else "daemon-json"
+
+
+def _trust_with_daemon_json(facts: HostFacts, ctx: StepContext, flagged: list[str], plan: StepPlan) -> None:
+    if flagged and not ctx.repair:
+        plan.error = (
+            f"dockerd already gets --insecure-registry {' '.join(flagged)} as a flag "
+            f"({DEFAULT_DOCKER} or its unit); adding the registry to {DAEMON_JSON} too would stop "
+            "dockerd. Re-run with --repair to move the flags into daemon.json"
+        )
+        return
+    if flagged:
+        unit_flags = dc.flag_registries(dc.exec_start_argv(facts.unit.get("ExecStart", ""))[1:])
+        if unit_flags:
+            plan.error = (
+                f"--insecure-registry {' '.join(unit_flags)} is set in docker.service's ExecStart "
+                f"({facts.unit.get('FragmentPath', 'its unit')}): --repair only edits {DEFAULT_DOCKER}; "
+                "remove it there by hand"
+            )
+            return
+        cleaned = dc.without_flag_registries(facts.files.get(DEFAULT_DOCKER))
+        plan.files.append(file_change(facts, DEFAULT_DOCKER, cleaned))
+    current = facts.files.get(DAEMON_JSON)
+    try:
+        merged = dc.with_insecure_registries(current, [*flagged, ctx.registry])
+    except dc.ConfigError as error:
+        plan.error = str(error)
+        return
+    if merged != current:
+        plan.files.append(file_change(facts, DAEMON_JSON, merged))
+    if plan.files:
+        # Flags only change on a restart; insecure-registries alone reloads.
+        plan.handler = RESTART if flagged or not facts.docker_answers else RELOAD
+    else:
+        plan.notes.append(f"{ctx.registry} already in {DAEMON_JSON}")
+
+
+def _trust_with_docker_opts(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepPlan) -> None:
+    if "insecure-registries" in daemon:
+        plan.error = (
+            f"{DAEMON_JSON} already sets insecure-registries; setting them in DOCKER_OPTS too "
+            "would stop dockerd. Use docker.config_method daemon-json"
+        )
+        return
+    current = facts.files.get(DEFAULT_DOCKER)
+    updated = dc.with_docker_opts_registry(current, ctx.registry)
+    if updated == current:
+        plan.notes.append(f"{ctx.registry} already in DOCKER_OPTS")
+        return
+    plan.files.append(file_change(facts, DEFAULT_DOCKER, updated))
+    plan.handler = RESTART
+
+
+TARGET_STEPS = (trust_registry, copy_docker_unit, add_docker_opts)
+
+
+def configure_target(facts: HostFacts, ctx: StepContext) -> StepPlan:
+    """A target's trust steps merged into one plan, with the Docker handler when anything is pending.
+
+    One plan, so that a node's changes, its handler and the check that follows
+    cost one session.
+    """
+    plan = StepPlan("configure-targets")
+    for planner in TARGET_STEPS:
+        part = planner(facts, ctx)
+        if part.error:
+            plan.error = part.error
+            return plan
+        plan.files += part.files
+        plan.handler = merged_handler(plan.handler, part.handler)
+    pending = facts.files.get(PENDING, "").strip()
+    if plan.files or pending:
+        plan.handler = merged_handler(plan.handler, pending_action(pending) if pending else None)
+        plan.commands.append(handler_script(expect_insecure=ctx.registry))
+        plan.notes.append(f"Docker {plan.handler}")
+    return plan
+
+
+def pending_action(pending: str) -> str:
+    """What the handler does for these PENDING lines: a unit or a flag change needs a restart."""
+    return RESTART if RESTART in pending or "/etc/systemd/" in pending else RELOAD
+
+
+def trust_upstream(facts: HostFacts, ctx: StepContext, upstream: str) -> StepPlan:
+    """Make the deployment host's Docker trust a plain-HTTP upstream, through daemon.json."""
+    plan = StepPlan("trust-upstream")
+    current = facts.files.get(DAEMON_JSON)
+    try:
+        trusted, flagged = dc.insecure_registries(facts)
+    except dc.ConfigError as error:
+        plan.error = str(error)
+        return plan
+    if upstream in (*flagged, *trusted):
+        plan.notes.append(f"{upstream} already trusted")
+    elif flagged or trust_method(facts, ctx) == "docker-opts":
+        # daemon.json next to --insecure-registry flags would stop dockerd.
+        plan.error = (
+            f"this Docker takes its registries from DOCKER_OPTS: add --insecure-registry {upstream} "
+            f"to {DEFAULT_DOCKER} and restart Docker, or sync from an archive"
+        )
+    else:
+        try:
+            merged = dc.with_insecure_registries(current, [upstream])
+        except dc.ConfigError as error:
+            plan.error = str(error)
+            return plan
+        plan.files.append(FileChange(DAEMON_JSON, current, merged))
+        plan.handler = RELOAD
+    return plan

@@ -1,0 +1,105 @@
+"""Converging a host: plan from its facts, apply only what differs, and say how it went.
+
+This is the one place that decides what check mode and a conflict mean:
+in check mode nothing is applied and a planned change is reported as
+``changed``; a file that changed under us since the facts were gathered
+(another run) makes the engine gather again and plan anew.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from ..remote.apply import apply_script
+from ..remote.facts import HostFacts
+from ..remote.marks import marks
+from .context import StepContext
+from .hostrun import HostRun, RemoteError
+from .plan import StepPlan, merged_handler
+from .result import CHANGED, FAILED, OK, SKIPPED, Outcome
+
+Planner = Callable[[HostFacts, StepContext], StepPlan]
+MAX_ROUNDS = 3
+
+
+def converge(
+    run: HostRun, planner: Planner, *, then: str = "", settle: bool = True, step: str = ""
+) -> tuple[Outcome, StepPlan]:
+    """Plan, apply (with ``then`` in the same session), until the host has what the planner wants.
+
+    ``settle``: gather again after applying and plan once more, for steps whose
+    commands change what later steps read; without it, a clean apply is trusted.
+    """
+    started = time.monotonic()
+    done: list[str] = []
+    handler = None
+    for _ in range(MAX_ROUNDS):
+        plan = planner(run.facts, run.ctx)
+        name = step or plan.step
+        if plan.error:
+            return run.outcome(name, FAILED, plan.error, started), plan
+        if not plan.changed:
+            plan.handler = merged_handler(plan.handler, handler)
+            if done:
+                return run.outcome(name, CHANGED, "; ".join(done), started), plan
+            return run.outcome(name, OK, "; ".join(plan.notes), started), plan
+        run.show_diff(plan)
+        if run.check:
+            return run.outcome(name, CHANGED, plan.summary(), started), plan
+        try:
+            apply(run, plan, then)
+        except RemoteError as error:
+            if not error.conflict:
+                return run.outcome(name, FAILED, f"{plan.summary()}: {error}", started), plan
+            run.gather()
+            continue
+        done.append(plan.summary())
+        handler = merged_handler(handler, plan.handler)
+        if not settle:
+            plan.handler = handler
+            return run.outcome(name, CHANGED, "; ".join(done), started), plan
+        run.gather()
+    return run.outcome(step or plan.step, FAILED, "files kept changing under another run; try again", started), plan
+
+
+def apply(run: HostRun, plan: StepPlan, then: str = "") -> str:
+    """Upload, then write files and run commands under the host's lock, then ``then``; its output."""
+    for local, remote in plan.uploads:
+        run.connection.put(local, remote)
+    return run.run(apply_script(plan, run.stamp) + then)
+
+
+def run_steps(run: HostRun, planners: Iterable[Planner]) -> bool:
+    """Converge each step in order, reporting each; stop at the first that fails. True if none failed.
+
+    Later steps hear of the Docker handler earlier ones notified (``ctx.notified``).
+    """
+    notified = None
+    for planner in planners:
+        before = run.ctx
+        run.ctx = replace(before, notified=notified)
+        try:
+            outcome, plan = converge(run, planner)
+        finally:
+            run.ctx = before
+        if outcome.status == CHANGED:
+            notified = merged_handler(notified, plan.handler)
+        if run.check and outcome.status == FAILED and any(o.status == CHANGED for o in run.outcomes):
+            # Check mode made none of the earlier changes this step depends on.
+            outcome.status, outcome.message = SKIPPED, "depends on the changes above: " + outcome.message
+        run.report(outcome)
+        if outcome.status in (FAILED, SKIPPED):
+            return False
+    return True
+
+
+def verify(run: HostRun, step: str, script: str) -> Outcome:
+    """Run a check that changes nothing Docker runs; its marks are the outcome's message."""
+    started = time.monotonic()
+    try:
+        output = run.run(script)
+    except RemoteError as error:
+        return run.report(run.outcome(step, FAILED, str(error), started))
+    return run.report(run.outcome(step, OK, "; ".join(marks(output)), started))

@@ -1,0 +1,99 @@
+"""A host run: one host's connection, its facts, the run's context, and what happened there."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from fabric import Config, Connection
+
+from ..inventory import Host
+from ..remote import facts as host_facts
+from ..remote.apply import CONFLICT_EXIT
+from ..remote.connection import connect, run_as_root, sudo_hint
+from ..remote.marks import last_words
+from .context import StepContext
+from .plan import StepPlan
+from .result import Outcome, progress_line, say
+
+
+class RemoteError(Exception):
+    """A script failed on a host; the message says which and why."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def conflict(self) -> bool:
+        """A file changed under us since the facts were gathered: plan again."""
+        return self.code == CONFLICT_EXIT
+
+
+class HostRun:
+    """One host for the length of a task: connection, facts, context, outcomes."""
+
+    def __init__(
+        self,
+        host: Host,
+        ctx: StepContext,
+        config: Config | None = None,
+        sections: Iterable[host_facts.Section] = (),
+    ) -> None:
+        self.host = host
+        self.ctx = ctx
+        self.config = config
+        self.sections = tuple(sections)
+        self.connection: Connection = connect(host, config)
+        self.facts = host_facts.HostFacts()
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.outcomes: list[Outcome] = []
+        self.quiet = False
+
+    @property
+    def check(self) -> bool:
+        return self.ctx.modes.check
+
+    def with_address(self, address: str) -> None:
+        self.ctx = replace(self.ctx, registry_address=address)
+
+    def run(self, script: str) -> str:
+        """Run ``script`` as root; raise ``RemoteError`` with its last words."""
+        result = run_as_root(self.connection, self.host, script)
+        if result.ok:
+            return result.stdout
+        reason = sudo_hint(result) or last_words(result.stdout, result.stderr)
+        raise RemoteError(f"exit {result.exited}: {reason}", result.exited)
+
+    def gather(self, sections: Iterable[host_facts.Section] | None = None) -> host_facts.HostFacts:
+        """The facts of ``sections`` (default: the run's), in one round trip."""
+        wanted = tuple(self.sections if sections is None else sections)
+        try:
+            output = self.run(host_facts.script(wanted))
+        except RemoteError as error:
+            raise RemoteError(f"gathering facts: {error}", error.code) from None
+        self.facts = host_facts.parse(output, wanted)
+        return self.facts
+
+    def outcome(self, step: str, status: str, message: str, started: float) -> Outcome:
+        return Outcome(self.host.name, step, status, message, time.monotonic() - started, self.facts.docker_version)
+
+    def report(self, outcome: Outcome) -> Outcome:
+        """Keep ``outcome`` for the recap and print its progress line now."""
+        self.outcomes.append(outcome)
+        if not self.quiet:
+            say(progress_line(outcome))
+        return outcome
+
+    def show_diff(self, plan: StepPlan) -> None:
+        if self.ctx.modes.diff and plan.files:
+            say("\n".join(f"--- {self.host.name} ---\n{change.diff()}" for change in plan.files))
+
+    def sibling(self) -> HostRun:
+        """Another connection to the same host, for work done in parallel there."""
+        return HostRun(self.host, self.ctx, self.config, self.sections)
+
+    def close(self) -> None:
+        self.connection.close()

@@ -1,0 +1,76 @@
+"""Plans: what a step will change on a host, as data the engine applies and reports."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+RELOAD, RESTART = "reload", "restart"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file's content before and after; ``None`` means absent."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+    def diff(self) -> str:
+        """A unified diff, headed like Ansible's before/after."""
+        return "".join(
+            difflib.unified_diff(
+                (self.before or "").splitlines(keepends=True),
+                (self.after or "").splitlines(keepends=True),
+                fromfile=f"before: {self.path}" + ("" if self.before is not None else " (absent)"),
+                tofile=f"after: {self.path}" + ("" if self.after is not None else " (removed)"),
+            )
+        )
+
+
+@dataclass
+class StepPlan:
+    """What one step will change on one host, and why."""
+
+    step: str
+    files: list[FileChange] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    uploads: list[tuple[str, str]] = field(default_factory=list)
+    handler: str | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files or self.commands)
+
+    def summary(self) -> str:
+        """One line: what changes, or why nothing does."""
+        if self.error:
+            return self.error
+        parts = [f"upload {local}" for local, _ in self.uploads]
+        parts += [f"{'remove' if f.after is None else 'write'} {f.path}" for f in self.files]
+        parts += [_short(command) for command in self.commands]
+        return "; ".join(parts + self.notes)
+
+    def merge(self, other: StepPlan) -> None:
+        """Take ``other``'s changes into this plan (one host, one apply); its error ends the merge."""
+        self.error = self.error or other.error
+        self.files += other.files
+        self.commands += other.commands
+        self.uploads += other.uploads
+        self.notes += other.notes
+        self.handler = merged_handler(self.handler, other.handler)
+
+
+def merged_handler(first: str | None, second: str | None) -> str | None:
+    """One Docker handler for two notifications: a restart covers a reload."""
+    if RESTART in (first, second):
+        return RESTART
+    return first or second
+
+
+def _short(command: str) -> str:
+    first = command.strip().splitlines()[0] if command.strip() else command
+    first = first.removeprefix("# ")
+    return first if len(first) <= 100 else first[:97] + "..."

@@ -1,0 +1,93 @@
+"""Images: which ones a sync or a pull is about, and what a registry said of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine.result import FAILED
+from ..inventory import ImageSettings
+
+PRESENT, COPIED, TO_COPY = "present", "copied", "to copy"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image: its path in a registry (namespace included) and its tag."""
+
+    path: str
+    tag: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}:{self.tag}"
+
+    def at(self, registry: str) -> str:
+        """Its reference in ``registry``: ``quay.io/openstack.kolla/nova-api:TAG``."""
+        return f"{registry}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one registry answered about one image; status 0 when it did not answer."""
+
+    status: int = 0
+    digest: str = ""
+    config: str = ""
+    size: int = 0
+    error: str = ""
+
+    @classmethod
+    def from_answer(cls, answer: dict) -> Manifest:
+        return cls(
+            status=int(answer.get("status") or 0),
+            digest=answer.get("digest") or "",
+            config=answer.get("config") or "",
+            size=int(answer.get("size") or 0),
+            error=answer.get("error") or "",
+        )
+
+    @property
+    def exists(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True)
+class Archived:
+    """One image in a ``docker save`` archive: the name it has there, its config digest, its size."""
+
+    ref: str
+    config: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Synced:
+    """One image's row in the table: what was (or would be) done with it."""
+
+    image: Image
+    status: str
+    digest: str = ""
+    size: int = 0
+    message: str = ""
+    source: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+
+def image_list(settings: ImageSettings) -> list[Image]:
+    """Every image the settings name, in order and once: names, then each service at the tag."""
+    entries = [*settings.names, *(f"{service}:{settings.tag}" for service in settings.services)]
+    images = []
+    for entry in entries:
+        if ":" in entry.rsplit("/", 1)[-1]:
+            path, _, tag = entry.rpartition(":")
+        else:
+            path, tag = entry, settings.tag or "latest"
+        images.append(Image(path if "/" in path else f"{settings.namespace}/{path}", tag))
+    return list(dict.fromkeys(images))
+
+
+def upstream_base(settings: ImageSettings) -> str:
+    return ("http://" if settings.insecure else "https://") + settings.registry

@@ -1,0 +1,160 @@
+"""globals.yml: point kolla-ansible at the local registry, with a line edit.
+
+Only ``docker_registry``, ``docker_registry_insecure`` and ``docker_namespace``
+change; the edit is line-based, so every other line and comment of the
+operator's file stays byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+import yaml
+
+from ..engine.context import StepContext
+from ..engine.plan import FileChange, StepPlan
+from ..remote.facts import HostFacts
+
+STEP = "kolla-globals"
+GLOBALS_PATH = "/etc/kolla/globals.yml"
+NEW_FILE_HEADER = "---\n"
+_TRUE = {"yes", "y", "true", "on", "1"}
+_FALSE = {"no", "n", "false", "off", "0", ""}
+
+
+def globals_values(registry: str, namespace: str) -> dict[str, object]:
+    """The three keys, for a registry that speaks plain HTTP (as this tool's does)."""
+    return {"docker_registry": registry, "docker_registry_insecure": True, "docker_namespace": namespace}
+
+
+def set_globals(text: str, values: dict[str, object]) -> str:
+    """``text`` with each key of ``values`` set, every other line kept as it is.
+
+    A key's line is replaced (its trailing comment kept); a missing key goes
+    after its commented-out template line (``#docker_registry:``, as Kolla's
+    sample file has them), else at the end. A line already holding the value
+    (``yes`` for ``true`` too: kolla-ansible reads it with ``| bool``) is kept.
+    """
+    lines = text.splitlines(keepends=True)
+    for key, value in values.items():
+        lines = _set_key(lines, key, value)
+    return "".join(lines)
+
+
+def has_values(data: object, values: dict[str, object]) -> bool:
+    """Whether parsed YAML ``data`` has every key of ``values`` at that value."""
+    return isinstance(data, dict) and all(key in data and _same(data[key], v) for key, v in values.items())
+
+
+def globals_planner(path: str, namespace: str) -> Callable[[HostFacts, StepContext], StepPlan]:
+    """A planner for globals.yml at ``path``: the three keys for this run's registry."""
+
+    def plan_globals(facts: HostFacts, ctx: StepContext) -> StepPlan:
+        if path in facts.unreadable:
+            return StepPlan(STEP, error=f"{path}: {facts.unreadable[path]}; left as it is")
+        return globals_plan(path, facts.files.get(path), globals_values(ctx.registry, namespace))
+
+    return plan_globals
+
+
+def globals_plan(path: str, current: str | None, values: dict[str, object]) -> StepPlan:
+    """The change to globals.yml at ``path`` (``current`` None: absent), or why there is none."""
+    plan = StepPlan(STEP)
+    try:
+        data = yaml.safe_load(current) if current else None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        plan.error = f"{path}: not valid YAML{where}; left as it is"
+        return plan
+    if data is not None and not isinstance(data, dict):
+        plan.error = f"{path}: not a YAML mapping; left as it is"
+        return plan
+    after = set_globals(current if current is not None else NEW_FILE_HEADER, values)
+    if not has_values(_load(after), values):
+        plan.error = f"{path}: cannot set {', '.join(values)} with a line edit; left as it is"
+    elif after == current:
+        plan.notes.append(", ".join(f"{key}: {_render(value)}" for key, value in values.items()))
+    else:
+        plan.files.append(FileChange(path, current, after))
+    return plan
+
+
+def _set_key(lines: list[str], key: str, value: object) -> list[str]:
+    own = re.compile(rf"^{re.escape(key)}[ \t]*:(?=[ \t]|\r?$)")
+    template = re.compile(rf"^#[ \t]*{re.escape(key)}[ \t]*:")
+    wanted = f"{key}: {_render(value)}"
+    out: list[str] = []
+    found, after_template, i = False, None, 0
+    while i < len(lines):
+        if not own.match(lines[i]):
+            if template.match(lines[i]):
+                after_template = len(out) + 1
+            out.append(lines[i])
+            i += 1
+            continue
+        found = True
+        end = i + 1
+        # A value may go on over indented lines: they belong to the key.
+        while end < len(lines) and lines[end][:1] in " \t" and lines[end].strip()[:1] not in ("", "#"):
+            end += 1
+        if _same(_value_of("".join(lines[i:end]), key), value):
+            out += lines[i:end]
+        else:
+            body = lines[i].rstrip("\r\n")
+            out.append(wanted + _comment(body) + lines[i][len(body) :])
+        i = end
+    if found:
+        return out
+    ending = "\r\n" if out and out[0].endswith("\r\n") else "\n"
+    if after_template is not None:
+        out.insert(after_template, wanted + ending)
+        return out
+    if out and not out[-1].endswith("\n"):
+        out[-1] += ending
+    return [*out, wanted + ending]
+
+
+def _load(text: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _render(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # A JSON string is a YAML double-quoted scalar.
+    return json.dumps(str(value))
+
+
+def _value_of(block: str, key: str) -> object:
+    data = _load(block)
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _same(found: object, wanted: object) -> bool:
+    if isinstance(wanted, bool):
+        if isinstance(found, bool):
+            return found == wanted
+        text = str(found).strip().lower() if isinstance(found, (str, int)) else None
+        return text in (_TRUE if wanted else _FALSE)
+    return isinstance(found, str) and found == wanted
+
+
+def _comment(body: str) -> str:
+    """The line's trailing ``# comment`` with the blanks before it, or ""."""
+    try:
+        whole = yaml.safe_load(body)
+    except yaml.YAMLError:
+        return ""
+    for match in re.finditer(r"[ \t]+#", body):
+        try:
+            if yaml.safe_load(body[: match.start()]) == whole:
+                return body[match.start() :]
+        except yaml.YAMLError:
+            continue
+    return ""
