@@ -49,12 +49,13 @@ class HostTask:
         self.step = step
         self.address_required = address_required
         self.quiet = False
+        self.run_class = HostRun
 
     def on(self, host: Host) -> list[Outcome]:
         """Connect, learn the address, gather, work; every failure becomes this host's row."""
         started = time.monotonic()
         try:
-            run = HostRun(host, self.ctx, self.config)
+            run = self.run_class(host, self.ctx, self.config)
             run.quiet = self.quiet
         except Exception as error:  # noqa: BLE001 - e.g. an unreadable known_hosts: this host fails
             return [self._row(host, "connect", error, started)]

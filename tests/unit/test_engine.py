@@ -1,0 +1,294 @@
+"""The engine with no SSH: converge, conflict re-plan, check mode, handlers, isolation, one recap.
+
+A host run here executes scripts with a stand-in that records them and
+answers as a host would: these tests are about the engine's decisions.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from invoke.exceptions import Exit
+
+from fabfile.engine.address import RegistryAddress
+from fabfile.engine.context import Modes, StepContext
+from fabfile.engine.converge import MAX_ROUNDS, converge, run_steps
+from fabfile.engine.fanout import HostTask, fan_out, finish
+from fabfile.engine.hostrun import HostRun, RemoteError
+from fabfile.engine.plan import RELOAD, RESTART, FileChange, StepPlan, merged_handler
+from fabfile.engine.result import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE
+from fabfile.inventory import Host
+from fabfile.remote.apply import CONFLICT_EXIT
+from fabfile.remote.facts import HostFacts
+
+from .factories import make_ctx, make_inventory
+
+CONFIG = "/etc/x.conf"
+
+
+class ScriptedRun(HostRun):
+    """A host run whose scripts go to ``answer`` (a function of the script) instead of SSH."""
+
+    def __init__(self, host, ctx, config=None, sections=()) -> None:
+        super().__init__(host, ctx, config, sections)
+        self.scripts: list[str] = []
+        self.gathered = 0
+        self.on_disk = "old"
+        self.answer = lambda script: ""
+
+    def run(self, script: str) -> str:
+        self.scripts.append(script)
+        return self.answer(script)
+
+    def gather(self, sections=None) -> HostFacts:
+        self.gathered += 1
+        self.facts = HostFacts(files={CONFIG: self.on_disk})
+        return self.facts
+
+
+def scripted(modes: Modes = Modes()) -> ScriptedRun:
+    run = ScriptedRun(Host("node1", "192.0.2.11"), StepContext(make_inventory(), "192.0.2.10", modes))
+    run.gather()
+    return run
+
+
+def wants_new(facts: HostFacts, ctx) -> StepPlan:
+    """Write "new" to CONFIG unless it has it; reload Docker when it does."""
+    plan = StepPlan("write-config")
+    if facts.files.get(CONFIG) != "new":
+        plan.files.append(FileChange(CONFIG, facts.files.get(CONFIG), "new"))
+        plan.handler = RELOAD
+    else:
+        plan.notes.append("has new")
+    return plan
+
+
+def applies(run: ScriptedRun):
+    def answer(script: str) -> str:
+        run.on_disk = "new"
+        return ""
+
+    return answer
+
+
+def test_a_change_is_applied_once_then_the_host_is_gathered_and_planned_again():
+    run = scripted()
+    run.answer = applies(run)
+
+    outcome, plan = converge(run, wants_new)
+
+    assert (outcome.status, outcome.message) == (CHANGED, f"write {CONFIG}")
+    assert len(run.scripts) == 1 and run.gathered == 2
+    assert plan.handler == RELOAD
+
+
+def test_nothing_to_do_is_ok_and_runs_nothing():
+    run = scripted()
+    run.on_disk = "new"
+    run.gather()
+
+    outcome, _ = converge(run, wants_new)
+
+    assert (outcome.status, outcome.message) == (OK, "has new")
+    assert run.scripts == []
+
+
+def test_a_conflict_gathers_again_and_plans_from_the_new_facts():
+    run = scripted()
+    seen: list[str | None] = []
+
+    def planner(facts, ctx):
+        seen.append(facts.files.get(CONFIG))
+        return wants_new(facts, ctx)
+
+    def conflict_then_apply(script: str) -> str:
+        if len(run.scripts) == 1:
+            run.on_disk = "theirs"  # another run wrote the file meanwhile
+            raise RemoteError("exit 75: conflict", CONFLICT_EXIT)
+        run.on_disk = "new"
+        return ""
+
+    run.answer = conflict_then_apply
+
+    outcome, _ = converge(run, planner)
+
+    assert outcome.status == CHANGED
+    assert seen[:2] == ["old", "theirs"]
+    assert len(run.scripts) == 2
+
+
+def test_files_that_keep_changing_fail_after_a_bounded_number_of_rounds():
+    run = scripted()
+
+    def always_conflicts(script: str) -> str:
+        raise RemoteError("exit 75: conflict", CONFLICT_EXIT)
+
+    run.answer = always_conflicts
+
+    outcome, _ = converge(run, wants_new)
+
+    assert outcome.status == FAILED and "kept changing" in outcome.message
+    assert len(run.scripts) == MAX_ROUNDS
+
+
+def test_a_failed_apply_fails_the_step_with_the_hosts_reason():
+    run = scripted()
+
+    def fails(script: str) -> str:
+        raise RemoteError("exit 1: disk full", 1)
+
+    run.answer = fails
+
+    outcome, _ = converge(run, wants_new)
+
+    assert (outcome.status, outcome.message) == (FAILED, f"write {CONFIG}: exit 1: disk full")
+
+
+def test_check_mode_reports_the_change_and_runs_nothing():
+    run = scripted(Modes(check=True))
+
+    outcome, _ = converge(run, wants_new)
+
+    assert (outcome.status, outcome.message) == (CHANGED, f"write {CONFIG}")
+    assert run.scripts == []
+
+
+def test_in_check_mode_a_step_that_fails_after_a_change_is_skipped_and_ends_the_run():
+    run = scripted(Modes(check=True))
+    later: list[str] = []
+
+    def needs_the_change(facts, ctx):
+        return StepPlan("needs-it", error="Docker is not running here")
+
+    def never(facts, ctx):
+        later.append("ran")
+        return StepPlan("never")
+
+    assert run_steps(run, [wants_new, needs_the_change, never]) is False
+    assert [(o.step, o.status) for o in run.outcomes] == [("write-config", CHANGED), ("needs-it", SKIPPED)]
+    assert run.outcomes[1].message == "depends on the changes above: Docker is not running here"
+    assert later == []
+
+
+def test_outside_check_mode_a_failing_step_fails():
+    run = scripted()
+    assert run_steps(run, [lambda facts, ctx: StepPlan("broken", error="no")]) is False
+    assert run.outcomes[0].status == FAILED
+
+
+def test_later_steps_hear_which_handler_earlier_changes_notified():
+    run = scripted()
+    run.answer = applies(run)
+    heard: list[str | None] = []
+
+    def listens(facts, ctx):
+        heard.append(ctx.notified)
+        return StepPlan("restart-docker")
+
+    run_steps(run, [wants_new, listens])
+    assert heard == [RELOAD]
+
+
+@pytest.mark.parametrize(
+    "first, second, merged",
+    [
+        (None, None, None),
+        (RELOAD, None, RELOAD),
+        (None, RESTART, RESTART),
+        (RELOAD, RESTART, RESTART),
+        (RESTART, RELOAD, RESTART),
+        (RELOAD, RELOAD, RELOAD),
+    ],
+)
+def test_one_handler_for_two_notifications(first, second, merged):
+    assert merged_handler(first, second) == merged
+
+
+def test_merging_plans_keeps_every_change_and_the_stronger_handler():
+    plan = StepPlan("node", files=[FileChange("/a", None, "a")], handler=RELOAD)
+    plan.merge(StepPlan("unit", files=[FileChange("/b", None, "b")], handler=RESTART, notes=["why"]))
+    assert [f.path for f in plan.files] == ["/a", "/b"] and plan.handler == RESTART and plan.notes == ["why"]
+
+
+# --- fan-out: every host isolated, one recap ---------------------------------------------------
+
+
+class Connected(ScriptedRun):
+    """Connects to nothing: the fan-out's isolation is under test, not SSH."""
+
+    def __init__(self, host, ctx, config=None, sections=()) -> None:
+        super().__init__(host, ctx, config, sections)
+        self.connection = type("NoConnection", (), {"open": lambda self: None, "close": lambda self: None})()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_host_that_raises_fails_alone_and_the_others_finish():
+    hosts = [Host(f"node{i}", f"192.0.2.{i}") for i in (1, 2, 3)]
+    inventory = make_inventory({"address": "192.0.2.10"})
+
+    def work(run):
+        if run.host.name == "node2":
+            raise RuntimeError("a bug")
+        run.report(run.outcome("work", OK, "done", 0.0))
+
+    task = HostTask(make_ctx(), work, lambda ctx: (), RegistryAddress(inventory), step="work")
+    task.run_class = Connected
+
+    outcomes = fan_out(hosts, task, parallel=2)
+
+    assert [(o.host, o.status, o.message) for o in outcomes] == [
+        ("node1", OK, "done"),
+        ("node2", FAILED, "RuntimeError: a bug"),
+        ("node3", OK, "done"),
+    ]
+
+
+def test_an_unreachable_host_is_its_own_row():
+    inventory = make_inventory({"address": "192.0.2.10"})
+    host = Host("down", "127.0.0.1", port=closed_port())
+    task = HostTask(make_ctx(), lambda run: None, lambda ctx: (), RegistryAddress(inventory), step="work")
+
+    [outcome] = fan_out([host], task, parallel=1)
+
+    assert outcome.status == UNREACHABLE
+    assert outcome.message == f"SSH connection to root@127.0.0.1:{host.port} refused"
+
+
+def test_a_registry_address_that_cannot_be_learnt_fails_each_host_before_it_is_touched():
+    deploy = Host("deploy1", "127.0.0.1", port=closed_port())
+    inventory = make_inventory()
+    inventory = inventory.__class__(inventory.path, deploy, (Host("node1", "192.0.2.1"),))
+    touched: list[str] = []
+    task = HostTask(
+        make_ctx(), lambda run: touched.append(run.host.name), lambda ctx: (), RegistryAddress(inventory)
+    )
+    task.run_class = Connected
+
+    [outcome] = fan_out(inventory.targets, task, parallel=1)
+
+    assert outcome.status == FAILED
+    assert outcome.message.startswith("cannot learn the registry address from deploy1: SSH connection")
+    assert outcome.message.endswith(f"set registry.address in {inventory.path}")
+    assert touched == []
+
+
+def test_one_recap_for_every_host_and_exit_1_when_any_failed(capsys):
+    rows = [
+        Connected(Host(name, "192.0.2.1"), make_ctx()).outcome("work", status, "", 0.0)
+        for name, status in (("node1", OK), ("node2", UNREACHABLE), ("node3", CHANGED))
+    ]
+
+    with pytest.raises(Exit) as caught:
+        finish(rows)
+
+    shown = capsys.readouterr().out
+    assert caught.value.code == 1
+    assert shown.count("RECAP") == 1
+    assert all(f"{name} " in shown for name in ("node1", "node2", "node3"))
+    finish([rows[0], rows[2]])  # nobody failed: no exit
