@@ -47,8 +47,8 @@ class ScriptedRun(HostRun):
         return self.facts
 
 
-def scripted(modes: Modes = Modes()) -> ScriptedRun:
-    run = ScriptedRun(Host("node1", "192.0.2.11"), StepContext(make_inventory(), "192.0.2.10", modes))
+def scripted(modes: Modes | None = None) -> ScriptedRun:
+    run = ScriptedRun(Host("node1", "192.0.2.11"), StepContext(make_inventory(), "192.0.2.10", modes or Modes()))
     run.gather()
     return run
 

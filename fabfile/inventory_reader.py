@@ -1,0 +1,210 @@
+"""Checking an inventory file's values, each error naming the file and the key."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from .inventory import DockerSettings, Host, ImageSettings, InventoryError, RegistrySettings
+
+_HOST_KEYS = {f.name for f in fields(Host)}
+# Docker's reference grammar: lowercase path components, and a tag of up to 128 characters.
+IMAGE_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_CHOICES = {
+    "registry.network": ("auto", "host", "bridge"),
+    "docker.source": ("distro", "get-docker"),
+    "docker.config_method": ("auto", "daemon-json", "docker-opts"),
+}
+
+
+class InventoryReader:
+    """Checks one file's values, naming the file and key in each error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> InventoryError:
+        return InventoryError(f"{self.path}: {key}: {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: set[str]) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key or "top level", f"expected a mapping, got {_kind(value)}")
+        for name in value:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else str(name)
+                hint = difflib.get_close_matches(str(name), sorted(allowed), n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.fail(where, f"unknown key{suggestion}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.fail(key, f"expected a string, got {_kind(value)}")
+        text = str(value).strip()
+        if not text:
+            raise self.fail(key, "must not be empty")
+        return text
+
+    def port(self, value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise self.fail(key, f"{value!r} is not a port number (1-65535)")
+        return value
+
+    def choice(self, value: Any, key: str) -> str:
+        options = _CHOICES[key]
+        if value not in options:
+            raise self.fail(key, f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    def host(self, value: Any, key: str, defaults: Host, need_address: bool = True) -> Host:
+        data = self.mapping(value, key, _HOST_KEYS)
+        if need_address:
+            for required in ("name", "address"):
+                if data.get(required) in (None, ""):
+                    raise self.fail(f"{key}.{required}", "missing")
+        values = {}
+        for name, raw in data.items():
+            where = f"{key}.{name}"
+            values[name] = self.port(raw, where) if name == "port" else self.string(raw, where)
+        if "key" in values:
+            values["key"] = os.path.expanduser(values["key"])
+        if "known_hosts" in values:
+            values["known_hosts"] = os.path.expanduser(values["known_hosts"])
+        return replace(defaults, **values)
+
+    def targets(self, value: Any, defaults: Host) -> tuple[Host, ...]:
+        if not isinstance(value, list):
+            raise self.fail("targets", f"expected a list of hosts, got {_kind(value)}")
+        return tuple(self.host(item, f"targets[{index}]", defaults) for index, item in enumerate(value))
+
+    def no_duplicates(self, hosts: tuple[Host, ...]) -> None:
+        seen: dict[str, str] = {}
+        for index, host in enumerate(hosts):
+            key = "deploy_host" if index == 0 else f"targets[{index - 1}]"
+            for label, value in (("name", host.name), ("address", host.address)):
+                marker = f"{label}:{value}"
+                if marker in seen and index > 0:
+                    raise self.fail(f"{key}.{label}", f"{value!r} is listed twice (also {seen[marker]})")
+                seen.setdefault(marker, key)
+
+    def registry(self, value: Any) -> RegistrySettings:
+        data = self.mapping(value, "registry", {f.name for f in fields(RegistrySettings)})
+        values: dict[str, Any] = {}
+        for name, raw in data.items():
+            where = f"registry.{name}"
+            if raw is None:
+                continue
+            if name == "port":
+                values[name] = self.port(raw, where)
+            elif name == "network":
+                values[name] = self.choice(raw, where)
+            else:
+                values[name] = self.string(raw, where)
+        if "address" in values:
+            _check_registry_address(values["address"], self.fail)
+        if "image_archive" in values:
+            values["image_archive"] = self.local_path(values["image_archive"])
+        return RegistrySettings(**values)
+
+    def docker(self, value: Any) -> DockerSettings:
+        data = self.mapping(value, "docker", {f.name for f in fields(DockerSettings)})
+        values: dict[str, Any] = {}
+        for name, raw in data.items():
+            where = f"docker.{name}"
+            if name == "prerequisites":
+                if not isinstance(raw, list):
+                    raise self.fail(where, f"expected a list of package names, got {_kind(raw)}")
+                values[name] = tuple(self.string(item, f"{where}[{i}]") for i, item in enumerate(raw))
+            elif name == "apt_cache_valid_time":
+                if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+                    raise self.fail(where, f"{raw!r} is not a number of seconds")
+                values[name] = raw
+            else:
+                values[name] = self.choice(raw, where)
+        return DockerSettings(**values)
+
+    def images(self, value: Any, key: str) -> ImageSettings:
+        data = self.mapping(value, key, {f.name for f in fields(ImageSettings)})
+        values: dict[str, Any] = {}
+        if isinstance(data.get("tag"), float):
+            # YAML reads 2023.10 as the number 2023.1: only a quoted tag is what was meant.
+            raise self.fail(f"{key}.tag", f"{data['tag']!r} was read as a number: quote the tag")
+        for name in ("registry", "namespace", "tag", "archive"):
+            if data.get(name) is not None:
+                values[name] = self.string(data[name], f"{key}.{name}")
+        registry = values.get("registry", ImageSettings.registry)
+        if "://" in registry or registry.endswith("/"):
+            raise self.fail(f"{key}.registry", "give host[:port] only (insecure: true for plain HTTP)")
+        if "namespace" in values and not IMAGE_PATH.fullmatch(values["namespace"]):
+            raise self.fail(f"{key}.namespace", f"{values['namespace']!r} is not a repository path")
+        if "tag" in values and not IMAGE_TAG.fullmatch(values["tag"]):
+            raise self.fail(f"{key}.tag", f"{values['tag']!r} is not a valid image tag")
+        if "insecure" in data:
+            if not isinstance(data["insecure"], bool):
+                raise self.fail(f"{key}.insecure", f"expected true or false, got {_kind(data['insecure'])}")
+            values["insecure"] = data["insecure"]
+        values["services"] = tuple(
+            self.image_name(item, f"{key}.services[{i}]", allow_tag=False, registry=registry)
+            for i, item in enumerate(self.sequence(data.get("services"), f"{key}.services"))
+        )
+        values["names"] = tuple(
+            self.image_name(item, f"{key}.names[{i}]", allow_tag=True, registry=registry)
+            for i, item in enumerate(self.sequence(data.get("names"), f"{key}.names"))
+        )
+        untagged = [name for name in values["names"] if ":" not in name]
+        if (values["services"] or untagged) and "tag" not in values:
+            what = "services" if values["services"] else f"names ({untagged[0]} has no tag)"
+            raise self.fail(f"{key}.tag", f"missing: {what} need a Kolla release tag")
+        if not values["services"] and not values["names"]:
+            raise self.fail(key, "no images: give names, or tag with services")
+        if "archive" in values:
+            values["archive"] = self.local_path(values["archive"])
+        return ImageSettings(**values)
+
+    def local_path(self, value: str) -> str:
+        """A path on this machine; a relative one is relative to the file's folder."""
+        path = Path(os.path.expanduser(value))
+        return str(path if path.is_absolute() else self.path.parent / path)
+
+    def sequence(self, value: Any, key: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list, got {_kind(value)}")
+        return value
+
+    def image_name(self, value: Any, key: str, allow_tag: bool, registry: str) -> str:
+        """``[REGISTRY/][namespace/]name[:tag]``, without the upstream registry."""
+        text = self.string(value, key).removeprefix(f"{registry}/")
+        if "@" in text:
+            raise self.fail(key, f"{text!r}: give a tag, not a digest")
+        path, colon, tag = text.rpartition(":") if ":" in text.rsplit("/", 1)[-1] else (text, "", "")
+        if not IMAGE_PATH.fullmatch(path):
+            raise self.fail(key, f"{text!r} is not an image name (lowercase [namespace/]name[:tag])")
+        if colon and not allow_tag:
+            raise self.fail(key, f"{text!r}: a service is a name without tag (set images.tag)")
+        if colon and not IMAGE_TAG.fullmatch(tag):
+            raise self.fail(key, f"{tag!r} is not a valid image tag")
+        return text
+
+
+def _check_registry_address(address: str, fail) -> None:
+    # dockerd rejects IPv6 literals in insecure-registries (moby#39033).
+    try:
+        if ipaddress.ip_address(address).version == 6:
+            raise fail("registry.address", "IPv6 addresses are rejected by Docker; use a hostname")
+    except ValueError:
+        if ":" in address or "/" in address:
+            raise fail("registry.address", "give a host name or IP without port (set registry.port)")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
