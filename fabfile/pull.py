@@ -15,11 +15,12 @@ from .cli import (
     parallel_or_default,
     selected_hosts,
 )
+from .docker.verify import docker_missing
 from .engine.address import RegistryAddress
 from .engine.context import Modes, StepContext
 from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
-from .engine.result import FAILED, say
+from .engine.result import print_line
 from .images.model import Image, image_list
 from .images.pull import STEP, check_script, parse_pulls, pull_outcome, pull_script
 from .remote import facts
@@ -30,9 +31,7 @@ def pull_on(images: list[Image], per_node: int, retries: int):
 
     def work(run: HostRun) -> None:
         started = time.monotonic()
-        if not run.facts.docker_version:
-            message = f"Docker is not installed: run fab -H {run.host.name} install-docker"
-            run.report(run.outcome(STEP, FAILED, message, started))
+        if docker_missing(run, STEP):
             return
         wanted = {image.at(run.ctx.registry): image for image in images}
         script = check_script(list(wanted)) if run.check else pull_script(list(wanted), per_node, retries)
@@ -62,7 +61,7 @@ def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=
         raise Exit(f"error: {inventory.path}: targets: no target nodes listed", code=2)
     address = RegistryAddress(inventory, c.config)
     registry = f"{address.known_or_empty() or '(registry address unknown)'}:{inventory.registry.port}"
-    say(f"{STEP}: {len(wanted)} images from {registry} on {len(nodes)} nodes")
+    print_line(f"{STEP}: {len(wanted)} images from {registry} on {len(nodes)} nodes")
     modes = Modes(check=check)
     work = pull_on(wanted, per_node, retries)
     task = HostTask(StepContext(inventory, modes=modes), work, lambda ctx: (facts.DOCKER,), address, c.config, STEP)

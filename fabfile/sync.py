@@ -16,7 +16,7 @@ from .engine.address import RegistryAddress
 from .engine.context import Modes, StepContext
 from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
-from .engine.result import CHANGED, FAILED, OK, say
+from .engine.result import CHANGED, FAILED, OK, print_line
 from .images.archive import ArchiveError, read_archive
 from .images.model import COPIED, image_list, upstream_base
 from .images.sync import Syncer
@@ -55,9 +55,9 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
         syncer = Syncer(run, settings, archive, index, workers, retries)
         plan = syncer.plan(wanted)
         source = archive or upstream_base(settings)
-        say(f"{run.host.name} | {STEP} | {totals(plan)}, from {source} to {syncer.local}")
+        print_line(f"{run.host.name} | {STEP} | {totals(plan)}, from {source} to {syncer.local}")
         results = syncer.copy(plan)
-        say("\n" + table(results, check))
+        print_line("\n" + table(results, check))
         failed = any(result.failed for result in results)
         status = FAILED if failed else CHANGED if any(r.status == COPIED for r in results) else OK
         run.report(run.outcome(STEP, status, totals(results), 0.0))

@@ -14,7 +14,7 @@ from invoke.exceptions import Exit
 
 from .cli import MODE_HELP, PARALLEL_HELP, host_task, inventory_or_exit, parallel_or_default, selected_hosts
 from .docker.trust import configure_target
-from .docker.verify import engine_and_check, quick_verify_script
+from .docker.verify import docker_missing, engine_and_check, quick_verify_script
 from .engine.address import RegistryAddress
 from .engine.context import Modes, StepContext
 from .engine.converge import converge
@@ -22,7 +22,7 @@ from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun, RemoteError
 from .engine.result import FAILED, OK
 from .remote import facts
-from .remote.marks import last_words
+from .remote.marks import failure_reason
 
 STEP = "configure-targets"
 
@@ -35,9 +35,7 @@ def target_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
 def configure_node(run: HostRun) -> None:
     """Plan from the facts; changes, Docker handler and the pull check in one more session."""
     started = time.monotonic()
-    if not run.facts.docker_version:
-        message = f"Docker is not installed: run fab -H {run.host.name} install-docker"
-        run.report(run.outcome(STEP, FAILED, message, started))
+    if docker_missing(run, STEP):
         return
     # A check made in the facts session is not run again when nothing changes.
     checked = run.facts.verified
@@ -59,7 +57,7 @@ def verified_node(run: HostRun, checked: tuple[int, str] | None, started: float)
         except RemoteError as error:
             return run.outcome(STEP, FAILED, str(error), started)
     elif checked[0]:
-        return run.outcome(STEP, FAILED, f"exit {checked[0]}: {last_words(checked[1], '')}", started)
+        return run.outcome(STEP, FAILED, f"exit {checked[0]}: {failure_reason(checked[1], '')}", started)
     return run.outcome(STEP, OK, f"{run.ctx.registry} trusted; pulled probe", started)
 
 

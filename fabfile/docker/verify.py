@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import time
 import urllib.parse
 
 from ..engine.context import StepContext
+from ..engine.hostrun import HostRun
+from ..engine.result import FAILED
 from ..inventory import RegistrySettings
 from ..remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts, Section, Texts, read_engine
 from ..remote.marks import FAIL_FUNCTION, MARK, between
@@ -77,6 +80,15 @@ def _probe_push(image: str) -> list[str]:
         ),
         f"docker rmi {probe} >/dev/null",
     ]
+
+
+def docker_missing(run: HostRun, step: str) -> bool:
+    """Report ``step`` failed on a host with no Docker (the fix named), and return True."""
+    if run.facts.docker_version:
+        return False
+    message = f"Docker is not installed: run fab -H {run.host.name} install-docker"
+    run.report(run.outcome(step, FAILED, message, time.monotonic()))
+    return True
 
 
 def engine_and_check(ctx: StepContext, verify: bool) -> Section:

@@ -22,7 +22,7 @@ from ..remote.connection import unreachable_reason
 from .address import AddressUnknown, RegistryAddress
 from .context import StepContext
 from .hostrun import HostRun, RemoteError
-from .result import FAILED, UNREACHABLE, Outcome, recap, say
+from .result import FAILED, UNREACHABLE, Outcome, print_line, recap
 
 Work = Callable[[HostRun], None]
 DEBUG_ENV = "KOLLA_REGISTRY_DEBUG"
@@ -91,7 +91,7 @@ class HostTask:
         if isinstance(error, (RemoteError, AddressUnknown)):
             return Outcome(host.name, step, FAILED, str(error), seconds)
         if debugging():
-            say(traceback.format_exc())
+            print_line(traceback.format_exc())
         return Outcome(host.name, step, FAILED, f"{type(error).__name__}: {error}", seconds)
 
 
@@ -104,7 +104,7 @@ def fan_out(hosts: Iterable[Host], task: HostTask, parallel: int) -> list[Outcom
 
 def finish(outcomes: list[Outcome], check: bool = False, with_docker: bool = False) -> None:
     """The recap; exit status 1 when any host failed or was unreachable."""
-    say("\n" + recap(outcomes, check, with_docker))
+    print_line("\n" + recap(outcomes, check, with_docker))
     if any(outcome.failed for outcome in outcomes):
         raise Exit(code=1)
 

@@ -13,10 +13,10 @@ from ..inventory import Host
 from ..remote import facts as host_facts
 from ..remote.apply import CONFLICT_EXIT
 from ..remote.connection import connect, run_as_root, sudo_hint
-from ..remote.marks import last_words
+from ..remote.marks import failure_reason
 from .context import StepContext
 from .plan import StepPlan
-from .result import Outcome, progress_line, say
+from .result import Outcome, print_line, progress_line
 
 
 class RemoteError(Exception):
@@ -64,7 +64,7 @@ class HostRun:
         result = run_as_root(self.connection, self.host, script)
         if result.ok:
             return result.stdout
-        reason = sudo_hint(result) or last_words(result.stdout, result.stderr)
+        reason = sudo_hint(result) or failure_reason(result.stdout, result.stderr)
         raise RemoteError(f"exit {result.exited}: {reason}", result.exited)
 
     def gather(self, sections: Iterable[host_facts.Section] | None = None) -> host_facts.HostFacts:
@@ -84,12 +84,12 @@ class HostRun:
         """Keep ``outcome`` for the recap and print its progress line now."""
         self.outcomes.append(outcome)
         if not self.quiet:
-            say(progress_line(outcome))
+            print_line(progress_line(outcome))
         return outcome
 
     def show_diff(self, plan: StepPlan) -> None:
         if self.ctx.modes.diff and plan.files:
-            say("\n".join(f"--- {self.host.name} ---\n{change.diff()}" for change in plan.files))
+            print_line("\n".join(f"--- {self.host.name} ---\n{change.diff()}" for change in plan.files))
 
     def sibling(self) -> HostRun:
         """Another connection to the same host, for work done in parallel there."""

@@ -13,7 +13,7 @@ STATUSES = (OK, CHANGED, FAILED, UNREACHABLE, SKIPPED)
 _print_lock = threading.Lock()
 
 
-def say(text: str) -> None:
+def print_line(text: str) -> None:
     """Print whole lines even when many hosts report at once."""
     with _print_lock:
         print(text, flush=True)

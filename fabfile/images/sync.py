@@ -11,7 +11,7 @@ from pathlib import Path
 from ..docker.trust import trust_upstream
 from ..engine.converge import converge
 from ..engine.hostrun import HostRun, RemoteError
-from ..engine.result import FAILED, say
+from ..engine.result import FAILED, print_line
 from ..inventory import ImageSettings
 from ..remote.api import query_registry
 from ..remote.apply import handler_script
@@ -108,7 +108,7 @@ class Syncer:
             tenth = sent * 10 // max(total, 1)
             if tenth not in shown:
                 shown.add(tenth)
-                say(f"{self.run.host.name} | {STEP} | uploading {self.archive}: {decimal_size(sent)}/{decimal_size(total)}")
+                print_line(f"{self.run.host.name} | {STEP} | uploading {self.archive}: {decimal_size(sent)}/{decimal_size(total)}")
 
         uploaded(0, size)
         try:
@@ -148,7 +148,7 @@ class Syncer:
                 for future in as_completed([pool.submit(copy_one, item) for item in todo]):
                     results.append(future.result())
                     copied += results[-1].size if results[-1].status == COPIED else 0
-                    say(progress(self.run.host.name, len(results), len(todo), copied, size, results[-1]))
+                    print_line(progress(self.run.host.name, len(results), len(todo), copied, size, results[-1]))
         finally:
             for worker in opened:
                 worker.close()

@@ -46,7 +46,7 @@ def between(output: str, first: str, last: str) -> str | None:
     return "\n".join(lines[start + 1 : end])
 
 
-def last_words(stdout: str, stderr: str) -> str:
+def failure_reason(stdout: str, stderr: str) -> str:
     """Why a script failed: its last ``fail`` mark, a rollback's story, or its last line."""
     failures = marks(stdout, "fail")
     if failures:
