@@ -23,5 +23,17 @@ ns = Collection(
     status.status,
 )
 ns.configure(
-    {"kolla_registry": {"parallel": 10, "sync_parallel": 4, "globals_path": GLOBALS_PATH, "cli_hosts": []}}
+    {
+        "kolla_registry": {
+            "parallel": 10,
+            "sync_parallel": 4,
+            "globals_path": GLOBALS_PATH,
+            "cli_hosts": [],
+            # Seconds a script may run on a host; seconds Docker may take to answer after a
+            # reload or restart; backups kept per file in /var/backups/kolla-registry.
+            "command_timeout": 1800,
+            "docker_wait": 60,
+            "backups_kept": 10,
+        }
+    }
 )

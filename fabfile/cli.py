@@ -9,6 +9,7 @@ task fans out over those hosts in parallel with one recap and one exit status.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from fabric import Connection
@@ -17,6 +18,7 @@ from invoke import Context, Task, task
 from invoke.exceptions import Exit
 from invoke.tasks import Call
 
+from .engine.context import Limits, Modes, StepContext
 from .inventory import Host, ImageSettings, Inventory, InventoryError, load, load_images
 
 CLI_HOSTS = "cli_hosts"
@@ -75,6 +77,12 @@ class HostsCall(Call):
         context = super().make_context(config)
         context.config.kolla_registry[CLI_HOSTS] = self.hosts
         return context
+
+
+def step_context(c: Context, inventory: Inventory, modes: Modes | None = None) -> StepContext:
+    """What every host of this run plans with: the inventory, the modes, the limits from the config."""
+    limits = Limits(**{name: int(setting(c, name, default)) for name, default in asdict(Limits()).items()})
+    return StepContext(inventory, modes=modes or Modes(), limits=limits)
 
 
 def inventory_or_exit() -> Inventory:

@@ -7,7 +7,15 @@ from collections.abc import Callable
 
 from invoke import Context
 
-from .cli import MODE_HELP, PARALLEL_HELP, host_task, inventory_or_exit, parallel_or_default, selected_hosts
+from .cli import (
+    MODE_HELP,
+    PARALLEL_HELP,
+    host_task,
+    inventory_or_exit,
+    parallel_or_default,
+    selected_hosts,
+    step_context,
+)
 from .docker import hostprep, registry, trust
 from .docker.verify import verify_script
 from .engine.address import RegistryAddress
@@ -54,7 +62,7 @@ def on_deploy_hosts(c: Context, work: Callable[[HostRun], None], modes: Modes, p
     """``work`` on the ``-H`` hosts (default: the deployment host), then the recap."""
     inventory = inventory_or_exit()
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
-    ctx = StepContext(inventory, modes=modes)
+    ctx = step_context(c, inventory, modes)
     task = HostTask(ctx, work, deploy_sections, RegistryAddress(inventory, c.config), c.config)
     finish(fan_out(hosts, task, parallel_or_default(c, parallel)), modes.check)
 

@@ -12,9 +12,10 @@ from .cli import (
     parallel_or_default,
     selected_hosts,
     setting,
+    step_context,
 )
 from .engine.address import RegistryAddress
-from .engine.context import Modes, StepContext
+from .engine.context import Modes
 from .engine.converge import converge
 from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
@@ -42,7 +43,7 @@ def kolla_globals(c: Context, path="", namespace="", check=False, diff=False, pa
         run.report(converge(run, planner)[0])
 
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
-    ctx = StepContext(inventory, modes=Modes(check, diff))
+    ctx = step_context(c, inventory, Modes(check, diff))
     address = RegistryAddress(inventory, c.config)
     task = HostTask(ctx, work, lambda ctx: (facts.files(path),), address, c.config, "kolla-globals")
     finish(fan_out(hosts, task, parallel_or_default(c, parallel)), check)

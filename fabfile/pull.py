@@ -14,10 +14,11 @@ from .cli import (
     inventory_or_exit,
     parallel_or_default,
     selected_hosts,
+    step_context,
 )
 from .docker.verify import docker_missing
 from .engine.address import RegistryAddress
-from .engine.context import Modes, StepContext
+from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
 from .engine.result import print_line
@@ -64,5 +65,7 @@ def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=
     print_line(f"{STEP}: {len(wanted)} images from {registry} on {len(nodes)} nodes")
     modes = Modes(check=check)
     work = pull_on(wanted, per_node, retries)
-    task = HostTask(StepContext(inventory, modes=modes), work, lambda ctx: (facts.DOCKER,), address, c.config, STEP)
+    task = HostTask(
+        step_context(c, inventory, modes), work, lambda ctx: (facts.DOCKER,), address, c.config, STEP
+    )
     finish(fan_out(nodes, task, parallel_or_default(c, parallel)), check, with_docker=True)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from invoke import Context
 
-from .cli import PARALLEL_HELP, host_task, inventory_or_exit, parallel_or_default, selected_hosts
+from .cli import (
+    PARALLEL_HELP,
+    host_task,
+    inventory_or_exit,
+    parallel_or_default,
+    selected_hosts,
+    step_context,
+)
 from .docker.status import (
     DEPLOY,
     TARGET,
@@ -15,7 +22,7 @@ from .docker.status import (
     unreachable_status,
 )
 from .engine.address import RegistryAddress
-from .engine.context import Modes, StepContext
+from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out
 from .engine.hostrun import HostRun, RemoteError
 from .remote import facts
@@ -44,12 +51,13 @@ def status(c: Context, json=False, parallel=0):
         rows[run.host.name] = host_status(run.host, role(run.host), run.facts, registry, answer)
 
     address = RegistryAddress(inventory, c.config)
-    ctx = StepContext(inventory, modes=Modes(check=True))
+    ctx = step_context(c, inventory, Modes(check=True))
     task = HostTask(ctx, row, lambda ctx: SECTIONS, address, c.config, "status", address_required=False)
     task.quiet = True  # the table (or JSON) is the only output
     outcomes = {o.host: o for o in fan_out(hosts, task, parallel_or_default(c, parallel))}
     shown = [
-        rows.get(host.name) or unreachable_status(host, role(host), outcomes[host.name].message) for host in hosts
+        rows.get(host.name) or unreachable_status(host, role(host), outcomes[host.name].message)
+        for host in hosts
     ]
     registry = address.known_or_empty()
     registry = f"{registry}:{inventory.registry.port}" if registry else ""

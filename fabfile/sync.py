@@ -11,9 +11,17 @@ from __future__ import annotations
 from invoke import Context
 from invoke.exceptions import Exit
 
-from .cli import MODE_HELP, host_task, image_settings_or_exit, inventory_or_exit, selected_hosts, setting
+from .cli import (
+    MODE_HELP,
+    host_task,
+    image_settings_or_exit,
+    inventory_or_exit,
+    selected_hosts,
+    setting,
+    step_context,
+)
 from .engine.address import RegistryAddress
-from .engine.context import Modes, StepContext
+from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
 from .engine.result import CHANGED, FAILED, OK, print_line
@@ -63,6 +71,6 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
         run.report(run.outcome(STEP, status, totals(results), 0.0))
 
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
-    ctx = StepContext(inventory, modes=Modes(check, diff))
+    ctx = step_context(c, inventory, Modes(check, diff))
     task = HostTask(ctx, work, lambda ctx: SECTIONS, RegistryAddress(inventory, c.config), c.config, STEP)
     finish(fan_out(hosts, task, 1), check)

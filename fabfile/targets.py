@@ -12,7 +12,15 @@ import time
 
 from invoke.exceptions import Exit
 
-from .cli import MODE_HELP, PARALLEL_HELP, host_task, inventory_or_exit, parallel_or_default, selected_hosts
+from .cli import (
+    MODE_HELP,
+    PARALLEL_HELP,
+    host_task,
+    inventory_or_exit,
+    parallel_or_default,
+    selected_hosts,
+    step_context,
+)
 from .docker.trust import configure_target
 from .docker.verify import docker_missing, engine_and_check, quick_verify_script
 from .engine.address import RegistryAddress
@@ -72,5 +80,7 @@ def configure_targets(c, check=False, diff=False, repair=False, parallel=0):
     # The deployment host is asked while the targets connect, not before.
     address.start()
     modes = Modes(check, diff, repair)
-    task = HostTask(StepContext(inventory, modes=modes), configure_node, target_sections, address, c.config, STEP)
+    task = HostTask(
+        step_context(c, inventory, modes), configure_node, target_sections, address, c.config, STEP
+    )
     finish(fan_out(nodes, task, parallel_or_default(c, parallel)), check, with_docker=True)

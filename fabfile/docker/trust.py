@@ -67,7 +67,7 @@ def restart_docker(facts: HostFacts, ctx: StepContext) -> StepPlan:
     if pending:
         configured = facts.files.get(DAEMON_JSON, "") + facts.files.get(DEFAULT_DOCKER, "")
         expect = ctx.registry if ctx.registry_address and ctx.registry in configured else None
-        plan.commands.append(handler_script(expect_insecure=expect))
+        plan.commands.append(handler_script(expect, ctx.limits.docker_wait))
         plan.notes.append(f"Docker {pending_action(pending)}")
     elif ctx.notified:
         plan.notes.append(f"Docker would {ctx.notified} after the changes above")
@@ -156,7 +156,7 @@ def configure_target(facts: HostFacts, ctx: StepContext) -> StepPlan:
     pending = facts.files.get(PENDING, "").strip()
     if plan.files or pending:
         plan.handler = merged_handler(plan.handler, pending_action(pending) if pending else None)
-        plan.commands.append(handler_script(expect_insecure=ctx.registry))
+        plan.commands.append(handler_script(ctx.registry, ctx.limits.docker_wait))
         plan.notes.append(f"Docker {plan.handler}")
     return plan
 

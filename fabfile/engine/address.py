@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 
 from fabric import Config
@@ -31,7 +32,7 @@ class RegistryAddress:
     def learnt(self, addresses: list[str]) -> str:
         """The address from the deployment host's facts (its ``hostname -I``)."""
         with self._lock:
-            self._address = self._address or next(iter(addresses), "")
+            self._address = self._address or first_ipv4(addresses)
             return self._address
 
     def start(self) -> None:
@@ -57,14 +58,25 @@ class RegistryAddress:
         try:
             connection = connect(host, self.config)
             try:
-                output = execute(connection, "hostname -I").stdout
+                output = execute(connection, "hostname -I", timeout=30).stdout
             finally:
                 connection.close()
         except Exception as error:  # noqa: BLE001 - any failure to ask is the reason this host fails
             reason = unreachable_reason(error, host) or f"{type(error).__name__}: {error}"
             return "", self._unknown(f"cannot learn the registry address from {host.name}: {reason}")
-        address = next(iter(output.split()), "")
+        address = first_ipv4(output.split())
         return (address, "") if address else ("", self._unknown(f"{host.name} has no address (hostname -I)"))
 
     def _unknown(self, reason: str) -> str:
         return f"{reason}; set registry.address in {self.inventory.path}"
+
+
+def first_ipv4(addresses: list[str]) -> str:
+    """The first IPv4 address a host gave (Docker rejects IPv6 ones in insecure-registries), or ""."""
+    for address in addresses:
+        try:
+            if ipaddress.ip_address(address).version == 4:
+                return address
+        except ValueError:
+            continue
+    return ""

@@ -19,6 +19,15 @@ class Modes:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How long to wait and how much to keep (``kolla_registry.*`` in Invoke's config)."""
+
+    command_timeout: int = 1800
+    docker_wait: int = 60
+    backups_kept: int = 10
+
+
+@dataclass(frozen=True)
 class StepContext:
     """The inventory, the registry's address (once known), the run's modes and a pending handler."""
 
@@ -26,6 +35,7 @@ class StepContext:
     registry_address: str = ""
     modes: Modes = Modes()
     notified: str | None = None
+    limits: Limits = Limits()
 
     @property
     def repair(self) -> bool:

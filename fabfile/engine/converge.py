@@ -68,7 +68,7 @@ def apply(run: HostRun, plan: StepPlan, then: str = "") -> str:
     """Upload, then write files and run commands under the host's lock, then ``then``; its output."""
     for local, remote in plan.uploads:
         run.connection.put(local, remote)
-    return run.run(apply_script(plan, run.stamp) + then)
+    return run.run(apply_script(plan, run.stamp, run.ctx.limits.backups_kept) + then)
 
 
 def run_steps(run: HostRun, planners: Iterable[Planner]) -> bool:

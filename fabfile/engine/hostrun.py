@@ -12,7 +12,7 @@ from fabric import Config, Connection
 from ..inventory import Host
 from ..remote import facts as host_facts
 from ..remote.apply import CONFLICT_EXIT
-from ..remote.connection import connect, run_as_root, sudo_hint
+from ..remote.connection import CommandTimeout, connect, run_as_root, sudo_hint
 from ..remote.marks import failure_reason
 from .context import StepContext
 from .plan import StepPlan
@@ -61,9 +61,15 @@ class HostRun:
 
     def run(self, script: str) -> str:
         """Run ``script`` as root; raise ``RemoteError`` with its last words."""
-        result = run_as_root(self.connection, self.host, script)
+        try:
+            result = run_as_root(self.connection, self.host, script, self.ctx.limits.command_timeout)
+        except CommandTimeout as error:
+            raise RemoteError(f"timed out: {error} (kolla_registry.command_timeout)") from None
         if result.ok:
             return result.stdout
+        if result.exited in (124, 137):
+            limit = self.ctx.limits.command_timeout
+            raise RemoteError(f"timed out after {limit} s and was stopped (kolla_registry.command_timeout)", 124)
         reason = sudo_hint(result) or failure_reason(result.stdout, result.stderr)
         raise RemoteError(f"exit {result.exited}: {reason}", result.exited)
 

@@ -15,6 +15,8 @@ class FileChange:
     path: str
     before: str | None
     after: str | None
+    # A command that must accept the new content (given its temporary file) before it replaces the old.
+    checker: str = ""
 
     def diff(self) -> str:
         """A unified diff, headed like Ansible's before/after."""

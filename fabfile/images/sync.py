@@ -91,7 +91,7 @@ class Syncer:
         outcome, _ = converge(
             self.run,
             lambda facts, ctx: trust_upstream(facts, ctx, upstream),
-            then=handler_script(expect_insecure=upstream),
+            then=handler_script(upstream, self.run.ctx.limits.docker_wait),
             settle=False,
         )
         self.run.report(replace(outcome, step=STEP, message=f"trust {upstream}: {outcome.message}"))

@@ -111,35 +111,68 @@ class HostKeyFileError(Exception):
     """The inventory's known_hosts file cannot be read."""
 
 
-def run_as_root(connection: Connection, host: Host, script: str) -> Result:
-    """Run a shell script as root; never raises for a non-zero exit."""
-    command = "sh -c " + shlex.quote(script)
+# A script comes on stdin, never on the command line, where any local user would see it (and
+# the files it writes) in ps: the shell reads all of it, then runs it with stdin from /dev/null.
+FROM_STDIN = 'eval "$(cat)" </dev/null'
+COMMAND_TIMEOUT = 1800
+
+
+class CommandTimeout(Exception):
+    """A command did not finish in time; on the host it was killed, so it holds no lock."""
+
+
+def run_as_root(connection: Connection, host: Host, script: str, timeout: int = COMMAND_TIMEOUT) -> Result:
+    """Run a shell script as root, killed on the host after ``timeout`` s; never raises for a non-zero exit."""
+    shell = f"timeout -k 10 {int(timeout)} sh -c {shlex.quote(FROM_STDIN)}"
+    # The local wait is a little longer, so that the host's timeout speaks first.
+    waited = timeout + 30
     if host.user == "root":
-        return execute(connection, command)
+        return execute(connection, shell, script, waited)
     if connection.config.sudo.password is None:
         # -n: fail at once instead of waiting for a password nobody will type.
-        return execute(connection, "sudo -n " + command)
-    # Only invoke's runner answers sudo's password prompt.
-    return connection.sudo(command, hide=True, warn=True, in_stream=False)
+        return execute(connection, "sudo -n " + shell, script, waited)
+    return _sudo_with_password(connection, script, timeout)
 
 
-def execute(connection: Connection, command: str) -> Result:
-    """Run ``command`` in one exec session; its output and exit status, never raising for it.
+def _sudo_with_password(connection: Connection, script: str, timeout: int) -> Result:
+    """sudo reads its password on stdin, so the script goes as a file only its owner can read."""
+    made = execute(connection, "mktemp", timeout=30)
+    path = made.stdout.strip()
+    if not made.ok or not path.startswith("/"):
+        return made
+    try:
+        with connection.sftp().open(path, "w") as remote:
+            remote.write(script)
+        # Only invoke's runner answers sudo's password prompt.
+        command = f"timeout -k 10 {int(timeout)} sh {shlex.quote(path)} </dev/null"
+        return connection.sudo(command, hide=True, warn=True, in_stream=False, timeout=timeout + 30)
+    finally:
+        execute(connection, f"rm -f {shlex.quote(path)}", timeout=30)
+
+
+def execute(connection: Connection, command: str, stdin: str = "", timeout: float | None = None) -> Result:
+    """Run ``command`` in one exec session, ``stdin`` sent to it; its output and exit status.
 
     Straight on paramiko's channel: invoke's runner polls every 10 ms and
     starts three threads per command, which a fan-out to many hosts pays for.
+    Raises ``CommandTimeout`` when no output or exit comes for ``timeout`` s.
     """
     connection.open()
     channel = connection.transport.open_session()
+    channel.settimeout(timeout)
     try:
         channel.exec_command(command)
-        channel.shutdown_write()  # nothing comes on stdin: a command reading it sees EOF
+        if stdin:
+            channel.sendall(stdin.encode())
+        channel.shutdown_write()  # the end of stdin: a command reading it sees EOF
         stderr: list[bytes] = []
         # stderr is drained alongside stdout, so that neither can fill the window and stall the other.
-        reader = threading.Thread(target=lambda: stderr.append(channel.makefile_stderr("rb").read()))
+        reader = threading.Thread(target=lambda: stderr.append(_read_all(channel.makefile_stderr("rb"))))
         reader.start()
-        stdout = channel.makefile("rb").read()
+        stdout = _read_all(channel.makefile("rb"))
         reader.join()
+        if stdout is None or None in stderr or not channel.status_event.wait(timeout):
+            raise CommandTimeout(f"no answer within {timeout:.0f} s")
         exited = channel.recv_exit_status()
     finally:
         channel.close()
@@ -151,6 +184,13 @@ def execute(connection: Connection, command: str) -> Result:
         exited=exited,
         hide=("stdout", "stderr"),
     )
+
+
+def _read_all(stream) -> bytes | None:
+    try:
+        return stream.read()
+    except TimeoutError:
+        return None
 
 
 def unreachable_reason(error: BaseException, host: Host) -> str | None:

@@ -51,9 +51,11 @@ def failure_reason(stdout: str, stderr: str) -> str:
     failures = marks(stdout, "fail")
     if failures:
         return failures[-1]
-    restored = marks(stdout, "restored")
-    if restored:
-        running = "running again" if "running-after-rollback" in marks(stdout, "docker") else "NOT running"
-        return f"Docker did not come back; restored {', '.join(restored)} from backups; Docker {running}"
+    restored, lost = marks(stdout, "restored"), marks(stdout, "not-restored")
+    if restored or lost:
+        parts = [f"restored {', '.join(restored)} from backups"] if restored else []
+        parts += [f"could NOT restore {', '.join(lost)} (backups: /var/backups/kolla-registry)"] if lost else []
+        back = any(word.endswith("-after-rollback") for word in marks(stdout, "docker"))
+        return f"Docker did not take the change; {'; '.join(parts)}; Docker {'running again' if back else 'NOT running'}"
     lines = [line for line in (stderr or stdout).strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from fabfile.engine.plan import RELOAD, RESTART, FileChange, StepPlan
 from fabfile.remote import apply as change
 from fabfile.remote.apply import apply_script, handler_script
-from fabfile.remote.marks import MARK
+from fabfile.remote.marks import MARK, failure_reason
 
 STAMP = "20240108T100000Z"
 OLD = '{\n  "log-driver": "journald"\n}\n'
@@ -285,6 +286,151 @@ def test_run_twice_with_fresh_facts_is_harmless(host):
 
     assert result.returncode == 0
     assert target.read_text() == NEW
+
+
+def test_a_symlink_is_written_through_and_kept(host):
+    real = host / "srv" / "daemon.json"
+    real.parent.mkdir()
+    real.write_text(OLD)
+    link = host / "daemon.json"
+    link.symlink_to(real)
+
+    result = run(StepPlan("s", files=[FileChange(str(link), OLD, NEW)], handler=RELOAD))
+
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text() == NEW
+    assert backup_of(host, real).read_text() == OLD
+    assert (host / "state" / "pending").read_text() == f"reload {real} {backup_of(host, real)}\n"
+
+
+def test_two_writes_in_one_second_keep_both_backups_and_only_the_newest_are_kept(host, monkeypatch):
+    target = host / "daemon.json"
+    target.write_text("0")
+    for text in "12345":
+        before = target.read_text()
+        result = subprocess.run(
+            [
+                "sh",
+                "-c",
+                apply_script(StepPlan("s", files=[FileChange(str(target), before, text)]), STAMP, keep=3),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
+    kept = sorted(p.name for p in (host / "backups").iterdir())
+    first = backup_of(host, target).name
+    assert len(kept) == 3
+    assert {(host / "backups" / name).read_text() for name in kept} == {"2", "3", "4"}
+    assert all(name.startswith(first) for name in kept)
+
+
+def test_new_content_never_has_a_wider_mode_than_the_file(host):
+    target = host / "secret.json"
+    target.write_text(OLD)
+    target.chmod(0o600)
+    # The temporary file is watched while it is written: its mode is the file's from the start.
+    plan = StepPlan("s", files=[FileChange(str(target), OLD, NEW)])
+    script = apply_script(plan, STAMP).replace(
+        'base64 -d > "$t"', 'stat -c %a "$t" > ' + str(host / "mode-while-writing") + '; base64 -d > "$t"'
+    )
+
+    assert subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False).returncode == 0
+    assert (host / "mode-while-writing").read_text().strip() == "600"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_checker_that_refuses_the_content_keeps_the_old_file(host):
+    target = host / "daemon.json"
+    target.write_text(OLD)
+    plan = StepPlan("s", files=[FileChange(str(target), OLD, NEW, checker="false")])
+
+    result = run(plan)
+
+    assert result.returncode == 1
+    assert f"{MARK} fail {target}: the new content was refused (false)" in result.stdout
+    assert target.read_text() == OLD
+    assert not Path(str(target) + ".kolla-registry.tmp").exists()
+
+
+def test_commands_do_not_inherit_the_lock(host):
+    plan = StepPlan("s", commands=["sh -c '[ ! -e /proc/self/fd/9 ]' || { echo lock inherited; exit 1; }"])
+
+    result = run(plan)
+
+    assert result.returncode == 0, result.stdout
+
+
+# --- the Docker handler, run with stand-ins for systemctl and docker -----------------------------
+
+
+@pytest.fixture
+def docker_host(host, monkeypatch):
+    """systemctl and docker that log their calls; docker info never shows the new registry as insecure."""
+    bin_dir = host / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >> {host}/calls\ncase $1 in is-active) exit 0 ;; esac\nexit 0\n'
+    )
+    (bin_dir / "docker").write_text("#!/bin/sh\necho 'other:5000=false'\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return host
+
+
+def handled(host: Path, plan: StepPlan) -> subprocess.CompletedProcess:
+    script = apply_script(plan, STAMP) + handler_script("192.0.2.10:4000", wait=1)
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+
+
+def test_a_reload_that_did_not_take_is_rolled_back_with_a_reload_never_a_restart(docker_host):
+    target = docker_host / "daemon.json"
+    target.write_text(OLD)
+
+    result = handled(docker_host, StepPlan("s", files=[FileChange(str(target), OLD, NEW)], handler=RELOAD))
+
+    assert result.returncode == 3
+    assert target.read_text() == OLD
+    calls = (docker_host / "calls").read_text().splitlines()
+    assert [c for c in calls if c.split()[0] in ("reload", "restart")] == ["reload docker", "reload docker"]
+    assert f"{MARK} restored {target}" in result.stdout
+    assert f"{MARK} docker reload-after-rollback" in result.stdout
+
+
+def test_a_restore_that_fails_is_reported_not_claimed(docker_host):
+    target = docker_host / "daemon.json"
+    target.write_text(OLD)
+    plan = StepPlan("s", files=[FileChange(str(target), OLD, NEW)], handler=RELOAD)
+    script = (
+        apply_script(plan, STAMP)
+        + f"rm -rf {docker_host}/backups\n"
+        + handler_script("192.0.2.10:4000", wait=1)
+    )
+
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+
+    assert f"{MARK} not-restored {target}" in result.stdout
+    assert f"{MARK} restored {target}" not in result.stdout
+    assert f"could NOT restore {target}" in failure_reason(result.stdout, "")
+
+
+def test_rolling_back_a_new_unit_disables_it(docker_host):
+    # As the handler finds it after install-docker wrote the unit and enabled it.
+    (docker_host / "state").mkdir(exist_ok=True)
+    (docker_host / "state" / "pending").write_text(
+        "restart /etc/systemd/system/kolla-registry-shared-run.service -\n"
+    )
+
+    result = subprocess.run(
+        ["sh", "-c", handler_script("192.0.2.10:4000", wait=1)], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 3
+    assert "disable kolla-registry-shared-run.service" in (docker_host / "calls").read_text()
 
 
 @pytest.mark.parametrize("expect", [None, "192.0.2.10:4000"])
