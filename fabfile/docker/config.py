@@ -5,11 +5,12 @@ Pure functions over file texts and facts, so every rule here is tested without S
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
 
-from ..engine.plan import FileChange, StepPlan
+from ..engine.plan import FileChange, PlanError, StepPlan
 from ..remote.facts import DAEMON_JSON, DEFAULT_DOCKER, DROPIN_DIR, HostFacts
 
 MIN_DOCKER = (1, 10)
@@ -24,10 +25,14 @@ ENV_DROPIN = f"{DROPIN_DIR}/kolla-registry-env.conf"
 ENV_TEXT = f"[Service]\nEnvironmentFile=-{DEFAULT_DOCKER}\n"
 EXEC_DROPIN = f"{DROPIN_DIR}/kolla-registry-opts.conf"
 
+# dockerd --validate checks a config file without starting (Docker 23 and newer).
+VALIDATE_SINCE = (23,)
+VALIDATE = "dockerd --validate --config-file"
+
 _REGISTRY_FLAG = re.compile(r"^--insecure-registry(?:=(.*))?$")
 
 
-class ConfigError(Exception):
+class ConfigError(PlanError):
     """A Docker config file that cannot be read safely; names the file."""
 
 
@@ -58,11 +63,31 @@ def with_insecure_registries(text: str | None, addresses: list[str]) -> str | No
     current = config.get("insecure-registries", [])
     if not isinstance(current, list):
         raise ConfigError(f"{DAEMON_JSON}: insecure-registries is not a list; left as it is")
-    missing = list(dict.fromkeys(address for address in addresses if address not in current))
+    missing = list(dict.fromkeys(address for address in addresses if not trusts(current, address)))
     if not missing:
         return text
     config["insecure-registries"] = current + missing
     return json.dumps(config, indent=2) + "\n"
+
+
+def trusts(entries: list, registry: str) -> bool:
+    """Whether insecure-registries ``entries`` cover ``registry`` (``ADDR:PORT``) as dockerd reads them.
+
+    An entry is a registry (``ADDR:PORT``, also written ``http://ADDR:PORT``) or a
+    CIDR block, which covers every registry whose address is in it.
+    """
+    host = registry.rsplit(":", 1)[0]
+    for entry in entries:
+        text = str(entry).strip().removeprefix("http://").removeprefix("https://").rstrip("/")
+        if text == registry:
+            return True
+        if "/" in text:
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(text, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
 
 
 def docker_opts(text: str | None) -> list[str]:
@@ -71,9 +96,16 @@ def docker_opts(text: str | None) -> list[str]:
     for line in (text or "").splitlines():
         match = re.match(r"\s*(?:export\s+)?DOCKER_OPTS=(.*)$", line)
         if match:
-            parts = shlex.split(match.group(1), comments=True)
+            parts = _split(match.group(1), comments=True)
             value = parts[0] if parts else ""
-    return shlex.split(value)
+    return _split(value)
+
+
+def _split(text: str, comments: bool = False) -> list[str]:
+    try:
+        return shlex.split(text, comments=comments)
+    except ValueError as error:
+        raise ConfigError(f"{DEFAULT_DOCKER}: DOCKER_OPTS cannot be read ({error}); left as it is") from None
 
 
 def flag_registries(args: list[str]) -> list[str]:
@@ -206,5 +238,9 @@ def insecure_registries(facts: HostFacts) -> tuple[list[str], list[str]]:
 
 
 def file_change(facts: HostFacts, path: str, after: str | None) -> FileChange:
-    """The change from the host's ``path`` (as the facts show it) to ``after``."""
-    return FileChange(path, facts.files.get(path), after)
+    """The change from the host's ``path`` (as the facts show it) to ``after``.
+
+    A new daemon.json is checked by dockerd itself first where it can (Docker 23 and newer).
+    """
+    checker = VALIDATE if path == DAEMON_JSON and version(facts.docker_version) >= VALIDATE_SINCE else ""
+    return FileChange(path, facts.files.get(path), after, checker)

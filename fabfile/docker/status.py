@@ -38,7 +38,7 @@ def trusted(facts: HostFacts, registry: str) -> bool | None:
         from_json, from_flags = dc.insecure_registries(facts)
     except dc.ConfigError:
         return None
-    return registry in (*from_json, *from_flags)
+    return dc.trusts([*from_json, *from_flags], registry)
 
 
 def host_status(host: Host, role: str, facts: HostFacts, registry: str, answer: dict) -> HostStatus:

@@ -175,7 +175,7 @@ def trust_upstream(facts: HostFacts, ctx: StepContext, upstream: str) -> StepPla
     except dc.ConfigError as error:
         plan.error = str(error)
         return plan
-    if upstream in (*flagged, *trusted):
+    if dc.trusts([*flagged, *trusted], upstream):
         plan.notes.append(f"{upstream} already trusted")
     elif flagged or trust_method(facts, ctx) == "docker-opts":
         # daemon.json next to --insecure-registry flags would stop dockerd.

@@ -17,7 +17,7 @@ from ..remote.facts import HostFacts
 from ..remote.marks import marks
 from .context import StepContext
 from .hostrun import HostRun, RemoteError
-from .plan import StepPlan, merged_handler
+from .plan import PlanError, StepPlan, merged_handler
 from .result import CHANGED, FAILED, OK, SKIPPED, Outcome
 
 Planner = Callable[[HostFacts, StepContext], StepPlan]
@@ -36,8 +36,11 @@ def converge(
     done: list[str] = []
     handler = None
     for _ in range(MAX_ROUNDS):
-        plan = planner(run.facts, run.ctx)
+        plan = _planned(planner, run, step)
         name = step or plan.step
+        unsafe = [f"{f.path}: {run.facts.unreadable[f.path]}" for f in plan.files if f.path in run.facts.unreadable]
+        if unsafe and not plan.error:
+            plan.error = f"{'; '.join(unsafe)}: cannot be edited safely; left as it is"
         if plan.error:
             return run.outcome(name, FAILED, plan.error, started), plan
         if not plan.changed:
@@ -62,6 +65,13 @@ def converge(
             return run.outcome(name, CHANGED, "; ".join(done), started), plan
         run.gather()
     return run.outcome(step or plan.step, FAILED, "files kept changing under another run; try again", started), plan
+
+
+def _planned(planner: Planner, run: HostRun, step: str) -> StepPlan:
+    try:
+        return planner(run.facts, run.ctx)
+    except PlanError as error:
+        return StepPlan(step or getattr(planner, "__name__", "plan").replace("_", "-"), error=str(error))
 
 
 def apply(run: HostRun, plan: StepPlan, then: str = "") -> str:

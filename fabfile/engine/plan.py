@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 RELOAD, RESTART = "reload", "restart"
 
 
+class PlanError(Exception):
+    """A planner cannot plan: a file it must read cannot be read safely (the message names it)."""
+
+
 @dataclass(frozen=True)
 class FileChange:
     """One file's content before and after; ``None`` means absent."""

@@ -422,3 +422,34 @@ def test_without_mountflags(text, expected):
 )
 def test_exec_dropin_text(argv, version, command):
     assert dc.exec_dropin_text(argv, version) == f"[Service]\nExecStart=\nExecStart={command} $DOCKER_OPTS\n"
+
+
+@pytest.mark.parametrize(
+    "entries, trusted",
+    [
+        (["192.0.2.10:4000"], True),
+        (["http://192.0.2.10:4000"], True),
+        (["https://192.0.2.10:4000/"], True),
+        (["192.0.2.0/24"], True),
+        (["10.0.0.0/8", "192.0.0.0/16"], True),
+        (["192.0.2.10:5000"], False),
+        (["198.51.100.0/24"], False),
+        (["192.0.2.10"], False),
+        (["not a cidr/x"], False),
+        ([], False),
+    ],
+)
+def test_trusts_registries_cidr_blocks_and_schemes(entries, trusted):
+    assert dc.trusts(entries, "192.0.2.10:4000") is trusted
+
+
+def test_a_cidr_that_covers_the_registry_adds_no_redundant_entry():
+    text = '{"insecure-registries": ["192.0.2.0/24"]}\n'
+    assert dc.with_insecure_registries(text, ["192.0.2.10:4000"]) == text
+
+
+def test_an_unbalanced_quote_in_docker_opts_names_the_file():
+    with pytest.raises(
+        dc.ConfigError, match=r"^/etc/default/docker: DOCKER_OPTS cannot be read \(No closing quotation\)"
+    ):
+        dc.docker_opts('DOCKER_OPTS="--insecure-registry x\n')

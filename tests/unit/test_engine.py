@@ -11,6 +11,7 @@ import socket
 import pytest
 from invoke.exceptions import Exit
 
+from fabfile.docker.config import ConfigError
 from fabfile.engine.address import RegistryAddress
 from fabfile.engine.context import Modes, StepContext
 from fabfile.engine.converge import MAX_ROUNDS, converge, run_steps
@@ -48,7 +49,9 @@ class ScriptedRun(HostRun):
 
 
 def scripted(modes: Modes | None = None) -> ScriptedRun:
-    run = ScriptedRun(Host("node1", "192.0.2.11"), StepContext(make_inventory(), "192.0.2.10", modes or Modes()))
+    run = ScriptedRun(
+        Host("node1", "192.0.2.11"), StepContext(make_inventory(), "192.0.2.10", modes or Modes())
+    )
     run.gather()
     return run
 
@@ -292,3 +295,28 @@ def test_one_recap_for_every_host_and_exit_1_when_any_failed(capsys):
     assert shown.count("RECAP") == 1
     assert all(f"{name} " in shown for name in ("node1", "node2", "node3"))
     finish([rows[0], rows[2]])  # nobody failed: no exit
+
+
+def test_a_file_that_cannot_be_read_safely_is_never_edited():
+    run = scripted()
+    run.gather()
+    run.facts.unreadable[CONFIG] = "not UTF-8 text"
+
+    outcome, _ = converge(run, wants_new)
+
+    assert outcome.status == FAILED
+    assert outcome.message == f"{CONFIG}: not UTF-8 text: cannot be edited safely; left as it is"
+    assert run.scripts == []
+
+
+def test_a_planner_that_cannot_read_a_file_fails_its_step_with_the_reason():
+
+    def unreadable(facts, ctx):
+        raise ConfigError("/etc/default/docker: DOCKER_OPTS cannot be read (No closing quotation)")
+
+    outcome, _ = converge(scripted(), unreadable)
+
+    assert (outcome.status, outcome.message) == (
+        FAILED,
+        "/etc/default/docker: DOCKER_OPTS cannot be read (No closing quotation)",
+    )

@@ -99,7 +99,9 @@ def test_update_packages_stale_index_updates_and_stamps():
 
 
 def test_update_packages_valid_time_zero_always_updates():
-    plan = hostprep.update_packages(fresh_debian(apt_lists_age=0), make_ctx(docker={"apt_cache_valid_time": 0}))
+    plan = hostprep.update_packages(
+        fresh_debian(apt_lists_age=0), make_ctx(docker={"apt_cache_valid_time": 0})
+    )
 
     assert "apt-get update -q" in plan.commands
 
@@ -873,3 +875,20 @@ def test_a_target_trusting_the_registry_needs_nothing(planner):
     plan = planner(facts, make_ctx())
 
     assert not plan.changed and plan.error is None
+
+
+@pytest.mark.parametrize(
+    "version, checked", [("20.10.24+dfsg1", False), ("23.0.0", True), ("26.1.5+dfsg1", True)]
+)
+def test_a_new_daemon_json_is_validated_by_dockerd_where_it_can(version, checked):
+    plan = trust.trust_registry(docker_host(version), make_ctx())
+
+    [change] = plan.files
+    assert (change.checker == "dockerd --validate --config-file") is checked
+
+
+def test_trust_counts_a_cidr_entry_as_trusting_the_registry():
+    facts = docker_host(files={DAEMON_JSON: '{"insecure-registries": ["192.0.2.0/24"]}\n'})
+    plan = trust.trust_registry(facts, make_ctx())
+
+    assert plan.files == [] and plan.error is None
