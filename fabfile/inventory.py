@@ -24,6 +24,8 @@ class Host:
     port: int = 22
     key: str | None = None
     known_hosts: str | None = None
+    # accept-new: check known keys, save a new host's key; strict: known keys only; off: accept any.
+    host_key_policy: str = "accept-new"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class RegistrySettings:
     volume: str = "registry"
     image_archive: str | None = None
     network: str = "auto"
+    # The address the registry listens on (default: every address, as the procedure does).
+    bind: str | None = None
 
 
 @dataclass(frozen=True)

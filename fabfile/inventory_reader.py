@@ -5,21 +5,29 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
-import re
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import grammar
 from .inventory import DockerSettings, Host, ImageSettings, InventoryError, RegistrySettings
 
 _HOST_KEYS = {f.name for f in fields(Host)}
-# Docker's reference grammar: lowercase path components, and a tag of up to 128 characters.
-IMAGE_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
-IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _CHOICES = {
     "registry.network": ("auto", "host", "bridge"),
     "docker.source": ("distro", "get-docker"),
     "docker.config_method": ("auto", "daemon-json", "docker-opts"),
+    "host_key_policy": ("accept-new", "strict", "off"),
+}
+# What each value must look like, and how an error says it.
+_GRAMMAR = {
+    "name": (grammar.HOST_NAME, "is not a host name (letters, digits, '.', '_', '-')"),
+    "user": (grammar.USER, "is not a user name"),
+    "registry.name": (grammar.CONTAINER_NAME, "is not a container name"),
+    "registry.volume": (grammar.CONTAINER_NAME, "is not a volume name"),
+    "registry.image": (grammar.IMAGE_REFERENCE, "is not an image reference ([registry/]name[:tag])"),
+    "docker.prerequisites": (grammar.DEBIAN_PACKAGE, "is not a Debian package name"),
+    "images.registry": (grammar.REGISTRY_HOST, "is not a registry (host[:port])"),
 }
 
 
@@ -56,10 +64,17 @@ class InventoryReader:
             raise self.fail(key, f"{value!r} is not a port number (1-65535)")
         return value
 
-    def choice(self, value: Any, key: str) -> str:
+    def choice(self, value: Any, key: str, where: str = "") -> str:
         options = _CHOICES[key]
         if value not in options:
-            raise self.fail(key, f"{value!r} is not one of {', '.join(options)}")
+            raise self.fail(where or key, f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    def checked(self, value: str, kind: str, where: str) -> str:
+        """``value`` if it has the grammar of ``kind`` (see ``_GRAMMAR``; other kinds are free)."""
+        pattern, problem = _GRAMMAR.get(kind, (None, ""))
+        if pattern is not None and not grammar.matches(pattern, value):
+            raise self.fail(where, f"{value!r} {problem}")
         return value
 
     def host(self, value: Any, key: str, defaults: Host, need_address: bool = True) -> Host:
@@ -71,7 +86,14 @@ class InventoryReader:
         values = {}
         for name, raw in data.items():
             where = f"{key}.{name}"
-            values[name] = self.port(raw, where) if name == "port" else self.string(raw, where)
+            if name == "port":
+                values[name] = self.port(raw, where)
+            elif name == "host_key_policy":
+                values[name] = self.choice(raw, name, where)
+            else:
+                values[name] = self.checked(self.string(raw, where), name, where)
+        if "address" in values and not grammar.is_address(values["address"]):
+            raise self.fail(f"{key}.address", f"{values['address']!r} is not a host name or IP address")
         if "key" in values:
             values["key"] = os.path.expanduser(values["key"])
         if "known_hosts" in values:
@@ -105,9 +127,11 @@ class InventoryReader:
             elif name == "network":
                 values[name] = self.choice(raw, where)
             else:
-                values[name] = self.string(raw, where)
+                values[name] = self.checked(self.string(raw, where), where, where)
         if "address" in values:
             _check_registry_address(values["address"], self.fail)
+        if "bind" in values and not grammar.is_ip(values["bind"], 4):
+            raise self.fail("registry.bind", f"{values['bind']!r} is not an IPv4 address of the deployment host")
         if "image_archive" in values:
             values["image_archive"] = self.local_path(values["image_archive"])
         return RegistrySettings(**values)
@@ -120,7 +144,10 @@ class InventoryReader:
             if name == "prerequisites":
                 if not isinstance(raw, list):
                     raise self.fail(where, f"expected a list of package names, got {_kind(raw)}")
-                values[name] = tuple(self.string(item, f"{where}[{i}]") for i, item in enumerate(raw))
+                values[name] = tuple(
+                    self.checked(self.string(item, f"{where}[{i}]"), where, f"{where}[{i}]")
+                    for i, item in enumerate(raw)
+                )
             elif name == "apt_cache_valid_time":
                 if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
                     raise self.fail(where, f"{raw!r} is not a number of seconds")
@@ -141,9 +168,10 @@ class InventoryReader:
         registry = values.get("registry", ImageSettings.registry)
         if "://" in registry or registry.endswith("/"):
             raise self.fail(f"{key}.registry", "give host[:port] only (insecure: true for plain HTTP)")
-        if "namespace" in values and not IMAGE_PATH.fullmatch(values["namespace"]):
+        self.checked(registry, "images.registry", f"{key}.registry")
+        if "namespace" in values and not grammar.IMAGE_PATH.fullmatch(values["namespace"]):
             raise self.fail(f"{key}.namespace", f"{values['namespace']!r} is not a repository path")
-        if "tag" in values and not IMAGE_TAG.fullmatch(values["tag"]):
+        if "tag" in values and not grammar.IMAGE_TAG.fullmatch(values["tag"]):
             raise self.fail(f"{key}.tag", f"{values['tag']!r} is not a valid image tag")
         if "insecure" in data:
             if not isinstance(data["insecure"], bool):
@@ -185,11 +213,11 @@ class InventoryReader:
         if "@" in text:
             raise self.fail(key, f"{text!r}: give a tag, not a digest")
         path, colon, tag = text.rpartition(":") if ":" in text.rsplit("/", 1)[-1] else (text, "", "")
-        if not IMAGE_PATH.fullmatch(path):
+        if not grammar.IMAGE_PATH.fullmatch(path):
             raise self.fail(key, f"{text!r} is not an image name (lowercase [namespace/]name[:tag])")
         if colon and not allow_tag:
             raise self.fail(key, f"{text!r}: a service is a name without tag (set images.tag)")
-        if colon and not IMAGE_TAG.fullmatch(tag):
+        if colon and not grammar.IMAGE_TAG.fullmatch(tag):
             raise self.fail(key, f"{tag!r} is not a valid image tag")
         return text
 
@@ -202,6 +230,8 @@ def _check_registry_address(address: str, fail) -> None:
     except ValueError:
         if ":" in address or "/" in address:
             raise fail("registry.address", "give a host name or IP without port (set registry.port)")
+        if not grammar.matches(grammar.HOSTNAME, address):
+            raise fail("registry.address", f"{address!r} is not a host name or IPv4 address") from None
 
 
 def _kind(value: Any) -> str:

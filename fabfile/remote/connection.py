@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno
-import functools
-import os
 import shlex
 import socket
 import threading
@@ -14,6 +12,7 @@ from fabric import Config, Connection
 from fabric.runners import Result
 
 from ..inventory import Host
+from .hostkeys import checking_client, fingerprint, known_hosts_path
 
 CONNECT_TIMEOUT = 10
 
@@ -65,7 +64,13 @@ def nodelay_socket(host: str, port: int, timeout: float | None) -> socket.socket
 
 
 def connect(host: Host, config: Config | None = None, timeout: int = CONNECT_TIMEOUT) -> Connection:
-    """A connection to ``host``; strict host-key checking when it names known_hosts."""
+    """A connection to ``host``, its host key checked as ``host.host_key_policy`` says.
+
+    accept-new (default, as OpenSSH's StrictHostKeyChecking=accept-new): keys in the
+    known_hosts file (the inventory's, else ~/.ssh/known_hosts) are checked, an
+    unknown host's key is accepted and saved there; strict: known keys only; off:
+    any key (Fabric's default). A changed key is always refused.
+    """
     connect_kwargs = {"key_filename": host.key} if host.key else {}
     connection = NoDelayConnection(
         host.address,
@@ -75,40 +80,9 @@ def connect(host: Host, config: Config | None = None, timeout: int = CONNECT_TIM
         connect_timeout=timeout,
         connect_kwargs=connect_kwargs,
     )
-    if host.known_hosts:
-        # Only the inventory's known_hosts counts: unknown or changed keys are refused.
-        client = paramiko.SSHClient()
-        client.get_host_keys().update(known_hosts(host.known_hosts))
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        connection.client = client
+    if host.host_key_policy != "off":
+        connection.client = checking_client(host)
     return connection
-
-
-def known_hosts(path: str) -> paramiko.HostKeys:
-    """The host keys in ``path``, parsed once per version of the file.
-
-    Parsing builds a key object per line: for twenty hosts, each connection
-    parsing the whole file again cost more CPU than its own handshake.
-    """
-    try:
-        stat = os.stat(path)
-    except OSError as error:
-        raise HostKeyFileError(f"{path}: cannot read: {error.strerror}") from None
-    return _parsed_host_keys(path, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _parsed_host_keys(path: str, mtime_ns: int, size: int) -> paramiko.HostKeys:
-    keys = paramiko.HostKeys()
-    try:
-        keys.load(path)
-    except OSError as error:
-        raise HostKeyFileError(f"{path}: cannot read: {error.strerror}") from None
-    return keys
-
-
-class HostKeyFileError(Exception):
-    """The inventory's known_hosts file cannot be read."""
 
 
 # A script comes on stdin, never on the command line, where any local user would see it (and
@@ -197,12 +171,15 @@ def unreachable_reason(error: BaseException, host: Host) -> str | None:
     """A one-line reason when ``error`` means ``host`` could not be reached."""
     where = f"{host.user}@{host.address}:{host.port}"
     if isinstance(error, paramiko.BadHostKeyException):
-        return f"host key of {where} has CHANGED (not the one in {host.known_hosts}): refused"
+        return (
+            f"host key of {where} has CHANGED: {known_hosts_path(host)} has {fingerprint(error.expected_key)}, "
+            f"the host showed {fingerprint(error.key)}: refused"
+        )
     if isinstance(error, paramiko.AuthenticationException):
         key = f" with key {host.key}" if host.key else ""
         return f"authentication failed for {where}{key}"
     if isinstance(error, paramiko.SSHException) and "known_hosts" in str(error):
-        return f"unknown host key for {where} (not in {host.known_hosts}): refused"
+        return f"unknown host key for {where} (not in {known_hosts_path(host)}; host_key_policy strict): refused"
     if isinstance(error, socket.gaierror):
         return f"no known address for {host.address}"
     if isinstance(error, (socket.timeout, TimeoutError)):

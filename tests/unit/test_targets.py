@@ -11,7 +11,7 @@ import pytest
 
 from fabfile.docker.verify import quick_verify_script as verify_script
 from fabfile.engine.context import Modes
-from fabfile.remote import connection
+from fabfile.remote import connection, hostkeys
 from fabfile.remote.facts import parse, script
 from fabfile.remote.marks import MARK
 from fabfile.targets import target_sections
@@ -103,16 +103,16 @@ def test_the_registry_is_matched_literally():
 def test_known_hosts_are_parsed_once_per_version(tmp_path):
     path = tmp_path / "known_hosts"
     path.write_text(f"192.0.2.11 {HOST_KEY}\n")
-    first = connection.known_hosts(str(path))
-    assert connection.known_hosts(str(path)) is first
+    first = hostkeys.known_hosts(str(path))
+    assert hostkeys.known_hosts(str(path)) is first
     assert first.lookup("192.0.2.11") is not None
     path.write_text("")
-    assert connection.known_hosts(str(path)) is not first
+    assert hostkeys.known_hosts(str(path)) is not first
 
 
 def test_an_unreadable_known_hosts_is_named(tmp_path):
-    with pytest.raises(connection.HostKeyFileError, match="known_hosts: cannot read"):
-        connection.known_hosts(str(tmp_path / "known_hosts"))
+    with pytest.raises(hostkeys.HostKeyFileError, match="known_hosts: cannot read"):
+        hostkeys.known_hosts(str(tmp_path / "known_hosts"))
 
 
 def test_a_refused_port_fails_as_paramiko_reports_it():
@@ -130,3 +130,31 @@ def test_sockets_send_at_once():
         sock = connection.nodelay_socket("127.0.0.1", listener.getsockname()[1], 2)
         with sock:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_accept_new_saves_an_unknown_hosts_key_and_checks_it_after(tmp_path):
+    path = tmp_path / "ssh" / "known_hosts"
+    key = paramiko.RSAKey.generate(1024)
+    client = paramiko.SSHClient()
+
+    hostkeys.SaveNewKey(str(path)).missing_host_key(client, "[192.0.2.11]:2222", key)
+
+    assert path.read_text() == f"[192.0.2.11]:2222 ssh-rsa {key.get_base64()}\n"
+    assert hostkeys.known_hosts(str(path)).lookup("[192.0.2.11]:2222")["ssh-rsa"] == key
+    assert client.get_host_keys().lookup("[192.0.2.11]:2222") is not None
+
+
+def test_a_missing_known_hosts_is_empty_for_accept_new_and_an_error_for_strict(tmp_path):
+    assert len(hostkeys.known_hosts(str(tmp_path / "none"), missing_ok=True)) == 0
+    with pytest.raises(hostkeys.HostKeyFileError):
+        hostkeys.known_hosts(str(tmp_path / "none"))
+
+
+def test_fingerprints_read_as_openssh_shows_them(tmp_path):
+    key = paramiko.RSAKey.generate(1024)
+    (tmp_path / "key.pub").write_text(f"ssh-rsa {key.get_base64()}\n")
+    shown = subprocess.run(
+        ["ssh-keygen", "-lf", str(tmp_path / "key.pub")], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert hostkeys.fingerprint(key) == shown.split()[1]

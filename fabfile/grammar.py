@@ -1,0 +1,44 @@
+"""The grammar of every value that can reach a shell: checked when loaded, so only sane values get there.
+
+Each is still quoted where it is used; this is the first of two guards.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
+# An inventory host's name: a label for the recap and for -H.
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
+# Docker's reference grammar: lowercase path components, a tag of up to 128 characters, a digest.
+IMAGE_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\d{{1,3}}(?:\.\d{{1,3}}){{3}})(?::\d{{1,5}})?"
+REGISTRY_HOST = re.compile(_DOMAIN)
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{IMAGE_PATH.pattern}(?::{IMAGE_TAG.pattern})?(?:@sha256:[a-f0-9]{{64}})?"
+)
+# Paths the tasks write on hosts: no blanks, quotes or shell syntax, no "..".
+HOST_PATH = re.compile(r"(?!.*/\.\./)(?!.*/\.\.$)/[A-Za-z0-9._+@:/-]*")
+
+
+def is_address(value: str) -> bool:
+    """A host name, an IPv4 or an IPv6 address."""
+    return is_ip(value) or bool(HOSTNAME.fullmatch(value))
+
+
+def is_ip(value: str, version: int | None = None) -> bool:
+    try:
+        parsed = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return version is None or parsed.version == version
+
+
+def matches(pattern: re.Pattern, value: str) -> bool:
+    return bool(pattern.fullmatch(value))
