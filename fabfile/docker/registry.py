@@ -12,7 +12,7 @@ from ..remote.facts import HostFacts
 from . import config as dc
 from .config import daemon_json_or_error, dockerd_flags
 
-ARCHIVE_ON_HOST = "/tmp/kolla-registry-image.tar"
+ARCHIVE_NAME = "registry-image.tar"
 
 
 def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
@@ -60,6 +60,9 @@ def registry_spec(ctx: StepContext, host_network: bool, image_id: str) -> str:
         "port": settings.port,
         "network": "host" if host_network else "bridge",
     }
+    if settings.bind:
+        # Only when set, so that a registry made before this setting existed is not recreated.
+        spec["bind"] = settings.bind
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -68,9 +71,9 @@ def registry_run_command(ctx: StepContext, host_network: bool, spec: str) -> str
     settings = ctx.inventory.registry
     if host_network:
         # Docker without iptables or bridge cannot publish ports (kolla-ansible hosts).
-        network = f"--network host -e REGISTRY_HTTP_ADDR=0.0.0.0:{settings.port}"
+        network = f"--network host -e REGISTRY_HTTP_ADDR={settings.bind or '0.0.0.0'}:{settings.port}"
     else:
-        network = f"-p {settings.port}:5000"
+        network = f"-p {settings.bind + ':' if settings.bind else ''}{settings.port}:5000"
     return (
         f"docker run -d {network} --restart=always --name {shlex.quote(settings.name)} "
         f"-v {shlex.quote(settings.volume)}:/var/lib/registry --label {SPEC_LABEL}={spec} "
@@ -82,9 +85,8 @@ def _plan_image(ctx: StepContext, plan: StepPlan) -> None:
     settings = ctx.inventory.registry
     if settings.image_archive:
         # Air-gapped hosts: the image travels from this machine as a `docker save` archive.
-        plan.uploads.append((settings.image_archive, ARCHIVE_ON_HOST))
-        archive = shlex.quote(ARCHIVE_ON_HOST)
-        plan.commands.append(f"docker load -i {archive} && rm -f {archive}")
+        plan.uploads.append((settings.image_archive, ARCHIVE_NAME))
+        plan.commands.append(f'docker load -i "$UPLOADS/{ARCHIVE_NAME}" && rm -f "$UPLOADS/{ARCHIVE_NAME}"')
     else:
         plan.commands.append(f"docker pull {shlex.quote(settings.image)}")
 

@@ -75,10 +75,10 @@ def _planned(planner: Planner, run: HostRun, step: str) -> StepPlan:
 
 
 def apply(run: HostRun, plan: StepPlan, then: str = "") -> str:
-    """Upload, then write files and run commands under the host's lock, then ``then``; its output."""
-    for local, remote in plan.uploads:
-        run.connection.put(local, remote)
-    return run.run(apply_script(plan, run.stamp, run.ctx.limits.backups_kept) + then)
+    """Upload (to the run's private folder, ``$UPLOADS`` in commands), then write files and run commands under the host's lock, then ``then``; its output."""
+    for local, name in plan.uploads:
+        run.upload(local, name)
+    return run.run(apply_script(plan, run.stamp, run.ctx.limits.backups_kept, run.uploads) + then)
 
 
 def run_steps(run: HostRun, planners: Iterable[Planner]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -12,7 +13,7 @@ from fabric import Config, Connection
 from ..inventory import Host
 from ..remote import facts as host_facts
 from ..remote.apply import CONFLICT_EXIT
-from ..remote.connection import CommandTimeout, connect, run_as_root, sudo_hint
+from ..remote.connection import CommandTimeout, connect, execute, run_as_root, sudo_hint
 from ..remote.marks import failure_reason
 from .context import StepContext
 from .plan import StepPlan
@@ -51,6 +52,7 @@ class HostRun:
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.outcomes: list[Outcome] = []
         self.quiet = False
+        self.uploads = ""
 
     @property
     def check(self) -> bool:
@@ -97,9 +99,29 @@ class HostRun:
         if self.ctx.modes.diff and plan.files:
             print_line("\n".join(f"--- {self.host.name} ---\n{change.diff()}" for change in plan.files))
 
+    def upload(self, local: str, name: str, callback=None) -> str:
+        """Put a file from this machine into this run's private folder on the host; its path there.
+
+        The folder is made by ``mktemp -d`` (mode 0700, as the login user, so that
+        SFTP can write it) once per run, and removed when the run closes.
+        """
+        if not self.uploads:
+            made = execute(self.connection, "mktemp -d /tmp/kolla-registry.XXXXXXXX", timeout=30)
+            if not made.ok or not made.stdout.strip().startswith("/tmp/kolla-registry."):
+                raise RemoteError(f"cannot make a private upload folder: {made.stderr.strip() or made.stdout}")
+            self.uploads = made.stdout.strip()
+        remote = f"{self.uploads}/{name}"
+        try:
+            self.connection.sftp().put(local, remote, callback=callback)
+        except OSError as error:
+            raise RemoteError(f"upload of {local} failed: {error.strerror or error}") from None
+        return remote
+
     def sibling(self) -> HostRun:
         """Another connection to the same host, for work done in parallel there."""
         return HostRun(self.host, self.ctx, self.config, self.sections)
 
     def close(self) -> None:
+        if self.uploads and self.connection.is_connected:
+            execute(self.connection, f"rm -rf {shlex.quote(self.uploads)}", timeout=60)
         self.connection.close()

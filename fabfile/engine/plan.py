@@ -41,6 +41,7 @@ class StepPlan:
     step: str
     files: list[FileChange] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    # (a file on this machine, its name in the run's private folder on the host: "$UPLOADS/NAME")
     uploads: list[tuple[str, str]] = field(default_factory=list)
     handler: str | None = None
     notes: list[str] = field(default_factory=list)

@@ -7,8 +7,6 @@ from collections.abc import Iterable
 
 from ..remote.marks import FAIL_FUNCTION, MARK
 
-ARCHIVE_ON_HOST = "/var/tmp/kolla-registry-images.tar"
-
 
 def copy_script(source: str, target: str) -> str:
     """Shell: pull ``source``, push it as ``target``, leave the host's own images as they were."""
@@ -29,10 +27,10 @@ echo "{MARK} pushed {target}"
 """
 
 
-def load_script(refs: Iterable[str]) -> str:
+def load_script(refs: Iterable[str], archive_path: str) -> str:
     """Shell: ``docker load`` the uploaded archive; names which of ``refs`` the host had before."""
     quoted = " ".join(shlex.quote(ref) for ref in refs)
-    archive = shlex.quote(ARCHIVE_ON_HOST)
+    archive = shlex.quote(archive_path)
     return f"""set -e
 for ref in {quoted}; do docker image inspect "$ref" >/dev/null 2>&1 && echo "{MARK} had $ref"; done
 out=$(docker load -i {archive} 2>&1) || {{ rm -f {archive}; echo "{MARK} fail docker load: $(printf '%s' "$out" | tail -1)"; exit 1; }}

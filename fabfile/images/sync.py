@@ -19,7 +19,7 @@ from ..remote.marks import marks
 from .archive import archived_as
 from .decide import decide_archive, decide_upstream, retrying
 from .model import COPIED, TO_COPY, Archived, Image, Manifest, Synced, upstream_base
-from .scripts import ARCHIVE_ON_HOST, copy_script, load_script, push_script
+from .scripts import copy_script, load_script, push_script
 from .table import STEP, decimal_size, progress
 
 
@@ -111,13 +111,9 @@ class Syncer:
                 print_line(f"{self.run.host.name} | {STEP} | uploading {self.archive}: {decimal_size(sent)}/{decimal_size(total)}")
 
         uploaded(0, size)
-        try:
-            self.run.connection.sftp().put(self.archive, ARCHIVE_ON_HOST, callback=uploaded)
-        except OSError as error:
-            return f"upload of {self.archive} to {ARCHIVE_ON_HOST} failed: {error}"
         refs = list(dict.fromkeys(item.source for item in todo))
         try:
-            output = self.run.run(load_script(refs))
+            output = self.run.run(load_script(refs, self.run.upload(self.archive, "images.tar", uploaded)))
         except RemoteError as error:
             return str(error)
         had = set(marks(output, "had"))

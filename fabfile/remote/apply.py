@@ -29,7 +29,7 @@ BACKUPS_KEPT = 10
 TMP_SUFFIX = ".kolla-registry.tmp"
 
 
-def apply_script(plan: StepPlan, stamp: str, keep: int = BACKUPS_KEPT) -> str:
+def apply_script(plan: StepPlan, stamp: str, keep: int = BACKUPS_KEPT, uploads: str = "") -> str:
     """Shell that applies ``plan``: files atomically with backups, then commands.
 
     Each file must still be what the plan was made from; otherwise nothing is
@@ -41,6 +41,7 @@ def apply_script(plan: StepPlan, stamp: str, keep: int = BACKUPS_KEPT) -> str:
         "set -e",
         "umask 022",
         "export DEBIAN_FRONTEND=noninteractive",
+        f"UPLOADS={shlex.quote(uploads)}",
         FAIL_FUNCTION,
         f"mkdir -p {BACKUP_DIR} {STATE_DIR}",
         f"exec 9>{LOCK}",

@@ -370,13 +370,13 @@ def test_copy_script_failure_names_the_command_and_docker_s_last_words(fake_dock
 
 
 def test_load_and_push_scripts(fake_docker, monkeypatch):
-    monkeypatch.setattr(scripts, "ARCHIVE_ON_HOST", str(fake_docker.state.parent / "archive.tar"))
+    archive = str(fake_docker.state.parent / "archive.tar")
     (fake_docker.state / "kolla_b_1").touch()
 
-    done, calls, _ = fake_docker(scripts.load_script(["kolla/a:1", "kolla/b:1"]))
+    done, calls, _ = fake_docker(scripts.load_script(["kolla/a:1", "kolla/b:1"], archive))
     assert done.returncode == 0, done.stdout
     assert "had kolla/b:1" in done.stdout and "had kolla/a:1" not in done.stdout
-    assert calls[-1] == f"load -i {scripts.ARCHIVE_ON_HOST}"
+    assert calls[-1] == f"load -i {archive}"
 
     done, calls, left = fake_docker(scripts.push_script("kolla/b:1", "reg:4000/kolla/b:1"))
     assert done.returncode == 0

@@ -315,7 +315,7 @@ def test_create_registry_needs_docker_answering():
         ({"image": "registry:2.8.3"}, "docker pull registry:2.8.3"),
         (
             {"image_archive": "/srv/images/registry-2.tar"},
-            "docker load -i /tmp/kolla-registry-image.tar && rm -f /tmp/kolla-registry-image.tar",
+            'docker load -i "$UPLOADS/registry-image.tar" && rm -f "$UPLOADS/registry-image.tar"',
         ),
     ],
 )
@@ -324,7 +324,7 @@ def test_create_registry_gets_a_missing_image_first(registry, command):
 
     assert plan.commands == [command]
     archive = registry.get("image_archive")
-    assert plan.uploads == ([(archive, "/tmp/kolla-registry-image.tar")] if archive else [])
+    assert plan.uploads == ([(archive, "registry-image.tar")] if archive else [])
 
 
 def test_create_registry_runs_the_documented_container_with_a_named_volume():
