@@ -6,6 +6,8 @@ kept; its 2016 specifics are adapted to the host found.
 
 from __future__ import annotations
 
+import shlex
+
 from ..engine.context import StepContext
 from ..engine.plan import RESTART, StepPlan
 from ..remote.facts import APT_STAMP, STATE_DIR, HostFacts
@@ -74,7 +76,7 @@ def install_docker(facts: HostFacts, ctx: StepContext) -> StepPlan:
     plan = StepPlan("install-docker")
     missing = [p for p in ctx.inventory.docker.prerequisites if p not in facts.packages]
     if missing:
-        plan.commands.append(f"{APT_INSTALL} --no-install-recommends {' '.join(missing)}")
+        plan.commands.append(f"{APT_INSTALL} --no-install-recommends {shlex.join(missing)}")
     _plan_pip(facts, plan)
     if not facts.docker_version:
         plan.commands.append(_docker_install_command(ctx.inventory.docker.source))

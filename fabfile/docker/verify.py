@@ -23,7 +23,7 @@ def verify_script(ctx: StepContext, push: bool) -> str:
     ``push`` is for the deployment host: it also checks the container and its
     volume, and pushes the probe before pulling it back; targets only pull.
     """
-    url = f"http://{ctx.registry}/v2/"
+    url = shlex.quote(f"http://{ctx.registry}/v2/")
     probe = shlex.quote(ctx.probe_image)
     lines = [
         "set -e",
@@ -39,10 +39,10 @@ def verify_script(ctx: StepContext, push: bool) -> str:
         ),
         *(_probe_push(ctx.probe_image) if push else []),
         (
-            f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {ctx.probe_image}: "
+            f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {probe}: "
             f"$(docker pull {probe} 2>&1 | tail -1)"
         ),
-        f"echo '{MARK} pulled {ctx.probe_image}'",
+        f"echo {shlex.quote(f'{MARK} pulled {ctx.probe_image}')}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -54,7 +54,7 @@ def _container_checks(settings: RegistrySettings) -> list[str]:
         f"state=$(docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null) || fail no container {name}",
         f'[ "$state" = running ] || fail container {name} is "$state"',
         (
-            f"docker ps -a --filter name=^/{settings.name}$ "
+            f"docker ps -a --filter {shlex.quote(f'name=^/{settings.name}$')} "
             f"--format '{MARK} container {{{{.Names}}}} {{{{.Image}}}} {{{{.Status}}}}'"
         ),
         f"set -- $(docker inspect -f '{storage}' {name})",
@@ -75,7 +75,7 @@ def _probe_push(image: str) -> list[str]:
         f'  tar -C "$d" -c probe | docker import -m "kolla-registry probe" - {probe} >/dev/null; rm -rf "$d"',
         "fi",
         (
-            f"docker push {probe} >/dev/null 2>&1 || fail docker push {image}: "
+            f"docker push {probe} >/dev/null 2>&1 || fail docker push {probe}: "
             f'$(docker push {probe} 2>&1 | tail -1) "($space)"'
         ),
         f"docker rmi {probe} >/dev/null",
@@ -147,7 +147,7 @@ def _check_curl(ctx: StepContext) -> str:
     repository, _, tag = ctx.probe_image.rpartition(":")
     query = urllib.parse.urlencode({"fromImage": repository, "tag": tag})
     return (
-        f"-sS -m 20 -D - -o /dev/null http://{ctx.registry}/v2/ --next "
+        f"-sS -m 20 -D - -o /dev/null {shlex.quote(f'http://{ctx.registry}/v2/')} --next "
         f"-sS -m 600 --unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}'"
     )
 
@@ -158,4 +158,4 @@ def _judge(ctx: StepContext) -> str:
   *'Docker-Distribution-Api-Version: registry/2.0'*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;
   *) out= ;;
 esac
-if [ -n "$out" ]; then echo '{MARK} pulled {ctx.probe_image}'; else ( {verify_script(ctx, push=False)} ); fi"""
+if [ -n "$out" ]; then echo {shlex.quote(f"{MARK} pulled {ctx.probe_image}")}; else ( {verify_script(ctx, push=False)} ); fi"""

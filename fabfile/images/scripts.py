@@ -12,18 +12,19 @@ def copy_script(source: str, target: str) -> str:
     """Shell: pull ``source``, push it as ``target``, leave the host's own images as they were."""
     src, dst = shlex.quote(source), shlex.quote(target)
     return f"""set -e
+src={src}; dst={dst}
 {FAIL_FUNCTION}
 had() {{ docker image inspect "$1" >/dev/null 2>&1 && echo yes || true; }}
-had_src=$(had {src}); had_dst=$(had {dst})
+had_src=$(had "$src"); had_dst=$(had "$dst")
 tidy() {{
-  [ -n "$had_dst" ] || docker rmi {dst} >/dev/null 2>&1 || true
-  [ -n "$had_src" ] || docker rmi {src} >/dev/null 2>&1 || true
+  [ -n "$had_dst" ] || docker rmi "$dst" >/dev/null 2>&1 || true
+  [ -n "$had_src" ] || docker rmi "$src" >/dev/null 2>&1 || true
 }}
-out=$(docker pull {src} 2>&1) || {{ tidy; fail "docker pull {source}: $(printf '%s' "$out" | tail -1)"; }}
-docker tag {src} {dst}
-out=$(docker push {dst} 2>&1) || {{ tidy; fail "docker push {target}: $(printf '%s' "$out" | tail -1)"; }}
+out=$(docker pull "$src" 2>&1) || {{ tidy; fail "docker pull $src: $(printf '%s' "$out" | tail -1)"; }}
+docker tag "$src" "$dst"
+out=$(docker push "$dst" 2>&1) || {{ tidy; fail "docker push $dst: $(printf '%s' "$out" | tail -1)"; }}
 tidy
-echo "{MARK} pushed {target}"
+echo "{MARK} pushed $dst"
 """
 
 
@@ -43,10 +44,11 @@ def push_script(source: str, target: str) -> str:
     """Shell: tag a loaded image as ``target`` and push it; the host keeps only what it had."""
     src, dst = shlex.quote(source), shlex.quote(target)
     return f"""set -e
+src={src}; dst={dst}
 {FAIL_FUNCTION}
-had=$(docker image inspect {dst} >/dev/null 2>&1 && echo yes || true)
-docker tag {src} {dst}
-out=$(docker push {dst} 2>&1) || {{ [ -n "$had" ] || docker rmi {dst} >/dev/null 2>&1; fail "docker push {target}: $(printf '%s' "$out" | tail -1)"; }}
-[ -n "$had" ] || docker rmi {dst} >/dev/null 2>&1 || true
-echo "{MARK} pushed {target}"
+had=$(docker image inspect "$dst" >/dev/null 2>&1 && echo yes || true)
+docker tag "$src" "$dst"
+out=$(docker push "$dst" 2>&1) || {{ [ -n "$had" ] || docker rmi "$dst" >/dev/null 2>&1; fail "docker push $dst: $(printf '%s' "$out" | tail -1)"; }}
+[ -n "$had" ] || docker rmi "$dst" >/dev/null 2>&1 || true
+echo "{MARK} pushed $dst"
 """

@@ -149,10 +149,10 @@ def _file_lines(change: FileChange, handler: str | None) -> list[str]:
     if handler:
         lines.append(f'echo "{handler} $f $b" >> {PENDING}')
     if change.after is None:
-        return lines + ['rm -f "$f"', f"echo '{MARK} removed {change.path}'"]
+        return lines + ['rm -f "$f"', f"echo {shlex.quote(f'{MARK} removed {change.path}')}"]
     encoded = base64.b64encode(change.after.encode()).decode()
     checker = shlex.quote(change.checker) if change.checker else "''"
     return lines + [
         f"put \"$f\" {checker} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
-        f"echo '{MARK} wrote {change.path}'",
+        f"echo {shlex.quote(f'{MARK} wrote {change.path}')}",
     ]

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 from .conftest import ensure_deployed, inventory_variant
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,144 @@
+"""Shell metacharacters in every value that can reach a shell: refused when loaded, inert when used.
+
+The first half feeds each payload to each inventory field and expects the
+one-line error that names the key. The second half bypasses that check
+(values built in Python) and runs every script the tasks send, under sh,
+with stand-ins for docker, curl, systemctl and apt-get: no payload may run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fabfile import inventory as inv
+from fabfile.docker import hostprep, registry, verify
+from fabfile.engine.context import StepContext
+from fabfile.engine.plan import FileChange, StepPlan
+from fabfile.images import pull, scripts
+from fabfile.remote import apply, facts
+
+from .factories import docker_host, make_inventory
+
+PAYLOADS = [
+    "x;touch {canary}",
+    "x$(touch {canary})",
+    "x`touch {canary}`",
+    "x' ; touch {canary} ; 'x",
+    'x" ; touch {canary} ; "x',
+    "x|touch {canary}",
+    "x\ntouch {canary}",
+    "x && touch {canary}",
+]
+BASE = {
+    "deploy_host": {"name": "deploy1", "address": "192.0.2.10", "user": "root"},
+    "targets": [{"name": "node1", "address": "192.0.2.11"}],
+    "registry": {},
+    "docker": {},
+    "images": {"tag": "2024.1", "services": ["keystone"]},
+}
+FIELDS = [
+    ("deploy_host", "name"),
+    ("deploy_host", "address"),
+    ("deploy_host", "user"),
+    ("targets", "address"),
+    ("targets", "name"),
+    ("registry", "address"),
+    ("registry", "name"),
+    ("registry", "volume"),
+    ("registry", "image"),
+    ("registry", "bind"),
+    ("docker", "prerequisites"),
+    ("images", "registry"),
+    ("images", "namespace"),
+    ("images", "tag"),
+    ("images", "services"),
+    ("images", "names"),
+]
+
+
+def inventory_with(section: str, key: str, value: str) -> str:
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    if section == "targets":
+        data["targets"][0][key] = value
+    elif key in ("prerequisites", "services", "names"):
+        data[section][key] = [value]
+    else:
+        data[section][key] = value
+    return yaml.safe_dump(data)
+
+
+@pytest.mark.parametrize("section, key", FIELDS)
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_every_field_refuses_shell_syntax_naming_the_key(section, key, payload):
+    text = inventory_with(section, key, payload.format(canary="/tmp/PWNED"))
+    where = r"targets\[0\]" if section == "targets" else section
+    with pytest.raises(inv.InventoryError, match=rf"^/srv/hosts\.yaml: {where}\.{key}(\[0\])?: "):
+        inv.parse(text, Path("/srv/hosts.yaml"))
+
+
+def test_the_base_inventory_is_accepted():
+    assert inv.parse(yaml.safe_dump(BASE), Path("/srv/hosts.yaml")).registry.name == "registry"
+
+
+# --- inert where used ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Stand-ins for the commands the scripts call; state folders under tmp_path."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("docker", "curl", "systemctl", "apt-get", "dockerd", "python3"):
+        (bin_dir / tool).write_text('#!/bin/sh\nexit "${STUB_EXIT:-0}"\n')
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(apply, "BACKUP_DIR", str(tmp_path / "backups"))
+    monkeypatch.setattr(apply, "STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(apply, "PENDING", str(tmp_path / "state" / "pending"))
+    monkeypatch.setattr(apply, "LOCK", str(tmp_path / "state" / "lock"))
+    return tmp_path
+
+
+def scripts_with(value: str, where: Path) -> dict[str, str]:
+    """Every script the tasks build, with ``value`` in each field that reaches it."""
+    settings = {"name": value, "volume": value, "image": value}
+    ctx = StepContext(make_inventory(settings, {"prerequisites": (value,)}), value)
+    plan = StepPlan(
+        "s", files=[FileChange(str(where / value.replace("/", "_")), None, value)], handler="reload"
+    )
+    install = hostprep.install_docker(replace(docker_host(), packages=set()), ctx)
+    return {
+        "registry run": registry.registry_run_command(ctx, False, "spec"),
+        "registry run (host network)": registry.registry_run_command(ctx, True, "spec"),
+        "verify on the deployment host": verify.verify_script(ctx, push=True),
+        "verify on a target": verify.quick_verify_script(ctx),
+        "target facts": facts.script([*facts.DOCKER_CONFIG, verify.engine_and_check(ctx, verify=True)]),
+        "deploy facts": facts.script([facts.container(value), facts.image(value), facts.files(value)]),
+        "copy": scripts.copy_script(value, value),
+        "push": scripts.push_script(value, value),
+        "load": scripts.load_script([value], str(where / value.replace("/", "_"))),
+        "pull": pull.pull_script([value], 1, 0, delay=0),
+        "look": pull.check_script([value]),
+        "install": "\n".join(install.commands),
+        "apply and handle": apply.apply_script(plan, "20240108T100000Z")
+        + apply.handler_script(value, wait=1),
+    }
+
+
+@pytest.mark.parametrize("commands", ["succeed", "fail"])
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_no_script_runs_a_value_it_is_given(sandbox, payload, commands, monkeypatch):
+    # Failing commands take the error paths, where values end up in messages.
+    monkeypatch.setenv("STUB_EXIT", "0" if commands == "succeed" else "1")
+    canary = sandbox / "PWNED"
+    for name, script in scripts_with(payload.format(canary=canary), sandbox).items():
+        subprocess.run(
+            ["sh", "-c", script], cwd=sandbox, capture_output=True, text=True, check=False, timeout=60
+        )
+        assert not canary.exists(), f"{name} ran the payload {payload!r}"
