@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from ..remote.apply import apply_script
+from ..remote.apply import apply_script, rollback_script
 from ..remote.facts import HostFacts
 from ..remote.marks import marks
 from .context import StepContext
@@ -78,7 +78,28 @@ def apply(run: HostRun, plan: StepPlan, then: str = "") -> str:
     """Upload (to the run's private folder, ``$UPLOADS`` in commands), then write files and run commands under the host's lock, then ``then``; its output."""
     for local, name in plan.uploads:
         run.upload(local, name)
+    run.left_pending = run.left_pending or bool(plan.handler and plan.files)
     return run.run(apply_script(plan, run.stamp, run.ctx.limits.backups_kept, run.uploads) + then)
+
+
+def undo_pending(run: HostRun) -> str:
+    """Roll back what this run wrote that no Docker handler applied; a note for the failed row.
+
+    A run that stops between writing a file and reloading Docker would leave
+    the file and the running Docker disagreeing; the files go back instead.
+    """
+    if not run.left_pending or run.check:
+        return ""
+    run.left_pending = False
+    try:
+        output = run.run(rollback_script())
+    except Exception as error:  # noqa: BLE001 - the host may be gone; its next run finds PENDING
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"; could not roll back ({reason}): the next run applies the pending changes"
+    restored, lost = marks(output, "restored"), marks(output, "not-restored")
+    notes = [f"rolled back {', '.join(restored)}"] if restored else []
+    notes += [f"could NOT restore {', '.join(lost)}"] if lost else []
+    return "".join(f"; {note}" for note in notes)
 
 
 def run_steps(run: HostRun, planners: Iterable[Planner]) -> bool:
@@ -99,6 +120,8 @@ def run_steps(run: HostRun, planners: Iterable[Planner]) -> bool:
         if run.check and outcome.status == FAILED and any(o.status == CHANGED for o in run.outcomes):
             # Check mode made none of the earlier changes this step depends on.
             outcome.status, outcome.message = SKIPPED, "depends on the changes above: " + outcome.message
+        elif outcome.status == FAILED:
+            outcome.message += undo_pending(run)
         run.report(outcome)
         if outcome.status in (FAILED, SKIPPED):
             return False

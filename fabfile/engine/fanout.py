@@ -21,6 +21,7 @@ from ..remote import facts as host_facts
 from ..remote.connection import unreachable_reason
 from .address import AddressUnknown, RegistryAddress
 from .context import StepContext
+from .converge import undo_pending
 from .hostrun import HostRun, RemoteError
 from .result import FAILED, UNREACHABLE, Outcome, print_line, recap
 
@@ -67,7 +68,9 @@ class HostTask:
             phase = self.step or "work"
             self.work(run)
         except Exception as error:  # noqa: BLE001 - one host's surprise must not stop the others
-            run.report(self._row(host, phase, error, started))
+            row = self._row(host, phase, error, started)
+            row.message += undo_pending(run)
+            run.report(row)
         finally:
             run.close()
         return run.outcomes
@@ -92,7 +95,8 @@ class HostTask:
             return Outcome(host.name, step, FAILED, str(error), seconds)
         if debugging():
             print_line(traceback.format_exc())
-        return Outcome(host.name, step, FAILED, f"{type(error).__name__}: {error}", seconds)
+        first_line = next(iter(str(error).strip().splitlines()), "")
+        return Outcome(host.name, step, FAILED, f"{type(error).__name__}: {first_line}".rstrip(": "), seconds)
 
 
 def fan_out(hosts: Iterable[Host], task: HostTask, parallel: int) -> list[Outcome]:

@@ -53,6 +53,8 @@ class HostRun:
         self.outcomes: list[Outcome] = []
         self.quiet = False
         self.uploads = ""
+        # This run wrote files whose Docker handler may not have run yet (see converge.undo_pending).
+        self.left_pending = False
 
     @property
     def check(self) -> bool:

@@ -104,6 +104,7 @@ def handler_script(expect_insecure: str | None = None, wait: int = DOCKER_WAIT_S
     # A subshell, so its exits end only the handler inside a longer script; without the lock's fd.
     return f"""# apply pending Docker changes
 (
+{_restore_function()}
 p={PENDING}
 [ -s "$p" ] || {{ echo "{MARK} docker nothing-pending"; exit 0; }}
 action={RELOAD}; grep -q '^{RESTART} ' "$p" && action={RESTART}
@@ -116,16 +117,7 @@ if timeout {max(1, wait)} systemctl "$action" docker && answers expected; then
   rm -f "$p"; echo "{MARK} docker $action"; exit 0
 fi
 echo "{MARK} docker failed-$action"
-tac "$p" | while read -r act path backup; do
-  if [ "$backup" = - ]; then
-    case $path in /etc/systemd/system/*.service) systemctl disable "${{path##*/}}" >/dev/null 2>&1 || true ;; esac
-    rm -f "$path" && echo "{MARK} restored $path (removed)" || echo "{MARK} not-restored $path"
-  elif cp -p "$backup" "$path{TMP_SUFFIX}" && mv -f "$path{TMP_SUFFIX}" "$path"; then
-    echo "{MARK} restored $path"
-  else
-    echo "{MARK} not-restored $path"
-  fi
-done
+restore_pending "$p"
 rm -f "$p"
 systemctl daemon-reload
 systemctl is-active -q docker || action={RESTART}
@@ -156,3 +148,36 @@ def _file_lines(change: FileChange, handler: str | None) -> list[str]:
         f"put \"$f\" {checker} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
         f"echo {shlex.quote(f'{MARK} wrote {change.path}')}",
     ]
+
+
+def rollback_script() -> str:
+    """Shell: undo the changes PENDING records (a run that stopped before its handler); Docker untouched.
+
+    Docker never saw those files (its handler did not run), so restoring them
+    is all there is to undo. Prints a ``restored`` or ``not-restored`` mark each.
+    """
+    return f"""{_restore_function()}
+p={PENDING}
+[ -s "$p" ] || exit 0
+exec 9>{LOCK}
+flock -w 120 9 || {{ echo '{MARK} fail another run holds {LOCK}'; exit 1; }}
+restore_pending "$p" 9>&-
+grep -q ' /etc/systemd/' "$p" && systemctl daemon-reload
+rm -f "$p"
+"""
+
+
+def _restore_function() -> str:
+    """restore_pending FILE: each file it lists back from its backup (or removed, if it was new), last first."""
+    return f"""restore_pending() {{
+  tac "$1" | while read -r act path backup; do
+    if [ "$backup" = - ]; then
+      case $path in /etc/systemd/system/*.service) systemctl disable "${{path##*/}}" >/dev/null 2>&1 || true ;; esac
+      rm -f "$path" && echo "{MARK} restored $path (removed)" || echo "{MARK} not-restored $path"
+    elif cp -p "$backup" "$path{TMP_SUFFIX}" && mv -f "$path{TMP_SUFFIX}" "$path"; then
+      echo "{MARK} restored $path"
+    else
+      echo "{MARK} not-restored $path"
+    fi
+  done
+}}"""

@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .. import grammar
 from .marks import MARK, sections
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -124,6 +125,10 @@ def _files(texts: Texts, facts: HostFacts) -> None:
     for name, body in texts.items():
         if name.startswith("file "):
             path = name[len("file ") :]
+            if not grammar.matches(grammar.HOST_PATH, path):
+                # A drop-in named with blanks or shell syntax: read by no planner, written by none.
+                facts.unreadable[path] = "a file name this tool does not edit"
+                continue
             raw = _decoded(body)
             try:
                 facts.files[path] = raw.decode("utf-8")

@@ -11,7 +11,7 @@ import pytest
 
 from fabfile.engine.plan import RELOAD, RESTART, FileChange, StepPlan
 from fabfile.remote import apply as change
-from fabfile.remote.apply import apply_script, handler_script
+from fabfile.remote.apply import apply_script, handler_script, rollback_script
 from fabfile.remote.marks import MARK, failure_reason
 
 STAMP = "20240108T100000Z"
@@ -442,3 +442,20 @@ def test_handler_script_is_valid_shell(expect):
 
     assert result.returncode == 0, result.stderr
     assert ("grep -qxF 192.0.2.10:4000=false" in handler_script(expect)) is bool(expect)
+
+
+def test_rollback_restores_what_pending_lists_and_clears_it(host):
+    target = host / "daemon.json"
+    target.write_text(OLD)
+    new_file = host / "new.conf"
+    plan = StepPlan(
+        "s", files=[FileChange(str(target), OLD, NEW), FileChange(str(new_file), None, "x")], handler=RELOAD
+    )
+    assert run(plan).returncode == 0
+
+    result = subprocess.run(["sh", "-c", rollback_script()], capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == OLD and not new_file.exists()
+    assert f"{MARK} restored {target}" in result.stdout
+    assert not (host / "state" / "pending").exists()

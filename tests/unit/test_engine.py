@@ -320,3 +320,53 @@ def test_a_planner_that_cannot_read_a_file_fails_its_step_with_the_reason():
         FAILED,
         "/etc/default/docker: DOCKER_OPTS cannot be read (No closing quotation)",
     )
+
+
+def test_a_step_that_fails_after_an_earlier_one_wrote_rolls_the_unapplied_change_back():
+    run = scripted()
+
+    def answer(script: str) -> str:
+        if "restore_pending" in script:
+            return f"::kolla-registry:: restored {CONFIG}\n"
+        run.on_disk = "new"
+        return ""
+
+    run.answer = answer
+
+    def breaks(facts, ctx):
+        return StepPlan("unit", error="the unit cannot be read")
+
+    assert run_steps(run, [wants_new, breaks]) is False
+    assert run.outcomes[-1].message == f"the unit cannot be read; rolled back {CONFIG}"
+    assert "restore_pending" in run.scripts[-1]
+
+
+def test_nothing_is_rolled_back_when_nothing_was_written_for_a_handler():
+    run = scripted()
+    assert run_steps(run, [lambda facts, ctx: StepPlan("broken", error="no")]) is False
+    assert run.outcomes[0].message == "no" and run.scripts == []
+
+
+def test_a_host_that_raises_after_writing_is_rolled_back_in_its_row():
+    inventory = make_inventory({"address": "192.0.2.10"})
+    runs: list[Connected] = []
+
+    class Remembered(Connected):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.answer = lambda script: (
+                f"::kolla-registry:: restored {CONFIG}\n" if "restore_pending" in script else ""
+            )
+            runs.append(self)
+
+    def work(run):
+        converge(run, wants_new, settle=False)
+        raise ConnectionResetError("the link dropped")
+
+    task = HostTask(make_ctx(), work, lambda ctx: (), RegistryAddress(inventory), step="work")
+    task.run_class = Remembered
+
+    [outcome] = fan_out([Host("node1", "192.0.2.1")], task, parallel=1)
+
+    assert outcome.status == FAILED
+    assert outcome.message == f"ConnectionResetError: the link dropped; rolled back {CONFIG}"

@@ -255,3 +255,14 @@ def test_the_script_is_valid_shell(shell):
     result = subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_a_file_name_with_shell_syntax_is_not_read(tmp_path):
+    odd = tmp_path / "x';touch PWNED;'.conf"
+    odd.write_text("[Service]\n")
+    section = host_facts.files(str(odd))
+    done = subprocess.run(["sh", "-c", host_facts.script([section])], capture_output=True, text=True, check=True)
+
+    parsed = host_facts.parse(done.stdout, [section])
+
+    assert parsed.files == {} and parsed.unreadable == {str(odd): "a file name this tool does not edit"}
