@@ -18,6 +18,7 @@ from invoke import Context, Task, task
 from invoke.exceptions import Exit
 from invoke.tasks import Call
 
+from . import grammar
 from .engine.context import Limits, Modes, StepContext
 from .inventory import Host, ImageSettings, Inventory, InventoryError, load, load_images
 
@@ -111,6 +112,9 @@ def selected_hosts(c: Context, inventory: Inventory, default: tuple[Host, ...]) 
         # Run without HostsExecutor (fabric.yaml not read): Fabric calls us once per host.
         return (inventory.resolve(c.original_host),)
     names = setting(c, CLI_HOSTS, None) or ()
+    for name in names:
+        if inventory.find(name) is None and not grammar.is_address(name):
+            raise Exit(f"error: -H: {name!r} is neither an inventory host nor a host name or address", code=2)
     return tuple(dict.fromkeys(inventory.resolve(name) for name in names)) or default
 
 

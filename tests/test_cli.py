@@ -119,3 +119,82 @@ def test_a_missing_inventory_file_is_named(tmp_path):
     result = fab("deploy-host", inventory=tmp_path / "nope.yaml")
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: cannot read: No such file or directory"
+
+
+TASKS = [
+    line.split()[0]
+    for line in fab("--list").stdout.splitlines()
+    if line[:3].strip() and line.startswith("  ")
+]
+SHORT = {"-c": "--check", "-d": "--diff", "-r": "--repair", "-p": "--parallel"}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_short_flag_means_the_same_in_every_task(task):
+    options = [
+        line.strip() for line in fab("--help", task).stdout.splitlines() if line.strip().startswith("-")
+    ]
+    assert options
+    for line in options:
+        flag = line.split()[0].rstrip(",")
+        if not flag.startswith("--"):
+            assert f", {SHORT[flag]}" in line, f"{task}: {line}"
+
+
+@pytest.mark.parametrize(
+    "task, modes",
+    [
+        ("deploy-host", {"--check", "--diff", "--repair"}),
+        ("create-registry", {"--check", "--diff", "--repair"}),
+        ("configure-targets", {"--check", "--diff", "--repair"}),
+        ("kolla-globals", {"--check", "--diff"}),
+        ("sync-images", {"--check", "--diff"}),
+        ("pull-images", {"--check"}),
+        ("status", set()),
+        ("verify-registry", set()),
+    ],
+)
+def test_each_task_offers_the_modes_the_readme_says(task, modes):
+    shown = fab("--help", task).stdout
+    assert {mode for mode in ("--check", "--diff", "--repair") if mode in shown} == modes
+    assert "--parallel" in shown
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_several_hosts_are_one_run_with_one_recap(tmp_path):
+    port = closed_port()
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(
+        f"deploy_host: {{name: deploy1, address: 127.0.0.1, port: {port}}}\n"
+        f"targets:\n  - {{name: node1, address: 127.0.0.2, port: {port}}}\n"
+        f"  - {{name: node2, address: 127.0.0.3, port: {port}}}\n"
+        "registry: {address: 127.0.0.1}\n"
+    )
+
+    done = fab("-H", "node1,node2", "configure-targets", inventory=inventory)
+
+    assert done.returncode == 1
+    assert done.stdout.count("RECAP") == 1
+    for name, address in (("node1", "127.0.0.2"), ("node2", "127.0.0.3")):
+        assert (
+            f"{name} | configure-targets | UNREACHABLE | SSH connection to root@{address}:{port} refused"
+            in done.stdout
+        )
+
+
+def test_a_host_that_is_neither_in_the_inventory_nor_an_address_is_refused(tmp_path):
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text("deploy_host: {name: deploy1, address: 127.0.0.1}\n")
+
+    done = fab("-H", "x;touch PWNED", "status", inventory=inventory)
+
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == "error: -H: 'x;touch PWNED' is neither an inventory host nor a host name or address"
+    )
