@@ -29,6 +29,18 @@ class Host:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """The operator's own certificate, key and CA, as files on this machine."""
+
+    cert: str
+    key: str
+    ca: str
+
+
+OFF, SELF_SIGNED, OWN_FILES, HTPASSWD = "off", "self-signed", "files", "htpasswd"
+
+
+@dataclass(frozen=True)
 class RegistrySettings:
     port: int = 4000
     address: str | None = None
@@ -39,6 +51,15 @@ class RegistrySettings:
     network: str = "auto"
     # The address the registry listens on (default: every address, as the procedure does).
     bind: str | None = None
+    # off (the procedure: plain HTTP, trusted as insecure) | self-signed | files (tls_files)
+    tls: str = OFF
+    tls_files: TlsFiles | None = None
+    # off | htpasswd (a "kolla" user with a generated password; needs TLS)
+    auth: str = OFF
+
+    @property
+    def secure(self) -> bool:
+        return self.tls != OFF
 
 
 @dataclass(frozen=True)

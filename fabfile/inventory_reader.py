@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from . import grammar
-from .inventory import DockerSettings, Host, ImageSettings, InventoryError, RegistrySettings
+from .inventory import (
+    HTPASSWD,
+    OFF,
+    OWN_FILES,
+    SELF_SIGNED,
+    DockerSettings,
+    Host,
+    ImageSettings,
+    InventoryError,
+    RegistrySettings,
+    TlsFiles,
+)
 
 _HOST_KEYS = {f.name for f in fields(Host)}
 _CHOICES = {
@@ -18,6 +29,7 @@ _CHOICES = {
     "docker.source": ("distro", "get-docker"),
     "docker.config_method": ("auto", "daemon-json", "docker-opts"),
     "host_key_policy": ("accept-new", "strict", "off"),
+    "registry.auth": (OFF, HTPASSWD),
 }
 # What each value must look like, and how an error says it.
 _GRAMMAR = {
@@ -116,13 +128,18 @@ class InventoryReader:
                 seen.setdefault(marker, key)
 
     def registry(self, value: Any) -> RegistrySettings:
-        data = self.mapping(value, "registry", {f.name for f in fields(RegistrySettings)})
+        data = self.mapping(value, "registry", {f.name for f in fields(RegistrySettings)} - {"tls_files"})
         values: dict[str, Any] = {}
         for name, raw in data.items():
             where = f"registry.{name}"
             if raw is None:
                 continue
-            if name == "port":
+            if name == "tls":
+                values.update(self.tls(raw))
+            elif name == "auth":
+                # YAML reads an unquoted off as false.
+                values[name] = self.choice(OFF if raw is False else raw, where)
+            elif name == "port":
                 values[name] = self.port(raw, where)
             elif name == "network":
                 values[name] = self.choice(raw, where)
@@ -134,7 +151,25 @@ class InventoryReader:
             raise self.fail("registry.bind", f"{values['bind']!r} is not an IPv4 address of the deployment host")
         if "image_archive" in values:
             values["image_archive"] = self.local_path(values["image_archive"])
+        if values.get("auth", OFF) != OFF and values.get("tls", OFF) == OFF:
+            raise self.fail("registry.auth", "htpasswd needs TLS (set registry.tls): the password would cross in clear")
         return RegistrySettings(**values)
+
+    def tls(self, raw: Any) -> dict:
+        """``off`` | ``self-signed`` | ``{cert: PATH, key: PATH, ca: PATH}`` (files on this machine)."""
+        if raw is False or raw in (OFF, SELF_SIGNED):
+            return {"tls": OFF if raw is False else raw}
+        if not isinstance(raw, dict):
+            raise self.fail("registry.tls", f"{raw!r} is not off, self-signed or a mapping of cert, key and ca")
+        data = self.mapping(raw, "registry.tls", {"cert", "key", "ca"})
+        paths = {}
+        for name in ("cert", "key", "ca"):
+            if name not in data:
+                raise self.fail(f"registry.tls.{name}", "missing")
+            paths[name] = self.local_path(self.string(data[name], f"registry.tls.{name}"))
+            if not os.access(paths[name], os.R_OK):
+                raise self.fail(f"registry.tls.{name}", f"{paths[name]}: cannot read")
+        return {"tls": OWN_FILES, "tls_files": TlsFiles(**paths)}
 
     def docker(self, value: Any) -> DockerSettings:
         data = self.mapping(value, "docker", {f.name for f in fields(DockerSettings)})

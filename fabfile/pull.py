@@ -61,7 +61,7 @@ def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=
     if not nodes:
         raise Exit(f"error: {inventory.path}: targets: no target nodes listed", code=2)
     address = RegistryAddress(inventory, c.config)
-    registry = f"{address.known_or_empty() or '(registry address unknown)'}:{inventory.registry.port}"
+    registry = f"{address.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"
     print_line(f"{STEP}: {len(wanted)} images from {registry} on {len(nodes)} nodes")
     modes = Modes(check=check)
     work = pull_on(wanted, per_node, retries)

@@ -59,6 +59,6 @@ def status(c: Context, json=False, parallel=0):
         rows.get(host.name) or unreachable_status(host, role(host), outcomes[host.name].message)
         for host in hosts
     ]
-    registry = address.known_or_empty()
+    registry = address.known_or_empty().address
     registry = f"{registry}:{inventory.registry.port}" if registry else ""
     print(status_json(shown, registry) if json else status_table(shown, registry), flush=True)

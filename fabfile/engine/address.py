@@ -1,71 +1,106 @@
-"""The registry's address: the inventory's, else the deployment host's first ``hostname -I`` address."""
+"""What every host needs to know of the registry: its address and, when it is secure, its CA and login.
+
+The address is the inventory's, else the deployment host's first ``hostname -I``
+IPv4 address; the CA and the password live on the deployment host (deploy-host
+makes them). They are learnt once per run however many hosts ask, from the
+deployment host's own facts where the run has them.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import threading
+from dataclasses import dataclass, field
 
 from fabric import Config
 
 from ..inventory import Host, Inventory
-from ..remote.connection import connect, execute, unreachable_reason
+from ..remote import facts as host_facts
+from ..remote.connection import connect, run_as_root, unreachable_reason
 
 
 class AddressUnknown(Exception):
-    """The registry address could not be learnt; the message says why and what to set."""
+    """The registry could not be learnt; the message says why and what to set."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """The registry's address, and for a secure one its CA (PEM) and the password of its user."""
+
+    address: str = ""
+    ca: str = ""
+    password: str = field(default="", repr=False)
+
+
+# What the deployment host tells of its registry.
+SECTIONS = (host_facts.ADDRESSES, host_facts.files(host_facts.CA_CERT, host_facts.PASSWORD))
 
 
 class RegistryAddress:
-    """Learns the address once per run, however many hosts ask, and from facts where it can."""
+    """Learns the registry's ``Access`` once per run, from facts where it can."""
 
     def __init__(self, inventory: Inventory, config: Config | None = None) -> None:
         self.inventory = inventory
         self.config = config
         self._lock = threading.Lock()
-        self._address = inventory.registry.address or ""
+        self._access = Access(inventory.registry.address or "")
         self._error = ""
+        self._asked = not self._needs_host()
+
+    def _needs_host(self) -> bool:
+        return not self.inventory.registry.address or self.inventory.registry.secure
 
     def from_facts(self, host: Host) -> bool:
-        """Whether ``host``'s own facts give the address: it is the deployment host, and none is set."""
-        return not self.inventory.registry.address and host == self.inventory.deploy_host
+        """Whether ``host``'s own facts tell it: it is the deployment host, and the inventory does not."""
+        return self._needs_host() and host == self.inventory.deploy_host
 
-    def learnt(self, addresses: list[str]) -> str:
-        """The address from the deployment host's facts (its ``hostname -I``)."""
+    def learnt(self, facts: host_facts.HostFacts) -> Access:
+        """The access from the deployment host's facts (gathered with ``SECTIONS``)."""
         with self._lock:
-            self._address = self._address or first_ipv4(addresses)
-            return self._address
+            self._access = self._from(facts)
+            self._asked, self._error = True, ""
+            return self._access
 
     def start(self) -> None:
         """Ask the deployment host in the background, so that hosts connecting meanwhile need not wait."""
         threading.Thread(target=self.known_or_empty, daemon=True).start()
 
-    def known_or_empty(self) -> str:
+    def known_or_empty(self) -> Access:
         try:
             return self.lookup()
         except AddressUnknown:
-            return ""
+            return self._access
 
-    def lookup(self) -> str:
-        """The address; asks the deployment host (once per run) when the inventory does not set it."""
+    def lookup(self) -> Access:
+        """The access; asks the deployment host (once per run) when the inventory does not tell it all."""
         with self._lock:
-            if not self._address and not self._error:
-                self._address, self._error = self._ask(self.inventory.deploy_host)
+            if not self._asked:
+                self._asked = True
+                self._error = self._ask(self.inventory.deploy_host)
             if self._error:
                 raise AddressUnknown(self._error)
-            return self._address
+            return self._access
 
-    def _ask(self, host: Host) -> tuple[str, str]:
+    def _ask(self, host: Host) -> str:
         try:
             connection = connect(host, self.config)
             try:
-                output = execute(connection, "hostname -I", timeout=30).stdout
+                result = run_as_root(connection, host, host_facts.script(SECTIONS), timeout=60)
             finally:
                 connection.close()
         except Exception as error:  # noqa: BLE001 - any failure to ask is the reason this host fails
             reason = unreachable_reason(error, host) or f"{type(error).__name__}: {error}"
-            return "", self._unknown(f"cannot learn the registry address from {host.name}: {reason}")
-        address = first_ipv4(output.split())
-        return (address, "") if address else ("", self._unknown(f"{host.name} has no address (hostname -I)"))
+            return self._unknown(f"cannot learn the registry from {host.name}: {reason}")
+        self._access = self._from(host_facts.parse(result.stdout, SECTIONS))
+        if not self._access.address:
+            return self._unknown(f"{host.name} has no IPv4 address (hostname -I)")
+        return ""
+
+    def _from(self, facts: host_facts.HostFacts) -> Access:
+        address = self.inventory.registry.address or first_ipv4(facts.addresses)
+        if not self.inventory.registry.secure:
+            return Access(address)
+        return Access(address, facts.files.get(host_facts.CA_CERT, ""), facts.files.get(host_facts.PASSWORD, "").strip())
 
     def _unknown(self, reason: str) -> str:
         return f"{reason}; set registry.address in {self.inventory.path}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..inventory import Inventory
 
@@ -36,6 +36,9 @@ class StepContext:
     modes: Modes = Modes()
     notified: str | None = None
     limits: Limits = Limits()
+    # A secure registry's CA (PEM) and its user's password, learnt from the deployment host.
+    ca: str = ""
+    password: str = field(default="", repr=False)
 
     @property
     def repair(self) -> bool:
@@ -44,6 +47,15 @@ class StepContext:
     @property
     def registry(self) -> str:
         return f"{self.registry_address}:{self.inventory.registry.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.inventory.registry.secure else "http"
+
+    @property
+    def login(self) -> bool:
+        """Whether pulls and pushes log in (registry.auth)."""
+        return self.inventory.registry.auth != "off"
 
     @property
     def probe_image(self) -> str:

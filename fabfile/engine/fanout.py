@@ -19,6 +19,7 @@ from invoke.exceptions import Exit
 from ..inventory import Host
 from ..remote import facts as host_facts
 from ..remote.connection import unreachable_reason
+from .address import SECTIONS as ACCESS_SECTIONS
 from .address import AddressUnknown, RegistryAddress
 from .context import StepContext
 from .converge import undo_pending
@@ -77,11 +78,11 @@ class HostTask:
 
     def _start(self, run: HostRun) -> None:
         if self.address.from_facts(run.host):
-            run.sections = (*self.sections(run.ctx), host_facts.ADDRESSES)
+            run.sections = (*self.sections(run.ctx), *ACCESS_SECTIONS)
             run.gather()
-            run.with_address(self.address.learnt(run.facts.addresses))
+            run.with_registry(self.address.learnt(run.facts))
             return
-        run.with_address(self.address.lookup() if self.address_required else self.address.known_or_empty())
+        run.with_registry(self.address.lookup() if self.address_required else self.address.known_or_empty())
         run.sections = tuple(self.sections(run.ctx))
         run.gather()
 

@@ -60,8 +60,9 @@ class HostRun:
     def check(self) -> bool:
         return self.ctx.modes.check
 
-    def with_address(self, address: str) -> None:
-        self.ctx = replace(self.ctx, registry_address=address)
+    def with_registry(self, access) -> None:
+        """What this run knows of the registry (an ``address.Access``)."""
+        self.ctx = replace(self.ctx, registry_address=access.address, ca=access.ca, password=access.password)
 
     def run(self, script: str) -> str:
         """Run ``script`` as root; raise ``RemoteError`` with its last words."""

@@ -21,9 +21,16 @@ class FileChange:
     after: str | None
     # A command that must accept the new content (given its temporary file) before it replaces the old.
     checker: str = ""
+    # The mode a new file gets (an existing one keeps its own), e.g. "600" for a key or a password.
+    mode: str = "644"
+    # Content never shown (diff mode says only that it changes).
+    secret: bool = False
 
     def diff(self) -> str:
-        """A unified diff, headed like Ansible's before/after."""
+        """A unified diff, headed like Ansible's before/after; a secret's diff names only the file."""
+        if self.secret:
+            state = "new" if self.before is None else "removed" if self.after is None else "changed"
+            return f"--- {self.path}: {state} (a secret: content not shown)\n"
         return "".join(
             difflib.unified_diff(
                 (self.before or "").splitlines(keepends=True),

@@ -75,7 +75,7 @@ put() {{
   t=$1{TMP_SUFFIX}
   mkdir -p "$(dirname "$1")"
   (umask 077; : > "$t")
-  if [ -e "$1" ]; then chmod --reference="$1" "$t"; chown --reference="$1" "$t"; else chmod 644 "$t"; fi
+  if [ -e "$1" ]; then chmod --reference="$1" "$t"; chown --reference="$1" "$t"; else chmod "${{3:-644}}" "$t"; fi
   base64 -d > "$t"
   if [ -n "$2" ]; then out=$($2 "$t" 2>&1) || {{ rm -f "$t"; fail "$1: the new content was refused ($2): $out"; }}; fi
   sync "$t"; mv -f "$t" "$1"; sync "$(dirname "$1")"
@@ -145,7 +145,7 @@ def _file_lines(change: FileChange, handler: str | None) -> list[str]:
     encoded = base64.b64encode(change.after.encode()).decode()
     checker = shlex.quote(change.checker) if change.checker else "''"
     return lines + [
-        f"put \"$f\" {checker} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
+        f"put \"$f\" {checker} {shlex.quote(change.mode)} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
         f"echo {shlex.quote(f'{MARK} wrote {change.path}')}",
     ]
 

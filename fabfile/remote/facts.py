@@ -24,6 +24,13 @@ DROPIN_DIR = "/etc/systemd/system/docker.service.d"
 STATE_DIR = "/var/lib/kolla-registry"
 PENDING = f"{STATE_DIR}/pending"
 APT_STAMP = f"{STATE_DIR}/apt-updated"
+# A secure registry's files on the deployment host: its CA and server certificate, its login.
+TLS_DIR = "/etc/kolla-registry/tls"
+CA_CERT, CA_KEY = f"{TLS_DIR}/ca.crt", f"{TLS_DIR}/ca.key"
+SERVER_CERT, SERVER_KEY = f"{TLS_DIR}/server.crt", f"{TLS_DIR}/server.key"
+AUTH_DIR = "/etc/kolla-registry/auth"
+HTPASSWD, PASSWORD = f"{AUTH_DIR}/htpasswd", f"{AUTH_DIR}/password"
+REGISTRY_USER = "kolla"
 DOCKER_CONFIG_FILES = (DAEMON_JSON, DEFAULT_DOCKER, PENDING)
 PREAMBLE = f"""export LC_ALL=C
 s() {{ printf '\\n{MARK} %s\\n' "$1"; }}"""

@@ -276,7 +276,7 @@ def test_a_registry_address_that_cannot_be_learnt_fails_each_host_before_it_is_t
     [outcome] = fan_out(inventory.targets, task, parallel=1)
 
     assert outcome.status == FAILED
-    assert outcome.message.startswith("cannot learn the registry address from deploy1: SSH connection")
+    assert outcome.message.startswith("cannot learn the registry from deploy1: SSH connection")
     assert outcome.message.endswith(f"set registry.address in {inventory.path}")
     assert touched == []
 
