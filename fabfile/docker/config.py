@@ -70,6 +70,20 @@ def with_insecure_registries(text: str | None, addresses: list[str]) -> str | No
     return json.dumps(config, indent=2) + "\n"
 
 
+def without_insecure_registry(text: str | None, registry: str) -> str | None:
+    """daemon.json text without ``registry`` in insecure-registries (the key goes when it empties)."""
+    config = load_daemon_json(text)
+    listed = config.get("insecure-registries") or []
+    if registry not in listed:
+        return text
+    kept = [entry for entry in listed if entry != registry]
+    if kept:
+        config["insecure-registries"] = kept
+    else:
+        del config["insecure-registries"]
+    return json.dumps(config, indent=2) + "\n"
+
+
 def trusts(entries: list, registry: str) -> bool:
     """Whether insecure-registries ``entries`` cover ``registry`` (``ADDR:PORT``) as dockerd reads them.
 

@@ -8,7 +8,8 @@ import shlex
 
 from ..engine.context import StepContext
 from ..engine.plan import StepPlan
-from ..remote.facts import HostFacts
+from ..inventory import OFF, RegistrySettings
+from ..remote.facts import HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR, HostFacts
 from . import config as dc
 from .config import daemon_json_or_error, dockerd_flags
 
@@ -31,7 +32,7 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     host_network = settings.network == "host" or (
         settings.network == "auto" and dc.bridge_or_iptables_off(daemon, dockerd_flags(facts))
     )
-    spec = registry_spec(ctx, host_network, facts.image_id)
+    spec = registry_spec(ctx, host_network, facts.image_id, _secure_state(facts, ctx))
     current = facts.container
     labels = (current or {}).get("Config", {}).get("Labels") or {}
     if current and labels.get(SPEC_LABEL) == spec:
@@ -50,8 +51,22 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
 SPEC_LABEL = "kolla-registry.spec"
 
 
-def registry_spec(ctx: StepContext, host_network: bool, image_id: str) -> str:
-    """A short hash of every setting the registry container is created with."""
+def _secure_state(facts: HostFacts, ctx: StepContext) -> dict:
+    """What a secure registry's container is made from: its certificate and its login file."""
+    settings = ctx.inventory.registry
+    if not settings.secure:
+        return {}
+    state = {"tls": facts.tls.get("fingerprint", "")}
+    if settings.auth != OFF:
+        state["htpasswd"] = hashlib.sha256(facts.files.get(HTPASSWD, "").encode()).hexdigest()
+    return state
+
+
+def registry_spec(ctx: StepContext, host_network: bool, image_id: str, secure: dict | None = None) -> str:
+    """A short hash of every setting the registry container is created with.
+
+    A renewed certificate or a new login file changes it: the registry reads both only when it starts.
+    """
     settings = ctx.inventory.registry
     spec = {
         "image": settings.image,
@@ -63,6 +78,8 @@ def registry_spec(ctx: StepContext, host_network: bool, image_id: str) -> str:
     if settings.bind:
         # Only when set, so that a registry made before this setting existed is not recreated.
         spec["bind"] = settings.bind
+    if secure:
+        spec["secure"] = secure
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -76,9 +93,28 @@ def registry_run_command(ctx: StepContext, host_network: bool, spec: str) -> str
         network = f"-p {settings.bind + ':' if settings.bind else ''}{settings.port}:5000"
     return (
         f"docker run -d {network} --restart=always --name {shlex.quote(settings.name)} "
-        f"-v {shlex.quote(settings.volume)}:/var/lib/registry --label {SPEC_LABEL}={spec} "
-        f"{shlex.quote(settings.image)}"
+        f"-v {shlex.quote(settings.volume)}:/var/lib/registry {_secure_options(settings)}"
+        f"--label {SPEC_LABEL}={spec} {shlex.quote(settings.image)}"
     )
+
+
+def _secure_options(settings: RegistrySettings) -> str:
+    """TLS and htpasswd, set through the registry's environment (REGISTRY_<SECTION>_<KEY>)."""
+    if not settings.secure:
+        return ""
+    options = [
+        f"-v {TLS_DIR}:{TLS_DIR}:ro",
+        f"-e REGISTRY_HTTP_TLS_CERTIFICATE={SERVER_CERT}",
+        f"-e REGISTRY_HTTP_TLS_KEY={SERVER_KEY}",
+    ]
+    if settings.auth != OFF:
+        options += [
+            f"-v {HTPASSWD}:{HTPASSWD}:ro",
+            "-e REGISTRY_AUTH=htpasswd",
+            "-e REGISTRY_AUTH_HTPASSWD_REALM=kolla-registry",
+            f"-e REGISTRY_AUTH_HTPASSWD_PATH={HTPASSWD}",
+        ]
+    return " ".join(options) + " "
 
 
 def _plan_image(ctx: StepContext, plan: StepPlan) -> None:

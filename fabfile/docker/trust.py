@@ -8,6 +8,7 @@ from ..remote.apply import handler_script
 from ..remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts
 from . import config as dc
 from .config import daemon_json_or_error, dockerd_flags, file_change
+from .tls import docker_ca_path, tls_verified
 
 
 def trust_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
@@ -18,6 +19,9 @@ def trust_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
         return plan
     daemon = daemon_json_or_error(facts, plan)
     if daemon is None:
+        return plan
+    if ctx.inventory.registry.secure:
+        _trust_with_ca(facts, ctx, daemon, plan)
         return plan
     flags = dockerd_flags(facts)
     if trust_method(facts, ctx) == "docker-opts":
@@ -31,7 +35,7 @@ def copy_docker_unit(facts: HostFacts, ctx: StepContext) -> StepPlan:
     """Make docker.service read /etc/default/docker, when DOCKER_OPTS is used (step 6)."""
     plan = StepPlan("copy-docker-unit")
     if trust_method(facts, ctx) != "docker-opts":
-        plan.notes.append("not needed: the registry is trusted through daemon.json")
+        plan.notes.append(f"not needed: the registry is trusted through {_where(facts, ctx)}")
     elif DEFAULT_DOCKER in facts.unit.get("EnvironmentFiles", "") or dc.ENV_DROPIN in facts.dropins:
         plan.notes.append(f"not needed: docker.service already reads {DEFAULT_DOCKER}")
     else:
@@ -46,7 +50,7 @@ def add_docker_opts(facts: HostFacts, ctx: StepContext) -> StepPlan:
     plan = StepPlan("add-docker-opts")
     argv = dc.exec_start_argv(facts.unit.get("ExecStart", ""))
     if trust_method(facts, ctx) != "docker-opts":
-        plan.notes.append("not needed: the registry is trusted through daemon.json")
+        plan.notes.append(f"not needed: the registry is trusted through {_where(facts, ctx)}")
     elif "$DOCKER_OPTS" in argv or "${DOCKER_OPTS}" in argv:
         plan.notes.append("not needed: dockerd's ExecStart already passes $DOCKER_OPTS")
     else:
@@ -66,8 +70,9 @@ def restart_docker(facts: HostFacts, ctx: StepContext) -> StepPlan:
     pending = facts.files.get(PENDING, "").strip()
     if pending:
         configured = facts.files.get(DAEMON_JSON, "") + facts.files.get(DEFAULT_DOCKER, "")
-        expect = ctx.registry if ctx.registry_address and ctx.registry in configured else None
-        plan.commands.append(handler_script(expect, ctx.limits.docker_wait))
+        secure = ctx.inventory.registry.secure
+        expect = ctx.registry if ctx.registry_address and (secure or ctx.registry in configured) else None
+        plan.commands.append(handler_script(expect, ctx.limits.docker_wait, insecure=not secure))
         plan.notes.append(f"Docker {pending_action(pending)}")
     elif ctx.notified:
         plan.notes.append(f"Docker would {ctx.notified} after the changes above")
@@ -77,8 +82,32 @@ def restart_docker(facts: HostFacts, ctx: StepContext) -> StepPlan:
     return plan
 
 
+def _trust_with_ca(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepPlan) -> None:
+    """A TLS registry: its CA where Docker reads it on every pull; no daemon.json entry, no reload.
+
+    A node that trusted the registry as insecure before keeps that entry until
+    TLS verifies from the node; then the entry goes (a reload; every other entry kept).
+    """
+    if not ctx.ca:
+        plan.error = "the registry's CA is not on the deployment host yet: run fab deploy-host"
+        return
+    path = docker_ca_path(ctx.registry)
+    if facts.files.get(path) != ctx.ca:
+        plan.files.append(file_change(facts, path, ctx.ca))
+    if ctx.registry not in (daemon.get("insecure-registries") or []):
+        plan.notes.append(f"{ctx.registry} trusted through its CA ({path})")
+    elif tls_verified(facts):
+        current = facts.files.get(DAEMON_JSON)
+        plan.files.append(file_change(facts, DAEMON_JSON, dc.without_insecure_registry(current, ctx.registry)))
+        plan.handler = RELOAD
+    else:
+        plan.notes.append(f"{ctx.registry} stays in insecure-registries until TLS verifies from here")
+
+
 def trust_method(facts: HostFacts, ctx: StepContext) -> str:
-    """daemon.json unless asked otherwise or Docker predates it."""
+    """daemon.json unless asked otherwise or Docker predates it; nothing to choose for a TLS registry."""
+    if ctx.inventory.registry.secure:
+        return "certs.d"
     chosen = ctx.inventory.docker.config_method
     if chosen != "auto":
         return chosen
@@ -154,11 +183,16 @@ def configure_target(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan.files += part.files
         plan.handler = merged_handler(plan.handler, part.handler)
     pending = facts.files.get(PENDING, "").strip()
-    if plan.files or pending:
+    if plan.handler or pending:
         plan.handler = merged_handler(plan.handler, pending_action(pending) if pending else None)
-        plan.commands.append(handler_script(ctx.registry, ctx.limits.docker_wait))
+        insecure = not ctx.inventory.registry.secure
+        plan.commands.append(handler_script(ctx.registry, ctx.limits.docker_wait, insecure))
         plan.notes.append(f"Docker {plan.handler}")
     return plan
+
+
+def _where(facts: HostFacts, ctx: StepContext) -> str:
+    return "its CA" if ctx.inventory.registry.secure else "daemon.json"
 
 
 def pending_action(pending: str) -> str:

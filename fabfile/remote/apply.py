@@ -82,24 +82,24 @@ put() {{
 }}"""
 
 
-def handler_script(expect_insecure: str | None = None, wait: int = DOCKER_WAIT_SECONDS) -> str:
+def handler_script(registry: str | None = None, wait: int = DOCKER_WAIT_SECONDS, insecure: bool = True) -> str:
     """Shell that applies what ``PENDING`` asks of Docker, or rolls back.
 
     It reloads when only reloadable options changed, restarts otherwise, then
-    waits (at most ``wait`` seconds) for Docker to answer and, for a reload,
-    to report ``expect_insecure`` as insecure. If that fails, every file
+    waits (at most ``wait`` seconds) for Docker to answer and to report
+    ``registry`` as insecure (or, with ``insecure`` false, no longer so). If that fails, every file
     listed in PENDING is restored from its backup and the same action applies
     the old files again: a reload that did not take is undone with a reload,
     so running containers are never restarted by a rollback; Docker is
     restarted only when a restart was the action or Docker is down. Exit 3.
     """
     expect = ""
-    if expect_insecure:
+    if registry:
         # A bad reload leaves dockerd running on the old config: check it took.
         expect = (
-            "docker info --format '{{range $k,$v := .RegistryConfig.IndexConfigs}}"
+            ("" if insecure else "! ") + "docker info --format '{{range $k,$v := .RegistryConfig.IndexConfigs}}"
             "{{$k}}={{$v.Secure}} {{end}}' 2>/dev/null | tr ' ' '\\n' | "
-            f"grep -qxF {shlex.quote(expect_insecure + '=false')}"
+            f"grep -qxF {shlex.quote(registry + '=false')}"
         )
     # A subshell, so its exits end only the handler inside a longer script; without the lock's fd.
     return f"""# apply pending Docker changes

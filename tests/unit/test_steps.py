@@ -782,7 +782,7 @@ def test_restart_docker_runs_the_handler_for_pending_changes(pending, action):
 
     plan = trust.restart_docker(facts, make_ctx())
 
-    assert plan.commands == [handler_script(expect_insecure=REGISTRY)]
+    assert plan.commands == [handler_script(REGISTRY)]
     assert plan.notes == [f"Docker {action}"]
 
 
@@ -800,7 +800,7 @@ def test_restart_docker_checks_the_registry_only_where_it_is_configured(files, e
 
     plan = trust.restart_docker(facts, make_ctx())
 
-    assert plan.commands == [handler_script(expect_insecure=expect)]
+    assert plan.commands == [handler_script(expect)]
 
 
 def test_restart_docker_without_a_registry_address_does_not_check_it():
@@ -810,7 +810,7 @@ def test_restart_docker_without_a_registry_address_does_not_check_it():
 
     plan = trust.restart_docker(facts, make_ctx(address=""))
 
-    assert plan.commands == [handler_script(expect_insecure=None)]
+    assert plan.commands == [handler_script(None)]
 
 
 def test_restart_docker_nothing_pending_leaves_docker_running():
