@@ -16,7 +16,7 @@ from .cli import (
     selected_hosts,
     step_context,
 )
-from .docker import hostprep, registry, trust
+from .docker import hostprep, registry, tls, trust
 from .docker.verify import verify_script
 from .engine.address import RegistryAddress
 from .engine.context import Modes, StepContext
@@ -30,6 +30,7 @@ DEPLOY_STEPS: tuple[Planner, ...] = (
     hostprep.update_packages,
     hostprep.upgrade_kernel,
     hostprep.install_docker,
+    tls.secure_registry,
     registry.create_registry,
     trust.trust_registry,
     trust.copy_docker_unit,
@@ -55,6 +56,8 @@ def deploy_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
         facts.RUN_PROPAGATION,
         facts.container(settings.name),
         facts.image(settings.image),
+        *tls.tls_sections(ctx),
+        *tls.node_tls_sections(ctx),
     )
 
 

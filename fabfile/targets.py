@@ -21,6 +21,7 @@ from .cli import (
     selected_hosts,
     step_context,
 )
+from .docker.tls import node_tls_sections
 from .docker.trust import configure_target
 from .docker.verify import docker_missing, engine_and_check, quick_verify_script
 from .engine.address import RegistryAddress
@@ -37,7 +38,7 @@ STEP = "configure-targets"
 
 def target_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
     """The trust planners' facts, the engine's version and, outside check mode, the registry check."""
-    return (*facts.DOCKER_CONFIG, engine_and_check(ctx, verify=not ctx.modes.check))
+    return (*facts.DOCKER_CONFIG, *node_tls_sections(ctx), engine_and_check(ctx, verify=not ctx.modes.check))
 
 
 def configure_node(run: HostRun) -> None:

@@ -239,3 +239,10 @@ def diagnose(text: str) -> str:
         if any(needle in lowered for needle in needles):
             return hint
     return ""
+
+
+def node_tls_sections(ctx: StepContext) -> tuple[Section, ...]:
+    """What a node has of a secure registry: the CA Docker uses for it, and whether TLS verifies."""
+    if not ctx.inventory.registry.secure or not ctx.registry_address:
+        return ()
+    return (files(docker_ca_path(ctx.registry)), tls_check(ctx))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..engine.context import StepContext
 from ..engine.plan import RELOAD, RESTART, FileChange, StepPlan, merged_handler
 from ..remote.apply import handler_script
-from ..remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts
+from ..remote.facts import CA_CERT, DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts
 from . import config as dc
 from .config import daemon_json_or_error, dockerd_flags, file_change
 from .tls import docker_ca_path, tls_verified
@@ -88,12 +88,14 @@ def _trust_with_ca(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepP
     A node that trusted the registry as insecure before keeps that entry until
     TLS verifies from the node; then the entry goes (a reload; every other entry kept).
     """
-    if not ctx.ca:
+    # On the deployment host itself the CA may be minutes old: its own facts have it.
+    ca = ctx.ca or facts.files.get(CA_CERT, "")
+    if not ca:
         plan.error = "the registry's CA is not on the deployment host yet: run fab deploy-host"
         return
     path = docker_ca_path(ctx.registry)
-    if facts.files.get(path) != ctx.ca:
-        plan.files.append(file_change(facts, path, ctx.ca))
+    if facts.files.get(path) != ca:
+        plan.files.append(file_change(facts, path, ca))
     if ctx.registry not in (daemon.get("insecure-registries") or []):
         plan.notes.append(f"{ctx.registry} trusted through its CA ({path})")
     elif tls_verified(facts):

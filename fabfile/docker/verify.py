@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shlex
 import time
 import urllib.parse
@@ -10,8 +12,18 @@ from ..engine.context import StepContext
 from ..engine.hostrun import HostRun
 from ..engine.result import FAILED
 from ..inventory import RegistrySettings
-from ..remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts, Section, Texts, read_engine
+from ..remote.facts import (
+    DAEMON_JSON,
+    DEFAULT_DOCKER,
+    PENDING,
+    REGISTRY_USER,
+    HostFacts,
+    Section,
+    Texts,
+    read_engine,
+)
 from ..remote.marks import FAIL_FUNCTION, MARK, between
+from .tls import docker_ca_path
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 VERIFY, VERIFIED = "verify", "verified"
@@ -23,13 +35,14 @@ def verify_script(ctx: StepContext, push: bool) -> str:
     ``push`` is for the deployment host: it also checks the container and its
     volume, and pushes the probe before pulling it back; targets only pull.
     """
-    url = shlex.quote(f"http://{ctx.registry}/v2/")
+    url = shlex.quote(f"{ctx.scheme}://{ctx.registry}/v2/")
     probe = shlex.quote(ctx.probe_image)
+    ca = f"--cacert {shlex.quote(docker_ca_path(ctx.registry))} " if ctx.inventory.registry.secure else ""
     lines = [
         "set -e",
         FAIL_FUNCTION,
         (
-            'headers() { curl -sS -m 10 -D - -o /dev/null "$1" 2>&1 || python3 -c '
+            f'headers() {{ curl -sS -m 10 {ca}-D - -o /dev/null "$1" 2>&1 || python3 -c '
             "'import sys,urllib.request as u; print(u.urlopen(sys.argv[1], timeout=10).headers)' \"$1\" 2>&1; }"
         ),
         *(_container_checks(ctx.inventory.registry) if push else []),
@@ -37,6 +50,7 @@ def verify_script(ctx: StepContext, push: bool) -> str:
             f"headers {url} | grep -qi '^Docker-Distribution-Api-Version: *registry/2.0' "
             f"|| fail GET {url} did not answer as a registry: $(headers {url} | head -1)"
         ),
+        *(_docker_login(ctx) if ctx.login else []),
         *(_probe_push(ctx.probe_image) if push else []),
         (
             f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {probe}: "
@@ -45,6 +59,17 @@ def verify_script(ctx: StepContext, push: bool) -> str:
         f"echo {shlex.quote(f'{MARK} pulled {ctx.probe_image}')}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _docker_login(ctx: StepContext) -> list[str]:
+    """docker login, the password on stdin (its credentials go to root's ~/.docker/config.json, 0600)."""
+    registry = shlex.quote(ctx.registry)
+    return [
+        f"out=$(docker login -u {REGISTRY_USER} --password-stdin {registry} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
+        ctx.password,
+        "KOLLA_REGISTRY_PASSWORD",
+        f') || fail docker login {registry}: "$(printf \'%s\' "$out" | tail -1)"',
+    ]
 
 
 def _container_checks(settings: RegistrySettings) -> list[str]:
@@ -109,7 +134,7 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
     shell = f"""names() {{ [ -f "$1" ] && while IFS= read -r l || [ -n "$l" ]; do case $l in *{shlex.quote(ctx.registry)}*) return 0 ;; esac; done < "$1"; return 1; }}
 check=
 {check}
-if [ -n "$check" ]; then out=$(curl {ping} --next {_check_curl(ctx)} 2>&1) || out=
+if [ -n "$check" ]; then out=$({_check_curl(ctx, before=ping + " --next ")}) || out=
 else out=$(curl {ping} 2>/dev/null) || out=; fi
 case $out in *"Server: Docker/"*) v=${{out#*Server: Docker/}}; v=${{v%%[[:space:]]*}} ;; *) v= ;; esac
 [ -n "$v" ] || v=$(timeout 20 docker version --format '{{{{.Server.Version}}}}' 2>/dev/null)
@@ -139,17 +164,28 @@ def quick_verify_script(ctx: StepContext) -> str:
     When that does not plainly succeed (or there is no curl), the full check of
     ``verify_script`` runs, so failures read as they always did.
     """
-    return f"out=$(curl {_check_curl(ctx)} 2>&1) || out=\n{_judge(ctx)}\n"
+    return f"out=$({_check_curl(ctx)}) || out=\n{_judge(ctx)}\n"
 
 
-def _check_curl(ctx: StepContext) -> str:
-    """curl arguments: GET /v2/ on the registry, then the engine's API pulls the probe."""
+def _check_curl(ctx: StepContext, before: str = "") -> str:
+    """curl: ``before``, then GET /v2/ on the registry, then the engine's API pulls the probe.
+
+    A secure registry is checked against the CA the node has for it, and the
+    pull logs in with an X-Registry-Auth header read from stdin (never argv).
+    """
     repository, _, tag = ctx.probe_image.rpartition(":")
     query = urllib.parse.urlencode({"fromImage": repository, "tag": tag})
-    return (
-        f"-sS -m 20 -D - -o /dev/null {shlex.quote(f'http://{ctx.registry}/v2/')} --next "
-        f"-sS -m 600 --unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}'"
+    ca = f"--cacert {shlex.quote(docker_ca_path(ctx.registry))} " if ctx.inventory.registry.secure else ""
+    auth = "-H @- " if ctx.login else ""
+    command = (
+        f"curl {before}-sS -m 20 {ca}-D - -o /dev/null {shlex.quote(f'{ctx.scheme}://{ctx.registry}/v2/')} --next "
+        f"-sS -m 600 {auth}--unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}' 2>&1"
     )
+    if not ctx.login:
+        return command
+    credentials = json.dumps({"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry})
+    header = base64.urlsafe_b64encode(credentials.encode()).decode()
+    return f"{command} <<'KOLLA_REGISTRY_AUTH'\nX-Registry-Auth: {header}\nKOLLA_REGISTRY_AUTH\n"
 
 
 def _judge(ctx: StepContext) -> str:

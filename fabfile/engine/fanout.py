@@ -81,6 +81,11 @@ class HostTask:
             run.sections = (*self.sections(run.ctx), *ACCESS_SECTIONS)
             run.gather()
             run.with_registry(self.address.learnt(run.facts))
+            wanted = (*self.sections(run.ctx), *ACCESS_SECTIONS)
+            if [section.shell for section in wanted] != [section.shell for section in run.sections]:
+                # Some facts depend on the address just learnt (a secure registry's CA path).
+                run.sections = wanted
+                run.gather()
             return
         run.with_registry(self.address.lookup() if self.address_required else self.address.known_or_empty())
         run.sections = tuple(self.sections(run.ctx))
