@@ -20,7 +20,7 @@ from .engine.converge import converge
 from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
 from .inventory import ImageSettings
-from .kolla.globals_yaml import GLOBALS_PATH, globals_planner
+from .kolla.globals_yaml import GLOBALS_PATH, globals_planner, kolla_files
 from .remote import facts
 
 
@@ -45,5 +45,5 @@ def kolla_globals(c: Context, path="", namespace="", check=False, diff=False, pa
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
     ctx = step_context(c, inventory, Modes(check, diff))
     address = RegistryAddress(inventory, c.config)
-    task = HostTask(ctx, work, lambda ctx: (facts.files(path),), address, c.config, "kolla-globals")
+    task = HostTask(ctx, work, lambda ctx: (facts.files(*kolla_files(path)),), address, c.config, "kolla-globals")
     finish(fan_out(hosts, task, parallel_or_default(c, parallel)), check)

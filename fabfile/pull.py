@@ -16,7 +16,7 @@ from .cli import (
     selected_hosts,
     step_context,
 )
-from .docker.verify import docker_missing
+from .docker.verify import docker_login, docker_missing
 from .engine.address import RegistryAddress
 from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out, finish
@@ -36,7 +36,10 @@ def pull_on(images: list[Image], per_node: int, retries: int):
             return
         wanted = {image.at(run.ctx.registry): image for image in images}
         script = check_script(list(wanted)) if run.check else pull_script(list(wanted), per_node, retries)
-        outcome = pull_outcome(run.host.name, parse_pulls(run.run(script), wanted), run.check)
+        if run.ctx.login and not run.check:
+            script = "\n".join([*docker_login(run.ctx), script])
+        pulls = parse_pulls(run.run(script), wanted)
+        outcome = pull_outcome(run.host.name, pulls, run.check, run.ctx.inventory.registry.secure)
         outcome.seconds, outcome.docker = time.monotonic() - started, run.facts.docker_version
         run.report(outcome)
 

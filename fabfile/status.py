@@ -12,6 +12,7 @@ from .cli import (
     selected_hosts,
     step_context,
 )
+from .docker import tls
 from .docker.status import (
     DEPLOY,
     TARGET,
@@ -26,9 +27,12 @@ from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out
 from .engine.hostrun import HostRun, RemoteError
 from .remote import facts
-from .remote.api import query_registry
+from .remote.api import local_base, query_registry
 
-SECTIONS = (facts.OS, facts.DOCKER, *facts.DOCKER_CONFIG)
+
+def status_sections(ctx) -> tuple[facts.Section, ...]:
+    """What a row shows: the OS, Docker and its config, and a secure registry's TLS from there."""
+    return (facts.OS, facts.DOCKER, *facts.DOCKER_CONFIG, *tls.tls_sections(ctx), *tls.node_tls_sections(ctx))
 
 
 @host_task(help={"json": "print JSON instead of the table", "parallel": PARALLEL_HELP})
@@ -45,14 +49,15 @@ def status(c: Context, json=False, parallel=0):
     def row(run: HostRun) -> None:
         registry = run.ctx.registry if run.ctx.registry_address else ""
         try:
-            answer = query_registry(run, {"catalog": f"http://{registry}"}) if registry else {}
+            answer = query_registry(run, {"catalog": local_base(run.ctx)}) if registry else {}
         except RemoteError as error:
             answer = {"error": str(error)}
-        rows[run.host.name] = host_status(run.host, role(run.host), run.facts, registry, answer)
+        secure = inventory.registry.secure
+        rows[run.host.name] = host_status(run.host, role(run.host), run.facts, registry, answer, secure)
 
     address = RegistryAddress(inventory, c.config)
     ctx = step_context(c, inventory, Modes(check=True))
-    task = HostTask(ctx, row, lambda ctx: SECTIONS, address, c.config, "status", address_required=False)
+    task = HostTask(ctx, row, status_sections, address, c.config, "status", address_required=False)
     task.quiet = True  # the table (or JSON) is the only output
     outcomes = {o.host: o for o in fan_out(hosts, task, parallel_or_default(c, parallel))}
     shown = [

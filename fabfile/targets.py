@@ -21,7 +21,7 @@ from .cli import (
     selected_hosts,
     step_context,
 )
-from .docker.tls import node_tls_sections
+from .docker.tls import diagnose, node_tls_sections
 from .docker.trust import configure_target
 from .docker.verify import docker_missing, engine_and_check, quick_verify_script
 from .engine.address import RegistryAddress
@@ -48,11 +48,17 @@ def configure_node(run: HostRun) -> None:
         return
     # A check made in the facts session is not run again when nothing changes.
     checked = run.facts.verified
-    outcome, _ = converge(run, configure_target, then=quick_verify_script(run.ctx), settle=False)
+    # A node that moves to a TLS registry needs a second round: its old insecure entry
+    # goes only once TLS verifies with the CA the first round wrote.
+    settle = run.ctx.inventory.registry.secure
+    outcome, _ = converge(run, configure_target, then=quick_verify_script(run.ctx), settle=settle)
     if outcome.status == OK:
         outcome = verified_node(run, checked, started)
     elif not run.check and not outcome.failed:
         outcome.message += "; pulled probe"
+    hint = diagnose(outcome.message, run.ctx.inventory.registry.secure) if outcome.failed else ""
+    if hint and hint not in outcome.message:
+        outcome.message += f" ({hint})"
     run.report(outcome)
 
 

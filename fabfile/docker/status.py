@@ -10,6 +10,7 @@ from tabulate import tabulate
 from ..inventory import Host
 from ..remote.facts import DAEMON_JSON, HostFacts
 from . import config as dc
+from .tls import RENEW_DAYS, diagnose, tls_verified
 
 DEPLOY, TARGET = "deploy", "target"
 
@@ -30,6 +31,8 @@ class HostStatus:
     registry_answers: bool | None = None
     registry_error: str = ""
     repositories: list[str] = field(default_factory=list)
+    # A secure registry: the server certificate's days left (deployment host), TLS verified (nodes).
+    tls: str = ""
 
 
 def trusted(facts: HostFacts, registry: str) -> bool | None:
@@ -41,9 +44,23 @@ def trusted(facts: HostFacts, registry: str) -> bool | None:
     return dc.trusts([*from_json, *from_flags], registry)
 
 
-def host_status(host: Host, role: str, facts: HostFacts, registry: str, answer: dict) -> HostStatus:
+def tls_state(facts: HostFacts, role: str) -> str:
+    """What a secure registry's TLS looks like from this host: days left of its certificate, or the check."""
+    if role == DEPLOY and "days" in facts.tls:
+        days = facts.tls["days"]
+        return f"{days} days left" + (" (renewed by the next deploy-host)" if days < RENEW_DAYS else "")
+    if not facts.registry_tls:
+        return ""
+    if tls_verified(facts):
+        return "verified"
+    return facts.registry_tls + (f" ({diagnose(facts.registry_tls)})" if diagnose(facts.registry_tls) else "")
+
+
+def host_status(
+    host: Host, role: str, facts: HostFacts, registry: str, answer: dict, secure: bool = False
+) -> HostStatus:
     """The row of a host that answered: its facts, and what it saw of the registry (``answer``)."""
-    answers = answer.get("status") == 200 and str(answer.get("api", "")).startswith("registry/2")
+    answers = answer.get("status") in (200, 401) and str(answer.get("api", "")).startswith("registry/2")
     return HostStatus(
         host=host.name,
         role=role,
@@ -52,10 +69,11 @@ def host_status(host: Host, role: str, facts: HostFacts, registry: str, answer: 
         os=facts.os_name,
         docker=facts.docker_version,
         docker_running=facts.docker_answers,
-        trusted=trusted(facts, registry) if registry else None,
+        trusted=(tls_verified(facts) if secure else trusted(facts, registry)) if registry else None,
         registry_answers=answers if registry else None,
         registry_error=str(answer.get("error") or ""),
         repositories=list(answer.get("repositories") or []),
+        tls=tls_state(facts, role) if secure else "",
     )
 
 
@@ -65,7 +83,10 @@ def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
 
 def status_table(rows: list[HostStatus], registry: str) -> str:
     """The rows as a table, under the registry they were checked against."""
-    headers = ["host", "role", "reachable", "os", "docker", "trusted", "/v2/", "catalog"]
+    secure = any(row.tls for row in rows)
+    headers = ["host", "role", "reachable", "os", "docker", "trusted", "/v2/", "catalog"] + (
+        ["tls"] if secure else []
+    )
     table = [
         [
             row.host,
@@ -77,6 +98,7 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
             _answers(row) if registry else "-",
             _catalog(row),
         ]
+        + ([row.tls or "-"] if secure else [])
         for row in rows
     ]
     shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=[None, None, 40] + [30] * 5)

@@ -225,16 +225,17 @@ _HINTS = (
         ("unauthorized", "authentication required", "incorrect username or password"),
         "the registry refused the login: run fab deploy-host (it keeps the login files in step) and fab kolla-globals",
     ),
-    (
-        ("http response to https client", "server gave http response"),
-        "the registry speaks plain HTTP here: run fab deploy-host to switch it to TLS",
-    ),
 )
+_PLAIN_HTTP = ("http response to https client", "server gave http response")
 
 
-def diagnose(text: str) -> str:
-    """The fix for a TLS or login failure named in ``text``; "" when it is none of those."""
+def diagnose(text: str, secure: bool = True) -> str:
+    """The fix for a trust, TLS or login failure named in ``text``; "" when it is none of those."""
     lowered = text.lower()
+    if any(needle in lowered for needle in _PLAIN_HTTP):
+        if secure:
+            return "the registry speaks plain HTTP here: run fab deploy-host to switch it to TLS"
+        return "run fab configure-targets"
     for needles, hint in _HINTS:
         if any(needle in lowered for needle in needles):
             return hint

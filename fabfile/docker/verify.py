@@ -50,7 +50,7 @@ def verify_script(ctx: StepContext, push: bool) -> str:
             f"headers {url} | grep -qi '^Docker-Distribution-Api-Version: *registry/2.0' "
             f"|| fail GET {url} did not answer as a registry: $(headers {url} | head -1)"
         ),
-        *(_docker_login(ctx) if ctx.login else []),
+        *(docker_login(ctx) if ctx.login else []),
         *(_probe_push(ctx.probe_image) if push else []),
         (
             f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {probe}: "
@@ -61,14 +61,15 @@ def verify_script(ctx: StepContext, push: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _docker_login(ctx: StepContext) -> list[str]:
-    """docker login, the password on stdin (its credentials go to root's ~/.docker/config.json, 0600)."""
+def docker_login(ctx: StepContext) -> list[str]:
+    """docker login, the password on stdin: the credentials go to root's ~/.docker/config.json (0600),
+    where kolla-ansible's own pulls put them too."""
     registry = shlex.quote(ctx.registry)
     return [
         f"out=$(docker login -u {REGISTRY_USER} --password-stdin {registry} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
         ctx.password,
         "KOLLA_REGISTRY_PASSWORD",
-        f') || fail docker login {registry}: "$(printf \'%s\' "$out" | tail -1)"',
+        f') || {{ echo "{MARK} fail docker login {ctx.registry}: $(printf \'%s\' "$out" | tail -1)"; exit 1; }}',
     ]
 
 

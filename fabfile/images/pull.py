@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from ..docker.tls import diagnose
 from ..engine.result import CHANGED, FAILED, OK, Outcome
 from ..remote.marks import MARK, marks
 from .decide import PERMANENT_ERRORS, RETRY_DELAY
@@ -12,7 +13,6 @@ from .model import Image
 
 STEP = "pull-images"
 PULLED, PRESENT, MISSING = "pulled", "present", "missing"
-UNTRUSTED_HINT = "http response to https client"
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,15 @@ def parse_pulls(output: str, wanted: dict[str, Image]) -> list[Pulled]:
     ]
 
 
-def pull_outcome(host: str, pulls: list[Pulled], check: bool) -> Outcome:
+def pull_outcome(host: str, pulls: list[Pulled], check: bool, secure: bool = False) -> Outcome:
     """The node's recap row: what it holds now (or, in check mode, what it would pull)."""
     held = sum(1 for p in pulls if p.status in (PULLED, PRESENT))
     holds = f"holds {held}/{len(pulls)}"
     failed = [p for p in pulls if p.status == FAILED]
     missing = [p.image.name for p in pulls if p.status == MISSING]
     if failed:
-        hint = (
-            " (run fab configure-targets)" if any(UNTRUSTED_HINT in p.detail.lower() for p in failed) else ""
-        )
+        hints = dict.fromkeys(diagnose(p.detail, secure) for p in failed if diagnose(p.detail, secure))
+        hint = "".join(f" ({hint})" for hint in hints)
         reasons = "; ".join(_failures(failed))
         return Outcome(host, STEP, FAILED, f"{holds}; failed {reasons}{hint}")
     if missing:

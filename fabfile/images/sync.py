@@ -9,11 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..docker.trust import trust_upstream
+from ..docker.verify import docker_login
 from ..engine.converge import converge
 from ..engine.hostrun import HostRun, RemoteError
 from ..engine.result import FAILED, print_line
 from ..inventory import ImageSettings
-from ..remote.api import query_registry
+from ..remote.api import local_base, query_registry
 from ..remote.apply import handler_script
 from ..remote.marks import marks
 from .archive import archived_as
@@ -45,7 +46,7 @@ class Syncer:
 
     def plan(self, images: list[Image]) -> list[Synced]:
         """Every image's decision, from one round trip of registry queries."""
-        queries = [[f"http://{self.local}", image.path, image.tag] for image in images]
+        queries = [[local_base(self.run.ctx), image.path, image.tag] for image in images]
         if not self.archive:
             queries += [[upstream_base(self.settings), image.path, image.tag] for image in images]
         answers = [Manifest.from_answer(a) for a in query_registry(self.run, {"manifests": queries})["manifests"]]
@@ -72,6 +73,7 @@ class Syncer:
             scripts = {item.image: copy_script(item.image.at(upstream), self.target(item)) for item in todo}
         if self.run.check:
             return plan
+        error = error or self.login()
         if error:
             return [replace(item, status=FAILED, message=error) if item in todo else item for item in plan]
         done = {result.image: result for result in self.in_parallel(todo, scripts)}
@@ -79,6 +81,16 @@ class Syncer:
             refs = " ".join(shlex.quote(ref) for ref in cleanup)
             self.run.run(f"docker rmi {refs} >/dev/null 2>&1; true")
         return self.read_back([done.get(item.image, item) for item in plan])
+
+    def login(self) -> str:
+        """docker login to a registry that asks for one, before pushing; "" or the error."""
+        if not self.run.ctx.login:
+            return ""
+        try:
+            self.run.run("\n".join(docker_login(self.run.ctx)))
+        except RemoteError as error:
+            return str(error)
+        return ""
 
     def target(self, item: Synced) -> str:
         return item.image.at(self.local)
@@ -155,7 +167,7 @@ class Syncer:
         copied = [item for item in results if item.status == COPIED]
         if not copied:
             return results
-        queries = [[f"http://{self.local}", item.image.path, item.image.tag] for item in copied]
+        queries = [[local_base(self.run.ctx), item.image.path, item.image.tag] for item in copied]
         answers = query_registry(self.run, {"manifests": queries})["manifests"]
         found = {item.image: Manifest.from_answer(a) for item, a in zip(copied, answers, strict=True)}
         return [read_back_one(item, found.get(item.image)) for item in results]

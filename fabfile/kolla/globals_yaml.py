@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import PurePosixPath
 
 import yaml
 
 from ..engine.context import StepContext
 from ..engine.plan import FileChange, StepPlan
-from ..remote.facts import HostFacts
+from ..remote.facts import REGISTRY_USER, HostFacts
 
 STEP = "kolla-globals"
 GLOBALS_PATH = "/etc/kolla/globals.yml"
@@ -24,9 +26,27 @@ _TRUE = {"yes", "y", "true", "on", "1"}
 _FALSE = {"no", "n", "false", "off", "0", ""}
 
 
-def globals_values(registry: str, namespace: str) -> dict[str, object]:
-    """The three keys, for a registry that speaks plain HTTP (as this tool's does)."""
-    return {"docker_registry": registry, "docker_registry_insecure": True, "docker_namespace": namespace}
+# Where kolla-ansible finds the registry's CA (its docker role copies it to every node's certs.d).
+KOLLA_CA = "/etc/kolla/certificates/kolla-registry-ca.crt"
+
+
+def globals_values(registry: str, namespace: str, secure: bool = False, login: bool = False) -> dict[str, object]:
+    """The keys that point kolla-ansible at the registry: three for plain HTTP, the CA and user for more."""
+    values: dict[str, object] = {
+        "docker_registry": registry,
+        "docker_registry_insecure": not secure,
+        "docker_namespace": namespace,
+    }
+    if login:
+        values["docker_registry_username"] = REGISTRY_USER
+    if secure:
+        values["docker_registry_ca"] = KOLLA_CA
+    return values
+
+
+def passwords_path(globals_path: str) -> str:
+    """kolla-ansible's passwords.yml, beside globals.yml."""
+    return str(PurePosixPath(globals_path).parent / "passwords.yml")
 
 
 def set_globals(text: str, values: dict[str, object]) -> str:
@@ -48,15 +68,38 @@ def has_values(data: object, values: dict[str, object]) -> bool:
     return isinstance(data, dict) and all(key in data and _same(data[key], v) for key, v in values.items())
 
 
+def kolla_files(path: str) -> tuple[str, ...]:
+    """The files kolla-globals may edit: globals.yml, passwords.yml, the CA's copy."""
+    return (path, passwords_path(path), KOLLA_CA)
+
+
 def globals_planner(path: str, namespace: str) -> Callable[[HostFacts, StepContext], StepPlan]:
-    """A planner for globals.yml at ``path``: the three keys for this run's registry."""
+    """A planner for globals.yml at ``path`` (and, for a secure registry, its CA and password)."""
 
     def plan_globals(facts: HostFacts, ctx: StepContext) -> StepPlan:
-        if path in facts.unreadable:
-            return StepPlan(STEP, error=f"{path}: {facts.unreadable[path]}; left as it is")
-        return globals_plan(path, facts.files.get(path), globals_values(ctx.registry, namespace))
+        unreadable = [name for name in kolla_files(path) if name in facts.unreadable]
+        if unreadable:
+            return StepPlan(STEP, error=f"{unreadable[0]}: {facts.unreadable[unreadable[0]]}; left as it is")
+        secure = ctx.inventory.registry.secure
+        values = globals_values(ctx.registry, namespace, secure, ctx.login)
+        plan = globals_plan(path, facts.files.get(path), values)
+        if secure and not plan.error and facts.files.get(KOLLA_CA) != ctx.ca:
+            plan.files.append(FileChange(KOLLA_CA, facts.files.get(KOLLA_CA), ctx.ca))
+        if ctx.login and not plan.error:
+            plan.merge(_password_plan(passwords_path(path), facts.files.get(passwords_path(path)), ctx.password))
+        return plan
 
     return plan_globals
+
+
+def _password_plan(path: str, current: str | None, password: str) -> StepPlan:
+    """docker_registry_password in passwords.yml: a secret, never shown, the file 0600 if new."""
+    plan = globals_plan(path, current, {"docker_registry_password": password})
+    plan.notes = ["docker_registry_password in place"] if not plan.files and not plan.error else []
+    plan.files = [replace(change, mode="600", secret=True) for change in plan.files]
+    if plan.error:
+        plan.error = plan.error.replace(password, "***")
+    return plan
 
 
 def globals_plan(path: str, current: str | None, values: dict[str, object]) -> StepPlan:

@@ -6,7 +6,9 @@ import base64
 import json
 from pathlib import Path
 
+from ..engine.context import StepContext
 from ..engine.hostrun import HostRun, RemoteError
+from .facts import REGISTRY_USER
 from .marks import MARK
 
 HELPER = Path(__file__).with_name("registry_api.py")
@@ -16,16 +18,27 @@ HELPER_END = "KOLLA_REGISTRY_API_PY"
 
 
 def helper_script(request: dict) -> str:
-    """Shell that runs registry_api.py on the host with ``request``; it prints one JSON line."""
+    """Shell that runs registry_api.py on the host with ``request`` in its source; it prints one JSON line."""
     encoded = base64.b64encode(json.dumps(request).encode()).decode()
     return (
         f"command -v python3 >/dev/null || {{ echo '{MARK} fail python3 is missing'; exit 1; }}\n"
-        f"python3 - {encoded} <<'{HELPER_END}'\n{HELPER.read_text()}\n{HELPER_END}\n"
+        f"python3 - <<'{HELPER_END}'\nREQUEST = {encoded!r}\n{HELPER.read_text()}\n{HELPER_END}\n"
     )
 
 
+def local_base(ctx: StepContext) -> str:
+    """The local registry's URL."""
+    return f"{ctx.scheme}://{ctx.registry}"
+
+
 def query_registry(run: HostRun, request: dict) -> dict:
-    """Ask the registry API from ``run``'s host (see registry_api.answer)."""
+    """Ask the registry API from ``run``'s host (see registry_api.answer); a secure local registry
+    is asked with its CA and login."""
+    if run.ctx.inventory.registry.secure:
+        access = {"base": local_base(run.ctx), "cafile": f"/etc/docker/certs.d/{run.ctx.registry}/ca.crt"}
+        if run.ctx.login:
+            access.update(user=REGISTRY_USER, password=run.ctx.password)
+        request = {**request, "access": access}
     output = run.run(helper_script(request)).strip()
     try:
         return json.loads(output.splitlines()[-1])

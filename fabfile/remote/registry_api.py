@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import platform
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -86,10 +87,18 @@ def summary(manifest: dict) -> dict:
 
 
 class Client:
-    """HTTP with the anonymous bearer tokens public registries (quay.io) ask for."""
+    """HTTP with the anonymous bearer tokens public registries (quay.io) ask for, and the local
+    registry's login and CA when it is secure (``access``: base, cafile, user, password)."""
 
-    def __init__(self) -> None:
+    def __init__(self, access=None) -> None:
         self.tokens = {}
+        self.access = access or {}
+        self.context = ssl.create_default_context()
+        if self.access.get("cafile"):
+            try:
+                self.context.load_verify_locations(self.access["cafile"])
+            except (OSError, ssl.SSLError):
+                pass
 
     def request(self, method: str, url: str, accept: str = "", repository: str = "") -> tuple:
         """(status, lowercase headers, body); status 0 when nothing answered."""
@@ -99,7 +108,15 @@ class Client:
             token = self.token(challenge, repository)
             if token:
                 status, headers, body = self._send(method, url, accept, token)
+        elif status == 401 and challenge["scheme"] == "basic" and self._ours(url):
+            login = "{}:{}".format(self.access["user"], self.access["password"])
+            basic = "Basic " + base64.b64encode(login.encode()).decode()
+            status, headers, body = self._send(method, url, accept, "", basic)
         return status, headers, body
+
+    def _ours(self, url: str) -> bool:
+        base = self.access.get("base", "")
+        return bool(base and self.access.get("password") and url.startswith(base + "/"))
 
     def token(self, challenge: dict, repository: str) -> str:
         scope = challenge.get("scope") or ("repository:{}:pull".format(repository) if repository else "")
@@ -115,14 +132,16 @@ class Client:
             self.tokens[key] = answer.get("token") or answer.get("access_token") or ""
         return self.tokens[key]
 
-    def _send(self, method: str, url: str, accept: str, token: str) -> tuple:
+    def _send(self, method: str, url: str, accept: str, token: str, authorization: str = "") -> tuple:
         request = urllib.request.Request(url, method=method)
         if accept:
             request.add_header("Accept", accept)
         if token:
             request.add_header("Authorization", "Bearer " + token)
+        if authorization:
+            request.add_header("Authorization", authorization)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=TIMEOUT, context=self.context) as response:
                 return response.status, _lower(response.headers), response.read()
         except urllib.error.HTTPError as error:
             return error.code, _lower(error.headers), b""
@@ -193,8 +212,8 @@ def next_page(base: str, link: str) -> str:
 
 
 def answer(request: dict) -> dict:
-    """``{"catalog": BASE}`` or ``{"manifests": [[BASE, REPOSITORY, TAG], ...]}``."""
-    client = Client()
+    """``{"catalog": BASE}`` or ``{"manifests": [[BASE, REPOSITORY, TAG], ...]}``, and maybe ``access``."""
+    client = Client(request.get("access"))
     if "catalog" in request:
         return catalog(client, request["catalog"])
     machine = platform.machine()
@@ -211,4 +230,5 @@ def _lower(headers: object) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(answer(json.loads(base64.b64decode(sys.argv[1]).decode()))))
+    # The request comes inside the script (on stdin), never on the command line: it may hold a login.
+    print(json.dumps(answer(json.loads(base64.b64decode(globals().get("REQUEST") or sys.argv[1]).decode()))))
