@@ -47,7 +47,7 @@ def configure_node(run: HostRun) -> None:
         return
     # A check made in the facts session is not run again when nothing changes.
     checked = run.facts.verified
-    outcome, _ = converge(run, configure_target, then=quick_verify_script(run.ctx), settle=False)
+    outcome, _ = converge(run, configure_target, then=quick_verify_script(run.ctx), settle=False, step=STEP)
     if outcome.status == OK:
         outcome = verified_node(run, checked, started)
     elif not run.check and not outcome.failed:

@@ -67,7 +67,7 @@ def _node1_with(**settings):
     [
         ("refused", "SSH connection to root@{ip}:2222 refused"),
         ("wrong key", "authentication failed for root@{ip}:22 with key"),
-        ("unknown host key", "unknown host key for root@{ip}:22 (not in"),
+        ("unknown host key", "unknown host key for root@{ip}:22 (not in"),  # with host_key_policy: strict
         ("changed host key", "host key of root@{ip}:22 has CHANGED"),
     ],
 )
@@ -82,7 +82,7 @@ def test_ssh_problems_are_reported_per_host(lab, hosts, fab, deployed, tmp_path,
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         settings = {"key": str(key)}
     elif case == "unknown host key":
-        settings = {"known_hosts": _known_hosts_with(tmp_path, [])}
+        settings = {"known_hosts": _known_hosts_with(tmp_path, []), "host_key_policy": "strict"}
     else:
         # node1's address with node2's key: what a man in the middle would show.
         settings = {"known_hosts": _known_hosts_with(tmp_path, [ip + " " + own[0].split(" ", 1)[1]])}
@@ -171,8 +171,11 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 # Where the apply script writes daemon.json before renaming it (fabfile/remote/apply.py).
 DAEMON_JSON_TMP = DAEMON_JSON + ".kolla-registry.tmp"
 PENDING = "/var/lib/kolla-registry/pending"
-# Matches the blocked apply script's command line, never pkill's own (the bracket).
-STUCK_SCRIPT = "[k]olla-registry.tmp"
+# The blocked apply script and its subshells: every process that holds the host's lock open.
+LOCK_HOLDERS = (
+    "for p in /proc/[0-9]*; do ls -l $p/fd 2>/dev/null | grep -q /var/lib/kolla-registry/lock "
+    "&& echo ${p#/proc/}; done"
+)
 
 
 def wait_until(what: str, done, timeout: float = 120) -> None:
@@ -215,10 +218,10 @@ def test_an_interrupted_run_leaves_whole_files_and_the_next_run_finishes(lab, ho
             os.killpg(run.pid, signal.SIGKILL)
         print(run.communicate()[0])
         # The remote script outlives its SSH session, blocked on the FIFO and holding the host lock.
-        hosts.run(stuck, f"pkill -KILL -f '{STUCK_SCRIPT}'", check=False)
+        hosts.run(stuck, f"kill -KILL $({LOCK_HOLDERS}) 2>/dev/null", check=False)
         wait_until(
             "the blocked script to end",
-            lambda: hosts.run(stuck, f"pgrep -f '{STUCK_SCRIPT}' || echo none", check=False) == "none",
+            lambda: hosts.run(stuck, f"{LOCK_HOLDERS}; echo none", check=False) == "none",
             timeout=30,
         )
         hosts.run(stuck, f"rm -f {DAEMON_JSON_TMP}")
