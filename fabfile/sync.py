@@ -8,6 +8,8 @@ made by ``docker save`` for hosts with no outside access.
 
 from __future__ import annotations
 
+import time
+
 from invoke import Context
 from invoke.exceptions import Exit
 
@@ -60,6 +62,7 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
     workers = parallel or setting(c, "sync_parallel", 4)
 
     def work(run: HostRun) -> None:
+        started = time.monotonic()
         syncer = Syncer(run, settings, archive, index, workers, retries)
         plan = syncer.plan(wanted)
         source = archive or upstream_base(settings)
@@ -68,7 +71,7 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
         print_line("\n" + table(results, check))
         failed = any(result.failed for result in results)
         status = FAILED if failed else CHANGED if any(r.status == COPIED for r in results) else OK
-        run.report(run.outcome(STEP, status, totals(results), 0.0))
+        run.report(run.outcome(STEP, status, totals(results), started))
 
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
     ctx = step_context(c, inventory, Modes(check, diff))

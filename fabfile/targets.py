@@ -51,7 +51,8 @@ def configure_node(run: HostRun) -> None:
     # A node that moves to a TLS registry needs a second round: its old insecure entry
     # goes only once TLS verifies with the CA the first round wrote.
     settle = run.ctx.inventory.registry.secure
-    outcome, _ = converge(run, configure_target, then=quick_verify_script(run.ctx), settle=settle)
+    then = quick_verify_script(run.ctx)
+    outcome, _ = converge(run, configure_target, then=then, settle=settle, step=STEP)
     if outcome.status == OK:
         outcome = verified_node(run, checked, started)
     elif not run.check and not outcome.failed:

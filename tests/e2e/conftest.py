@@ -97,6 +97,20 @@ def hosts(lab) -> Hosts:
     return Hosts(Path(lab.inventory))
 
 
+def registry_of(hosts: Hosts) -> str:
+    """The registry's ADDR:PORT, as targets name it."""
+    return f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
+
+
+def trusted(hosts: Hosts, name: str, registry: str) -> bool:
+    """Whether the node's running dockerd (not just its files) treats ``registry`` as insecure."""
+    shown = hosts.run(
+        name,
+        "docker info --format '{{range $k,$v := .RegistryConfig.IndexConfigs}}{{$k}}={{$v.Secure}} {{end}}'",
+    )
+    return f"{registry}=false" in shown.split()
+
+
 def changed_steps(output: str) -> list[str]:
     """The ``host | step | CHANGED | ...`` progress lines of a run."""
     return [line for line in output.splitlines() if " | CHANGED | " in line]

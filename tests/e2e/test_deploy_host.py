@@ -43,7 +43,7 @@ def test_deploy_host_brings_up_a_registry(fresh_deploy_host, fab, lab):
     assert mounts == "registry"
 
 
-def test_second_run_changes_nothing(fresh_deploy_host, fab):
+def test_second_run_changes_nothing(fresh_deploy_host, deployed, fab):
     pid = fresh_deploy_host.docker_pid("deploy1")
     containers = fresh_deploy_host.containers("deploy1")
     result = fab("deploy-host")
@@ -53,7 +53,7 @@ def test_second_run_changes_nothing(fresh_deploy_host, fab):
     assert fresh_deploy_host.containers("deploy1") == containers
 
 
-def test_a_single_step_runs_alone_with_dash_h(fresh_deploy_host, fab):
+def test_a_single_step_runs_alone_with_dash_h(fresh_deploy_host, deployed, fab):
     fresh_deploy_host.run("deploy1", "docker stop registry")
     result = fab("-H", "deploy1", "create-registry")
     assert result.code == 0, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,21 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FAB, PROJECT, inventory_variant, reset_targets
+from .conftest import FAB, PROJECT, inventory_variant, registry_of, reset_targets, trusted
 
 pytestmark = pytest.mark.e2e
-
-
-def registry_of(hosts) -> str:
-    return f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
-
-
-def trusted(hosts, name: str, registry: str) -> bool:
-    shown = hosts.run(
-        name,
-        "docker info --format '{{range $k,$v := .RegistryConfig.IndexConfigs}}{{$k}}={{$v.Secure}} {{end}}'",
-    )
-    return f"{registry}=false" in shown.split()
 
 
 def sha(hosts, name: str, path: str) -> str:
@@ -78,7 +67,7 @@ def _node1_with(**settings):
     [
         ("refused", "SSH connection to root@{ip}:2222 refused"),
         ("wrong key", "authentication failed for root@{ip}:22 with key"),
-        ("unknown host key", "unknown host key for root@{ip}:22 (not in"),
+        ("unknown host key", "unknown host key for root@{ip}:22 (not in"),  # with host_key_policy: strict
         ("changed host key", "host key of root@{ip}:22 has CHANGED"),
     ],
 )
@@ -93,7 +82,7 @@ def test_ssh_problems_are_reported_per_host(lab, hosts, fab, deployed, tmp_path,
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         settings = {"key": str(key)}
     elif case == "unknown host key":
-        settings = {"known_hosts": _known_hosts_with(tmp_path, [])}
+        settings = {"known_hosts": _known_hosts_with(tmp_path, []), "host_key_policy": "strict"}
     else:
         # node1's address with node2's key: what a man in the middle would show.
         settings = {"known_hosts": _known_hosts_with(tmp_path, [ip + " " + own[0].split(" ", 1)[1]])}
@@ -178,18 +167,85 @@ def test_docker_refusing_the_change_is_rolled_back(lab, hosts, fab, all_targets,
         )
 
 
+DAEMON_JSON = "/etc/docker/daemon.json"
+# Where the apply script writes daemon.json before renaming it (fabfile/remote/apply.py).
+DAEMON_JSON_TMP = DAEMON_JSON + ".kolla-registry.tmp"
+PENDING = "/var/lib/kolla-registry/pending"
+# The blocked apply script and its subshells: every process that holds the host's lock open.
+LOCK_HOLDERS = (
+    "for p in /proc/[0-9]*; do ls -l $p/fd 2>/dev/null | grep -q /var/lib/kolla-registry/lock "
+    "&& echo ${p#/proc/}; done"
+)
+
+
+def wait_until(what: str, done, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
 def test_an_interrupted_run_leaves_whole_files_and_the_next_run_finishes(lab, hosts, fab, all_targets):
-    env = {**os.environ, "KOLLA_REGISTRY_HOSTS": str(lab.inventory)}
-    run = subprocess.Popen([str(FAB), "configure-targets"], cwd=PROJECT, env=env, start_new_session=True)
-    time.sleep(0.8)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
+    """fab is killed while node1's apply script is inside its write: after the backup and PENDING.
+
+    A FIFO at the temporary path makes that write block (no reader), so the kill
+    always lands mid-apply, never before or after it.
+    """
+    stuck, others = all_targets[0], all_targets[1:]
     registry = registry_of(hosts)
-    for name in all_targets:
-        text = hosts.run(name, "cat /etc/docker/daemon.json 2>/dev/null || echo absent")
+    old = '{"debug": false}'
+    hosts.run(stuck, f"echo '{old}' > {DAEMON_JSON} && rm -f {DAEMON_JSON_TMP} && mkfifo {DAEMON_JSON_TMP}")
+    before = sha(hosts, stuck, DAEMON_JSON)
+    env = {**os.environ, "KOLLA_REGISTRY_HOSTS": str(lab.inventory)}
+    run = subprocess.Popen(
+        [str(FAB), "configure-targets"],
+        cwd=PROJECT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def in_the_write() -> bool:
+        assert run.poll() is None, "fab ended before it reached the write"
+        return hosts.run(stuck, f"test -s {PENDING} && echo yes || echo no") == "yes"
+
+    try:
+        wait_until(f"{PENDING} on {stuck}", in_the_write)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        print(run.communicate()[0])
+        # The remote script outlives its SSH session, blocked on the FIFO and holding the host lock.
+        hosts.run(stuck, f"kill -KILL $({LOCK_HOLDERS}) 2>/dev/null", check=False)
+        wait_until(
+            "the blocked script to end",
+            lambda: hosts.run(stuck, f"{LOCK_HOLDERS}; echo none", check=False) == "none",
+            timeout=30,
+        )
+        hosts.run(stuck, f"rm -f {DAEMON_JSON_TMP}")
+
+    # The interrupted node: the old file, whole; its backup and the intent recorded before the write.
+    assert sha(hosts, stuck, DAEMON_JSON) == before
+    pending = hosts.run(stuck, f"cat {PENDING}").splitlines()
+    assert len(pending) == 1 and pending[0].split()[:2] == ["reload", DAEMON_JSON], pending
+    backup = pending[0].split()[2]
+    assert hosts.run(stuck, f"cat {backup}") == old
+    # The others were killed before, during or after their write: each file is absent or whole.
+    for name in others:
+        text = hosts.run(name, f"cat {DAEMON_JSON} 2>/dev/null || echo absent")
         assert text == "absent" or json.loads(text) == {"insecure-registries": [registry]}
+
     again = fab("configure-targets")
     assert again.code == 0, again.output
+    assert f"{stuck} | configure-targets | CHANGED" in again.output
+    assert json.loads(hosts.run(stuck, f"cat {DAEMON_JSON}")) == {
+        "debug": False,
+        "insecure-registries": [registry],
+    }
+    assert hosts.run(stuck, f"test -e {PENDING} || echo gone") == "gone"
+    assert hosts.run(stuck, f"test -e {DAEMON_JSON_TMP} || echo gone") == "gone"
     for name in all_targets:
         assert trusted(hosts, name, registry)
 

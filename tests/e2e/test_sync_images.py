@@ -243,7 +243,7 @@ def test_second_sync_copies_nothing(first_sync, fab, inventory, deploy_host):
 
 
 def test_check_mode_says_what_would_be_copied_and_copies_nothing(
-    fab, inventory, deploy_host, upstream, lab, tmp_path
+    fab, deployed, inventory, deploy_host, upstream, lab, tmp_path
 ):
     inventory_b = inventory_variant(
         Path(lab.inventory), tmp_path, targets=["node1"], images=images_section(upstream, upstream.other_tag)
