@@ -48,7 +48,7 @@ def tls_state(facts: HostFacts, role: str) -> str:
     """What a secure registry's TLS looks like from this host: days left of its certificate, or the check."""
     if role == DEPLOY and "days" in facts.tls:
         days = facts.tls["days"]
-        return f"{days} days left" + (" (renewed by the next deploy-host)" if days < RENEW_DAYS else "")
+        return f"{days} days left" + (", renew due" if days < RENEW_DAYS else "")
     if not facts.registry_tls:
         return ""
     if tls_verified(facts):
@@ -101,7 +101,7 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
         + ([row.tls or "-"] if secure else [])
         for row in rows
     ]
-    shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=[None, None, 40] + [30] * 5)
+    shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=[None, None, 40] + [30] * 6)
     return f"registry: {registry or 'unknown (deployment host not reached; set registry.address)'}\n{shown}"
 
 

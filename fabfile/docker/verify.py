@@ -127,11 +127,13 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
     pending: a run that changes nothing then needs no second session.
     """
     ping = f"-sS -m 20 --unix-socket {DOCKER_SOCKET} -D - -o /dev/null http://docker/_ping"
-    check = (
-        f"[ ! -s {PENDING} ] && {{ names {DAEMON_JSON} || names {DEFAULT_DOCKER}; }} && check=yes"
-        if verify
-        else ""
+    # Where the node already trusts the registry: named in its config, or (TLS) its CA in place.
+    trusted = (
+        f"[ -s {shlex.quote(docker_ca_path(ctx.registry))} ]"
+        if ctx.inventory.registry.secure
+        else f"{{ names {DAEMON_JSON} || names {DEFAULT_DOCKER}; }}"
     )
+    check = f"[ ! -s {PENDING} ] && {trusted} && check=yes" if verify else ""
     shell = f"""names() {{ [ -f "$1" ] && while IFS= read -r l || [ -n "$l" ]; do case $l in *{shlex.quote(ctx.registry)}*) return 0 ;; esac; done < "$1"; return 1; }}
 check=
 {check}

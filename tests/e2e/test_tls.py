@@ -136,7 +136,7 @@ def test_a_certificate_near_its_end_is_renewed_and_targets_are_untouched(
         f"-copy_extensions copy -out {SERVER_CERT} 2>/dev/null && docker restart registry >/dev/null",
     )
     status = fab("status", inventory=only_node4)
-    assert "deploy1" in status.output and "days left (renewed by the next deploy-host)" in status.output
+    assert "deploy1" in status.output and "9 days left, renew due" in status.output
 
     renewed = fab("deploy-host", inventory=secure_lab)
     assert renewed.code == 0, renewed.output
