@@ -10,7 +10,7 @@ from typing import Protocol
 from . import nodes as lab_nodes
 from .measure import Measurement, become_subreaper, measure
 from .nodes import Lab, Node, NodeCpu
-from .tools import BIN, Action, Ansible, Fab, Floor, Pyinfra
+from .tools import BIN, Action, Ansible, Fab, FabTls, Floor, Pyinfra
 
 
 class Tool(Protocol):
@@ -24,8 +24,8 @@ class Tool(Protocol):
 FIRST, NOOP = "first", "no-op"
 FLOOR_RELOAD = "floor: ssh true + reload"
 FLOOR_RESTART = "floor: ssh true + restart"
-FAB, ANSIBLE, PYINFRA = Fab.name, Ansible.name, Pyinfra.name
-ROWS = (FLOOR_RELOAD, FLOOR_RESTART, FAB, ANSIBLE, PYINFRA)
+FAB, FAB_TLS, ANSIBLE, PYINFRA = Fab.name, FabTls.name, Ansible.name, Pyinfra.name
+ROWS = (FLOOR_RELOAD, FLOOR_RESTART, FAB, FAB_TLS, ANSIBLE, PYINFRA)
 
 
 @dataclass
@@ -58,7 +58,25 @@ def run(counts: list[int], repeat: int, out: Path) -> Results:
             for tool in tools:
                 run_tool(lab, nodes, cpu, tool, logs, results)
         lab_nodes.reset(nodes, lab.probe)
+    run_tls(lab, counts, repeat, out, results)
     return results
+
+
+def run_tls(lab: Lab, counts: list[int], repeat: int, out: Path, results: Results) -> None:
+    """The TLS row: deploy1 moves to TLS and a login, each N is timed, then deploy1 goes back."""
+    logs = out / "logs"
+    first = FabTls(lab, lab.first(max(counts)), out / "work")
+    say(f"deploy1: registry {lab.registry} with TLS and a login (fab deploy-host)")
+    lab_nodes.deploy_registry(lab, BIN / "fab", logs / "deploy-host-tls.log", first.inventory)
+    try:
+        for n in counts:
+            nodes, work = lab.first(n), out / "work" / f"n{n}"
+            tool, cpu = FabTls(lab, nodes, work), NodeCpu(nodes)
+            for rep in range(1, repeat + 1):
+                run_tool(lab, nodes, cpu, tool, logs / f"n{n}" / f"rep{rep}", results)
+            lab_nodes.reset(nodes, lab.probe)
+    finally:
+        lab_nodes.deploy_registry(lab, BIN / "fab", logs / "deploy-host.log")
 
 
 def run_floor(lab: Lab, nodes: tuple[Node, ...], cpu: NodeCpu, logs: Path, results: Results) -> None:
@@ -86,9 +104,10 @@ def run_tool(
     n, name = len(nodes), tool.name
     lab_nodes.reset(nodes, lab.probe)
     for run_name in (FIRST, NOOP):
-        log = logs / f"{name.split()[0]}-{run_name}.log"
+        log = logs / f"{name.split()[0]}{'-tls' if isinstance(tool, FabTls) else ''}-{run_name}.log"
         sample = measure(tool.action(), nodes, cpu, log)
-        untrusted = lab_nodes.trusts(nodes, lab.registry)
+        tls = isinstance(tool, FabTls)
+        untrusted = lab_nodes.pulled(nodes, lab.probe) if tls else lab_nodes.trusts(nodes, lab.registry)
         if untrusted:
             sample.ok = False
             results.failures.append(

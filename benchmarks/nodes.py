@@ -78,11 +78,12 @@ def ensure_lab(count: int) -> Lab:
     )
 
 
-def inventory_for(lab: Lab, nodes: Iterable[Node], path: Path) -> Path:
-    """The lab inventory cut down to ``nodes`` (what ``fab`` reads)."""
+def inventory_for(lab: Lab, nodes: Iterable[Node], path: Path, registry: dict | None = None) -> Path:
+    """The lab inventory cut down to ``nodes`` (what ``fab`` reads), with ``registry`` settings merged."""
     data = yaml.safe_load(lab.inventory.read_text())
     names = {node.name for node in nodes}
     data["targets"] = [host for host in data["targets"] if host["name"] in names]
+    data["registry"] = {**(data.get("registry") or {}), **(registry or {})}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -117,7 +118,7 @@ def reset(nodes: Iterable[Node], probe: str) -> None:
     """
     on_nodes(
         nodes,
-        "rm -f /etc/docker/daemon.json /var/lib/kolla-registry/pending\n"
+        "rm -rf /etc/docker/daemon.json /var/lib/kolla-registry/pending /etc/docker/certs.d\n"
         f"docker rmi -f {probe} >/dev/null 2>&1 || true\n"
         "systemctl reset-failed docker\n"
         "systemctl restart docker\n",
@@ -211,14 +212,20 @@ def ssh_command(lab: Lab, node: Node, command: str) -> list[str]:
     ]  # fmt: skip
 
 
-def deploy_registry(lab: Lab, fab: Path, log: Path) -> None:
+def pulled(nodes: Iterable[Node], probe: str) -> list[str]:
+    """The nodes that do NOT hold the probe image (a TLS registry is trusted through its CA, not listed)."""
+    shown = on_nodes(nodes, f"docker image inspect -f ok {probe} 2>/dev/null || echo missing")
+    return [name for name, text in shown.items() if text.strip() != "ok"]
+
+
+def deploy_registry(lab: Lab, fab: Path, log: Path, inventory: Path | None = None) -> None:
     """deploy1's registry, as the e2e tests have it (a no-op when it is already there)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as out:
         result = subprocess.run(
             [str(fab), "deploy-host"],
             cwd=Path(__file__).resolve().parents[1],
-            env={**os.environ, "KOLLA_REGISTRY_HOSTS": str(lab.inventory)},
+            env={**os.environ, "KOLLA_REGISTRY_HOSTS": str(inventory or lab.inventory)},
             stdout=out,
             stderr=subprocess.STDOUT,
             check=False,

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from .nodes import Lab, Node, inventory_for, ssh_command
 
@@ -47,14 +48,22 @@ class Fab:
     """``fab configure-targets --parallel N`` on an inventory of the N nodes."""
 
     name = "fab configure-targets"
+    registry: ClassVar[dict] = {}
 
     def __init__(self, lab: Lab, nodes: tuple[Node, ...], work: Path) -> None:
         self.count = len(nodes)
-        self.inventory = inventory_for(lab, nodes, work / "hosts.yaml")
+        self.inventory = inventory_for(lab, nodes, work / f"{self.name.split()[-1]}.yaml", self.registry)
 
     def action(self) -> Action:
         env = {**os.environ, "KOLLA_REGISTRY_HOSTS": str(self.inventory)}
         return Action([[str(BIN / "fab"), "configure-targets", "--parallel", str(self.count)]], env)
+
+
+class FabTls(Fab):
+    """The same on a TLS registry with a login: the CA goes to certs.d, no reload."""
+
+    name = "fab configure-targets (TLS)"
+    registry: ClassVar[dict] = {"tls": "self-signed", "auth": "htpasswd"}
 
 
 class Ansible:

@@ -20,6 +20,7 @@ TOOLS = (
     "floor: ssh true + reload",
     "floor: ssh true + restart",
     "fab configure-targets",
+    "fab configure-targets (TLS)",
     "ansible-core",
     "pyinfra",
 )
@@ -46,9 +47,13 @@ def test_a_tiny_benchmark_writes_its_table_json_and_plot(lab, deployed, bench_py
     assert data["failures"] == []
     cells = {(cell["row"], cell["run"]): cell for cell in data["cells"] if cell["n"] == 2}
     assert set(cells) == {(tool, run) for tool in TOOLS for run in ("first", "no-op")}
-    fab = [cells[("fab configure-targets", run)] for run in ("first", "no-op")]
+    fab = [
+        cells[(row, run)]
+        for row in ("fab configure-targets", "fab configure-targets (TLS)")
+        for run in ("first", "no-op")
+    ]
     # What sshd logged: one connection per node per run, sessions as the tool makes them.
-    assert [cell["connections_max"] for cell in fab] == [1, 1]
+    assert [cell["connections_max"] for cell in fab] == [1, 1, 1, 1]
     assert all(cell["sessions_max"] >= 1 for cell in fab)
     assert all(cell["wall"] > 0 for cell in cells.values())
     table = (tmp_path / "results.md").read_text()
