@@ -13,6 +13,8 @@ HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 # An inventory host's name: a label for the recap and for -H.
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# A registry account: quay.io robots are "org+name", others e-mail-like.
+REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}")
 DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 # Docker's reference grammar: lowercase path components, a tag of up to 128 characters, a digest.

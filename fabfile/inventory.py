@@ -88,6 +88,9 @@ class ImageSettings:
     services: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     archive: str | None = None
+    # A private upstream's login: the user, and a file on this machine that holds the password.
+    username: str | None = None
+    password_file: str | None = None
 
 
 @dataclass(frozen=True)

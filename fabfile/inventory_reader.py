@@ -197,9 +197,17 @@ class InventoryReader:
         if isinstance(data.get("tag"), float):
             # YAML reads 2023.10 as the number 2023.1: only a quoted tag is what was meant.
             raise self.fail(f"{key}.tag", f"{data['tag']!r} was read as a number: quote the tag")
-        for name in ("registry", "namespace", "tag", "archive"):
+        for name in ("registry", "namespace", "tag", "archive", "username", "password_file"):
             if data.get(name) is not None:
                 values[name] = self.string(data[name], f"{key}.{name}")
+        if "username" in values and not grammar.matches(grammar.REGISTRY_USER, values["username"]):
+            raise self.fail(f"{key}.username", f"{values['username']!r} is not a registry user name")
+        if "password_file" in values:
+            values["password_file"] = self.local_path(values["password_file"])
+            if not os.access(values["password_file"], os.R_OK):
+                raise self.fail(f"{key}.password_file", f"{values['password_file']}: cannot read")
+        if ("username" in values) != ("password_file" in values):
+            raise self.fail(f"{key}.username", "a private upstream needs both username and password_file")
         registry = values.get("registry", ImageSettings.registry)
         if "://" in registry or registry.endswith("/"):
             raise self.fail(f"{key}.registry", "give host[:port] only (insecure: true for plain HTTP)")

@@ -61,9 +61,14 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
     wanted = image_list(settings)
     workers = parallel or setting(c, "sync_parallel", 4)
 
+    password = ""
+    if settings.password_file:
+        with open(settings.password_file, encoding="utf-8") as secret:
+            password = secret.read().strip()
+
     def work(run: HostRun) -> None:
         started = time.monotonic()
-        syncer = Syncer(run, settings, archive, index, workers, retries)
+        syncer = Syncer(run, settings, archive, index, workers, retries, password)
         plan = syncer.plan(wanted)
         source = archive or upstream_base(settings)
         print_line(f"{run.host.name} | {STEP} | {totals(plan)}, from {source} to {syncer.local}")

@@ -62,14 +62,18 @@ def verify_script(ctx: StepContext, push: bool) -> str:
 
 
 def docker_login(ctx: StepContext) -> list[str]:
-    """docker login, the password on stdin: the credentials go to root's ~/.docker/config.json (0600),
-    where kolla-ansible's own pulls put them too."""
-    registry = shlex.quote(ctx.registry)
+    """docker login to the local registry: its credentials go to root's ~/.docker/config.json
+    (0600), where kolla-ansible's own pulls put them too."""
+    return login_lines(ctx.registry, REGISTRY_USER, ctx.password)
+
+
+def login_lines(registry: str, user: str, password: str) -> list[str]:
+    """Shell: docker login, the password on stdin (never on a command line)."""
     return [
-        f"out=$(docker login -u {REGISTRY_USER} --password-stdin {registry} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
-        ctx.password,
+        f"out=$(docker login -u {shlex.quote(user)} --password-stdin {shlex.quote(registry)} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
+        password,
         "KOLLA_REGISTRY_PASSWORD",
-        f') || {{ echo "{MARK} fail docker login {ctx.registry}: $(printf \'%s\' "$out" | tail -1)"; exit 1; }}',
+        f') || {{ echo "{MARK} fail docker login {registry}: $(printf \'%s\' "$out" | tail -1)"; exit 1; }}',
     ]
 
 

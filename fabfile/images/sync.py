@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..docker.trust import trust_upstream
-from ..docker.verify import docker_login
+from ..docker.verify import docker_login, login_lines
 from ..engine.converge import converge
 from ..engine.hostrun import HostRun, RemoteError
 from ..engine.result import FAILED, print_line
@@ -35,8 +35,13 @@ class Syncer:
         index: dict[str, Archived],
         workers: int,
         retries: int,
+        upstream_password: str = "",
     ) -> None:
         self.run = run
+        # A private upstream's login: asked with it over the API, docker login for the pulls.
+        self.upstream_login = (
+            [[upstream_base(settings), settings.username, upstream_password]] if settings.username else []
+        )
         self.settings = settings
         self.archive = archive
         self.index = index
@@ -49,7 +54,8 @@ class Syncer:
         queries = [[local_base(self.run.ctx), image.path, image.tag] for image in images]
         if not self.archive:
             queries += [[upstream_base(self.settings), image.path, image.tag] for image in images]
-        answers = [Manifest.from_answer(a) for a in query_registry(self.run, {"manifests": queries})["manifests"]]
+        found = query_registry(self.run, {"manifests": queries}, self.upstream_login)["manifests"]
+        answers = [Manifest.from_answer(answer) for answer in found]
         local, upstream = answers[: len(images)], answers[len(images) :]
         if self.archive:
             return [
@@ -77,17 +83,23 @@ class Syncer:
         if error:
             return [replace(item, status=FAILED, message=error) if item in todo else item for item in plan]
         done = {result.image: result for result in self.in_parallel(todo, scripts)}
+        if self.upstream_login and not self.archive:
+            # The private upstream's credentials are not left behind on the deployment host.
+            self.run.run(f"docker logout {shlex.quote(self.settings.registry)} >/dev/null 2>&1; true")
         if cleanup:
             refs = " ".join(shlex.quote(ref) for ref in cleanup)
             self.run.run(f"docker rmi {refs} >/dev/null 2>&1; true")
         return self.read_back([done.get(item.image, item) for item in plan])
 
     def login(self) -> str:
-        """docker login to a registry that asks for one, before pushing; "" or the error."""
-        if not self.run.ctx.login:
+        """docker login where a registry asks for one (the local one, a private upstream); "" or the error."""
+        lines = docker_login(self.run.ctx) if self.run.ctx.login else []
+        for _, user, password in self.upstream_login if not self.archive else []:
+            lines += login_lines(self.settings.registry, user, password)
+        if not lines:
             return ""
         try:
-            self.run.run("\n".join(docker_login(self.run.ctx)))
+            self.run.run("\n".join(lines))
         except RemoteError as error:
             return str(error)
         return ""

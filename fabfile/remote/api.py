@@ -31,14 +31,16 @@ def local_base(ctx: StepContext) -> str:
     return f"{ctx.scheme}://{ctx.registry}"
 
 
-def query_registry(run: HostRun, request: dict) -> dict:
+def query_registry(run: HostRun, request: dict, logins: list | None = None) -> dict:
     """Ask the registry API from ``run``'s host (see registry_api.answer); a secure local registry
-    is asked with its CA and login."""
+    is asked with its CA and login, others with ``logins`` ([[BASE, USER, PASSWORD], ...])."""
+    logins = list(logins or [])
     if run.ctx.inventory.registry.secure:
-        access = {"base": local_base(run.ctx), "cafile": f"/etc/docker/certs.d/{run.ctx.registry}/ca.crt"}
-        if run.ctx.login:
-            access.update(user=REGISTRY_USER, password=run.ctx.password)
-        request = {**request, "access": access}
+        request = {**request, "cafile": f"/etc/docker/certs.d/{run.ctx.registry}/ca.crt"}
+    if run.ctx.login:
+        logins.append([local_base(run.ctx), REGISTRY_USER, run.ctx.password])
+    if logins:
+        request = {**request, "logins": logins}
     output = run.run(helper_script(request)).strip()
     try:
         return json.loads(output.splitlines()[-1])

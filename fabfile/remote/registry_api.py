@@ -87,16 +87,17 @@ def summary(manifest: dict) -> dict:
 
 
 class Client:
-    """HTTP with the anonymous bearer tokens public registries (quay.io) ask for, and the local
-    registry's login and CA when it is secure (``access``: base, cafile, user, password)."""
+    """HTTP with the bearer tokens registries (quay.io) ask for, anonymous or with a login, basic
+    logins, and an extra CA. ``logins``: [[BASE, USER, PASSWORD], ...] (the local registry's, a
+    private upstream's); ``cafile``: the local registry's CA."""
 
-    def __init__(self, access=None) -> None:
+    def __init__(self, logins=None, cafile="") -> None:
         self.tokens = {}
-        self.access = access or {}
+        self.logins = logins or []
         self.context = ssl.create_default_context()
-        if self.access.get("cafile"):
+        if cafile:
             try:
-                self.context.load_verify_locations(self.access["cafile"])
+                self.context.load_verify_locations(cafile)
             except (OSError, ssl.SSLError):
                 pass
 
@@ -105,26 +106,27 @@ class Client:
         status, headers, body = self._send(method, url, accept, "")
         challenge = parse_challenge(headers.get("www-authenticate", ""))
         if status == 401 and challenge["scheme"] == "bearer" and challenge.get("realm"):
-            token = self.token(challenge, repository)
+            token = self.token(challenge, repository, self.basic(url))
             if token:
                 status, headers, body = self._send(method, url, accept, token)
-        elif status == 401 and challenge["scheme"] == "basic" and self._ours(url):
-            login = "{}:{}".format(self.access["user"], self.access["password"])
-            basic = "Basic " + base64.b64encode(login.encode()).decode()
-            status, headers, body = self._send(method, url, accept, "", basic)
+        elif status == 401 and challenge["scheme"] == "basic" and self.basic(url):
+            status, headers, body = self._send(method, url, accept, "", self.basic(url))
         return status, headers, body
 
-    def _ours(self, url: str) -> bool:
-        base = self.access.get("base", "")
-        return bool(base and self.access.get("password") and url.startswith(base + "/"))
+    def basic(self, url: str) -> str:
+        """The Basic authorization for ``url``'s registry, or ""."""
+        for base, user, password in self.logins:
+            if url.startswith(base + "/") and password:
+                return "Basic " + base64.b64encode("{}:{}".format(user, password).encode()).decode()
+        return ""
 
-    def token(self, challenge: dict, repository: str) -> str:
+    def token(self, challenge: dict, repository: str, basic: str = "") -> str:
         scope = challenge.get("scope") or ("repository:{}:pull".format(repository) if repository else "")
         key = (challenge["realm"], challenge.get("service", ""), scope)
         if key not in self.tokens:
             query = {name: value for name, value in (("service", key[1]), ("scope", scope)) if value}
             url = challenge["realm"] + ("?" + urllib.parse.urlencode(query) if query else "")
-            status, _, body = self._send("GET", url, "", "")
+            status, _, body = self._send("GET", url, "", "", basic)
             try:
                 answer = json.loads(body.decode()) if status == 200 else {}
             except ValueError:
@@ -212,8 +214,8 @@ def next_page(base: str, link: str) -> str:
 
 
 def answer(request: dict) -> dict:
-    """``{"catalog": BASE}`` or ``{"manifests": [[BASE, REPOSITORY, TAG], ...]}``, and maybe ``access``."""
-    client = Client(request.get("access"))
+    """``{"catalog": BASE}`` or ``{"manifests": [[BASE, REPOSITORY, TAG], ...]}``, maybe logins and a CA."""
+    client = Client(request.get("logins"), request.get("cafile", ""))
     if "catalog" in request:
         return catalog(client, request["catalog"])
     machine = platform.machine()

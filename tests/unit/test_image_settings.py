@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,29 @@ def test_the_example_images_block_in_hosts_yaml_is_valid(tmp_path):
     images = inv.load(write(tmp_path, MINIMAL + uncommented)).images
 
     assert images.tag == "2024.1-ubuntu-jammy" and "nova-api" in images.services
+
+
+def test_a_private_upstream_gives_its_user_and_a_password_file(tmp_path):
+    secret = tmp_path / "quay-password"
+    secret.write_text("s3cret\n")
+    path = tmp_path / "images.yaml"
+    path.write_text(f"registry: quay.io\nusername: org+robot\npassword_file: {secret}\ntag: '1'\nservices: [a]\n")
+
+    found = inv.load_images(path)
+
+    assert (found.username, found.password_file) == ("org+robot", str(secret))
+
+
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        ("username: org+robot\n", "images.username: a private upstream needs both username and password_file"),
+        ("username: 'x;y'\npassword_file: /etc/hostname\n", "images.username: 'x;y' is not a registry user name"),
+        ("username: u\npassword_file: /nonexistent/pw\n", "images.password_file: /nonexistent/pw: cannot read"),
+    ],
+)
+def test_a_private_upstream_login_is_checked(tmp_path, extra, problem):
+    path = tmp_path / "images.yaml"
+    path.write_text("tag: '1'\nservices: [a]\n" + extra)
+    with pytest.raises(InventoryError, match=re.escape(problem)):
+        inv.load_images(path)

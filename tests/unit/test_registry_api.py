@@ -41,6 +41,7 @@ INDEX = {
     ],
 }
 REPOSITORIES = [f"openstack.kolla/service-{i:04}" for i in range(1500)]
+ROBOT = "Basic " + base64.b64encode(b"org+robot:s3cret").decode()
 
 
 class FakeRegistry(BaseHTTPRequestHandler):
@@ -66,8 +67,21 @@ class FakeRegistry(BaseHTTPRequestHandler):
             f"/v2/kolla/nova/manifests/{digest(IMAGE)}": IMAGE,
             f"/v2/kolla/nova/manifests/{digest(ARM_IMAGE)}": ARM_IMAGE,
         }
+        if path == "/token" and "private" in query:
+            # A private upstream's token service wants the account's login.
+            if self.headers.get("Authorization") != ROBOT:
+                return self.send(401, {"errors": []}, body)
+            return self.send(200, {"token": "pr1v4t3"}, body)
         if path == "/token":
             return self.send(200, {"token": "t0k3n"}, body)
+        if path.startswith("/v2/private/") and self.headers.get("Authorization") != "Bearer pr1v4t3":
+            challenge = f'Bearer realm="http://127.0.0.1:{self.server.server_port}/token",service="fake"'
+            return self.send(401, {"errors": []}, body, {"WWW-Authenticate": challenge})
+        if path.startswith("/v2/basic/") and self.headers.get("Authorization") != ROBOT:
+            return self.send(401, {"errors": []}, body, {"WWW-Authenticate": 'Basic realm="kolla-registry"'})
+        if path in ("/v2/private/app/manifests/1", "/v2/basic/app/manifests/1"):
+            extra = {"Docker-Content-Digest": digest(IMAGE), "Content-Type": IMAGE["mediaType"]}
+            return self.send(200, IMAGE, body, extra)
         if path.startswith("/v2/kolla/nova/") and self.headers.get("Authorization") != "Bearer t0k3n":
             challenge = f'Bearer realm="http://127.0.0.1:{self.server.server_port}/token",service="fake"'
             return self.send(401, {"errors": []}, body, {"WWW-Authenticate": challenge})
@@ -224,3 +238,26 @@ def test_main_reads_its_request_as_base64_json(registry):
     )
 
     assert len(json.loads(done.stdout)["repositories"]) == len(REPOSITORIES)
+
+
+@pytest.mark.parametrize("repository", ["private/app", "basic/app"])
+def test_a_login_opens_a_private_upstream_and_a_basic_registry(registry, repository):
+    logins = [[registry, "org+robot", "s3cret"]]
+
+    assert api.manifest(api.Client(logins), registry, repository, "1", "amd64")["status"] == 200
+    assert api.manifest(api.Client(), registry, repository, "1", "amd64")["status"] == 401
+    assert (
+        api.manifest(
+            api.Client([["http://elsewhere", "org+robot", "s3cret"]]), registry, repository, "1", "amd64"
+        )["status"]
+        == 401
+    )
+
+
+def test_the_request_travels_inside_the_script_never_as_an_argument(registry):
+    request = {"manifests": [[registry, "basic/app", "1"]], "logins": [[registry, "org+robot", "s3cret"]]}
+    script = helper_script(request)
+
+    assert "python3 - <<" in script and "s3cret" not in script.split("<<", 1)[0]
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["manifests"][0]["status"] == 200
