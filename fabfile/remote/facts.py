@@ -88,7 +88,8 @@ class Section:
 
 def script(wanted: Iterable[Section]) -> str:
     """The shell that prints every wanted section; it always exits 0."""
-    return "\n".join([PREAMBLE, *(section.shell for section in wanted), "exit 0"]) + "\n"
+    shells = dict.fromkeys(section.shell for section in wanted)
+    return "\n".join([PREAMBLE, *shells, "exit 0"]) + "\n"
 
 
 def parse(output: str, wanted: Iterable[Section]) -> HostFacts:

@@ -29,7 +29,8 @@ def sections(output: str) -> dict[str, str]:
     current: list[str] | None = None
     for line in output.splitlines():
         if line.startswith(MARK):
-            current = found.setdefault(line[len(MARK) :].strip(), [])
+            # A section printed twice (two tasks' sections ask for one file) is read once.
+            current = found[line[len(MARK) :].strip()] = []
         elif current is not None:
             current.append(line)
     return {name: "\n".join(lines).strip("\n") for name, lines in found.items()}

@@ -52,6 +52,8 @@ def test_a_live_cloud_moves_to_tls_and_login_without_restarting_anything(
     ensure_deployed(fab)
     registry = registry_of(hosts)
     reset_targets(hosts, ["node1"])
+    for folder in ("plain", "node1"):
+        (tmp_path / folder).mkdir()
     plain = inventory_variant(lab.inventory, tmp_path / "plain", targets=["node1"])
     assert fab("configure-targets", inventory=plain).code == 0
     hosts.start_workload("node1")

@@ -266,3 +266,14 @@ def test_a_file_name_with_shell_syntax_is_not_read(tmp_path):
     parsed = host_facts.parse(done.stdout, [section])
 
     assert parsed.files == {} and parsed.unreadable == {str(odd): "a file name this tool does not edit"}
+
+
+def test_a_file_two_sections_ask_for_is_read_once_and_whole(tmp_path):
+    path = tmp_path / "password"
+    path.write_text("s3cret\n")
+    first, second = host_facts.files(str(path)), host_facts.files(str(path), str(tmp_path / "other"))
+    done = subprocess.run(
+        ["sh", "-c", host_facts.script([first, second])], capture_output=True, text=True, check=True
+    )
+
+    assert host_facts.parse(done.stdout, [first, second]).files[str(path)] == "s3cret\n"
