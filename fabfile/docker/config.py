@@ -71,16 +71,16 @@ def with_insecure_registries(text: str | None, addresses: list[str]) -> str | No
 
 
 def without_insecure_registry(text: str | None, registry: str) -> str | None:
-    """daemon.json text without ``registry`` in insecure-registries (the key goes when it empties)."""
+    """daemon.json text without ``registry`` in insecure-registries.
+
+    An emptied list stays, as ``[]``: a reload applies insecure-registries only
+    when the key is set, so removing it would leave the registry insecure.
+    """
     config = load_daemon_json(text)
     listed = config.get("insecure-registries") or []
     if registry not in listed:
         return text
-    kept = [entry for entry in listed if entry != registry]
-    if kept:
-        config["insecure-registries"] = kept
-    else:
-        del config["insecure-registries"]
+    config["insecure-registries"] = [entry for entry in listed if entry != registry]
     return json.dumps(config, indent=2) + "\n"
 
 

@@ -453,3 +453,11 @@ def test_an_unbalanced_quote_in_docker_opts_names_the_file():
         dc.ConfigError, match=r"^/etc/default/docker: DOCKER_OPTS cannot be read \(No closing quotation\)"
     ):
         dc.docker_opts('DOCKER_OPTS="--insecure-registry x\n')
+
+
+def test_removing_the_last_insecure_registry_keeps_an_empty_list_that_a_reload_applies():
+    text = '{"insecure-registries": ["192.0.2.10:4000"], "debug": true}'
+    assert json.loads(dc.without_insecure_registry(text, "192.0.2.10:4000")) == {
+        "insecure-registries": [],
+        "debug": True,
+    }
