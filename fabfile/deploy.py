@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from invoke import Context
 
@@ -76,8 +77,11 @@ def steps_then_verify(planners: tuple[Planner, ...], then_verify: bool) -> Calla
             return
         if run.check:
             run.report(run.outcome(VERIFY_STEP, SKIPPED, "not run in check mode", time.monotonic()))
-        else:
-            verify(run, VERIFY_STEP, verify_script(run.ctx, push=True))
+            return
+        # The steps may have just made the CA and the login: the check uses this host's own.
+        ca, password = run.facts.files.get(facts.CA_CERT), run.facts.files.get(facts.PASSWORD)
+        run.ctx = replace(run.ctx, ca=ca or run.ctx.ca, password=(password or "").strip() or run.ctx.password)
+        verify(run, VERIFY_STEP, verify_script(run.ctx, push=True))
 
     return work
 
