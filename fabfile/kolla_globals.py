@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from invoke import Context
+from invoke.exceptions import Exit
 
+from . import grammar
 from .cli import (
     MODE_HELP,
     PARALLEL_HELP,
@@ -37,6 +39,8 @@ def kolla_globals(c: Context, path="", namespace="", check=False, diff=False, pa
     """Point kolla-ansible's globals.yml at the local registry (three keys, nothing else)."""
     inventory = inventory_or_exit()
     path = path or setting(c, "globals_path", GLOBALS_PATH)
+    if not grammar.matches(grammar.HOST_PATH, path):
+        raise Exit(f"error: --path: {path!r} is not an absolute path without blanks or shell syntax", code=2)
     planner = globals_planner(path, namespace or (inventory.images or ImageSettings()).namespace)
 
     def work(run: HostRun) -> None:

@@ -198,3 +198,13 @@ def test_a_host_that_is_neither_in_the_inventory_nor_an_address_is_refused(tmp_p
         done.stderr.strip()
         == "error: -H: 'x;touch PWNED' is neither an inventory host nor a host name or address"
     )
+
+
+def test_a_globals_path_with_shell_syntax_is_refused(tmp_path):
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text("deploy_host: {name: deploy1, address: 127.0.0.1}\n")
+
+    done = fab("kolla-globals", "--path", "/etc/kolla/$(touch PWNED).yml", inventory=inventory)
+
+    assert done.returncode == 2
+    assert "error: --path: '/etc/kolla/$(touch PWNED).yml' is not an absolute path" in done.stderr

@@ -95,9 +95,14 @@ class CommandTimeout(Exception):
     """A command did not finish in time; on the host it was killed, so it holds no lock."""
 
 
+def bounded_shell(timeout: int) -> str:
+    """The command line that runs a script from stdin, stopped (its whole process group) after ``timeout`` s."""
+    return f"timeout -k 10 {int(timeout)} sh -c {shlex.quote(FROM_STDIN)}"
+
+
 def run_as_root(connection: Connection, host: Host, script: str, timeout: int = COMMAND_TIMEOUT) -> Result:
     """Run a shell script as root, killed on the host after ``timeout`` s; never raises for a non-zero exit."""
-    shell = f"timeout -k 10 {int(timeout)} sh -c {shlex.quote(FROM_STDIN)}"
+    shell = bounded_shell(timeout)
     # The local wait is a little longer, so that the host's timeout speaks first.
     waited = timeout + 30
     if host.user == "root":

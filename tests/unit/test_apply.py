@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from fabfile.engine.plan import RELOAD, RESTART, FileChange, StepPlan
 from fabfile.remote import apply as change
 from fabfile.remote.apply import apply_script, handler_script, rollback_script
+from fabfile.remote.connection import bounded_shell
 from fabfile.remote.marks import MARK, failure_reason
 
 STAMP = "20240108T100000Z"
@@ -459,3 +461,17 @@ def test_rollback_restores_what_pending_lists_and_clears_it(host):
     assert target.read_text() == OLD and not new_file.exists()
     assert f"{MARK} restored {target}" in result.stdout
     assert not (host / "state" / "pending").exists()
+
+
+def test_a_script_that_runs_too_long_is_stopped_on_the_host_and_frees_the_lock(tmp_path):
+    lock = tmp_path / "lock"
+    script = f"exec 9>{lock}\nflock 9\nsleep 30\n"
+    started = time.monotonic()
+
+    done = subprocess.run(
+        ["sh", "-c", bounded_shell(1)], input=script, capture_output=True, text=True, check=False, timeout=30
+    )
+
+    assert done.returncode == 124 and time.monotonic() - started < 10
+    assert subprocess.run(["flock", "-n", str(lock), "true"], check=False).returncode == 0
+    assert script not in bounded_shell(1)  # the script itself never reaches a command line
