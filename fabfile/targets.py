@@ -21,6 +21,7 @@ from .cli import (
     selected_hosts,
     step_context,
 )
+from .docker import config as dc
 from .docker.tls import diagnose, node_tls_sections
 from .docker.trust import configure_target
 from .docker.verify import docker_missing, engine_and_check, quick_verify_script
@@ -50,7 +51,7 @@ def configure_node(run: HostRun) -> None:
     checked = run.facts.verified
     # A node that moves to a TLS registry needs a second round: its old insecure entry
     # goes only once TLS verifies with the CA the first round wrote.
-    settle = run.ctx.inventory.registry.secure
+    settle = run.ctx.inventory.registry.secure and still_insecure(run)
     then = quick_verify_script(run.ctx)
     outcome, _ = converge(run, configure_target, then=then, settle=settle, step=STEP)
     if outcome.status == OK:
@@ -61,6 +62,15 @@ def configure_node(run: HostRun) -> None:
     if hint and hint not in outcome.message:
         outcome.message += f" ({hint})"
     run.report(outcome)
+
+
+def still_insecure(run: HostRun) -> bool:
+    """Whether the node's daemon.json still lists the registry as insecure (from before TLS)."""
+    try:
+        listed, _ = dc.insecure_registries(run.facts)
+    except dc.ConfigError:
+        return False
+    return run.ctx.registry in listed
 
 
 def verified_node(run: HostRun, checked: tuple[int, str] | None, started: float):
