@@ -58,7 +58,8 @@ def apply_script(plan: StepPlan, stamp: str, keep: int = BACKUPS_KEPT, uploads: 
 def _functions(stamp: str, keep: int) -> str:
     """real: where a path really is (a symlink's target). backup: a copy named after
     the path and the run's time (.1, .2 for more in the same second), the newest
-    ``keep`` kept. put: the new content, mode and owner first, synced, then renamed.
+    ``keep`` kept. put: the new content, mode and owner first (a secret's mode always its
+    own, e.g. 0600, whatever the old file had), synced, then renamed.
     """
     return f"""real() {{ readlink -f -- "$1" 2>/dev/null || printf '%s\\n' "$1"; }}
 digest() {{ if [ -e "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; else echo absent; fi; }}
@@ -76,6 +77,7 @@ put() {{
   mkdir -p "$(dirname "$1")"
   (umask 077; : > "$t")
   if [ -e "$1" ]; then chmod --reference="$1" "$t"; chown --reference="$1" "$t"; else chmod "${{3:-644}}" "$t"; fi
+  [ "$4" != secret ] || chmod "$3" "$t"
   base64 -d > "$t"
   if [ -n "$2" ]; then out=$($2 "$t" 2>&1) || {{ rm -f "$t"; fail "$1: the new content was refused ($2): $out"; }}; fi
   sync "$t"; mv -f "$t" "$1"; sync "$(dirname "$1")"
@@ -144,8 +146,9 @@ def _file_lines(change: FileChange, handler: str | None) -> list[str]:
         return lines + ['rm -f "$f"', f"echo {shlex.quote(f'{MARK} removed {change.path}')}"]
     encoded = base64.b64encode(change.after.encode()).decode()
     checker = shlex.quote(change.checker) if change.checker else "''"
+    kind = "secret" if change.secret else "plain"
     return lines + [
-        f"put \"$f\" {checker} {shlex.quote(change.mode)} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
+        f"put \"$f\" {checker} {shlex.quote(change.mode)} {kind} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
         f"echo {shlex.quote(f'{MARK} wrote {change.path}')}",
     ]
 

@@ -475,3 +475,14 @@ def test_a_script_that_runs_too_long_is_stopped_on_the_host_and_frees_the_lock(t
     assert done.returncode == 124 and time.monotonic() - started < 10
     assert subprocess.run(["flock", "-n", str(lock), "true"], check=False).returncode == 0
     assert script not in bounded_shell(1)  # the script itself never reaches a command line
+
+
+def test_a_secret_gets_its_own_mode_even_over_a_wider_file(host):
+    target = host / "passwords.yml"
+    target.write_text("a: 1\n")
+    target.chmod(0o644)
+
+    result = run(StepPlan("s", files=[FileChange(str(target), "a: 1\n", "a: 2\n", mode="600", secret=True)]))
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_text() == "a: 2\n"

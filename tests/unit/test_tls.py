@@ -14,6 +14,7 @@ import pytest
 from fabfile.docker import tls, trust
 from fabfile.docker.verify import quick_verify_script, verify_script
 from fabfile.engine.plan import RELOAD
+from fabfile.inventory import TlsFiles
 from fabfile.remote.facts import (
     CA_CERT,
     CA_KEY,
@@ -195,3 +196,26 @@ def test_the_login_never_reaches_a_command_line(tmp_path):
     credentials = json.loads(base64.urlsafe_b64decode(header.split(": ", 1)[1]))
     assert credentials == {"username": "kolla", "password": "s3cret-password", "serveraddress": REGISTRY}
     assert f"https://{REGISTRY}/v2/" in argv and f"--cacert /etc/docker/certs.d/{REGISTRY}/ca.crt" in argv
+
+
+def test_the_operators_own_files_are_put_in_place_the_key_as_a_secret(tmp_path):
+    for name, text in (("ca.crt", CA), ("server.crt", "cert\n"), ("server.key", "key\n")):
+        (tmp_path / name).write_text(text)
+    own = TlsFiles(str(tmp_path / "server.crt"), str(tmp_path / "server.key"), str(tmp_path / "ca.crt"))
+    ctx = make_ctx()
+    ctx = replace(
+        ctx,
+        inventory=replace(
+            ctx.inventory, registry=replace(ctx.inventory.registry, tls="files", tls_files=own)
+        ),
+    )
+
+    plan = tls.secure_registry(docker_host(), ctx)
+
+    assert [(c.path, c.after, c.mode, c.secret) for c in plan.files] == [
+        (CA_CERT, CA, "644", False),
+        (SERVER_CERT, "cert\n", "644", False),
+        (SERVER_KEY, "key\n", "600", True),
+    ]
+    facts = replace(docker_host(), files={CA_CERT: CA, SERVER_CERT: "cert\n", SERVER_KEY: "key\n"})
+    assert not tls.secure_registry(facts, ctx).changed
