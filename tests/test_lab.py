@@ -13,14 +13,18 @@ import paramiko
 import pytest
 import yaml
 
-from tests.lab import Lab, paths
-from tests.lab.config import suite_targets, target_names
+from tests.lab import Lab, LabError, paths
+from tests.lab.config import layout, suite_targets, target_profiles
 
 pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parent.parent
-HOSTS = ["deploy1", *target_names(suite_targets())]
+LAYOUT = {name: profile.name for name, profile in layout(suite_targets()).items()}
+HOSTS = list(LAYOUT)
 TARGETS = HOSTS[1:]
+SUITE = {name: profile.split("-")[0] for name, profile in LAYOUT.items()}
+DOCKER_TARGETS = [name for name in TARGETS if LAYOUT[name].endswith("-docker")]
+PODMAN_TARGETS = [name for name in TARGETS if LAYOUT[name].endswith("-podman")]
 
 
 def lab_cli(
@@ -53,16 +57,43 @@ def assert_alive(lab: Lab, name: str) -> None:
 def test_host_is_a_running_debian_machine(lab, name):
     assert_alive(lab, name)
     release = lab.run(name, ". /etc/os-release; echo $ID $VERSION_CODENAME").stdout.split()
-    assert release == ["debian", "bookworm"]
+    assert release == ["debian", SUITE[name]]
 
 
-@pytest.mark.parametrize("name", TARGETS)
+@pytest.mark.parametrize("name", DOCKER_TARGETS)
 def test_target_runs_debian_docker_under_systemd(lab, name):
     assert lab.run(name, "systemctl is-enabled docker; systemctl is-active docker").stdout.split() == [
         "enabled",
         "active",
     ]
-    assert lab.run(name, "docker info --format '{{.ServerVersion}}'").stdout.strip()
+    version = lab.run(name, "docker info --format '{{.ServerVersion}}'").stdout.strip()
+    assert version.split(".")[0] == {"bookworm": "20", "trixie": "26"}[SUITE[name]]
+
+
+@pytest.mark.parametrize("name", PODMAN_TARGETS)
+def test_podman_target_has_podman_and_no_docker(lab, name):
+    assert lab.run(name, "podman --version").stdout.split()[:2] == ["podman", "version"]
+    assert lab.run(name, "command -v docker dockerd", check=False).returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("2", ["bookworm-docker", "bookworm-docker"]),
+        ("trixie-podman:1,bookworm-docker:2", ["trixie-podman", "bookworm-docker", "bookworm-docker"]),
+    ],
+)
+def test_target_spec_is_a_count_or_profiles_in_order(spec, expected):
+    assert [profile.name for profile in target_profiles(spec)] == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("sid-docker:1", "unknown profile 'sid-docker'"), ("trixie-docker", "needs a count"), ("0", "between 1")],
+)
+def test_bad_target_spec_names_what_is_wrong(spec, message):
+    with pytest.raises(LabError, match=message):
+        target_profiles(spec)
 
 
 def test_deploy_host_has_no_docker_and_debian_sources(lab):
@@ -169,12 +200,17 @@ def test_reset_node_gives_a_fresh_deploy_host_with_new_host_keys(lab):
 
 def test_up_adds_targets_and_a_smaller_up_removes_them(lab):
     extra = f"node{len(TARGETS) + 1}"
-    grown = lab_cli("up", "--targets", str(len(TARGETS) + 1))
+    grown = lab_cli("up", "--targets", f"{suite_targets()},bookworm-podman:1")
     assert grown.returncode == 0, grown.stderr
     assert grown.stdout.splitlines()[-1] == str(lab.inventory)
     assert extra in {target["name"] for target in yaml.safe_load(lab.inventory.read_text())["targets"]}
     assert_alive(lab, extra)
-    shrunk = lab_cli("up", "--targets", str(len(TARGETS)))
+    assert lab.run(extra, ". /etc/os-release; echo $VERSION_CODENAME; podman --version").stdout.split()[:2] == [
+        "bookworm",
+        "podman",
+    ]
+    assert {row.name: row.profile for row in lab.status()}[extra] == "bookworm-podman"
+    shrunk = lab_cli("up", "--targets", suite_targets())
     assert shrunk.returncode == 0, shrunk.stderr
     assert [row.name for row in lab.status()] == HOSTS
 
@@ -182,10 +218,10 @@ def test_up_adds_targets_and_a_smaller_up_removes_them(lab):
 def test_up_repairs_what_a_half_finished_up_left(lab):
     lab.docker("stop", "node2")
     lab.docker("rm", "-f", "node3")
-    lab.docker("create", "--name", "node3", "lab-node:base", "sleep", "infinity")  # not the lab's
+    lab.docker("create", "--name", "node3", "lab-node:bookworm", "sleep", "infinity")  # not the lab's
     lab.inventory.unlink()
     paths().archive.unlink()
-    repaired = lab_cli("up", "--targets", str(len(TARGETS)))
+    repaired = lab_cli("up", "--targets", suite_targets())
     assert repaired.returncode == 0, repaired.stderr
     assert Path(repaired.stdout.splitlines()[-1]) == lab.inventory
     assert lab.inventory.exists() and paths().archive.exists()
@@ -194,11 +230,11 @@ def test_up_repairs_what_a_half_finished_up_left(lab):
         assert_alive(lab, name)
 
 
-def test_status_lists_every_host_with_its_state_and_address(lab):
+def test_status_lists_every_host_with_its_state_address_and_profile(lab):
     shown = lab_cli("status")
     assert shown.returncode == 0, shown.stderr
     rows = [line.split() for line in shown.stdout.splitlines()[: len(HOSTS)]]
-    assert rows == [[name, "running", lab.node_ip(name)] for name in HOSTS]
+    assert rows == [[name, "running", lab.node_ip(name), LAYOUT[name]] for name in HOSTS]
 
 
 def test_up_as_another_user_says_to_run_it_as_root():

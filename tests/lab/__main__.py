@@ -1,6 +1,9 @@
-"""python -m tests.lab up [--targets N] | down [--engine] | status
+"""python -m tests.lab up [--targets SPEC] [--deploy SUITE] | down [--engine] | status
 
-up      bring up deploy1 and node1..nodeN (default 3); the inventory's path is the last line
+up      bring up deploy1 and node1..nodeN; the inventory's path is the last line.
+        SPEC is a count of bookworm-docker nodes (default 3) or PROFILE:COUNT,... in order,
+        e.g. bookworm-docker:2,trixie-docker:1,trixie-podman:1. Profiles: {profiles}.
+        --deploy: the deployment host's Debian suite ({suites}; bookworm by default), without Docker
 down    remove the lab's hosts and network, keep its images (--engine: stop its dockerd too)
 status  the lab's hosts: name, state, address
 
@@ -11,7 +14,7 @@ import argparse
 import sys
 
 from . import down, status, up
-from .config import paths
+from .config import DEPLOY_PROFILES, TARGET_PROFILES, paths
 from .engine import engine_running
 from .errors import LabError
 
@@ -20,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "up":
-            print(up(args.targets))
+            print(up(args.targets, args.deploy))
         elif args.command == "down":
             down(engine=args.engine)
         else:
@@ -36,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tests.lab",
+        description=__doc__.format(profiles=", ".join(TARGET_PROFILES), suites=", ".join(DEPLOY_PROFILES)),
+        formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="bring the lab up (or repair it)")
-    up_parser.add_argument("--targets", type=int, default=3, help="number of target nodes (default 3)")
+    up_parser.add_argument("--targets", default="3", help="a count, or PROFILE:COUNT,... (default 3)")
+    up_parser.add_argument("--deploy", default="bookworm", help="the deployment host's suite (bookworm, trixie)")
     down_parser = commands.add_parser("down", help="remove the lab's hosts, keep its images")
     down_parser.add_argument("--engine", action="store_true", help="also stop the lab's dockerd")
     commands.add_parser("status", help="list the lab's hosts")
@@ -54,7 +60,7 @@ def _print_status() -> None:
         print(f"no lab hosts{engine}")
         return
     for row in rows:
-        print(f"{row.name:<10} {row.state:<10} {row.ip}")
+        print(f"{row.name:<10} {row.state:<10} {row.ip:<15} {row.profile}")
     inventory = paths().inventory
     print(f"inventory: {inventory if inventory.exists() else 'none (run up)'}")
 

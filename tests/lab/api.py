@@ -1,6 +1,7 @@
 """What the command line and the tests call: up, down, status, and per-host controls."""
 
 import fcntl
+import json
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -27,11 +28,17 @@ class NodeStatus:
     name: str
     state: str
     ip: str
+    profile: str = "-"
 
 
-def up(targets: int = 3) -> Path:
-    """Bring up deploy1 and node1..nodeN, repairing whatever an earlier run left; return the inventory."""
-    names = [config.DEPLOY_HOST, *config.target_names(targets)]
+def up(targets: int | str = 3, deploy: str = config.DEFAULT_DEPLOY) -> Path:
+    """Bring up deploy1 and node1..nodeN, repairing whatever an earlier run left; return the inventory.
+
+    ``targets`` is a count of bookworm-docker nodes or a spec such as
+    ``bookworm-docker:2,trixie-podman:1``; ``deploy`` is the deployment host's suite.
+    """
+    hosts = config.layout(targets, deploy)
+    names = list(hosts)
     require_root()
     with _locked():
         # Only a finished `up` leaves an inventory behind.
@@ -42,10 +49,11 @@ def up(targets: int = 3) -> Path:
         nodes.ensure_network()
         restrict_egress()
         ensure_key()
-        ensure_images()
+        ensure_images(set(hosts.values()))
         _remove_all_but(names)
-        for name in names:
-            say(f"{name}: {nodes.ensure(name)}")
+        _save_layout(hosts)
+        for name, profile in hosts.items():
+            say(f"{name} ({profile.name}): {nodes.ensure(name, profile)}")
         write_known_hosts([line for name in names for line in _boot(name)])
         for name in names:
             nodes.wait_for_ssh(name)
@@ -85,7 +93,8 @@ def status() -> list[NodeStatus]:
         info = nodes.inspect(name)
         if info is not None:
             network = info["NetworkSettings"]["Networks"].get(config.NETWORK) or {}
-            rows.append(NodeStatus(name, nodes.state(info), network.get("IPAddress") or "-"))
+            address = network.get("IPAddress") or "-"
+            rows.append(NodeStatus(name, nodes.state(info), address, nodes.profile_of(info)))
     return rows
 
 
@@ -110,23 +119,49 @@ def start_node(name: str) -> None:
         nodes.wait_for_ssh(name)
 
 
-def reset_node(name: str) -> None:
-    """Recreate a host from its image: fresh disk and host keys (deploy1 is back without Docker)."""
+def reset_node(name: str, profile: str | None = None) -> None:
+    """Recreate a host from its image: fresh disk and host keys (deploy1 is back without Docker).
+
+    With ``profile`` (a target profile, or a suite for a host without an engine) the
+    host comes back as that, until the next reset or `up`.
+    """
     require_root()
     with _locked():
+        made = profile_of(name) if profile is None else config.any_profile(profile)
+        ensure_images({made})
         nodes.remove(name)
-        nodes.create(name)
+        nodes.create(name, made)
+        _save_layout({**_saved_layout(), name: made})
         replace_known_host(config.node_ip(name), _boot(name))
         nodes.wait_for_ssh(name)
 
 
+def profile_of(name: str) -> config.Profile:
+    """The profile the last `up` (or reset) gave a host."""
+    saved = _saved_layout()
+    if name not in saved:
+        raise LabError(f"{name} is not in the lab's layout ({config.paths().layout}): run up")
+    return saved[name]
+
+
+def _saved_layout() -> dict[str, config.Profile]:
+    path = config.paths().layout
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return {name: config.any_profile(profile) for name, profile in saved.items()}
+
+
+def _save_layout(hosts: dict[str, config.Profile]) -> None:
+    config.paths().layout.write_text(json.dumps({name: profile.name for name, profile in hosts.items()}))
+
+
 @dataclass(frozen=True)
 class Lab:
-    """A running lab as the tests see it: its inventory, its hosts, and a way in."""
+    """A running lab as the tests see it: its inventory, its hosts and their profiles, and a way in."""
 
     inventory: Path
     targets: tuple[str, ...]
     deploy_host: str = config.DEPLOY_HOST
+    profiles: tuple[tuple[str, str], ...] = ()
 
     docker = staticmethod(docker)
     down = staticmethod(down)
@@ -137,8 +172,18 @@ class Lab:
     node_ip = staticmethod(node_ip)
 
     @classmethod
-    def up(cls, targets: int = 3) -> "Lab":
-        return cls(up(targets), tuple(config.target_names(targets)))
+    def up(cls, targets: int | str = 3, deploy: str = config.DEFAULT_DEPLOY) -> "Lab":
+        hosts = config.layout(targets, deploy)
+        profiles = tuple((name, profile.name) for name, profile in hosts.items())
+        return cls(up(targets, deploy), tuple(list(hosts)[1:]), profiles=profiles)
+
+    def profile(self, name: str) -> str:
+        """A host's profile name, as in ``trixie-podman``."""
+        return dict(self.profiles)[name]
+
+    def with_engine(self, engine: str) -> tuple[str, ...]:
+        """The targets whose profile runs ``engine`` (docker or podman)."""
+        return tuple(name for name in self.targets if self.profile(name).endswith(f"-{engine}"))
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -189,7 +234,7 @@ def _boot(name: str) -> list[str]:
     except nodes.NodeNotReady as error:
         say(f"{error}; recreating {name}")
         nodes.remove(name)
-        nodes.create(name)
+        nodes.create(name, profile_of(name))
         return nodes.boot(name)
 
 

@@ -17,13 +17,42 @@ FIRST_HOST = 10
 MAX_TARGETS = 200
 
 LABEL = "kolla-lab"
+PROFILE_LABEL = f"{LABEL}.profile"
 DEPLOY_HOST = "deploy1"
-BASE_IMAGE = "lab-node:base"
-TARGET_IMAGE = "lab-node:target"
 REGISTRY_IMAGE = "registry:2"
 
 MIRROR = "http://deb.debian.org/debian"
-SUITE = "bookworm"
+SUITES = ("bookworm", "trixie")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a lab host runs: a Debian suite, and a container engine (none on a fresh deployment host)."""
+
+    suite: str
+    engine: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}-{self.engine}" if self.engine else self.suite
+
+    @property
+    def image(self) -> str:
+        return f"lab-node:{self.name}"
+
+
+TARGET_PROFILES = {
+    profile.name: profile
+    for profile in (
+        Profile("bookworm", "docker"),  # docker.io 20.10
+        Profile("trixie", "docker"),  # docker.io 26.1
+        Profile("trixie", "podman"),  # podman 5.4, no Docker
+        Profile("bookworm", "podman"),  # podman 4.3, no Docker
+    )
+}
+DEPLOY_PROFILES = {suite: Profile(suite) for suite in SUITES}
+DEFAULT_TARGET = "bookworm-docker"
+DEFAULT_DEPLOY = "bookworm"
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,10 @@ class Paths:
         return self.root / "inventory.yaml"
 
     @property
+    def layout(self) -> Path:
+        return self.root / "layout.json"
+
+    @property
     def rootfs(self) -> Path:
         return self.root / "rootfs"
 
@@ -93,6 +126,43 @@ def target_names(count: int) -> list[str]:
     return [f"node{i}" for i in range(1, count + 1)]
 
 
+def target_profiles(spec: str | int) -> list[Profile]:
+    """``3`` -> three bookworm-docker targets; ``bookworm-docker:2,trixie-podman:1`` -> in that order."""
+    text = str(spec).strip()
+    if text.isdigit():
+        text = f"{DEFAULT_TARGET}:{text}"
+    profiles: list[Profile] = []
+    for part in text.split(","):
+        name, _, count = part.strip().partition(":")
+        if name not in TARGET_PROFILES:
+            raise LabError(f"--targets: unknown profile {name!r}: use {', '.join(TARGET_PROFILES)}")
+        if not count.isdigit():
+            raise LabError(f"--targets: {part.strip()!r} needs a count, as in {name}:2")
+        profiles += [TARGET_PROFILES[name]] * int(count)
+    target_names(len(profiles))
+    return profiles
+
+
+def deploy_profile(name: str) -> Profile:
+    if name not in DEPLOY_PROFILES:
+        raise LabError(f"--deploy: unknown profile {name!r}: use {', '.join(DEPLOY_PROFILES)}")
+    return DEPLOY_PROFILES[name]
+
+
+def any_profile(name: str) -> Profile:
+    """A target profile, or a suite (a host without an engine)."""
+    found = TARGET_PROFILES.get(name) or DEPLOY_PROFILES.get(name)
+    if found is None:
+        raise LabError(f"unknown profile {name!r}: use {', '.join([*TARGET_PROFILES, *DEPLOY_PROFILES])}")
+    return found
+
+
+def layout(targets: str | int, deploy: str = DEFAULT_DEPLOY) -> dict[str, Profile]:
+    """Every host's name and profile: deploy1, then node1..nodeN in the spec's order."""
+    profiles = target_profiles(targets)
+    return {DEPLOY_HOST: deploy_profile(deploy), **dict(zip(target_names(len(profiles)), profiles))}
+
+
 def host_number(name: str) -> int:
     """0 for the deployment host, N for nodeN."""
     if name == DEPLOY_HOST:
@@ -112,15 +182,11 @@ def gateway() -> str:
     return str(SUBNET[1])
 
 
-def image_for(name: str) -> str:
-    """The deployment host starts without Docker; targets come with it."""
-    return BASE_IMAGE if host_number(name) == 0 else TARGET_IMAGE
+# The test suite's lab: one deployment host and six targets. Five with Docker, enough for
+# "one node of five down": three on bookworm's 20.10, two on trixie's 26; and a Podman node.
+# $KOLLA_LAB_TARGETS changes it.
+SUITE_TARGETS = "bookworm-docker:3,trixie-docker:2,trixie-podman:1"
 
 
-# The test suite's lab: one deployment host and five targets, enough for
-# "one node of five down"; $KOLLA_LAB_TARGETS changes it.
-SUITE_TARGETS = 5
-
-
-def suite_targets() -> int:
-    return int(os.environ.get("KOLLA_LAB_TARGETS") or SUITE_TARGETS)
+def suite_targets() -> str:
+    return os.environ.get("KOLLA_LAB_TARGETS") or SUITE_TARGETS

@@ -1,9 +1,12 @@
 """The lab's images, built on this machine and cached by its engine.
 
-lab-node:debootstrap  Debian bookworm as debootstrap made it (from the cached rootfs)
-lab-node:base         plus sources, sshd host keys made at boot, the operator user (the deployment host)
-lab-node:target       plus Debian's docker.io, enabled (the targets)
-registry:2            Debian's docker-registry binary, also saved as an archive for air-gapped loads
+lab-node:SUITE-debootstrap  Debian SUITE (bookworm, trixie) as debootstrap made it (from the cached rootfs)
+lab-node:SUITE              plus sources, sshd host keys made at boot, the operator user (deployment hosts)
+lab-node:SUITE-docker       plus Debian's docker.io, enabled (Docker targets)
+lab-node:SUITE-podman       plus Debian's podman, and no Docker (Podman targets)
+registry:2                  Debian's docker-registry binary, also saved as an archive for air-gapped loads
+
+Only the profiles a lab uses are built.
 
 Each image carries a label with a hash of its recipe; a changed recipe rebuilds it.
 """
@@ -13,12 +16,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .config import BASE_IMAGE, LABEL, MIRROR, NETWORK, REGISTRY_IMAGE, SUITE, TARGET_IMAGE, paths
+from .config import LABEL, MIRROR, NETWORK, REGISTRY_IMAGE, Profile, paths
 from .engine import docker, docker_env
 from .errors import LabError, LabUnavailable, say
 from .host import run, tool
 
-DEBOOTSTRAP_IMAGE = "lab-node:debootstrap"
 BUILD_CONTAINER = "lab-build"
 RECIPE_LABEL = f"{LABEL}.recipe"
 PACKAGES = [
@@ -32,13 +34,15 @@ MASKED = [
     "systemd-firstboot.service", "sys-kernel-config.mount", "sys-kernel-debug.mount",
     "sys-kernel-tracing.mount", "dev-hugepages.mount", "systemd-modules-load.service",
 ]  # fmt: skip
-BASE_SCRIPT = f"""\
+SOURCES = """\
 set -e
 cat > /etc/apt/sources.list <<'EOF'
-deb {MIRROR} {SUITE} main
-deb {MIRROR} {SUITE}-updates main
-deb {MIRROR}-security {SUITE}-security main
+deb {mirror} {suite} main
+deb {mirror} {suite}-updates main
+deb {mirror}-security {suite}-security main
 EOF
+"""
+BASE_SCRIPT = f"""\
 rm -f /etc/ssh/ssh_host_*
 echo 'PasswordAuthentication no' > /etc/ssh/sshd_config.d/lab.conf
 cat > /etc/systemd/system/lab-ssh-host-keys.service <<'EOF'
@@ -98,17 +102,26 @@ echo 'operator ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/operator
 chmod 440 /etc/sudoers.d/operator
 apt-get clean
 """
-TARGET_SCRIPT = """\
+ENGINE_SCRIPT = """\
 set -e
 # Install without starting anything: there is no systemd in this build container.
 printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d
 chmod +x /usr/sbin/policy-rc.d
 apt-get update
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io
-systemctl enable docker.service containerd.service
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages}
+{enable}
 rm -f /usr/sbin/policy-rc.d /etc/ssh/ssh_host_*
 apt-get clean
 """
+ENABLE_DOCKER = "systemctl enable docker.service containerd.service"
+# What each target profile installs on its suite; Podman has no daemon to enable.
+ENGINES = {
+    "bookworm-docker": {"packages": "docker.io", "enable": ENABLE_DOCKER},
+    # From trixie the docker CLI is its own package (a Recommends of docker.io).
+    "trixie-docker": {"packages": "docker.io docker-cli", "enable": ENABLE_DOCKER},
+    "trixie-podman": {"packages": "podman crun", "enable": "podman --version"},
+    "bookworm-podman": {"packages": "podman crun", "enable": "podman --version"},
+}
 REGISTRY_CHANGES = [
     "-c", 'ENTRYPOINT ["/bin/registry","serve","/etc/docker/registry/config.yml"]',
     "-c", "EXPOSE 5000",
@@ -140,15 +153,49 @@ def _recipe(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-ROOTFS_RECIPE = _recipe(SUITE, MIRROR, PACKAGES)
-BASE_RECIPE = _recipe(ROOTFS_RECIPE, NODE_CHANGES, BASE_SCRIPT)
-TARGET_RECIPE = _recipe(BASE_RECIPE, TARGET_SCRIPT)
 REGISTRY_RECIPE = _recipe(REGISTRY_CHANGES, REGISTRY_CONFIG)
 
 
-def ensure_images() -> None:
-    ensure_base()
-    ensure_target()
+def rootfs_recipe(suite: str) -> str:
+    return _recipe(suite, MIRROR, PACKAGES)
+
+
+# A lab host is a container whose /proc/sys is read-only, so Docker 26 cannot switch IPv6 off
+# on a bridged container's interface, and would refuse to start it; a real host can.
+DOCKER_IPV6_DROPIN = """\
+mkdir -p /etc/systemd/system/docker.service.d
+cat > /etc/systemd/system/docker.service.d/lab-ipv6.conf <<'EOF'
+[Service]
+Environment=DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1
+EOF
+"""
+SUITE_EXTRAS = {"trixie": DOCKER_IPV6_DROPIN}
+
+
+def base_script(suite: str) -> str:
+    return SOURCES.format(mirror=MIRROR, suite=suite) + BASE_SCRIPT + SUITE_EXTRAS.get(suite, "")
+
+
+def base_recipe(suite: str) -> str:
+    return _recipe(rootfs_recipe(suite), NODE_CHANGES, base_script(suite))
+
+
+def engine_script(profile: Profile) -> str:
+    return ENGINE_SCRIPT.format(**ENGINES[profile.name])
+
+
+def recipe(profile: Profile) -> str:
+    """The hash of everything that makes a profile's image; a changed one rebuilds it."""
+    base = base_recipe(profile.suite)
+    return _recipe(base, engine_script(profile)) if profile.engine else base
+
+
+def ensure_images(profiles: set[Profile]) -> None:
+    """Each profile's image (and the base image under it), and registry:2."""
+    for profile in sorted(profiles, key=lambda profile: profile.name):
+        ensure_base(profile.suite)
+        if profile.engine:
+            ensure_engine_image(profile)
     ensure_registry()
 
 
@@ -157,19 +204,21 @@ def image_id(ref: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def ensure_base() -> None:
-    if _recipe_of(BASE_IMAGE) == BASE_RECIPE:
+def ensure_base(suite: str) -> None:
+    base = Profile(suite)
+    if _recipe_of(base.image) == base_recipe(suite):
         return
-    if _recipe_of(DEBOOTSTRAP_IMAGE) != ROOTFS_RECIPE:
-        rootfs = ensure_rootfs()
-        say(f"importing {DEBOOTSTRAP_IMAGE} from {rootfs}")
-        _import(rootfs, [*NODE_CHANGES, *_label(ROOTFS_RECIPE)], DEBOOTSTRAP_IMAGE)
-    _build(DEBOOTSTRAP_IMAGE, BASE_SCRIPT, BASE_IMAGE, BASE_RECIPE)
+    debootstrap = f"{base.image}-debootstrap"
+    if _recipe_of(debootstrap) != rootfs_recipe(suite):
+        rootfs = ensure_rootfs(suite)
+        say(f"importing {debootstrap} from {rootfs}")
+        _import(rootfs, [*NODE_CHANGES, *_label(rootfs_recipe(suite))], debootstrap)
+    _build(debootstrap, base_script(suite), base.image, base_recipe(suite))
 
 
-def ensure_target() -> None:
-    if _recipe_of(TARGET_IMAGE) != TARGET_RECIPE:
-        _build(BASE_IMAGE, TARGET_SCRIPT, TARGET_IMAGE, TARGET_RECIPE)
+def ensure_engine_image(profile: Profile) -> None:
+    if _recipe_of(profile.image) != recipe(profile):
+        _build(Profile(profile.suite).image, engine_script(profile), profile.image, recipe(profile))
 
 
 def ensure_registry() -> None:
@@ -187,21 +236,21 @@ def ensure_registry() -> None:
         partial.rename(archive)
 
 
-def ensure_rootfs() -> Path:
+def ensure_rootfs(suite: str) -> Path:
     """debootstrap's Debian tree; only a finished one has the final name."""
-    rootfs = paths().rootfs / f"{SUITE}-{ROOTFS_RECIPE}"
+    rootfs = paths().rootfs / f"{suite}-{rootfs_recipe(suite)}"
     if rootfs.is_dir():
         return rootfs
     rootfs.parent.mkdir(parents=True, exist_ok=True)
-    for stale in rootfs.parent.glob(f"{SUITE}*"):
+    for stale in rootfs.parent.glob(f"{suite}-*"):
         say(f"removing {stale} (half-built, or made from another package list)")
         _remove_tree(stale)
     partial = rootfs.with_name(rootfs.name + ".partial")
-    log = paths().logs / "debootstrap.log"
-    say(f"debootstrap {SUITE} into {partial} (about a minute; log: {log})")
+    log = paths().logs / f"debootstrap-{suite}.log"
+    say(f"debootstrap {suite} into {partial} (about a minute; log: {log})")
     command = [
         tool("debootstrap"), "--variant=minbase", f"--include={','.join(PACKAGES)}",
-        SUITE, str(partial), MIRROR,
+        suite, str(partial), MIRROR,
     ]  # fmt: skip
     try:
         run(command, log=log, what="debootstrap")

@@ -4,7 +4,7 @@ import json
 import subprocess
 import time
 
-from .config import LABEL, NETWORK, SUBNET, gateway, host_number, image_for, node_ip, paths
+from .config import LABEL, NETWORK, PROFILE_LABEL, SUBNET, Profile, gateway, host_number, node_ip, paths
 from .engine import docker, docker_env
 from .errors import LabError, say
 from .host import tool
@@ -16,7 +16,8 @@ RUN_FLAGS = [
     "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
     "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns=host",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/var/lib/docker",
+    # Engine stores on volumes: overlay cannot sit on the container's own overlay.
+    "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/var/lib/docker", "-v", "/var/lib/containers",
     # systemd shuts down cleanly on SIGRTMIN+3, and ignores docker's default SIGTERM.
     "--stop-signal", "SIGRTMIN+3",
 ]  # fmt: skip
@@ -64,34 +65,39 @@ def state(info: dict) -> str:
     return info["State"]["Status"]
 
 
-def ensure(name: str) -> str:
+def ensure(name: str, profile: Profile) -> str:
     """Reuse a running host, start a stopped one, replace one that is not what the lab makes."""
     info = inspect(name)
-    if info is not None and not _as_built(info, name):
-        say(f"{name}: replacing a container that is not the lab's current {image_for(name)}")
+    if info is not None and not _as_built(info, name, profile):
+        say(f"{name}: replacing a container that is not the lab's current {profile.image}")
         remove(name)
         info = None
     if info is None:
-        create(name)
+        create(name, profile)
         return "created"
     if state(info) == "running":
         return "running"
     if docker("start", name, check=False).returncode != 0:
         say(f"{name}: will not start; recreating it")
         remove(name)
-        create(name)
+        create(name, profile)
         return "created"
     return "started"
 
 
-def create(name: str) -> None:
+def create(name: str, profile: Profile) -> None:
     role = "deploy" if host_number(name) == 0 else "target"
     docker(
         "run", "-d", "--name", name, "--hostname", name,
         "--network", NETWORK, "--ip", node_ip(name),
-        "--label", LABEL, "--label", f"{LABEL}.role={role}",
-        *RUN_FLAGS, image_for(name), "/sbin/init",
+        "--label", LABEL, "--label", f"{LABEL}.role={role}", "--label", f"{PROFILE_LABEL}={profile.name}",
+        *RUN_FLAGS, profile.image, "/sbin/init",
     )  # fmt: skip
+
+
+def profile_of(info: dict) -> str:
+    """The profile a host was made from (its label)."""
+    return (info["Config"]["Labels"] or {}).get(PROFILE_LABEL, "-")
 
 
 def remove(name: str) -> None:
@@ -143,13 +149,13 @@ def wait_for_ssh(name: str) -> None:
         time.sleep(1)
 
 
-def _as_built(info: dict, name: str) -> bool:
-    """Made by the lab, from the current image, at the host's fixed address."""
+def _as_built(info: dict, name: str, profile: Profile) -> bool:
+    """Made by the lab, from the profile's current image, at the host's fixed address."""
     networks = info["NetworkSettings"]["Networks"]
     ipam = (networks.get(NETWORK) or {}).get("IPAMConfig") or {}
     return (
         LABEL in (info["Config"]["Labels"] or {})
-        and info["Image"] == image_id(image_for(name))
+        and info["Image"] == image_id(profile.image)
         and ipam.get("IPv4Address") == node_ip(name)
     )
 
