@@ -16,7 +16,7 @@ from .cli import (
     selected_hosts,
     step_context,
 )
-from .docker.verify import docker_login, docker_missing
+from .docker.verify import docker_login, engine_missing
 from .engine.address import RegistryAddress
 from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out, finish
@@ -32,7 +32,7 @@ def pull_on(images: list[Image], per_node: int, retries: int):
 
     def work(run: HostRun) -> None:
         started = time.monotonic()
-        if docker_missing(run, STEP):
+        if engine_missing(run, STEP):
             return
         wanted = {image.at(run.ctx.registry): image for image in images}
         script = check_script(list(wanted)) if run.check else pull_script(list(wanted), per_node, retries)

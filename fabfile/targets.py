@@ -24,7 +24,7 @@ from .cli import (
 from .docker import config as dc
 from .docker.tls import diagnose, node_tls_sections
 from .docker.trust import configure_target
-from .docker.verify import docker_missing, engine_and_check, quick_verify_script
+from .docker.verify import engine_and_check, engine_missing, quick_verify_script
 from .engine.address import RegistryAddress
 from .engine.context import Modes, StepContext
 from .engine.converge import converge
@@ -45,7 +45,7 @@ def target_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
 def configure_node(run: HostRun) -> None:
     """Plan from the facts; changes, Docker handler and the pull check in one more session."""
     started = time.monotonic()
-    if docker_missing(run, STEP):
+    if engine_missing(run, STEP):
         return
     # A check made in the facts session is not run again when nothing changes.
     checked = run.facts.verified
