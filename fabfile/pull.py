@@ -40,7 +40,7 @@ def pull_on(images: list[Image], per_node: int, retries: int):
             script = "\n".join([*docker_login(run.ctx), script])
         pulls = parse_pulls(run.run(script), wanted)
         outcome = pull_outcome(run.host.name, pulls, run.check, run.ctx.inventory.registry.secure)
-        outcome.seconds, outcome.docker = time.monotonic() - started, run.facts.docker_version
+        outcome.seconds, outcome.engine = time.monotonic() - started, run.facts.engine
         run.report(outcome)
 
     return work
@@ -71,4 +71,4 @@ def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=
     task = HostTask(
         step_context(c, inventory, modes), work, lambda ctx: (facts.DOCKER,), address, c.config, STEP
     )
-    finish(fan_out(nodes, task, parallel_or_default(c, parallel)), check, with_docker=True)
+    finish(fan_out(nodes, task, parallel_or_default(c, parallel)), check, with_engine=True)

@@ -58,6 +58,7 @@ class HostFacts:
     container: dict | None = None
     image_id: str = ""
     verified: tuple[int, str] | None = None
+    podman_verified: tuple[int, str] | None = None
     # A secure registry: the server certificate as the deployment host has it; a node's TLS check.
     tls: dict = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
