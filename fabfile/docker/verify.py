@@ -82,7 +82,9 @@ def login_lines(registry: str, user: str, password: str, cli: str = "docker", op
         f"out=$({login} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
         password,
         "KOLLA_REGISTRY_PASSWORD",
-        f') || {{ echo "{MARK} fail {cli} login {registry}: $(printf \'%s\' "$out" | tail -1)"; exit 1; }}',
+        # The registry quoted apart from the message: it must never be read as shell.
+        f") || {{ echo {shlex.quote(f'{MARK} fail {cli} login {registry}: ')}\"$(printf '%s' \"$out\" | tail -1)\"; "
+        "exit 1; }",
     ]
 
 
