@@ -78,13 +78,13 @@ def login_lines(registry: str, user: str, password: str, cli: str = "docker", op
     """Shell: ``cli`` login (docker or podman, with shell-ready ``options``), the password on stdin
     (never on a command line)."""
     login = f"{cli} login {options}-u {shlex.quote(user)} --password-stdin {shlex.quote(registry)}"
+    # The registry quoted apart from the message: it must never be read as shell.
+    failed = shlex.quote(f"{MARK} fail {cli} login {registry}: ")
     return [
         f"out=$({login} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
         password,
         "KOLLA_REGISTRY_PASSWORD",
-        # The registry quoted apart from the message: it must never be read as shell.
-        f") || {{ echo {shlex.quote(f'{MARK} fail {cli} login {registry}: ')}\"$(printf '%s' \"$out\" | tail -1)\"; "
-        "exit 1; }",
+        f') || {{ echo {failed}"$(printf \'%s\' "$out" | tail -1)"; exit 1; }}',
     ]
 
 
