@@ -69,10 +69,18 @@ class HostFacts:
         return self.os.get("PRETTY_NAME") or self.os.get("ID", "unknown OS")
 
     @property
+    def engines(self) -> tuple[str, ...]:
+        """The container engines installed: ``docker``, ``podman``, both (Docker first) or none."""
+        return tuple(name for name, version in self._engine_versions if version)
+
+    @property
     def engine(self) -> str:
-        """The engines installed and their versions: ``docker 26.1.5``, ``podman 5.4.2``, ``docker 20.10.24+podman 4.3.1``."""
-        installed = (("docker", self.docker_version), ("podman", self.podman_version))
-        return "+".join(f"{name} {version}" for name, version in installed if version)
+        """The engines and their versions: ``docker 26.1.5``, ``podman 5.4.2``, ``docker 20.10.24+podman 4.3.1``."""
+        return "+".join(f"{name} {version}" for name, version in self._engine_versions if version)
+
+    @property
+    def _engine_versions(self) -> tuple[tuple[str, str], ...]:
+        return (("docker", self.docker_version), ("podman", self.podman_version))
 
     @property
     def dropins(self) -> dict[str, str]:

@@ -142,6 +142,8 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "load": scripts.load_script([value], str(where / value.replace("/", "_"))),
         "pull": pull.pull_script([value], 1, 0, delay=0),
         "look": pull.check_script([value]),
+        "podman pull": pull.pull_script([value], 1, 0, delay=0, cli="podman"),
+        "podman look": pull.check_script([value], "podman"),
         "install": "\n".join(install.commands),
         "apply and handle": apply.apply_script(plan, "20240108T100000Z")
         + apply.handler_script(value, wait=1),
