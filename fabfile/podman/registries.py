@@ -157,3 +157,18 @@ def _disagreement(entry: dict, registry: str, insecure: bool) -> str:
     if entry.get("mirror"):
         return f"{where} pulls through mirrors first (mirror)"
     return ""
+
+
+def trusted(facts: HostFacts, registry: str) -> bool:
+    """Whether podman pulls from ``registry`` as insecure: an entry says so (the drop-in or the
+    operator's), and none stands against it."""
+    if conflict(facts, registry, insecure=True):
+        return False
+    for path in (*read_order(facts), DROPIN):
+        try:
+            listed = entries(facts.files.get(path, ""))
+        except ValueError:
+            continue
+        if any(_prefix(entry) == registry and not _disagreement(entry, registry, True) for entry in listed):
+            return True
+    return False
