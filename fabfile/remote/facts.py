@@ -139,10 +139,15 @@ def version_word(text: str) -> str:
 
 
 def read_engine(texts: Texts, facts: HostFacts) -> None:
-    """The engine's version: the server's when it answers, else the installed binary's."""
+    """The engine's version: the server's when it answers, else the installed binary's.
+
+    podman-docker's ``docker`` is podman: its version is podman's, not a Docker's.
+    """
     server = texts.get("docker-server", "").strip()
+    server = server if re.match(r"\d", server) else ""
+    installed = texts.get("dockerd", "")
     facts.docker_answers = bool(server)
-    facts.docker_version = server or version_word(texts.get("dockerd", ""))
+    facts.docker_version = server or ("" if "podman" in installed.lower() else version_word(installed))
 
 
 def _unit(texts: Texts, facts: HostFacts) -> None:

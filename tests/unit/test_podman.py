@@ -447,3 +447,19 @@ def test_the_facts_session_checks_podman_where_the_dropin_names_the_registry(tmp
     status, said = host_facts.parse(done.stdout, [section]).podman_verified
     assert status == 0 and said.strip() == f"{MARK} pulled {ctx.probe_image} with podman"
     assert pv.podman_check(ctx, verify=False).shell == ""
+
+
+@pytest.mark.parametrize(
+    "server, installed",
+    [
+        ("", "podman version 4.3.1\n"),
+        ("<no value>\n", "podman version 5.4.2\n"),
+        ("", "Emulate Docker CLI using podman. Create /etc/containers/nodocker to quiet msg.\npodman version 4.9.4\n"),
+    ],
+)
+def test_podman_dockers_docker_command_is_not_taken_for_docker(server, installed):
+    text = output(("dockerd", installed), ("docker-server", server), ("podman", "4.3.1\n"))
+
+    parsed = host_facts.parse(text, [host_facts.DOCKER, host_facts.PODMAN])
+
+    assert (parsed.docker_version, parsed.docker_answers, parsed.engines) == ("", False, ("podman",))
