@@ -74,7 +74,7 @@ def pulling_engine(host: HostFacts, engine: str = "") -> str:
         "retries": "attempts after the first when a pull fails for a transient reason, 5 s apart (default 3)",
         "check": "pull nothing; say which images each node lacks",
         "engine": "docker or podman: the engine that pulls on nodes that have both "
-        "(default: docker there, as kolla_container_engine; a node's only engine elsewhere)",
+        "(default: docker there, kolla-ansible's default kolla_container_engine; elsewhere the node's only one)",
     }
 )
 def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=False, engine=""):
