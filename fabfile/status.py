@@ -1,4 +1,4 @@
-"""status: every host at once, read-only: reachable, OS, Docker, trust, the registry from there."""
+"""status: every host at once, read-only: reachable, OS, Docker and podman, trust, the registry from there."""
 
 from __future__ import annotations
 
@@ -26,13 +26,15 @@ from .engine.address import RegistryAddress
 from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out
 from .engine.hostrun import HostRun, RemoteError
+from .podman.registries import podman_files
 from .remote import facts
 from .remote.api import local_base, query_registry
 
 
 def status_sections(ctx) -> tuple[facts.Section, ...]:
-    """What a row shows: the OS, Docker and its config, and a secure registry's TLS from there."""
-    return (facts.OS, facts.DOCKER, *facts.DOCKER_CONFIG, *tls.tls_sections(ctx), *tls.node_tls_sections(ctx))
+    """What a row shows: the OS, Docker and podman and their config, and a secure registry's TLS from there."""
+    engines = (facts.DOCKER, *facts.DOCKER_CONFIG, facts.PODMAN, podman_files(ctx))
+    return (facts.OS, *engines, *tls.tls_sections(ctx), *tls.node_tls_sections(ctx))
 
 
 @host_task(help={"json": "print JSON instead of the table", "parallel": PARALLEL_HELP})

@@ -1,4 +1,4 @@
-"""configure-targets: every target node's Docker trusts the registry, and pulls from it.
+"""configure-targets: every target node's Docker and Podman trust the registry, and pull from it.
 
 Each node gets one SSH connection. Its first exec session reads only the facts
 the target steps need and, when the node already names the registry, verifies
@@ -24,40 +24,56 @@ from .cli import (
 from .docker import config as dc
 from .docker.tls import diagnose, node_tls_sections
 from .docker.trust import configure_target
-from .docker.verify import docker_missing, engine_and_check, quick_verify_script
+from .docker.verify import engine_and_check, engine_missing, quick_verify_script
 from .engine.address import RegistryAddress
 from .engine.context import Modes, StepContext
 from .engine.converge import converge
 from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun, RemoteError
-from .engine.result import FAILED, OK
+from .engine.plan import StepPlan
+from .engine.result import FAILED, OK, Outcome
+from .podman import registries
+from .podman.registries import podman_files, trust_podman
+from .podman.verify import in_turn, node_verify_script, podman_check, podman_verify_script
 from .remote import facts
+from .remote.facts import HostFacts
 from .remote.marks import failure_reason
 
 STEP = "configure-targets"
 
 
 def target_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
-    """The trust planners' facts, the engine's version and, outside check mode, the registry check."""
-    return (*facts.DOCKER_CONFIG, *node_tls_sections(ctx), engine_and_check(ctx, verify=not ctx.modes.check))
+    """The trust planners' facts, each engine's version and, outside check mode, the registry checks."""
+    verify = not ctx.modes.check
+    docker = (*facts.DOCKER_CONFIG, *node_tls_sections(ctx), engine_and_check(ctx, verify=verify))
+    return (*docker, facts.PODMAN, podman_files(ctx), podman_check(ctx, verify))
+
+
+def configure_engines(host: HostFacts, ctx: StepContext) -> StepPlan:
+    """One plan for the node's engines: Docker's trust steps and handler, then podman's drop-in (no handler)."""
+    plan = configure_target(host, ctx) if host.docker_version else StepPlan(STEP)
+    if host.podman_version and not plan.error:
+        plan.merge(trust_podman(host, ctx))
+    return plan
 
 
 def configure_node(run: HostRun) -> None:
-    """Plan from the facts; changes, Docker handler and the pull check in one more session."""
+    """Plan from the facts; changes, Docker handler and the pull checks in one more session."""
     started = time.monotonic()
-    if docker_missing(run, STEP):
+    if engine_missing(run, STEP):
         return
     # A check made in the facts session is not run again when nothing changes.
-    checked = run.facts.verified
+    checked = run.facts.verified, run.facts.podman_verified
     # A node that moves to a TLS registry needs a second round: its old insecure entry
     # goes only once TLS verifies with the CA the first round wrote.
-    settle = run.ctx.inventory.registry.secure and still_insecure(run)
-    then = quick_verify_script(run.ctx)
-    outcome, _ = converge(run, configure_target, then=then, settle=settle, step=STEP)
+    secure = run.ctx.inventory.registry.secure
+    settle = secure and (still_insecure(run) or registries.still_insecure(run.facts, run.ctx.registry))
+    then = node_verify_script(run.ctx, run.facts)
+    outcome, _ = converge(run, configure_engines, then=then, settle=settle, step=STEP)
     if outcome.status == OK:
         outcome = verified_node(run, checked, started)
     elif not run.check and not outcome.failed:
-        outcome.message += "; pulled probe"
+        outcome.message += f"; pulled probe{_with(run.facts)}"
     hint = diagnose(outcome.message, run.ctx.inventory.registry.secure) if outcome.failed else ""
     if hint and hint not in outcome.message:
         outcome.message += f" ({hint})"
@@ -66,6 +82,8 @@ def configure_node(run: HostRun) -> None:
 
 def still_insecure(run: HostRun) -> bool:
     """Whether the node's daemon.json still lists the registry as insecure (from before TLS)."""
+    if not run.facts.docker_version:
+        return False
     try:
         listed, _ = dc.insecure_registries(run.facts)
     except dc.ConfigError:
@@ -73,23 +91,37 @@ def still_insecure(run: HostRun) -> bool:
     return run.ctx.registry in listed
 
 
-def verified_node(run: HostRun, checked: tuple[int, str] | None, started: float):
-    """Nothing to change: the pull check from the facts session, or run it now."""
+def verified_node(run: HostRun, checked: tuple, started: float) -> Outcome:
+    """Nothing to change: each engine's pull check from the facts session, or run it now."""
     if run.check:
         return run.outcome(STEP, OK, "nothing to change", started)
-    if checked is None:
+    docker, podman = checked
+    engines = (
+        (docker, quick_verify_script(run.ctx), run.facts.docker_version),
+        (podman, podman_verify_script(run.ctx), run.facts.podman_version),
+    )
+    failed = next((result for result, _, installed in engines if installed and result and result[0]), None)
+    if failed:
+        return run.outcome(STEP, FAILED, f"exit {failed[0]}: {failure_reason(failed[1], '')}", started)
+    unchecked = [script for result, script, installed in engines if installed and result is None]
+    if unchecked:
         try:
-            run.run(quick_verify_script(run.ctx))
+            run.run(in_turn(unchecked))
         except RemoteError as error:
             return run.outcome(STEP, FAILED, str(error), started)
-    elif checked[0]:
-        return run.outcome(STEP, FAILED, f"exit {checked[0]}: {failure_reason(checked[1], '')}", started)
-    return run.outcome(STEP, OK, f"{run.ctx.registry} trusted; pulled probe", started)
+    return run.outcome(STEP, OK, f"{run.ctx.registry} trusted; pulled probe{_with(run.facts)}", started)
+
+
+def _with(host: HostFacts) -> str:
+    """Which engines pulled, where podman is one of them (a Docker node's row reads as it always did)."""
+    if not host.podman_version:
+        return ""
+    return " with docker and podman" if host.docker_version else " with podman"
 
 
 @host_task(help={**MODE_HELP, "parallel": PARALLEL_HELP})
 def configure_targets(c, check=False, diff=False, repair=False, parallel=0):
-    """Make every target node's Docker trust the registry, and pull from it."""
+    """Make every target node's Docker (and Podman) trust the registry, and pull from it."""
     inventory = inventory_or_exit()
     nodes = selected_hosts(c, inventory, inventory.targets)
     if not nodes:
@@ -101,4 +133,4 @@ def configure_targets(c, check=False, diff=False, repair=False, parallel=0):
     task = HostTask(
         step_context(c, inventory, modes), configure_node, target_sections, address, c.config, STEP
     )
-    finish(fan_out(nodes, task, parallel_or_default(c, parallel)), check, with_docker=True)
+    finish(fan_out(nodes, task, parallel_or_default(c, parallel)), check, with_engine=True)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from tabulate import tabulate
 
 from ..inventory import Host
+from ..podman import registries
 from ..remote.facts import DAEMON_JSON, HostFacts
 from . import config as dc
 from .tls import RENEW_DAYS, diagnose, tls_verified
@@ -27,6 +28,7 @@ class HostStatus:
     os: str = ""
     docker: str = ""
     docker_running: bool = False
+    podman: str = ""
     trusted: bool | None = None
     registry_answers: bool | None = None
     registry_error: str = ""
@@ -36,12 +38,16 @@ class HostStatus:
 
 
 def trusted(facts: HostFacts, registry: str) -> bool | None:
-    """Whether Docker's config (daemon.json or DOCKER_OPTS flags) trusts ``registry``; None: unreadable."""
+    """Whether each engine's config trusts ``registry`` (Docker: daemon.json or DOCKER_OPTS flags;
+    podman: registries.conf); None: Docker's is unreadable."""
+    podman = registries.trusted(facts, registry) if facts.podman_version else True
+    if not facts.docker_version and facts.podman_version:
+        return podman
     try:
         from_json, from_flags = dc.insecure_registries(facts)
     except dc.ConfigError:
         return None
-    return dc.trusts([*from_json, *from_flags], registry)
+    return dc.trusts([*from_json, *from_flags], registry) and podman
 
 
 def tls_state(facts: HostFacts, role: str) -> str:
@@ -69,6 +75,7 @@ def host_status(
         os=facts.os_name,
         docker=facts.docker_version,
         docker_running=facts.docker_answers,
+        podman=facts.podman_version,
         trusted=(tls_verified(facts) if secure else trusted(facts, registry)) if registry else None,
         registry_answers=answers if registry else None,
         registry_error=str(answer.get("error") or ""),
@@ -84,7 +91,7 @@ def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
 def status_table(rows: list[HostStatus], registry: str) -> str:
     """The rows as a table, under the registry they were checked against."""
     secure = any(row.tls for row in rows)
-    headers = ["host", "role", "reachable", "os", "docker", "trusted", "/v2/", "catalog"] + (
+    headers = ["host", "role", "reachable", "os", "engine", "trusted", "/v2/", "catalog"] + (
         ["tls"] if secure else []
     )
     table = [
@@ -93,7 +100,7 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
             row.role,
             "yes" if row.reachable else f"no: {row.reason}",
             row.os or "-",
-            _docker(row),
+            _engine(row),
             _trusted(row) if registry else "-",
             _answers(row) if registry else "-",
             _catalog(row),
@@ -109,12 +116,14 @@ def status_json(rows: list[HostStatus], registry: str) -> str:
     return json.dumps({"registry": registry, "hosts": [asdict(row) for row in rows]}, indent=2)
 
 
-def _docker(row: HostStatus) -> str:
+def _engine(row: HostStatus) -> str:
+    """``docker 26.1.5``, ``podman 5.4.2``, ``docker 20.10.24+podman 4.3.1``; a Docker that does not answer says so."""
     if not row.reachable:
         return "-"
-    if not row.docker:
+    if not row.docker and not row.podman:
         return "not installed"
-    return row.docker if row.docker_running else f"{row.docker} (not running)"
+    docker = f"docker {row.docker}{'' if row.docker_running else ' (not running)'}" if row.docker else ""
+    return "+".join(part for part in (docker, f"podman {row.podman}" if row.podman else "") if part)
 
 
 def _trusted(row: HostStatus) -> str:

@@ -193,13 +193,18 @@ def docker_ca_path(registry: str) -> str:
     return f"/etc/docker/certs.d/{registry}/ca.crt"
 
 
+def podman_ca_path(registry: str) -> str:
+    """Where podman looks for a registry's CA, on every pull (it has no daemon to reload)."""
+    return f"/etc/containers/certs.d/{registry}/ca.crt"
+
+
 def tls_check(ctx: StepContext) -> Section:
-    """On a node: whether the registry's TLS verifies against the CA the node has for it."""
-    ca = docker_ca_path(ctx.registry)
+    """On a node: whether the registry's TLS verifies against the CA the node has for it (Docker's or podman's)."""
+    cas = " ".join(shlex.quote(path) for path in (docker_ca_path(ctx.registry), podman_ca_path(ctx.registry)))
     url = shlex.quote(f"https://{ctx.registry}/v2/")
     shell = (
-        f"s registry-tls; if [ -s {shlex.quote(ca)} ]; then "
-        f"curl -sS -m 10 --cacert {shlex.quote(ca)} -o /dev/null -w '%{{http_code}}\\n' {url} 2>&1 | tail -1; "
+        f's registry-tls; ca=; for f in {cas}; do [ -s "$f" ] && {{ ca=$f; break; }}; done; if [ -n "$ca" ]; then '
+        f"curl -sS -m 10 --cacert \"$ca\" -o /dev/null -w '%{{http_code}}\\n' {url} 2>&1 | tail -1; "
         "else echo 'no CA for it yet'; fi"
     )
 

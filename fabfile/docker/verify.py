@@ -35,21 +35,12 @@ def verify_script(ctx: StepContext, push: bool) -> str:
     ``push`` is for the deployment host: it also checks the container and its
     volume, and pushes the probe before pulling it back; targets only pull.
     """
-    url = shlex.quote(f"{ctx.scheme}://{ctx.registry}/v2/")
     probe = shlex.quote(ctx.probe_image)
-    ca = f"--cacert {shlex.quote(docker_ca_path(ctx.registry))} " if ctx.inventory.registry.secure else ""
     lines = [
         "set -e",
         FAIL_FUNCTION,
-        (
-            f'headers() {{ curl -sS -m 10 {ca}-D - -o /dev/null "$1" 2>&1 || python3 -c '
-            "'import sys,urllib.request as u; print(u.urlopen(sys.argv[1], timeout=10).headers)' \"$1\" 2>&1; }"
-        ),
         *(_container_checks(ctx.inventory.registry) if push else []),
-        (
-            f"headers {url} | grep -qi '^Docker-Distribution-Api-Version: *registry/2.0' "
-            f"|| fail GET {url} did not answer as a registry: $(headers {url} | head -1)"
-        ),
+        *registry_answers(ctx, docker_ca_path(ctx.registry)),
         *(docker_login(ctx) if ctx.login else []),
         *(_probe_push(ctx.probe_image) if push else []),
         (
@@ -61,19 +52,39 @@ def verify_script(ctx: StepContext, push: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def registry_answers(ctx: StepContext, ca: str) -> list[str]:
+    """Shell: GET /v2/ answers as a registry (over TLS verified with the CA at ``ca``, when secure), or fail."""
+    url = shlex.quote(f"{ctx.scheme}://{ctx.registry}/v2/")
+    cacert = f"--cacert {shlex.quote(ca)} " if ctx.inventory.registry.secure else ""
+    return [
+        (
+            f'headers() {{ curl -sS -m 10 {cacert}-D - -o /dev/null "$1" 2>&1 || python3 -c '
+            "'import sys,urllib.request as u; print(u.urlopen(sys.argv[1], timeout=10).headers)' \"$1\" 2>&1; }"
+        ),
+        (
+            f"headers {url} | grep -qi '^Docker-Distribution-Api-Version: *registry/2.0' "
+            f"|| fail GET {url} did not answer as a registry: $(headers {url} | head -1)"
+        ),
+    ]
+
+
 def docker_login(ctx: StepContext) -> list[str]:
     """docker login to the local registry: its credentials go to root's ~/.docker/config.json
     (0600), where kolla-ansible's own pulls put them too."""
     return login_lines(ctx.registry, REGISTRY_USER, ctx.password)
 
 
-def login_lines(registry: str, user: str, password: str) -> list[str]:
-    """Shell: docker login, the password on stdin (never on a command line)."""
+def login_lines(registry: str, user: str, password: str, cli: str = "docker", options: str = "") -> list[str]:
+    """Shell: ``cli`` login (docker or podman, with shell-ready ``options``), the password on stdin
+    (never on a command line)."""
+    login = f"{cli} login {options}-u {shlex.quote(user)} --password-stdin {shlex.quote(registry)}"
+    # The registry quoted apart from the message: it must never be read as shell.
+    failed = shlex.quote(f"{MARK} fail {cli} login {registry}: ")
     return [
-        f"out=$(docker login -u {shlex.quote(user)} --password-stdin {shlex.quote(registry)} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
+        f"out=$({login} 2>&1 <<'KOLLA_REGISTRY_PASSWORD'",
         password,
         "KOLLA_REGISTRY_PASSWORD",
-        f') || {{ echo "{MARK} fail docker login {registry}: $(printf \'%s\' "$out" | tail -1)"; exit 1; }}',
+        f') || {{ echo {failed}"$(printf \'%s\' "$out" | tail -1)"; exit 1; }}',
     ]
 
 
@@ -112,11 +123,11 @@ def _probe_push(image: str) -> list[str]:
     ]
 
 
-def docker_missing(run: HostRun, step: str) -> bool:
-    """Report ``step`` failed on a host with no Docker (the fix named), and return True."""
-    if run.facts.docker_version:
+def engine_missing(run: HostRun, step: str) -> bool:
+    """Report ``step`` failed on a host with neither Docker nor Podman (the fix named), and return True."""
+    if run.facts.engine:
         return False
-    message = f"Docker is not installed: run fab -H {run.host.name} install-docker"
+    message = f"neither Docker nor Podman is installed: run fab -H {run.host.name} install-docker, or install podman"
     run.report(run.outcome(step, FAILED, message, time.monotonic()))
     return True
 

@@ -112,9 +112,9 @@ def fan_out(hosts: Iterable[Host], task: HostTask, parallel: int) -> list[Outcom
         return [outcome for outcomes in pool.map(task.on, hosts) for outcome in outcomes]
 
 
-def finish(outcomes: list[Outcome], check: bool = False, with_docker: bool = False) -> None:
+def finish(outcomes: list[Outcome], check: bool = False, with_engine: bool = False) -> None:
     """The recap; exit status 1 when any host failed or was unreachable."""
-    print_line("\n" + recap(outcomes, check, with_docker))
+    print_line("\n" + recap(outcomes, check, with_engine))
     if any(outcome.failed for outcome in outcomes):
         raise Exit(code=1)
 

@@ -89,7 +89,7 @@ class HostRun:
         return self.facts
 
     def outcome(self, step: str, status: str, message: str, started: float) -> Outcome:
-        return Outcome(self.host.name, step, status, message, time.monotonic() - started, self.facts.docker_version)
+        return Outcome(self.host.name, step, status, message, time.monotonic() - started, self.facts.engine)
 
     def report(self, outcome: Outcome) -> Outcome:
         """Keep ``outcome`` for the recap and print its progress line now."""

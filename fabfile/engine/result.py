@@ -28,7 +28,8 @@ class Outcome:
     status: str
     message: str = ""
     seconds: float = 0.0
-    docker: str = ""
+    # The node's engines and versions, e.g. "docker 26.1.5" or "docker 20.10.24+podman 4.3.1".
+    engine: str = ""
 
     @property
     def failed(self) -> bool:
@@ -40,11 +41,11 @@ def progress_line(outcome: Outcome) -> str:
     return f"{outcome.host} | {outcome.step} | {outcome.status.upper()} | {outcome.message}"
 
 
-def recap(outcomes: list[Outcome], check: bool = False, with_docker: bool = False) -> str:
+def recap(outcomes: list[Outcome], check: bool = False, with_engine: bool = False) -> str:
     """A table of every outcome, then Ansible-style totals per host."""
-    headers = ["host", "step", "status"] + (["docker"] if with_docker else []) + ["seconds", "details"]
+    headers = ["host", "step", "status"] + (["engine"] if with_engine else []) + ["seconds", "details"]
     rows = [
-        [o.host, o.step, o.status] + ([o.docker] if with_docker else []) + [f"{o.seconds:.1f}", o.message]
+        [o.host, o.step, o.status] + ([o.engine] if with_engine else []) + [f"{o.seconds:.1f}", o.message]
         for o in outcomes
     ]
     title = "RECAP (check mode: nothing was changed)" if check else "RECAP"

@@ -24,27 +24,48 @@ class Pulled:
     detail: str = ""
 
 
-def pull_script(refs: list[str], per_node: int, retries: int, delay: int = RETRY_DELAY) -> str:
-    """Shell: ``docker pull`` each ref, ``per_node`` at once, retried on transient errors; a mark each."""
+# What each engine's pull says: Docker tells whether it was up to date and the digest; podman
+# pulls quietly (its image ID), so the ID before the pull tells, and inspect gives the digest.
+_PULLS = {
+    "docker": (
+        "",
+        'docker pull "$ref"',
+        f'case "$out" in *"Image is up to date"*) status={PRESENT} ;; *) status={PULLED} ;; esac',
+        "printf '%s' \"$out\" | sed -n 's/^Digest: //p'",
+    ),
+    "podman": (
+        "before=$(podman image inspect --format '{{.Id}}' \"$ref\" 2>/dev/null || true)",
+        'podman pull -q "$ref"',
+        f'[ -n "$before" ] && [ "$before" = "$(printf \'%s\' "$out" | tail -1)" ] && status={PRESENT} || status={PULLED}',
+        "podman image inspect --format '{{.Digest}}' \"$ref\" 2>/dev/null",
+    ),
+}
+
+
+def pull_script(refs: list[str], per_node: int, retries: int, delay: int = RETRY_DELAY, cli: str = "docker") -> str:
+    """Shell: ``cli pull`` (docker or podman) each ref, ``per_node`` at once, retried on transient errors;
+    a mark each."""
     permanent = "|".join(PERMANENT_ERRORS)
+    before, pull, status, digest = _PULLS[cli]
     one = f"""ref=$1; n=0
+{before}
 while :; do
-  out=$(docker pull "$ref" 2>&1) && break
+  out=$({pull} 2>&1) && break
   n=$((n + 1))
   if [ "$n" -gt {retries} ] || printf '%s' "$out" | grep -qiE {shlex.quote(permanent)}; then
     echo "{MARK} failed $ref $(printf '%s' "$out" | tail -1)"; exit 0
   fi
   sleep {delay}
 done
-case "$out" in *"Image is up to date"*) status={PRESENT} ;; *) status={PULLED} ;; esac
-echo "{MARK} $status $ref $(printf '%s' "$out" | sed -n 's/^Digest: //p')"
+{status}
+echo "{MARK} $status $ref $({digest})"
 """
     return _each(refs, per_node, one)
 
 
-def check_script(refs: list[str]) -> str:
-    """Shell: which refs the node has, pulling nothing."""
-    one = f"""docker image inspect "$1" >/dev/null 2>&1 && s={PRESENT} || s={MISSING}; echo "{MARK} $s $1"
+def check_script(refs: list[str], cli: str = "docker") -> str:
+    """Shell: which refs the node has (in ``cli``'s images), pulling nothing."""
+    one = f"""{cli} image inspect "$1" >/dev/null 2>&1 && s={PRESENT} || s={MISSING}; echo "{MARK} $s $1"
 """
     return _each(refs, 8, one)
 

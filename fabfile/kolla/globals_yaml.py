@@ -1,8 +1,9 @@
 """globals.yml: point kolla-ansible at the local registry, with a line edit.
 
 Only ``docker_registry``, ``docker_registry_insecure`` and ``docker_namespace``
-change; the edit is line-based, so every other line and comment of the
-operator's file stays byte for byte as it was.
+change (with ``podman_registry`` and ``podman_registry_insecure`` where the file
+selects podman, and a secure registry's CA and user); the edit is line-based,
+so every other line and comment of the operator's file stays byte for byte as it was.
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ _FALSE = {"no", "n", "false", "off", "0", ""}
 KOLLA_CA = "/etc/kolla/certificates/kolla-registry-ca.crt"
 
 
-def globals_values(registry: str, namespace: str, secure: bool = False, login: bool = False) -> dict[str, object]:
-    """The keys that point kolla-ansible at the registry: three for plain HTTP, the CA and user for more."""
+def globals_values(
+    registry: str, namespace: str, secure: bool = False, login: bool = False, podman: bool = False
+) -> dict[str, object]:
+    """The keys that point kolla-ansible at the registry: three for plain HTTP, the CA and user for more,
+    and podman's own two where globals.yml selects podman."""
     values: dict[str, object] = {
         "docker_registry": registry,
         "docker_registry_insecure": not secure,
         "docker_namespace": namespace,
     }
+    if podman:
+        # kolla-ansible's podman role reads its own keys; it does not derive them from docker_registry.
+        values["podman_registry"] = registry
+        values["podman_registry_insecure"] = not secure
     if login:
         values["docker_registry_username"] = REGISTRY_USER
     if secure:
@@ -81,8 +89,9 @@ def globals_planner(path: str, namespace: str) -> Callable[[HostFacts, StepConte
         if unreadable:
             return StepPlan(STEP, error=f"{unreadable[0]}: {facts.unreadable[unreadable[0]]}; left as it is")
         secure = ctx.inventory.registry.secure
-        values = globals_values(ctx.registry, namespace, secure, ctx.login)
-        plan = globals_plan(path, facts.files.get(path), values)
+        current = facts.files.get(path)
+        values = globals_values(ctx.registry, namespace, secure, ctx.login, selects_podman(current))
+        plan = globals_plan(path, current, values)
         if secure and not plan.error and facts.files.get(KOLLA_CA) != ctx.ca:
             plan.files.append(FileChange(KOLLA_CA, facts.files.get(KOLLA_CA), ctx.ca))
         if ctx.login and not plan.error:
@@ -90,6 +99,12 @@ def globals_planner(path: str, namespace: str) -> Callable[[HostFacts, StepConte
         return plan
 
     return plan_globals
+
+
+def selects_podman(text: str | None) -> bool:
+    """Whether globals.yml runs the containers with podman (``kolla_container_engine: podman``)."""
+    data = _load(text) if text else None
+    return isinstance(data, dict) and data.get("kolla_container_engine") == "podman"
 
 
 def _password_plan(path: str, current: str | None, password: str) -> StepPlan:

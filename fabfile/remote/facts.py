@@ -45,6 +45,8 @@ class HostFacts:
     addresses: list[str] = field(default_factory=list)
     docker_version: str = ""
     docker_answers: bool = False
+    # Podman has no daemon: its CLI's version is all there is to know of it.
+    podman_version: str = ""
     unit: dict[str, str] = field(default_factory=dict)
     externally_managed: bool = False
     pip_version: str = ""
@@ -56,6 +58,7 @@ class HostFacts:
     container: dict | None = None
     image_id: str = ""
     verified: tuple[int, str] | None = None
+    podman_verified: tuple[int, str] | None = None
     # A secure registry: the server certificate as the deployment host has it; a node's TLS check.
     tls: dict = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
@@ -64,6 +67,20 @@ class HostFacts:
     @property
     def os_name(self) -> str:
         return self.os.get("PRETTY_NAME") or self.os.get("ID", "unknown OS")
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The container engines installed: ``docker``, ``podman``, both (Docker first) or none."""
+        return tuple(name for name, version in self._engine_versions if version)
+
+    @property
+    def engine(self) -> str:
+        """The engines and their versions: ``docker 26.1.5``, ``podman 5.4.2``, ``docker 20.10.24+podman 4.3.1``."""
+        return "+".join(f"{name} {version}" for name, version in self._engine_versions if version)
+
+    @property
+    def _engine_versions(self) -> tuple[tuple[str, str], ...]:
+        return (("docker", self.docker_version), ("podman", self.podman_version))
 
     @property
     def dropins(self) -> dict[str, str]:
@@ -122,10 +139,15 @@ def version_word(text: str) -> str:
 
 
 def read_engine(texts: Texts, facts: HostFacts) -> None:
-    """The engine's version: the server's when it answers, else the installed binary's."""
+    """The engine's version: the server's when it answers, else the installed binary's.
+
+    podman-docker's ``docker`` is podman: its version is podman's, not a Docker's.
+    """
     server = texts.get("docker-server", "").strip()
+    server = server if re.match(r"\d", server) else ""
+    installed = texts.get("dockerd", "")
     facts.docker_answers = bool(server)
-    facts.docker_version = server or version_word(texts.get("dockerd", ""))
+    facts.docker_version = server or ("" if "podman" in installed.lower() else version_word(installed))
 
 
 def _unit(texts: Texts, facts: HostFacts) -> None:
@@ -169,9 +191,18 @@ def _first_json(text: str) -> dict | None:
     return value
 
 
-def files(*paths: str, dropins: bool = False) -> Section:
-    """Regular files as base64 (each its own ``file PATH`` mark); others are named as special."""
-    listed = " ".join(shlex.quote(path) for path in paths) + (f" {DROPIN_DIR}/*.conf" if dropins else "")
+# A glob the shell expands: a host path whose last part may hold ``*``.
+_GLOB = re.compile(r"(?!.*/\.\./)/[A-Za-z0-9._+@:/-]*/[A-Za-z0-9._+@:*-]+")
+
+
+def files(*paths: str, globs: Iterable[str] = ()) -> Section:
+    """Regular files (``paths``, and what ``globs`` match) as base64, each its own ``file PATH`` mark;
+    others are named as special. A glob that matches nothing adds nothing."""
+    patterns = tuple(globs)
+    for pattern in patterns:
+        if not _GLOB.fullmatch(pattern):
+            raise ValueError(f"not a glob this tool expands on a host: {pattern!r}")
+    listed = " ".join([*(shlex.quote(path) for path in paths), *patterns])
     shell = f"""for f in {listed}; do
   if [ -f "$f" ]; then s "file $f"; base64 -w0 "$f"; echo; elif [ -e "$f" ]; then s "special $f"; fi
 done"""
@@ -196,13 +227,20 @@ DOCKER = Section(
     "s docker-server; timeout 20 docker version --format '{{.Server.Version}}' 2>/dev/null",
     read_engine,
 )
+PODMAN = fact(
+    "podman",
+    "command -v podman >/dev/null 2>&1 && { timeout 20 podman version --format '{{.Client.Version}}' 2>/dev/null "
+    "|| timeout 20 podman --version 2>/dev/null; }",
+    "podman_version",
+    lambda text: next(iter(text.split()[-1:]), ""),
+)
 UNIT = Section(
     "docker-unit",
     "s docker-unit; systemctl show docker -p ExecStart -p EnvironmentFiles -p MainPID -p ActiveState "
     "-p FragmentPath 2>/dev/null",
     _unit,
 )
-DOCKER_FILES = files(*DOCKER_CONFIG_FILES, dropins=True)
+DOCKER_FILES = files(*DOCKER_CONFIG_FILES, globs=(f"{DROPIN_DIR}/*.conf",))
 PEP668 = fact(
     "pep668",
     "python3 -c 'import os,sysconfig;print(os.path.exists(os.path.join("

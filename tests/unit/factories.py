@@ -187,3 +187,32 @@ def applied(facts: HostFacts, *plans: StepPlan) -> HostFacts:
             else:
                 after.files[change.path] = change.after
     return after
+
+
+def podman_host(version: str = "5.4.2", **changes) -> HostFacts:
+    """Debian 12 with podman installed (no daemon) and no Docker: registries.conf as Debian ships it."""
+    facts = fresh_debian(
+        podman_version=version,
+        packages={"adduser", "apt", "curl", "python3", "podman"},
+        files={"/etc/containers/registries.conf": DEBIAN_REGISTRIES_CONF},
+    )
+    return replace(facts, **changes)
+
+
+# /etc/containers/registries.conf as Debian's containers-common ships it: all comments.
+DEBIAN_REGISTRIES_CONF = """\
+# For more information on this configuration file, see containers-registries.conf(5).
+#
+# NOTE: RISK OF USING UNQUALIFIED IMAGE NAMES
+# We recommend always using fully qualified image names including the registry
+# server (full dns name), namespace, image name, and tag
+#
+# unqualified-search-registries = ["example.com"]
+#
+# [[registry]]
+# # The "prefix" field is used to choose the relevant [[registry]] TOML table;
+# prefix = "example.com/foo"
+# insecure = false
+# blocked = false
+# location = "internal-registry-for-example.com/bar"
+"""

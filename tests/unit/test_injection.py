@@ -21,6 +21,8 @@ from fabfile.docker import hostprep, registry, verify
 from fabfile.engine.context import StepContext
 from fabfile.engine.plan import FileChange, StepPlan
 from fabfile.images import pull, scripts
+from fabfile.podman import registries as podman_registries
+from fabfile.podman import verify as podman_verify
 from fabfile.remote import apply, facts
 
 from .factories import docker_host, make_inventory
@@ -94,9 +96,13 @@ def sandbox(tmp_path, monkeypatch):
     """Stand-ins for the commands the scripts call; state folders under tmp_path."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("docker", "curl", "systemctl", "apt-get", "dockerd", "python3"):
+    for tool in ("docker", "podman", "curl", "systemctl", "apt-get", "dockerd", "python3"):
         (bin_dir / tool).write_text('#!/bin/sh\nexit "${STUB_EXIT:-0}"\n')
         (bin_dir / tool).chmod(0o755)
+    # A curl that answers as a registry, so the checks go on to their logins and pulls.
+    (bin_dir / "curl").write_text(
+        "#!/bin/sh\nprintf 'Docker-Distribution-Api-Version: registry/2.0\\r\\n'\nexit \"${STUB_EXIT:-0}\"\n"
+    )
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setattr(apply, "BACKUP_DIR", str(tmp_path / "backups"))
     monkeypatch.setattr(apply, "STATE_DIR", str(tmp_path / "state"))
@@ -113,18 +119,31 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "s", files=[FileChange(str(where / value.replace("/", "_")), None, value)], handler="reload"
     )
     install = hostprep.install_docker(replace(docker_host(), packages=set()), ctx)
+    # A TLS registry with a login: the CA's path, the authfile and the password reach the scripts too.
+    secure = StepContext(make_inventory({"tls": "self-signed", "auth": "htpasswd"}), value, password=value)
+    both = replace(docker_host(), podman_version=value)
     return {
         "registry run": registry.registry_run_command(ctx, False, "spec"),
         "registry run (host network)": registry.registry_run_command(ctx, True, "spec"),
         "verify on the deployment host": verify.verify_script(ctx, push=True),
         "verify on a target": verify.quick_verify_script(ctx),
         "target facts": facts.script([*facts.DOCKER_CONFIG, verify.engine_and_check(ctx, verify=True)]),
+        "podman facts": facts.script(
+            [facts.PODMAN, podman_registries.podman_files(secure), podman_verify.podman_check(ctx, verify=True)]
+        ),
+        "podman facts (TLS)": facts.script([podman_verify.podman_check(secure, verify=True)]),
+        "podman verify": podman_verify.podman_verify_script(ctx),
+        "podman verify (login)": podman_verify.podman_verify_script(secure),
+        "both engines verify": podman_verify.node_verify_script(secure, both),
+        "docker login": "\n".join(verify.docker_login(secure)),
         "deploy facts": facts.script([facts.container(value), facts.image(value), facts.files(value)]),
         "copy": scripts.copy_script(value, value),
         "push": scripts.push_script(value, value),
         "load": scripts.load_script([value], str(where / value.replace("/", "_"))),
         "pull": pull.pull_script([value], 1, 0, delay=0),
         "look": pull.check_script([value]),
+        "podman pull": pull.pull_script([value], 1, 0, delay=0, cli="podman"),
+        "podman look": pull.check_script([value], "podman"),
         "install": "\n".join(install.commands),
         "apply and handle": apply.apply_script(plan, "20240108T100000Z")
         + apply.handler_script(value, wait=1),

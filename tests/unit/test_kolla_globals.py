@@ -236,3 +236,57 @@ def test_text_that_is_not_utf8_is_refused(tmp_path):
     path.write_bytes(b"docker_registry: J\xf6rg\n")
 
     assert read(path)[1].error == f"{path}: not UTF-8 text; left as it is"
+
+
+# --- podman -------------------------------------------------------------------------------------
+
+PODMAN_GLOBALS = KOLLA_SAMPLE.replace(
+    '#kolla_base_distro: "rocky"\n', '#kolla_base_distro: "rocky"\nkolla_container_engine: podman\n'
+) + '#podman_registry:\n#podman_registry_insecure: "no"\n'
+
+
+def podman_plan(text: str, registry: dict | None = None):
+    ctx = make_ctx(registry)
+    return globals_planner("/etc/kolla/globals.yml", "openstack.kolla")(
+        HostFacts(files={"/etc/kolla/globals.yml": text}), ctx
+    )
+
+
+def test_podman_gets_its_own_registry_keys_where_globals_selects_it():
+    [change] = podman_plan(PODMAN_GLOBALS).files
+
+    data = yaml.safe_load(change.after)
+    assert data["podman_registry"] == data["docker_registry"] == "192.0.2.10:4000"
+    assert data["podman_registry_insecure"] is True and data["docker_registry_insecure"] is True
+    # Each under its commented-out template, as the Docker keys are.
+    assert '#podman_registry:\npodman_registry: "192.0.2.10:4000"\n' in change.after
+    assert changed_lines(PODMAN_GLOBALS, change.after)[0] == []
+
+
+def test_a_docker_globals_gets_no_podman_keys():
+    [change] = podman_plan(KOLLA_SAMPLE).files
+
+    assert "podman_registry" not in change.after
+
+
+def test_podman_keys_are_kept_in_step_and_a_second_run_changes_nothing():
+    first = podman_plan(PODMAN_GLOBALS.replace("#podman_registry:\n", 'podman_registry: "quay.io"\n'))
+    [change] = first.files
+
+    assert yaml.safe_load(change.after)["podman_registry"] == "192.0.2.10:4000"
+    assert not podman_plan(change.after).changed
+
+
+def test_podman_on_a_tls_registry_is_not_insecure():
+    [globals_change, *_] = podman_plan(PODMAN_GLOBALS, {"tls": "self-signed"}).files
+
+    assert yaml.safe_load(globals_change.after)["podman_registry_insecure"] is False
+
+
+@pytest.mark.parametrize(
+    "text, podman",
+    [("kolla_container_engine: podman\n", True), ("kolla_container_engine: docker\n", False), ("", False),
+     ("#kolla_container_engine: podman\n", False), ("[unclosed\n", False)],
+)
+def test_selects_podman(text, podman):
+    assert kg.selects_podman(text) is podman

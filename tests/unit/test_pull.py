@@ -11,6 +11,8 @@ from fabfile.engine.result import CHANGED, FAILED, OK
 from fabfile.images import pull
 from fabfile.images.model import Image
 from fabfile.images.pull import MISSING, PRESENT, PULLED, Pulled
+from fabfile.pull import pulling_engine
+from fabfile.remote.facts import HostFacts
 from fabfile.remote.marks import MARK
 
 REGISTRY = "192.0.2.10:4000"
@@ -92,6 +94,56 @@ def test_check_script_only_looks(tmp_path):
         Pulled(NOVA, MISSING),
         Pulled(GLANCE, MISSING),
     ]
+
+
+# A podman that holds keystone already (the same ID before and after its pull), pulls
+# nova-api anew, and finds no glance-api; inspect gives the ID and the digest.
+FAKE_PODMAN = """#!/bin/sh
+echo "$*" >> "$LOG"
+case "$1 $2" in
+  "image inspect") ref=$5; case "$ref" in *keystone*) ;; *nova*) [ -e "$LOG.nova" ] || exit 125 ;; *) exit 125 ;; esac
+                   case "$4" in *Digest*) echo "sha256:${ref##*/}" ;; *) echo "id-${ref##*/}" ;; esac ;;
+  "pull -q") ref=$3; case "$ref" in
+      *keystone*) echo "id-${ref##*/}" ;;
+      *nova*) touch "$LOG.nova"; echo "id-${ref##*/}" ;;
+      *) echo "Error: initializing source docker://$ref: reading manifest zed in $ref: manifest unknown" >&2; exit 125 ;;
+    esac ;;
+esac
+"""
+
+
+def test_podman_pulls_each_image_and_tells_present_from_pulled(docker_env, tmp_path):
+    (tmp_path / "podman").write_text(FAKE_PODMAN)
+    (tmp_path / "podman").chmod(0o755)
+    script = pull.pull_script(list(WANTED), per_node=1, retries=1, cli="podman")
+
+    done = subprocess.run(["sh", "-c", script], env=docker_env, capture_output=True, text=True, check=True)
+
+    assert [(p.image, p.status) for p in pull.parse_pulls(done.stdout, WANTED)] == [
+        (KEYSTONE, PRESENT),
+        (NOVA, PULLED),
+        (GLANCE, "failed"),
+    ]
+    assert f"{MARK} {PULLED} {NOVA.at(REGISTRY)} sha256:nova-api:zed" in done.stdout
+    assert "docker" not in script
+
+
+@pytest.mark.parametrize(
+    "docker, podman, asked, pulls",
+    [
+        ("26.1.5", "", "", "docker"),
+        ("", "5.4.2", "", "podman"),
+        ("20.10.24", "4.3.1", "", "docker"),
+        ("20.10.24", "4.3.1", "podman", "podman"),
+        ("26.1.5", "", "podman", ""),
+    ],
+)
+def test_the_engine_that_pulls(docker, podman, asked, pulls):
+    assert pulling_engine(HostFacts(docker_version=docker, podman_version=podman), asked) == pulls
+
+
+def test_podman_check_script_looks_in_podmans_images():
+    assert 'podman image inspect "$1"' in pull.check_script(list(WANTED), "podman")
 
 
 def test_parse_pulls_keeps_the_wanted_order_and_fails_what_got_no_answer():

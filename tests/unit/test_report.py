@@ -47,11 +47,11 @@ def test_recap_in_check_mode_says_nothing_changed():
     assert report.recap(OUTCOMES, check=True).splitlines()[0] == "RECAP (check mode: nothing was changed)"
 
 
-def test_recap_with_docker_adds_the_version_column():
-    with_docker = report.recap(OUTCOMES, with_docker=True)
+def test_recap_with_engine_adds_the_version_column():
+    with_docker = report.recap(OUTCOMES, with_engine=True)
     without = report.recap(OUTCOMES)
 
-    assert with_docker.splitlines()[1].split() == ["host", "step", "status", "docker", "seconds", "details"]
+    assert with_docker.splitlines()[1].split() == ["host", "step", "status", "engine", "seconds", "details"]
     assert without.splitlines()[1].split() == ["host", "step", "status", "seconds", "details"]
     assert "20.10.24+dfsg1" in with_docker and "24.0.7" in with_docker
     assert "20.10.24+dfsg1" not in without

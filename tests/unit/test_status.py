@@ -8,9 +8,10 @@ import pytest
 
 from fabfile.docker import status as st
 from fabfile.inventory import Host
+from fabfile.podman.registries import DROPIN, dropin_text
 from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
 
-from .factories import REGISTRY, docker_host, fresh_debian
+from .factories import REGISTRY, docker_host, fresh_debian, podman_host
 
 NODE = Host("node1", "192.0.2.11")
 CATALOG = {
@@ -86,7 +87,7 @@ def test_table_has_one_row_per_host_under_the_registry():
     lines = st.status_table(ROWS, REGISTRY).splitlines()
 
     assert lines[0] == f"registry: {REGISTRY}"
-    assert lines[1].split() == ["host", "role", "reachable", "os", "docker", "trusted", "/v2/", "catalog"]
+    assert lines[1].split() == ["host", "role", "reachable", "os", "engine", "trusted", "/v2/", "catalog"]
     rows = {line.split()[0]: line for line in lines[3:] if line.strip() and not line.startswith(" ")}
     assert rows["deploy1"].split()[-5:] == ["20.10.24+dfsg1", "yes", "yes", "2", "images"]
     assert rows["node1"].split()[-5:] == ["20.10.24+dfsg1", "no", "yes", "2", "images"]
@@ -112,3 +113,43 @@ def test_json_lists_every_host_with_its_catalog():
     ]
     assert data["hosts"][0]["repositories"] == CATALOG["repositories"]
     assert data["hosts"][3]["reason"].startswith("SSH connection")
+
+
+PODMAN_TRUSTING = {DROPIN: dropin_text(REGISTRY, insecure=True)}
+
+
+@pytest.mark.parametrize(
+    "facts, engine, trusted",
+    [
+        pytest.param(docker_host("26.1.5", files=TRUSTING), "docker 26.1.5", True, id="docker"),
+        pytest.param(podman_host("5.4.2", files=PODMAN_TRUSTING), "podman 5.4.2", True, id="podman"),
+        pytest.param(podman_host("5.4.2"), "podman 5.4.2", False, id="podman-untrusted"),
+        pytest.param(
+            docker_host("20.10.24", podman_version="4.3.1", files={**TRUSTING, **PODMAN_TRUSTING}),
+            "docker 20.10.24+podman 4.3.1",
+            True,
+            id="both",
+        ),
+        pytest.param(
+            docker_host("20.10.24", podman_version="4.3.1", files=TRUSTING),
+            "docker 20.10.24+podman 4.3.1",
+            False,
+            id="both-podman-untrusted",
+        ),
+        pytest.param(
+            docker_host("26.1.5", docker_answers=False, files=TRUSTING), "docker 26.1.5 (not running)", True, id="down"
+        ),
+    ],
+)
+def test_the_engine_column_names_each_engine_and_trust_needs_both(facts, engine, trusted):
+    row = st.host_status(NODE, st.TARGET, facts, REGISTRY, CATALOG)
+    table = st.status_table([row], REGISTRY)
+
+    assert engine in table and row.trusted is trusted
+    assert json.loads(st.status_json([row], REGISTRY))["hosts"][0]["podman"] == facts.podman_version
+
+
+def test_a_podman_entry_elsewhere_that_says_insecure_counts_as_trusted():
+    facts = podman_host(files={"/etc/containers/registries.conf": f'[[registry]]\nlocation = "{REGISTRY}"\ninsecure = true\n'})
+
+    assert st.trusted(facts, REGISTRY) is True
