@@ -23,6 +23,7 @@ from .factories import (
     IMAGE_ID,
     OLD_VOLUME,
     PREREQUISITES,
+    READS_DEFAULT_DOCKER,
     REGISTRY,
     UBUNTU1404_OS,
     applied,
@@ -525,14 +526,148 @@ def test_trust_registry_unusable_daemon_json_is_an_error_naming_it(text):
 PROCEDURE_OPTS = 'DOCKER_OPTS="--dns 8.8.8.8 --insecure-registry 10.0.0.5:5000"\n'
 
 
-def test_trust_registry_flags_read_from_docker_opts_need_repair():
+def test_trust_registry_daemon_json_method_with_docker_opts_flags_needs_repair():
     facts = docker_host(files={DEFAULT_DOCKER: PROCEDURE_OPTS})
+
+    plan = trust.trust_registry(facts, make_ctx(docker={"config_method": "daemon-json"}))
+
+    assert "--insecure-registry 10.0.0.5:5000" in plan.error
+    assert "adding the registry to /etc/docker/daemon.json too would stop dockerd" in plan.error
+    assert "--repair" in plan.error
+    assert not plan.changed
+
+
+# --- auto follows the method the host already uses ---------------------------------------------
+
+# The documented procedure's steps 5-7 on Docker CE: DOCKER_OPTS, read through drop-ins.
+PROCEDURE_DROPINS = {
+    dc.ENV_DROPIN: dc.ENV_TEXT,
+    dc.EXEC_DROPIN: "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// $DOCKER_OPTS\n",
+}
+CE_READING_DOCKER_OPTS = {
+    **docker_ce_host().unit,
+    "ExecStart": DOCKER_CE_EXEC_START.replace("--containerd=/run/containerd/containerd.sock", "$DOCKER_OPTS"),
+    "EnvironmentFiles": READS_DEFAULT_DOCKER,
+}
+
+
+def procedure_node(opts: str = f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n', **changes):
+    """A node set up by hand as the procedure says: DOCKER_OPTS, and a unit that reads it."""
+    facts = docker_ce_host(unit=CE_READING_DOCKER_OPTS, files={DEFAULT_DOCKER: opts, **PROCEDURE_DROPINS})
+    return replace(facts, **changes)
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        pytest.param(
+            docker_host(files={DEFAULT_DOCKER: f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n'}),
+            id="debian-unit",
+        ),
+        pytest.param(procedure_node(), id="procedure-dropins"),
+        pytest.param(procedure_node('DOCKER_OPTS="--insecure-registry 192.0.2.0/24"\n'), id="cidr"),
+    ],
+)
+def test_auto_a_node_trusting_the_registry_through_docker_opts_is_left_alone(facts):
+    plan = trust.configure_target(facts, make_ctx())
+
+    assert plan.error is None
+    assert not plan.changed and plan.handler is None
+    assert trust.trust_method(facts, make_ctx()) == "docker-opts"
+    assert trust.trust_registry(facts, make_ctx()).notes == [f"{REGISTRY} already in DOCKER_OPTS"]
+
+
+def test_auto_other_registries_in_docker_opts_get_ours_added_there_with_a_restart():
+    facts = procedure_node(PROCEDURE_OPTS)
+
+    plan = trust.configure_target(facts, make_ctx())
+
+    assert plan.error is None
+    assert [change.path for change in plan.files] == [DEFAULT_DOCKER]
+    opts = ["--dns", "8.8.8.8", "--insecure-registry", "10.0.0.5:5000", "--insecure-registry", REGISTRY]
+    assert dc.docker_opts(written(plan, DEFAULT_DOCKER)) == opts
+    assert plan.handler == RESTART
+    again = trust.configure_target(applied(facts, plan), make_ctx())
+    assert not again.files and again.error is None
+
+
+def test_auto_docker_opts_on_a_unit_that_does_not_read_them_yet_is_daemon_json():
+    facts = docker_ce_host(files={DEFAULT_DOCKER: PROCEDURE_OPTS})
+
+    assert trust.trust_method(facts, make_ctx()) == "daemon-json"
+    plan = trust.configure_target(facts, make_ctx())
+    assert [change.path for change in plan.files] == [DAEMON_JSON]
+    assert plan.handler == RELOAD
+
+
+def test_auto_with_repair_moves_a_docker_opts_host_to_daemon_json():
+    facts = procedure_node()
+
+    plan = trust.configure_target(facts, make_ctx(repair=True))
+
+    assert dc.docker_opts(written(plan, DEFAULT_DOCKER)) == []
+    assert json.loads(written(plan, DAEMON_JSON)) == {"insecure-registries": [REGISTRY]}
+    assert plan.handler == RESTART
+
+
+def test_auto_flags_and_a_daemon_json_list_together_are_refused_until_repair():
+    facts = procedure_node(PROCEDURE_OPTS)
+    facts.files.update(daemon_json(**{"insecure-registries": []}))
 
     plan = trust.trust_registry(facts, make_ctx())
 
-    assert "--insecure-registry 10.0.0.5:5000" in plan.error
+    assert "lists insecure-registries too, so dockerd cannot start this way" in plan.error
     assert "--repair" in plan.error
+    assert not trust.trust_registry(facts, make_ctx(repair=True)).error
+
+
+UNIT_FLAG_EXEC_START = DOCKER_CE_EXEC_START.replace(" ; ignore", " --insecure-registry REG ; ignore", 1)
+
+
+def unit_flag_node(registry: str):
+    exec_start = UNIT_FLAG_EXEC_START.replace("REG", registry)
+    return docker_ce_host(unit={**docker_ce_host().unit, "ExecStart": exec_start})
+
+
+def test_auto_flags_in_the_units_own_execstart_are_refused_with_the_fix():
+    plan = trust.configure_target(unit_flag_node("10.0.0.5:5000"), make_ctx())
+
+    assert plan.error.startswith("--insecure-registry 10.0.0.5:5000 is set in docker.service's ExecStart")
+    assert f"add --insecure-registry {REGISTRY} there" in plan.error
     assert not plan.changed
+
+
+def test_auto_the_units_own_flag_for_our_registry_is_left_alone():
+    facts = unit_flag_node(REGISTRY)
+
+    plan = trust.configure_target(facts, make_ctx())
+
+    assert plan.error is None and not plan.changed
+    assert trust.trust_registry(facts, make_ctx()).notes == [
+        f"{REGISTRY} already trusted by dockerd's --insecure-registry flags"
+    ]
+    assert trust.copy_docker_unit(facts, make_ctx()).notes == [
+        "not needed: the registry is trusted through docker.service's own flags"
+    ]
+
+
+def test_auto_tls_registry_ignores_the_method_but_names_a_leftover_insecure_flag():
+    ctx = replace(make_ctx({"tls": "self-signed"}), ca="CA PEM\n")
+    facts = procedure_node()
+
+    plan = trust.trust_registry(facts, ctx)
+
+    assert trust.trust_method(facts, ctx) == "certs.d"
+    assert [change.path for change in plan.files] == [f"/etc/docker/certs.d/{REGISTRY}/ca.crt"]
+    assert any("still an --insecure-registry flag" in note for note in plan.notes)
+
+
+def test_trust_upstream_on_a_docker_opts_host_says_how_and_never_restarts():
+    plan = trust.trust_upstream(procedure_node(), make_ctx(), "10.0.0.5:5000")
+
+    assert not plan.changed and plan.handler is None
+    assert f"add --insecure-registry 10.0.0.5:5000 to {DEFAULT_DOCKER}" in plan.error
+    assert "fab deploy-host --repair" in plan.error
 
 
 def test_trust_registry_flags_the_unit_does_not_read_are_ignored():
@@ -670,6 +805,7 @@ def test_trust_registry_second_pass_changes_nothing(facts, ctx):
         ("auto", "20.10.24+dfsg1", "daemon-json"),
         ("auto", "1.12.0", "daemon-json"),
         ("auto", "1.11.2", "docker-opts"),
+        ("daemon-json", "20.10.24+dfsg1", "daemon-json"),
         ("auto", "", "daemon-json"),
         ("docker-opts", "24.0.7", "docker-opts"),
         ("daemon-json", "1.11.2", "daemon-json"),
