@@ -61,6 +61,11 @@ class RegistrySettings:
     def secure(self) -> bool:
         return self.tls != OFF
 
+    @property
+    def known_address(self) -> str:
+        """The address the inventory gives: ``address``, else ``bind`` (the one address it listens on), or ""."""
+        return self.address or self.bind or ""
+
 
 @dataclass(frozen=True)
 class DockerSettings:
@@ -102,6 +107,15 @@ class Inventory:
     docker: DockerSettings = field(default_factory=DockerSettings)
     defaults: Host | None = None
     images: ImageSettings | None = None
+
+    def is_deploy_host(self, host: Host) -> bool:
+        """Whether ``host`` is the deployment host (a target may be: same name or same address)."""
+        return host.name == self.deploy_host.name or host.address == self.deploy_host.address
+
+    @property
+    def machines(self) -> tuple[Host, ...]:
+        """Every host once: the deployment host, then the targets that are not it."""
+        return (self.deploy_host, *(host for host in self.targets if not self.is_deploy_host(host)))
 
     def find(self, name: str) -> Host | None:
         """The inventory host called ``name`` (or with that address)."""
@@ -169,7 +183,7 @@ def parse(text: str, path: Path) -> Inventory:
         raise InventoryError(f"{path}: deploy_host: missing (the host that runs the registry)")
     deploy_host = reader.host(top["deploy_host"], "deploy_host", defaults)
     targets = reader.targets(top.get("targets") or [], defaults)
-    reader.no_duplicates((deploy_host, *targets))
+    reader.no_duplicates(deploy_host, targets)
     return Inventory(
         path=path,
         deploy_host=deploy_host,

@@ -14,9 +14,8 @@ from .cli import (
 )
 from .docker import tls
 from .docker.status import (
-    DEPLOY,
-    TARGET,
     HostStatus,
+    host_role,
     host_status,
     status_json,
     status_table,
@@ -40,11 +39,11 @@ def status(c: Context, json=False, parallel=0):
     """Show every host at once, read-only: reachable, OS, Docker, trust, /v2/ and the catalog."""
     # ``json`` is named for the --json flag.
     inventory = inventory_or_exit()
-    hosts = selected_hosts(c, inventory, (inventory.deploy_host, *inventory.targets))
+    hosts = selected_hosts(c, inventory, inventory.machines)
     rows: dict[str, HostStatus] = {}
 
     def role(host) -> str:
-        return DEPLOY if host == inventory.deploy_host else TARGET
+        return host_role(inventory, host)
 
     def row(run: HostRun) -> None:
         registry = run.ctx.registry if run.ctx.registry_address else ""

@@ -7,12 +7,21 @@ from dataclasses import asdict, dataclass, field
 
 from tabulate import tabulate
 
-from ..inventory import Host
+from ..inventory import Host, Inventory
 from ..remote.facts import DAEMON_JSON, HostFacts
 from . import config as dc
 from .tls import RENEW_DAYS, diagnose, tls_verified
 
 DEPLOY, TARGET = "deploy", "target"
+# The deployment host listed among the targets too: one row, checked as both.
+BOTH = f"{DEPLOY}+{TARGET}"
+
+
+def host_role(inventory: Inventory, host: Host) -> str:
+    """deploy, target, or both (a deployment host that is also a Kolla node)."""
+    if not inventory.is_deploy_host(host):
+        return TARGET
+    return BOTH if any(inventory.is_deploy_host(target) for target in inventory.targets) else DEPLOY
 
 
 @dataclass
@@ -46,7 +55,7 @@ def trusted(facts: HostFacts, registry: str) -> bool | None:
 
 def tls_state(facts: HostFacts, role: str) -> str:
     """What a secure registry's TLS looks like from this host: days left of its certificate, or the check."""
-    if role == DEPLOY and "days" in facts.tls:
+    if role != TARGET and "days" in facts.tls:
         days = facts.tls["days"]
         return f"{days} days left" + (", renew due" if days < RENEW_DAYS else "")
     if not facts.registry_tls:

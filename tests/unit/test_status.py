@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -10,7 +11,7 @@ from fabfile.docker import status as st
 from fabfile.inventory import Host
 from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
 
-from .factories import REGISTRY, docker_host, fresh_debian
+from .factories import REGISTRY, docker_host, fresh_debian, make_inventory
 
 NODE = Host("node1", "192.0.2.11")
 CATALOG = {
@@ -112,3 +113,12 @@ def test_json_lists_every_host_with_its_catalog():
     ]
     assert data["hosts"][0]["repositories"] == CATALOG["repositories"]
     assert data["hosts"][3]["reason"].startswith("SSH connection")
+
+
+def test_a_deployment_host_listed_as_a_target_is_one_row_with_both_roles():
+    inventory = make_inventory()
+    both = replace(inventory, targets=(Host("ctl1", "192.0.2.10"), *inventory.targets))
+
+    assert [st.host_role(both, host) for host in both.machines] == [st.BOTH, st.TARGET, st.TARGET]
+    assert [host.name for host in both.machines] == ["deploy1", "node1", "node2"]
+    assert [st.host_role(inventory, host) for host in inventory.machines] == [st.DEPLOY, st.TARGET, st.TARGET]

@@ -15,7 +15,7 @@ from fabfile.docker.hostprep import SHARED_RUN_TEXT, SHARED_RUN_UNIT
 from fabfile.docker.registry import SPEC_LABEL
 from fabfile.engine.plan import RELOAD, RESTART, FileChange
 from fabfile.remote.apply import handler_script
-from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING
+from fabfile.remote.facts import CA_CERT, DAEMON_JSON, DEFAULT_DOCKER, PENDING
 
 from .factories import (
     DOCKER_1_11_EXEC_START,
@@ -1011,6 +1011,44 @@ def test_a_target_trusting_the_registry_needs_nothing(planner):
     plan = planner(facts, make_ctx())
 
     assert not plan.changed and plan.error is None
+
+
+# A deployment host that is also a target: deploy-host's trust steps and configure-targets
+# must leave it with the same files, so that either run after the other changes nothing.
+DEPLOY_TRUST_STEPS = (trust.trust_registry, trust.copy_docker_unit, trust.add_docker_opts)
+SECURE_CTX = replace(make_ctx({"tls": "self-signed"}), ca="-----BEGIN CERTIFICATE-----\nCA\n")
+
+
+def by_deploy_host(facts, ctx):
+    for planner in DEPLOY_TRUST_STEPS:
+        plan = planner(facts, ctx)
+        assert plan.error is None, plan.error
+        facts = applied(facts, plan)
+    return facts
+
+
+def by_configure_targets(facts, ctx):
+    plan = trust.configure_target(facts, ctx)
+    assert plan.error is None, plan.error
+    return applied(facts, plan)
+
+
+@pytest.mark.parametrize(
+    "facts, ctx",
+    [
+        pytest.param(docker_host(), make_ctx(), id="new-daemon-json"),
+        pytest.param(docker_host(files=daemon_json(iptables=False, debug=True)), make_ctx(), id="merge"),
+        pytest.param(procedure_node(PROCEDURE_OPTS), make_ctx(), id="docker-opts-host"),
+        pytest.param(docker_ce_host(), make_ctx(docker={"config_method": "docker-opts"}), id="docker-opts-setting"),
+        pytest.param(docker_host(files={CA_CERT: SECURE_CTX.ca}), SECURE_CTX, id="tls"),
+    ],
+)
+def test_the_deployment_host_as_a_target_gets_the_same_files_from_both_tasks(facts, ctx):
+    deployed, targeted = by_deploy_host(facts, ctx), by_configure_targets(facts, ctx)
+
+    assert deployed.files == targeted.files != facts.files
+    assert not trust.configure_target(deployed, ctx).changed
+    assert not any(planner(targeted, ctx).changed for planner in DEPLOY_TRUST_STEPS)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,43 @@
+"""The registry's address: the same for the deployment host and every target, however it is learnt."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fabfile.engine.address import RegistryAddress
+from fabfile.inventory import Host
+from fabfile.remote.facts import HostFacts
+
+from .factories import REGISTRY_IP, make_inventory
+
+# The deployment host listed again among the targets: by its own name, or under another one.
+SAME_ENTRY = Host("deploy1", REGISTRY_IP)
+OTHER_NAME = Host("ctl1", REGISTRY_IP)
+
+
+def with_targets(*targets: Host, **registry):
+    inventory = make_inventory(registry)
+    return replace(inventory, targets=(*targets, *inventory.targets))
+
+
+def test_a_target_that_is_the_deployment_host_learns_the_address_from_its_own_facts():
+    inventory = with_targets(SAME_ENTRY, OTHER_NAME)
+    address = RegistryAddress(inventory)
+    own = HostFacts(addresses=["fe80::1", REGISTRY_IP, "172.17.0.1"])
+
+    learnt = {host.name: address.from_facts(host) and address.learnt(own).address for host in inventory.targets}
+
+    assert learnt == {"deploy1": REGISTRY_IP, "ctl1": REGISTRY_IP, "node1": False, "node2": False}
+    assert address.lookup().address == REGISTRY_IP  # what the other targets then get, without asking
+
+
+def test_a_bound_registry_is_reached_at_its_bind_address_by_every_host():
+    inventory = with_targets(SAME_ENTRY, bind="192.0.2.20")
+    address = RegistryAddress(inventory)
+
+    assert not address.from_facts(inventory.deploy_host)
+    assert address.lookup().address == "192.0.2.20"  # asked nobody: the deployment host is not even real
+
+
+def test_the_inventory_address_wins_over_bind():
+    assert RegistryAddress(make_inventory({"address": "reg.lab", "bind": "192.0.2.20"})).lookup().address == "reg.lab"
