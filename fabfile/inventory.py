@@ -48,7 +48,9 @@ class RegistrySettings:
     image: str = "registry:2"
     volume: str = "registry"
     image_archive: str | None = None
-    network: str = "auto"
+    # host (default; kolla's multinode guide: survives bootstrap-servers turning Docker's bridge off)
+    # | bridge (the procedure's -p PORT:5000) | auto (accepted from older inventories: host)
+    network: str = "host"
     # The address the registry listens on (default: every address, as the procedure does).
     bind: str | None = None
     # off (the procedure: plain HTTP, trusted as insecure) | self-signed | files (tls_files)
@@ -62,8 +64,13 @@ class RegistrySettings:
         return self.tls != OFF
 
     @property
+    def host_network(self) -> bool:
+        """Whether the registry shares the host's network (anything but ``bridge``)."""
+        return self.network != "bridge"
+
+    @property
     def known_address(self) -> str:
-        """The address the inventory gives: ``address``, else ``bind`` (the one address it listens on), or ""."""
+        """``address``, else ``bind`` (the one address the registry listens on), else ""."""
         return self.address or self.bind or ""
 
 

@@ -25,7 +25,7 @@ from .inventory import (
 
 _HOST_KEYS = {f.name for f in fields(Host)}
 _CHOICES = {
-    "registry.network": ("auto", "host", "bridge"),
+    "registry.network": ("host", "bridge", "auto"),
     "docker.source": ("distro", "get-docker"),
     "docker.config_method": ("auto", "daemon-json", "docker-opts"),
     "host_key_policy": ("accept-new", "strict", "off"),
@@ -123,10 +123,8 @@ class InventoryReader:
         for index, host in enumerate(targets):
             key = f"targets[{index}]"
             if host.name == deploy_host.name and host.address != deploy_host.address:
-                raise self.fail(
-                    f"{key}.address",
-                    f"{host.address!r}: {host.name!r} is the deploy_host, whose address is {deploy_host.address!r}",
-                )
+                problem = f"{host.name!r} is the deploy_host, whose address is {deploy_host.address!r}"
+                raise self.fail(f"{key}.address", f"{host.address!r}: {problem}")
             for label, value in (("name", host.name), ("address", host.address)):
                 marker = f"{label}:{value}"
                 if marker in seen:

@@ -226,6 +226,7 @@ def test_the_deployment_host_listed_as_a_target_is_accepted_and_shown_once(tmp_p
 
     assert targets.returncode == 1, targets.stderr  # the hosts are unreachable; the inventory is fine
     for name, address in (("deploy1", "127.0.0.1"), ("node1", "127.0.0.2")):
-        assert f"{name} | configure-targets | UNREACHABLE | SSH connection to root@{address}:{port}" in targets.stdout
+        row = f"{name} | configure-targets | UNREACHABLE | SSH connection to root@{address}:{port}"
+        assert row in targets.stdout
     shown = [(host["host"], host["role"]) for host in json.loads(status.stdout)["hosts"]]
     assert shown == [("deploy1", "deploy+target"), ("node1", "target")]

@@ -25,9 +25,10 @@ def test_a_target_that_is_the_deployment_host_learns_the_address_from_its_own_fa
     address = RegistryAddress(inventory)
     own = HostFacts(addresses=["fe80::1", REGISTRY_IP, "172.17.0.1"])
 
-    learnt = {host.name: address.from_facts(host) and address.learnt(own).address for host in inventory.targets}
+    from_own_facts = [host.name for host in inventory.targets if address.from_facts(host)]
+    learnt = address.learnt(own).address
 
-    assert learnt == {"deploy1": REGISTRY_IP, "ctl1": REGISTRY_IP, "node1": False, "node2": False}
+    assert from_own_facts == ["deploy1", "ctl1"] and learnt == REGISTRY_IP
     assert address.lookup().address == REGISTRY_IP  # what the other targets then get, without asking
 
 
@@ -40,4 +41,6 @@ def test_a_bound_registry_is_reached_at_its_bind_address_by_every_host():
 
 
 def test_the_inventory_address_wins_over_bind():
-    assert RegistryAddress(make_inventory({"address": "reg.lab", "bind": "192.0.2.20"})).lookup().address == "reg.lab"
+    address = RegistryAddress(make_inventory({"address": "reg.lab", "bind": "192.0.2.20"}))
+
+    assert address.lookup().address == "reg.lab"

@@ -135,7 +135,7 @@ def test_the_projects_example_hosts_yaml_is_valid():
         h.user == "root" and h.port == 22 and h.key is None for h in (result.deploy_host, *result.targets)
     )
     assert result.registry == RegistrySettings(
-        port=4000, image="registry:2", volume="registry", network="auto"
+        port=4000, image="registry:2", volume="registry", network="host"
     )
     assert (result.docker.source, result.docker.config_method) == ("distro", "auto")
 
@@ -193,7 +193,8 @@ def test_the_projects_example_hosts_yaml_is_valid():
             id="deploy-host-name-other-address",
         ),
         pytest.param(
-            MINIMAL + "targets:\n  - {name: deploy1, address: 192.0.2.10}\n  - {name: ctl1, address: 192.0.2.10}\n",
+            MINIMAL
+            + "targets:\n  - {name: deploy1, address: 192.0.2.10}\n  - {name: ctl1, address: 192.0.2.10}\n",
             "targets[1].address",
             "'192.0.2.10' is listed twice (also targets[0])",
             id="deploy-host-twice-among-targets",
@@ -249,7 +250,7 @@ def test_the_projects_example_hosts_yaml_is_valid():
         pytest.param(
             MINIMAL + "registry:\n  network: overlay\n",
             "registry.network",
-            "'overlay' is not one of auto, host, bridge",
+            "'overlay' is not one of host, bridge, auto",
             id="bad-network",
         ),
         pytest.param(
@@ -413,7 +414,11 @@ def test_the_deployment_host_may_be_a_target_too(tmp_path, target):
 
 @pytest.mark.parametrize(
     "registry, known",
-    [({}, ""), ({"bind": "192.0.2.10"}, "192.0.2.10"), ({"bind": "192.0.2.10", "address": "reg.lab"}, "reg.lab")],
+    [
+        ({}, ""),
+        ({"bind": "192.0.2.10"}, "192.0.2.10"),
+        ({"bind": "192.0.2.10", "address": "reg.lab"}, "reg.lab"),
+    ],
 )
 def test_the_registry_address_the_inventory_gives_is_its_address_else_its_bind(registry, known):
     assert RegistrySettings(**registry).known_address == known

@@ -15,7 +15,16 @@ from fabfile.docker.hostprep import SHARED_RUN_TEXT, SHARED_RUN_UNIT
 from fabfile.docker.registry import SPEC_LABEL
 from fabfile.engine.plan import RELOAD, RESTART, FileChange
 from fabfile.remote.apply import handler_script
-from fabfile.remote.facts import CA_CERT, DAEMON_JSON, DEFAULT_DOCKER, PENDING
+from fabfile.remote.facts import (
+    CA_CERT,
+    DAEMON_JSON,
+    DEFAULT_DOCKER,
+    HTPASSWD,
+    PENDING,
+    SERVER_CERT,
+    SERVER_KEY,
+    TLS_DIR,
+)
 
 from .factories import (
     DOCKER_1_11_EXEC_START,
@@ -25,6 +34,7 @@ from .factories import (
     PREREQUISITES,
     READS_DEFAULT_DOCKER,
     REGISTRY,
+    REGISTRY_IP,
     UBUNTU1404_OS,
     applied,
     container,
@@ -298,7 +308,7 @@ def test_install_docker_new_docker_converges_after_the_dropin_is_removed():
 # --- create-registry (step 4) ----------------------------------------------------------------
 
 
-def spec(ctx=None, host_network=False, image_id=IMAGE_ID) -> str:
+def spec(ctx=None, host_network=True, image_id=IMAGE_ID) -> str:
     return registry_step.registry_spec(ctx or make_ctx(), host_network, image_id)
 
 
@@ -328,15 +338,59 @@ def test_create_registry_gets_a_missing_image_first(registry, command):
     assert plan.uploads == ([(archive, "registry-image.tar")] if archive else [])
 
 
-def test_create_registry_runs_the_documented_container_with_a_named_volume():
+def test_create_registry_runs_kollas_host_network_container_with_a_named_volume():
     plan = registry_step.create_registry(docker_host(), make_ctx())
 
     [command] = plan.commands
     assert command == (
-        f"docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
-        f"--label {SPEC_LABEL}={spec()} registry:2"
+        "docker run -d --network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 --restart=always --name registry "
+        f"-v registry:/var/lib/registry --label {SPEC_LABEL}={spec()} registry:2"
     )
     assert plan.handler is None
+
+
+def test_create_registry_bridge_runs_the_documented_container():
+    ctx = make_ctx({"network": "bridge"})
+
+    [command] = registry_step.create_registry(docker_host(), ctx).commands
+
+    assert command == (
+        f"docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
+        f"--label {SPEC_LABEL}={spec(ctx, host_network=False)} registry:2"
+    )
+
+
+@pytest.mark.parametrize(
+    "network, listens",
+    [
+        ("host", "--network host -e REGISTRY_HTTP_ADDR=192.0.2.10:4000 "),
+        ("bridge", "-p 192.0.2.10:4000:5000 "),
+    ],
+)
+def test_create_registry_bind_limits_where_it_listens_in_both_modes(network, listens):
+    ctx = make_ctx({"network": network, "bind": REGISTRY_IP})
+
+    [command] = registry_step.create_registry(docker_host(), ctx).commands
+
+    assert listens in command
+
+
+@pytest.mark.parametrize("network", ["host", "bridge"])
+def test_create_registry_tls_and_login_work_in_both_modes(network):
+    facts = docker_host(tls={"fingerprint": "AB:CD"}, files={HTPASSWD: "kolla:$2y$04$x\n"})
+    ctx = make_ctx({"network": network, "tls": "self-signed", "auth": "htpasswd"})
+
+    [command] = registry_step.create_registry(facts, ctx).commands
+
+    for option in (
+        f"-v {TLS_DIR}:{TLS_DIR}:ro",
+        f"-e REGISTRY_HTTP_TLS_CERTIFICATE={SERVER_CERT}",
+        f"-e REGISTRY_HTTP_TLS_KEY={SERVER_KEY}",
+        f"-v {HTPASSWD}:{HTPASSWD}:ro",
+        "-e REGISTRY_AUTH=htpasswd",
+    ):
+        assert f" {option} " in command
+    assert ("--network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 " in command) is (network == "host")
 
 
 def test_create_registry_uses_host_networking_when_daemon_json_turns_iptables_off():
@@ -361,8 +415,9 @@ def test_create_registry_uses_host_networking_when_docker_opts_turn_the_bridge_o
     "network, daemon, host_network",
     [
         ("bridge", {"iptables": False}, False),
+        ("bridge", {}, False),
         ("host", {}, True),
-        ("auto", {}, False),
+        ("auto", {}, True),  # an older inventory's auto: host networking now
         ("auto", {"bridge": "none"}, True),
     ],
 )
@@ -403,7 +458,7 @@ def test_create_registry_same_spec_stopped_is_started():
     [
         None,  # the procedure's container: no label at all
         spec(image_id="sha256:" + "00" * 32),  # registry:2 has been pulled again since
-        spec(host_network=True),  # the network changed
+        spec(host_network=False),  # the network changed
         spec(make_ctx({"port": 5000})),  # the port changed
     ],
 )
@@ -411,7 +466,7 @@ def test_create_registry_different_spec_recreates_the_container(old_spec):
     plan = registry_step.create_registry(docker_host(container=container(old_spec)), make_ctx())
 
     assert plan.commands[0] == "docker rm -f registry"
-    assert plan.commands[-1].startswith("docker run -d -p 4000:5000 ")
+    assert plan.commands[-1].startswith("docker run -d --network host ")
     assert len(plan.commands) == 2  # the named volume already holds the images
 
 
@@ -426,6 +481,46 @@ def test_create_registry_copies_the_procedures_anonymous_volume_into_the_named_o
     )
     assert f"cp -a /var/lib/docker/volumes/{OLD_VOLUME}/_data/. " in copy
     assert "-v registry:/var/lib/registry" in run
+
+
+def test_create_registry_bridge_network_where_docker_cannot_publish_says_so():
+    facts = docker_host(files=daemon_json(bridge="none", iptables=False))
+
+    plan = registry_step.create_registry(facts, make_ctx({"network": "bridge"}))
+
+    assert plan.commands[0].startswith("docker run -d -p 4000:5000 ")
+    assert plan.notes == [registry_step.BRIDGE_OFF]
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_create_registry_moves_a_bridge_published_registry_to_host_networking_keeping_its_volume(running):
+    old = container(spec(make_ctx({"network": "bridge"}), host_network=False), running, network="bridge")
+
+    plan = registry_step.create_registry(docker_host(container=old), make_ctx())
+
+    remove, run = plan.commands  # no copy: the named volume stays, with every image
+    assert remove == "docker rm -f registry"
+    assert run.startswith("docker run -d --network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 ")
+    assert " -v registry:/var/lib/registry " in run
+    moved = container(run.split(f"--label {SPEC_LABEL}=")[1].split()[0])
+    assert not registry_step.create_registry(docker_host(container=moved), make_ctx()).changed
+
+
+def test_create_registry_moves_the_procedures_registry_carrying_its_anonymous_volume_over():
+    old = container(None, volume=None, network="bridge")
+
+    remove, copy, run = registry_step.create_registry(docker_host(container=old), make_ctx()).commands
+
+    assert remove == "docker rm -f registry"
+    assert f"cp -a /var/lib/docker/volumes/{OLD_VOLUME}/_data/. " in copy
+    assert run.startswith("docker run -d --network host ") and " -v registry:/var/lib/registry " in run
+
+
+def test_create_registry_keeps_a_bridge_registry_when_asked_to():
+    ctx = make_ctx({"network": "bridge"})
+    old = container(spec(ctx, host_network=False), network="bridge")
+
+    assert not registry_step.create_registry(docker_host(container=old), ctx).changed
 
 
 def test_create_registry_corrupt_daemon_json_is_an_error():
@@ -457,7 +552,7 @@ def test_create_registry_container_without_labels_is_recreated():
 
 def test_registry_spec_changes_with_every_setting_the_container_is_made_with():
     assert (
-        len({spec(), spec(host_network=True), spec(image_id="sha256:00"), spec(make_ctx({"volume": "v"}))})
+        len({spec(), spec(host_network=False), spec(image_id="sha256:00"), spec(make_ctx({"volume": "v"}))})
         == 4
     )
 
@@ -969,7 +1064,7 @@ def test_restart_docker_in_check_mode_says_what_would_happen():
 def converged_deploy_host():
     ctx = make_ctx()
     facts = docker_host(files=daemon_json(**{"insecure-registries": [REGISTRY]}))
-    facts.container = container(registry_step.registry_spec(ctx, False, IMAGE_ID))
+    facts.container = container(registry_step.registry_spec(ctx, True, IMAGE_ID))
     return facts, ctx
 
 
@@ -1039,7 +1134,9 @@ def by_configure_targets(facts, ctx):
         pytest.param(docker_host(), make_ctx(), id="new-daemon-json"),
         pytest.param(docker_host(files=daemon_json(iptables=False, debug=True)), make_ctx(), id="merge"),
         pytest.param(procedure_node(PROCEDURE_OPTS), make_ctx(), id="docker-opts-host"),
-        pytest.param(docker_ce_host(), make_ctx(docker={"config_method": "docker-opts"}), id="docker-opts-setting"),
+        pytest.param(
+            docker_ce_host(), make_ctx(docker={"config_method": "docker-opts"}), id="docker-opts-setting"
+        ),
         pytest.param(docker_host(files={CA_CERT: SECURE_CTX.ca}), SECURE_CTX, id="tls"),
     ],
 )
