@@ -190,7 +190,8 @@ def _trust_with_daemon_json(facts: HostFacts, ctx: StepContext, flagged: list[st
     if flagged and not ctx.repair:
         plan.error = (
             f"dockerd already gets --insecure-registry {' '.join(flagged)} as a flag "
-            f"({DEFAULT_DOCKER}); {_both_ways(facts)}. Re-run with --repair to move the flags into daemon.json"
+            f"({DEFAULT_DOCKER}); {_both_ways(facts)}. "
+            "Re-run with --repair to move the flags into daemon.json"
         )
         return
     if flagged:

@@ -1,9 +1,10 @@
 """What every host needs to know of the registry: its address and, when it is secure, its CA and login.
 
 The address is the inventory's (``registry.address``, else ``registry.bind``),
-else the deployment host's first ``hostname -I`` IPv4 address; the CA and the password live on the deployment host (deploy-host
-makes them). They are learnt once per run however many hosts ask, from the
-deployment host's own facts where the run has them.
+else the deployment host's first ``hostname -I`` IPv4 address; the CA and the
+password live on the deployment host (deploy-host makes them). They are learnt
+once per run however many hosts ask, from the deployment host's own facts where
+the run has them (also when it is listed as a target), so every host agrees.
 """
 
 from __future__ import annotations
@@ -51,8 +52,7 @@ class RegistryAddress:
         return not self.inventory.registry.known_address or self.inventory.registry.secure
 
     def from_facts(self, host: Host) -> bool:
-        """Whether ``host``'s own facts tell it: it is the deployment host (also when listed as a target)
-        and the inventory does not."""
+        """Whether ``host``'s own facts tell it: it is the deployment host (or a target that is it)."""
         return self._needs_host() and self.inventory.is_deploy_host(host)
 
     def learnt(self, facts: host_facts.HostFacts) -> Access:
