@@ -48,7 +48,9 @@ class RegistrySettings:
     image: str = "registry:2"
     volume: str = "registry"
     image_archive: str | None = None
-    network: str = "auto"
+    # host (default; kolla's multinode guide: survives bootstrap-servers turning Docker's bridge off)
+    # | bridge (the procedure's -p PORT:5000) | auto (accepted from older inventories: host)
+    network: str = "host"
     # The address the registry listens on (default: every address, as the procedure does).
     bind: str | None = None
     # off (the procedure: plain HTTP, trusted as insecure) | self-signed | files (tls_files)
@@ -60,6 +62,16 @@ class RegistrySettings:
     @property
     def secure(self) -> bool:
         return self.tls != OFF
+
+    @property
+    def host_network(self) -> bool:
+        """Whether the registry shares the host's network (anything but ``bridge``)."""
+        return self.network != "bridge"
+
+    @property
+    def known_address(self) -> str:
+        """``address``, else ``bind`` (the one address the registry listens on), else ""."""
+        return self.address or self.bind or ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,15 @@ class Inventory:
     docker: DockerSettings = field(default_factory=DockerSettings)
     defaults: Host | None = None
     images: ImageSettings | None = None
+
+    def is_deploy_host(self, host: Host) -> bool:
+        """Whether ``host`` is the deployment host (a target may be: same name or same address)."""
+        return host.name == self.deploy_host.name or host.address == self.deploy_host.address
+
+    @property
+    def machines(self) -> tuple[Host, ...]:
+        """Every host once: the deployment host, then the targets that are not it."""
+        return (self.deploy_host, *(host for host in self.targets if not self.is_deploy_host(host)))
 
     def find(self, name: str) -> Host | None:
         """The inventory host called ``name`` (or with that address)."""
@@ -169,7 +190,7 @@ def parse(text: str, path: Path) -> Inventory:
         raise InventoryError(f"{path}: deploy_host: missing (the host that runs the registry)")
     deploy_host = reader.host(top["deploy_host"], "deploy_host", defaults)
     targets = reader.targets(top.get("targets") or [], defaults)
-    reader.no_duplicates((deploy_host, *targets))
+    reader.no_duplicates(deploy_host, targets)
     return Inventory(
         path=path,
         deploy_host=deploy_host,

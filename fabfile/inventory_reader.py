@@ -25,7 +25,7 @@ from .inventory import (
 
 _HOST_KEYS = {f.name for f in fields(Host)}
 _CHOICES = {
-    "registry.network": ("auto", "host", "bridge"),
+    "registry.network": ("host", "bridge", "auto"),
     "docker.source": ("distro", "get-docker"),
     "docker.config_method": ("auto", "daemon-json", "docker-opts"),
     "host_key_policy": ("accept-new", "strict", "off"),
@@ -117,15 +117,19 @@ class InventoryReader:
             raise self.fail("targets", f"expected a list of hosts, got {_kind(value)}")
         return tuple(self.host(item, f"targets[{index}]", defaults) for index, item in enumerate(value))
 
-    def no_duplicates(self, hosts: tuple[Host, ...]) -> None:
+    def no_duplicates(self, deploy_host: Host, targets: tuple[Host, ...]) -> None:
+        """Each target once; the deployment host may be one of them (a small cloud's control node)."""
         seen: dict[str, str] = {}
-        for index, host in enumerate(hosts):
-            key = "deploy_host" if index == 0 else f"targets[{index - 1}]"
+        for index, host in enumerate(targets):
+            key = f"targets[{index}]"
+            if host.name == deploy_host.name and host.address != deploy_host.address:
+                problem = f"{host.name!r} is the deploy_host, whose address is {deploy_host.address!r}"
+                raise self.fail(f"{key}.address", f"{host.address!r}: {problem}")
             for label, value in (("name", host.name), ("address", host.address)):
                 marker = f"{label}:{value}"
-                if marker in seen and index > 0:
+                if marker in seen:
                     raise self.fail(f"{key}.{label}", f"{value!r} is listed twice (also {seen[marker]})")
-                seen.setdefault(marker, key)
+                seen[marker] = key
 
     def registry(self, value: Any) -> RegistrySettings:
         data = self.mapping(value, "registry", {f.name for f in fields(RegistrySettings)} - {"tls_files"})

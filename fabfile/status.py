@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from invoke import Context
 
 from .cli import (
@@ -10,31 +12,41 @@ from .cli import (
     inventory_or_exit,
     parallel_or_default,
     selected_hosts,
+    setting,
     step_context,
 )
 from .docker import tls
 from .docker.status import (
-    DEPLOY,
-    TARGET,
     HostStatus,
+    host_role,
     host_status,
     status_json,
     status_table,
     unreachable_status,
+    with_kolla_notes,
 )
 from .engine.address import RegistryAddress
 from .engine.context import Modes
 from .engine.fanout import HostTask, fan_out
 from .engine.hostrun import HostRun, RemoteError
+from .kolla.globals_yaml import GLOBALS_PATH
 from .podman.registries import podman_files
 from .remote import facts
 from .remote.api import local_base, query_registry
 
 
-def status_sections(ctx) -> tuple[facts.Section, ...]:
-    """What a row shows: the OS, Docker and podman and their config, and a secure registry's TLS from there."""
+def status_sections(ctx, globals_path: str = GLOBALS_PATH) -> tuple[facts.Section, ...]:
+    """What a row shows: the OS, Docker and podman and their config, a secure registry's TLS from
+    there, and what kolla-ansible's bootstrap-servers would meet (the registry container, globals.yml)."""
     engines = (facts.DOCKER, *facts.DOCKER_CONFIG, facts.PODMAN, podman_files(ctx))
-    return (facts.OS, *engines, *tls.tls_sections(ctx), *tls.node_tls_sections(ctx))
+    return (
+        facts.OS,
+        *engines,
+        *tls.tls_sections(ctx),
+        *tls.node_tls_sections(ctx),
+        facts.container(ctx.inventory.registry.name),
+        facts.files(globals_path),
+    )
 
 
 @host_task(help={"json": "print JSON instead of the table", "parallel": PARALLEL_HELP})
@@ -42,11 +54,13 @@ def status(c: Context, json=False, parallel=0):
     """Show every host at once, read-only: reachable, OS, Docker, trust, /v2/ and the catalog."""
     # ``json`` is named for the --json flag.
     inventory = inventory_or_exit()
-    hosts = selected_hosts(c, inventory, (inventory.deploy_host, *inventory.targets))
+    hosts = selected_hosts(c, inventory, inventory.machines)
     rows: dict[str, HostStatus] = {}
+    facts_of: dict[str, facts.HostFacts] = {}
+    globals_path = setting(c, "globals_path", GLOBALS_PATH)
 
     def role(host) -> str:
-        return DEPLOY if host == inventory.deploy_host else TARGET
+        return host_role(inventory, host)
 
     def row(run: HostRun) -> None:
         registry = run.ctx.registry if run.ctx.registry_address else ""
@@ -56,10 +70,12 @@ def status(c: Context, json=False, parallel=0):
             answer = {"error": str(error)}
         secure = inventory.registry.secure
         rows[run.host.name] = host_status(run.host, role(run.host), run.facts, registry, answer, secure)
+        facts_of[run.host.name] = run.facts
 
     address = RegistryAddress(inventory, c.config)
     ctx = step_context(c, inventory, Modes(check=True))
-    task = HostTask(ctx, row, status_sections, address, c.config, "status", address_required=False)
+    sections = partial(status_sections, globals_path=globals_path)
+    task = HostTask(ctx, row, sections, address, c.config, "status", address_required=False)
     task.quiet = True  # the table (or JSON) is the only output
     outcomes = {o.host: o for o in fan_out(hosts, task, parallel_or_default(c, parallel))}
     shown = [
@@ -68,4 +84,5 @@ def status(c: Context, json=False, parallel=0):
     ]
     registry = address.known_or_empty().address
     registry = f"{registry}:{inventory.registry.port}" if registry else ""
+    with_kolla_notes(shown, facts_of, registry, inventory.registry.secure, globals_path)
     print(status_json(shown, registry) if json else status_table(shown, registry), flush=True)

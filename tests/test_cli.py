@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -208,3 +209,24 @@ def test_a_globals_path_with_shell_syntax_is_refused(tmp_path):
 
     assert done.returncode == 2
     assert "error: --path: '/etc/kolla/$(touch PWNED).yml' is not an absolute path" in done.stderr
+
+
+def test_the_deployment_host_listed_as_a_target_is_accepted_and_shown_once(tmp_path):
+    port = closed_port()
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(
+        f"deploy_host: {{name: deploy1, address: 127.0.0.1, port: {port}}}\n"
+        f"targets:\n  - {{name: deploy1, address: 127.0.0.1, port: {port}}}\n"
+        f"  - {{name: node1, address: 127.0.0.2, port: {port}}}\n"
+        "registry: {address: 127.0.0.1}\n"
+    )
+
+    targets = fab("configure-targets", inventory=inventory)
+    status = fab("status", "--json", inventory=inventory)
+
+    assert targets.returncode == 1, targets.stderr  # the hosts are unreachable; the inventory is fine
+    for name, address in (("deploy1", "127.0.0.1"), ("node1", "127.0.0.2")):
+        row = f"{name} | configure-targets | UNREACHABLE | SSH connection to root@{address}:{port}"
+        assert row in targets.stdout
+    shown = [(host["host"], host["role"]) for host in json.loads(status.stdout)["hosts"]]
+    assert shown == [("deploy1", "deploy+target"), ("node1", "target")]

@@ -141,7 +141,7 @@ def with_docker_opts_registry(text: str | None, address: str) -> str | None:
     drops every option set before it; this edits the line that wins instead.
     """
     args = docker_opts(text)
-    if address in flag_registries(args):
+    if trusts(flag_registries(args), address):
         return text
     new_line = "DOCKER_OPTS=" + shlex.quote(shlex.join([*args, "--insecure-registry", address]))
     lines = (text or "").splitlines()

@@ -1,4 +1,4 @@
-"""The registry container, step 4: ``registry:2`` on its port, with a named volume."""
+"""The registry container, step 4: ``registry:2`` on its port (host networking), with a named volume."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     daemon = daemon_json_or_error(facts, plan)
     if daemon is None:
         return plan
-    host_network = settings.network == "host" or (
-        settings.network == "auto" and dc.bridge_or_iptables_off(daemon, dockerd_flags(facts))
-    )
+    host_network = settings.host_network
+    if not host_network and dc.bridge_or_iptables_off(daemon, dockerd_flags(facts)):
+        plan.notes.append(BRIDGE_OFF)
     spec = registry_spec(ctx, host_network, facts.image_id, _secure_state(facts, ctx))
     current = facts.container
     labels = (current or {}).get("Config", {}).get("Labels") or {}
@@ -49,6 +49,10 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
 
 
 SPEC_LABEL = "kolla-registry.spec"
+BRIDGE_OFF = (
+    "registry.network is bridge, but Docker runs without iptables or its bridge: "
+    "the port may not answer (registry.network: host)"
+)
 
 
 def _secure_state(facts: HostFacts, ctx: StepContext) -> dict:
@@ -87,10 +91,12 @@ def registry_run_command(ctx: StepContext, host_network: bool, spec: str) -> str
     """The documented ``docker run``, plus a named volume and the spec label."""
     settings = ctx.inventory.registry
     if host_network:
-        # Docker without iptables or bridge cannot publish ports (kolla-ansible hosts).
-        network = f"--network host -e REGISTRY_HTTP_ADDR={settings.bind or '0.0.0.0'}:{settings.port}"
+        # kolla-ansible's bootstrap-servers turns Docker's bridge and iptables off, and then
+        # nothing published with -p answers; kolla's own guide runs the registry this way.
+        listen = f"{settings.bind or '0.0.0.0'}:{settings.port}"
+        network = "--network host -e " + shlex.quote(f"REGISTRY_HTTP_ADDR={listen}")
     else:
-        network = f"-p {settings.bind + ':' if settings.bind else ''}{settings.port}:5000"
+        network = "-p " + shlex.quote(f"{settings.bind + ':' if settings.bind else ''}{settings.port}:5000")
     return (
         f"docker run -d {network} --restart=always --name {shlex.quote(settings.name)} "
         f"-v {shlex.quote(settings.volume)}:/var/lib/registry {_secure_options(settings)}"

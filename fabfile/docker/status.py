@@ -7,13 +7,23 @@ from dataclasses import asdict, dataclass, field
 
 from tabulate import tabulate
 
-from ..inventory import Host
+from ..inventory import Host, Inventory
+from ..kolla.globals_yaml import kolla_insecure_registry
 from ..podman import registries
 from ..remote.facts import DAEMON_JSON, HostFacts
 from . import config as dc
 from .tls import RENEW_DAYS, diagnose, tls_verified
 
 DEPLOY, TARGET = "deploy", "target"
+# The deployment host listed among the targets too: one row, checked as both.
+BOTH = f"{DEPLOY}+{TARGET}"
+
+
+def host_role(inventory: Inventory, host: Host) -> str:
+    """deploy, target, or both (a deployment host that is also a Kolla node)."""
+    if not inventory.is_deploy_host(host):
+        return TARGET
+    return BOTH if any(inventory.is_deploy_host(target) for target in inventory.targets) else DEPLOY
 
 
 @dataclass
@@ -35,6 +45,8 @@ class HostStatus:
     repositories: list[str] = field(default_factory=list)
     # A secure registry: the server certificate's days left (deployment host), TLS verified (nodes).
     tls: str = ""
+    # What kolla-ansible's bootstrap-servers would break here (see kolla_note).
+    kolla: str = ""
 
 
 def trusted(facts: HostFacts, registry: str) -> bool | None:
@@ -52,7 +64,7 @@ def trusted(facts: HostFacts, registry: str) -> bool | None:
 
 def tls_state(facts: HostFacts, role: str) -> str:
     """What a secure registry's TLS looks like from this host: days left of its certificate, or the check."""
-    if role == DEPLOY and "days" in facts.tls:
+    if role != TARGET and "days" in facts.tls:
         days = facts.tls["days"]
         return f"{days} days left" + (", renew due" if days < RENEW_DAYS else "")
     if not facts.registry_tls:
@@ -84,6 +96,67 @@ def host_status(
     )
 
 
+def kolla_note(facts: HostFacts, role: str, registry: str, secure: bool, globals_text: str | None) -> str:
+    """What kolla-ansible's bootstrap-servers would break here, in one short line; "" for nothing.
+
+    It writes daemon.json whole (bridge none, iptables false, insecure-registries
+    only ``docker_registry`` when ``docker_registry_insecure``) and restarts Docker,
+    on Kolla nodes: the targets, and a deployment host listed among them. Its
+    registry is named on the deployment host all the same: adding it later is common.
+    ``globals_text``: the deployment host's globals.yml (None: not read).
+    """
+    notes = [_registry_note(facts)] if role != TARGET else []
+    if registry and not secure and role != DEPLOY:
+        notes.append(_trust_note(facts, registry, kolla_insecure_registry(globals_text)))
+    return "; ".join(note for note in notes if note)
+
+
+def with_kolla_notes(
+    rows: list[HostStatus], facts_of: dict[str, HostFacts], registry: str, secure: bool, globals_path: str
+) -> None:
+    """Each reached host's ``kolla`` note, once all are read.
+
+    A target's note depends on the deployment host's globals.yml.
+    """
+    deploy = next((facts_of[row.host] for row in rows if row.role != TARGET and row.host in facts_of), None)
+    globals_text = deploy.files.get(globals_path) if deploy else None
+    for row in rows:
+        if row.host in facts_of:
+            row.kolla = kolla_note(facts_of[row.host], row.role, registry, secure, globals_text)
+
+
+def published(container: dict | None) -> bool:
+    """Whether the registry container publishes its port through Docker's bridge (``-p``)."""
+    config = (container or {}).get("HostConfig") or {}
+    return config.get("NetworkMode") != "host" and bool(config.get("PortBindings"))
+
+
+def _registry_note(facts: HostFacts) -> str:
+    if not published(facts.container):
+        return ""
+    try:
+        daemon = dc.load_daemon_json(facts.files.get(DAEMON_JSON))
+        off = dc.bridge_or_iptables_off(daemon, dc.dockerd_flags(facts))
+    except dc.ConfigError:
+        off = False
+    if off:
+        return "registry on -p, Docker has no bridge: fab deploy-host"
+    return "registry on -p stops answering: fab deploy-host (network: host)"
+
+
+def _trust_note(facts: HostFacts, registry: str, kolla_lists: str | None) -> str:
+    try:
+        listed, flagged = dc.insecure_registries(facts)
+    except dc.ConfigError:
+        return ""
+    if flagged and kolla_lists != "":
+        # dockerd refuses an option set both as a flag and in daemon.json.
+        return "kolla's insecure-registries + these flags stop dockerd: configure-targets --repair"
+    if dc.trusts(listed, registry) and kolla_lists != registry:
+        return "trust lost: set docker_registry + docker_registry_insecure: true (fab kolla-globals)"
+    return ""
+
+
 def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
     return HostStatus(host=host.name, role=role, address=host.address, reachable=False, reason=reason)
 
@@ -91,9 +164,10 @@ def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
 def status_table(rows: list[HostStatus], registry: str) -> str:
     """The rows as a table, under the registry they were checked against."""
     secure = any(row.tls for row in rows)
+    kolla = any(row.kolla for row in rows)
     headers = ["host", "role", "reachable", "os", "engine", "trusted", "/v2/", "catalog"] + (
         ["tls"] if secure else []
-    )
+    ) + (["after kolla bootstrap-servers"] if kolla else [])
     table = [
         [
             row.host,
@@ -106,9 +180,12 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
             _catalog(row),
         ]
         + ([row.tls or "-"] if secure else [])
+        + ([row.kolla or "-"] if kolla else [])
         for row in rows
     ]
-    shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=[None, None, 40] + [30] * 6)
+    # The note is one line of advice: wider than the other columns.
+    widths = [None, None, 40] + [30] * (len(headers) - 3 - kolla) + [90] * kolla
+    shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=widths)
     return f"registry: {registry or 'unknown (deployment host not reached; set registry.address)'}\n{shown}"
 
 

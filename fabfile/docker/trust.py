@@ -24,8 +24,11 @@ def trust_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
         _trust_with_ca(facts, ctx, daemon, plan)
         return plan
     flags = dockerd_flags(facts)
-    if trust_method(facts, ctx) == "docker-opts":
+    method = trust_method(facts, ctx)
+    if method == "docker-opts":
         _trust_with_docker_opts(facts, ctx, daemon, plan)
+    elif method == UNIT_FLAGS:
+        _trust_with_unit_flags(facts, ctx, plan)
     else:
         _trust_with_daemon_json(facts, ctx, dc.flag_registries(flags), plan)
     return plan
@@ -96,6 +99,12 @@ def _trust_with_ca(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepP
     path = docker_ca_path(ctx.registry)
     if facts.files.get(path) != ca:
         plan.files.append(file_change(facts, path, ca))
+    if ctx.registry in dc.flag_registries(dockerd_flags(facts)):
+        # Flags change only on a restart, which would stop this host's containers: said, not done.
+        plan.notes.append(
+            f"{ctx.registry} is still an --insecure-registry flag of dockerd: certificates are not "
+            "verified until it is removed (then restart Docker)"
+        )
     if ctx.registry not in (daemon.get("insecure-registries") or []):
         plan.notes.append(f"{ctx.registry} trusted through its CA ({path})")
     elif tls_verified(facts):
@@ -106,34 +115,86 @@ def _trust_with_ca(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepP
         plan.notes.append(f"{ctx.registry} stays in insecure-registries until TLS verifies from here")
 
 
+UNIT_FLAGS = "unit-flags"
+
+
 def trust_method(facts: HostFacts, ctx: StepContext) -> str:
-    """daemon.json unless asked otherwise or Docker predates it; nothing to choose for a TLS registry."""
+    """How this host trusts the registry: the configured method, or with ``auto`` the one it already uses.
+
+    ``auto``: DOCKER_OPTS before Docker 1.12; DOCKER_OPTS (or the unit's own
+    flags) where dockerd already gets ``--insecure-registry`` flags; else daemon.json.
+    Nothing to choose for a TLS registry.
+    """
     if ctx.inventory.registry.secure:
         return "certs.d"
     chosen = ctx.inventory.docker.config_method
     if chosen != "auto":
         return chosen
     installed = dc.version(facts.docker_version)
-    return "docker-opts" if installed and installed < dc.DOCKERD_SINCE else "daemon-json"
+    if installed and installed < dc.DOCKERD_SINCE:
+        return "docker-opts"
+    return _flag_method(facts, ctx) or "daemon-json"
+
+
+def _flag_method(facts: HostFacts, ctx: StepContext) -> str | None:
+    """Where dockerd's --insecure-registry flags come from, if they are the host's one method.
+
+    Not with --repair (it moves DOCKER_OPTS flags into daemon.json), nor when
+    daemon.json lists insecure-registries too: dockerd cannot run that way, so
+    the daemon.json path refuses it and names the fix.
+    """
+    if ctx.repair or not dc.flag_registries(dockerd_flags(facts)):
+        return None
+    try:
+        if "insecure-registries" in dc.load_daemon_json(facts.files.get(DAEMON_JSON)):
+            return None
+    except dc.ConfigError:
+        return None
+    return UNIT_FLAGS if _unit_flag_registries(facts) else "docker-opts"
+
+
+def _unit_flag_registries(facts: HostFacts) -> list[str]:
+    """Registries named by --insecure-registry in docker.service's own ExecStart (not DOCKER_OPTS)."""
+    return dc.flag_registries(dc.exec_start_argv(facts.unit.get("ExecStart", ""))[1:])
+
+
+def _unit_flags_error(facts: HostFacts, flagged: list[str], fix: str) -> str:
+    unit = facts.unit.get("FragmentPath") or "its unit"
+    return f"--insecure-registry {' '.join(flagged)} is set in docker.service's ExecStart ({unit}): {fix}"
+
+
+def _trust_with_unit_flags(facts: HostFacts, ctx: StepContext, plan: StepPlan) -> None:
+    """Flags in the unit itself: fine if they already cover the registry; this tool does not edit units."""
+    flagged = dc.flag_registries(dockerd_flags(facts))
+    if dc.trusts(flagged, ctx.registry):
+        plan.notes.append(f"{ctx.registry} already trusted by dockerd's --insecure-registry flags")
+        return
+    plan.error = _unit_flags_error(
+        facts,
+        _unit_flag_registries(facts),
+        f"adding {ctx.registry} to {DAEMON_JSON} would stop dockerd; add --insecure-registry {ctx.registry} "
+        f"there, or move the flags into {DAEMON_JSON}'s insecure-registries by hand",
+    )
 
 
 def _trust_with_daemon_json(facts: HostFacts, ctx: StepContext, flagged: list[str], plan: StepPlan) -> None:
+    unit_flags = _unit_flag_registries(facts) if flagged else []
+    if unit_flags:
+        plan.error = _unit_flags_error(
+            facts,
+            unit_flags,
+            f"adding the registry to {DAEMON_JSON} too would stop dockerd, and --repair only edits "
+            f"{DEFAULT_DOCKER}; remove it there by hand",
+        )
+        return
     if flagged and not ctx.repair:
         plan.error = (
             f"dockerd already gets --insecure-registry {' '.join(flagged)} as a flag "
-            f"({DEFAULT_DOCKER} or its unit); adding the registry to {DAEMON_JSON} too would stop "
-            "dockerd. Re-run with --repair to move the flags into daemon.json"
+            f"({DEFAULT_DOCKER}); {_both_ways(facts)}. "
+            "Re-run with --repair to move the flags into daemon.json"
         )
         return
     if flagged:
-        unit_flags = dc.flag_registries(dc.exec_start_argv(facts.unit.get("ExecStart", ""))[1:])
-        if unit_flags:
-            plan.error = (
-                f"--insecure-registry {' '.join(unit_flags)} is set in docker.service's ExecStart "
-                f"({facts.unit.get('FragmentPath', 'its unit')}): --repair only edits {DEFAULT_DOCKER}; "
-                "remove it there by hand"
-            )
-            return
         cleaned = dc.without_flag_registries(facts.files.get(DEFAULT_DOCKER))
         plan.files.append(file_change(facts, DEFAULT_DOCKER, cleaned))
     current = facts.files.get(DAEMON_JSON)
@@ -149,6 +210,13 @@ def _trust_with_daemon_json(facts: HostFacts, ctx: StepContext, flagged: list[st
         plan.handler = RESTART if flagged or not facts.docker_answers else RELOAD
     else:
         plan.notes.append(f"{ctx.registry} already in {DAEMON_JSON}")
+
+
+def _both_ways(facts: HostFacts) -> str:
+    """Why daemon.json cannot be used next to the flags, as the host has it now."""
+    if "insecure-registries" in dc.load_daemon_json(facts.files.get(DAEMON_JSON)):
+        return f"{DAEMON_JSON} lists insecure-registries too, so dockerd cannot start this way"
+    return f"adding the registry to {DAEMON_JSON} too would stop dockerd"
 
 
 def _trust_with_docker_opts(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepPlan) -> None:
@@ -194,7 +262,8 @@ def configure_target(facts: HostFacts, ctx: StepContext) -> StepPlan:
 
 
 def _where(facts: HostFacts, ctx: StepContext) -> str:
-    return "its CA" if ctx.inventory.registry.secure else "daemon.json"
+    method = trust_method(facts, ctx)
+    return {"certs.d": "its CA", UNIT_FLAGS: "docker.service's own flags"}.get(method, "daemon.json")
 
 
 def pending_action(pending: str) -> str:
@@ -214,10 +283,12 @@ def trust_upstream(facts: HostFacts, ctx: StepContext, upstream: str) -> StepPla
     if dc.trusts([*flagged, *trusted], upstream):
         plan.notes.append(f"{upstream} already trusted")
     elif flagged or trust_method(facts, ctx) == "docker-opts":
-        # daemon.json next to --insecure-registry flags would stop dockerd.
+        # daemon.json next to --insecure-registry flags would stop dockerd; a new flag needs
+        # a restart, which sync-images never does (it would restart the registry too).
+        where = "docker.service's ExecStart" if _unit_flag_registries(facts) else DEFAULT_DOCKER
         plan.error = (
-            f"this Docker takes its registries from DOCKER_OPTS: add --insecure-registry {upstream} "
-            f"to {DEFAULT_DOCKER} and restart Docker, or sync from an archive"
+            f"this Docker takes its registries as flags: add --insecure-registry {upstream} to {where} "
+            "and restart Docker, move them to daemon.json (fab deploy-host --repair), or sync from an archive"
         )
     else:
         try:

@@ -1,9 +1,10 @@
 """What every host needs to know of the registry: its address and, when it is secure, its CA and login.
 
-The address is the inventory's, else the deployment host's first ``hostname -I``
-IPv4 address; the CA and the password live on the deployment host (deploy-host
-makes them). They are learnt once per run however many hosts ask, from the
-deployment host's own facts where the run has them.
+The address is the inventory's (``registry.address``, else ``registry.bind``),
+else the deployment host's first ``hostname -I`` IPv4 address; the CA and the
+password live on the deployment host (deploy-host makes them). They are learnt
+once per run however many hosts ask, from the deployment host's own facts where
+the run has them (also when it is listed as a target), so every host agrees.
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ class RegistryAddress:
         self.inventory = inventory
         self.config = config
         self._lock = threading.Lock()
-        self._access = Access(inventory.registry.address or "")
+        self._access = Access(inventory.registry.known_address)
         self._error = ""
         self._asked = not self._needs_host()
 
     def _needs_host(self) -> bool:
-        return not self.inventory.registry.address or self.inventory.registry.secure
+        return not self.inventory.registry.known_address or self.inventory.registry.secure
 
     def from_facts(self, host: Host) -> bool:
-        """Whether ``host``'s own facts tell it: it is the deployment host, and the inventory does not."""
-        return self._needs_host() and host == self.inventory.deploy_host
+        """Whether ``host``'s own facts tell it: it is the deployment host (or a target that is it)."""
+        return self._needs_host() and self.inventory.is_deploy_host(host)
 
     def learnt(self, facts: host_facts.HostFacts) -> Access:
         """The access from the deployment host's facts (gathered with ``SECTIONS``)."""
@@ -102,7 +103,8 @@ class RegistryAddress:
         return ""
 
     def _from(self, facts: host_facts.HostFacts) -> Access:
-        address = self.inventory.registry.address or first_ipv4(facts.addresses)
+        # A registry bound to one address is reached there, by the deployment host and targets alike.
+        address = self.inventory.registry.known_address or first_ipv4(facts.addresses)
         if not self.inventory.registry.secure:
             return Access(address)
         return Access(address, facts.files.get(host_facts.CA_CERT, ""), facts.files.get(host_facts.PASSWORD, "").strip())

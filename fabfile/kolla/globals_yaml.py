@@ -52,6 +52,20 @@ def globals_values(
     return values
 
 
+def kolla_insecure_registry(text: str | None) -> str | None:
+    """The registry kolla-ansible's docker role lists in insecure-registries, as globals.yml says.
+
+    ``docker_registry`` when ``docker_registry_insecure`` is true, else ""; None
+    when there is no globals.yml to tell.
+    """
+    if text is None:
+        return None
+    data = _load(text)
+    if not isinstance(data, dict) or not _same(data.get("docker_registry_insecure"), True):
+        return ""
+    return str(data.get("docker_registry") or "")
+
+
 def passwords_path(globals_path: str) -> str:
     """kolla-ansible's passwords.yml, beside globals.yml."""
     return str(PurePosixPath(globals_path).parent / "passwords.yml")

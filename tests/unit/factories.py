@@ -153,16 +153,24 @@ def docker_ce_host(**changes) -> HostFacts:
     return replace(facts, **changes)
 
 
-def container(spec: str | None = None, running: bool = True, volume: str | None = "registry") -> dict:
-    """``docker inspect registry``'s object; ``volume=None`` is the procedure's anonymous volume."""
+def container(
+    spec: str | None = None, running: bool = True, volume: str | None = "registry", network: str = "host"
+) -> dict:
+    """``docker inspect registry``'s object; ``volume=None`` is the procedure's anonymous volume,
+    ``network="bridge"`` its ``-p 4000:5000``."""
     name = volume or OLD_VOLUME
     labels = {SPEC_LABEL: spec} if spec else {}
+    published = {"5000/tcp": [{"HostIp": "", "HostPort": "4000"}]} if network == "bridge" else {}
     return {
         "Id": "9c1f" + "0" * 60,
         "Name": "/registry",
         "State": {"Status": "running" if running else "exited", "Running": running, "ExitCode": 0},
         "Image": IMAGE_ID,
-        "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}},
+        "HostConfig": {
+            "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+            "NetworkMode": network,
+            "PortBindings": published,
+        },
         "Mounts": [
             {
                 "Type": "volume",

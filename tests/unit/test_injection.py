@@ -55,6 +55,7 @@ FIELDS = [
     ("registry", "volume"),
     ("registry", "image"),
     ("registry", "bind"),
+    ("registry", "network"),
     ("docker", "prerequisites"),
     ("images", "registry"),
     ("images", "namespace"),
@@ -113,7 +114,7 @@ def sandbox(tmp_path, monkeypatch):
 
 def scripts_with(value: str, where: Path) -> dict[str, str]:
     """Every script the tasks build, with ``value`` in each field that reaches it."""
-    settings = {"name": value, "volume": value, "image": value}
+    settings = {"name": value, "volume": value, "image": value, "bind": value}
     ctx = StepContext(make_inventory(settings, {"prerequisites": (value,)}), value)
     plan = StepPlan(
         "s", files=[FileChange(str(where / value.replace("/", "_")), None, value)], handler="reload"

@@ -135,7 +135,7 @@ def test_the_projects_example_hosts_yaml_is_valid():
         h.user == "root" and h.port == 22 and h.key is None for h in (result.deploy_host, *result.targets)
     )
     assert result.registry == RegistrySettings(
-        port=4000, image="registry:2", volume="registry", network="auto"
+        port=4000, image="registry:2", volume="registry", network="host"
     )
     assert (result.docker.source, result.docker.config_method) == ("distro", "auto")
 
@@ -187,10 +187,17 @@ def test_the_projects_example_hosts_yaml_is_valid():
             id="target-address-twice",
         ),
         pytest.param(
-            MINIMAL + "targets:\n  - {name: node1, address: 192.0.2.10}\n",
+            MINIMAL + "targets:\n  - {name: deploy1, address: 192.0.2.99}\n",
             "targets[0].address",
-            "'192.0.2.10' is listed twice (also deploy_host)",
-            id="target-is-deploy-host",
+            "'192.0.2.99': 'deploy1' is the deploy_host, whose address is '192.0.2.10'",
+            id="deploy-host-name-other-address",
+        ),
+        pytest.param(
+            MINIMAL
+            + "targets:\n  - {name: deploy1, address: 192.0.2.10}\n  - {name: ctl1, address: 192.0.2.10}\n",
+            "targets[1].address",
+            "'192.0.2.10' is listed twice (also targets[0])",
+            id="deploy-host-twice-among-targets",
         ),
         pytest.param(
             MINIMAL + "  port: 0\n", "deploy_host.port", "0 is not a port number (1-65535)", id="port-0"
@@ -243,7 +250,7 @@ def test_the_projects_example_hosts_yaml_is_valid():
         pytest.param(
             MINIMAL + "registry:\n  network: overlay\n",
             "registry.network",
-            "'overlay' is not one of auto, host, bridge",
+            "'overlay' is not one of host, bridge, auto",
             id="bad-network",
         ),
         pytest.param(
@@ -388,3 +395,30 @@ def test_resolve_without_defaults_uses_root_on_port_22():
     inventory = inv.Inventory(path=Path("/x/hosts.yaml"), deploy_host=Host("deploy1", "192.0.2.10"))
 
     assert inventory.resolve("spare") == Host("spare", "spare", user="root", port=22)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["{name: deploy1, address: 192.0.2.10}", "{name: ctl1, address: 192.0.2.10}"],
+    ids=["same-name-and-address", "same-address"],
+)
+def test_the_deployment_host_may_be_a_target_too(tmp_path, target):
+    text = MINIMAL + f"targets:\n  - {target}\n  - {{name: node1, address: 192.0.2.11}}\n"
+
+    loaded = inv.parse(text, tmp_path / "hosts.yaml")
+
+    first, node1 = loaded.targets
+    assert loaded.is_deploy_host(first) and not loaded.is_deploy_host(node1)
+    assert loaded.is_deploy_host(loaded.deploy_host)
+
+
+@pytest.mark.parametrize(
+    "registry, known",
+    [
+        ({}, ""),
+        ({"bind": "192.0.2.10"}, "192.0.2.10"),
+        ({"bind": "192.0.2.10", "address": "reg.lab"}, "reg.lab"),
+    ],
+)
+def test_the_registry_address_the_inventory_gives_is_its_address_else_its_bind(registry, known):
+    assert RegistrySettings(**registry).known_address == known

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from fabfile.docker import status as st
 from fabfile.inventory import Host
+from fabfile.kolla.globals_yaml import kolla_insecure_registry
 from fabfile.podman.registries import DROPIN, dropin_text
 from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
 
-from .factories import REGISTRY, docker_host, fresh_debian, podman_host
+from .factories import REGISTRY, container, docker_host, fresh_debian, make_inventory, podman_host
 
 NODE = Host("node1", "192.0.2.11")
 CATALOG = {
@@ -153,3 +155,105 @@ def test_a_podman_entry_elsewhere_that_says_insecure_counts_as_trusted():
     facts = podman_host(files={"/etc/containers/registries.conf": f'[[registry]]\nlocation = "{REGISTRY}"\ninsecure = true\n'})
 
     assert st.trusted(facts, REGISTRY) is True
+
+
+def test_a_deployment_host_listed_as_a_target_is_one_row_with_both_roles():
+    inventory = make_inventory()
+    both = replace(inventory, targets=(Host("ctl1", "192.0.2.10"), *inventory.targets))
+
+    assert [st.host_role(both, host) for host in both.machines] == [st.BOTH, st.TARGET, st.TARGET]
+    assert [host.name for host in both.machines] == ["deploy1", "node1", "node2"]
+    assert [st.host_role(inventory, host) for host in inventory.machines] == [st.DEPLOY, st.TARGET, st.TARGET]
+
+
+# --- what kolla-ansible's bootstrap-servers would break ---------------------------------------
+
+GLOBALS_PATH = "/etc/kolla/globals.yml"
+MATCHING_GLOBALS = f'---\ndocker_registry: "{REGISTRY}"  # local\ndocker_registry_insecure: yes\n'
+FLAGS = {DEFAULT_DOCKER: f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n'}
+SET_GLOBALS = "trust lost: set docker_registry + docker_registry_insecure: true (fab kolla-globals)"
+
+
+@pytest.mark.parametrize(
+    "container, files, note",
+    [
+        pytest.param(container(network="host"), {}, "", id="host-network"),
+        pytest.param(None, {}, "", id="no-registry"),
+        pytest.param(container(network="bridge"), {}, "registry on -p stops answering", id="bridge"),
+        pytest.param(
+            container(network="bridge"),
+            {DAEMON_JSON: '{"bridge": "none", "iptables": false}'},
+            "registry on -p, Docker has no bridge: fab deploy-host",
+            id="bridge-already-off",
+        ),
+    ],
+)
+def test_kolla_note_on_the_deployment_host_names_a_bridge_published_registry(container, files, note):
+    facts = docker_host(container=container, files=files)
+
+    found = st.kolla_note(facts, st.DEPLOY, "", False, None)
+
+    assert (note in found) if note else found == ""
+    assert st.kolla_note(facts, st.TARGET, "", False, None) == ""  # a target's container is not ours
+    assert st.kolla_note(facts, st.BOTH, "", False, None) == found
+
+
+@pytest.mark.parametrize(
+    "files, globals_text, note",
+    [
+        pytest.param(TRUSTING, None, SET_GLOBALS, id="daemon-json-no-globals"),
+        pytest.param(TRUSTING, "docker_registry: quay.io\n", SET_GLOBALS, id="daemon-json-upstream"),
+        pytest.param(TRUSTING, MATCHING_GLOBALS.replace("yes", "no"), SET_GLOBALS, id="daemon-json-secure"),
+        pytest.param(TRUSTING, MATCHING_GLOBALS, "", id="daemon-json-kept-by-kolla"),
+        pytest.param(FLAGS, None, "these flags stop dockerd: configure-targets --repair", id="flags"),
+        pytest.param(FLAGS, MATCHING_GLOBALS, "stop dockerd", id="flags-and-kolla-insecure"),
+        pytest.param(FLAGS, "docker_registry_insecure: false\n", "", id="flags-kolla-adds-none"),
+        pytest.param({}, None, "", id="not-trusted"),
+        pytest.param({DAEMON_JSON: "{"}, None, "", id="unreadable"),
+    ],
+)
+def test_kolla_note_on_a_target_says_what_keeps_the_trust(files, globals_text, note):
+    found = st.kolla_note(docker_host(files=files), st.TARGET, REGISTRY, False, globals_text)
+
+    assert (note in found) if note else found == ""
+    assert len(found) <= 90  # one line of the table
+    assert st.kolla_note(docker_host(files=files), st.BOTH, REGISTRY, False, globals_text) == found
+    assert st.kolla_note(docker_host(files=files), st.DEPLOY, REGISTRY, False, globals_text) == ""
+
+
+def test_kolla_note_has_nothing_to_say_of_trust_in_a_tls_registry():
+    assert st.kolla_note(docker_host(files=TRUSTING), st.TARGET, REGISTRY, True, None) == ""
+
+
+def test_kolla_notes_read_globals_yml_from_the_deployment_host_row():
+    deploy = docker_host(container=container(), files={**TRUSTING, GLOBALS_PATH: MATCHING_GLOBALS})
+    facts_of = {"deploy1": deploy, "node1": docker_host(files=TRUSTING), "node2": docker_host(files=FLAGS)}
+    rows = [
+        st.host_status(Host(name, "192.0.2.1"), role, facts_of[name], REGISTRY, CATALOG)
+        for name, role in (("deploy1", st.DEPLOY), ("node1", st.TARGET), ("node2", st.TARGET))
+    ] + [st.unreachable_status(Host("node3", "192.0.2.13"), st.TARGET, "refused")]
+
+    st.with_kolla_notes(rows, facts_of, REGISTRY, False, GLOBALS_PATH)
+
+    flags = "kolla's insecure-registries + these flags stop dockerd"
+    assert [row.kolla.split(":")[0] for row in rows] == ["", "", flags, ""]
+    table = st.status_table(rows, REGISTRY).splitlines()
+    assert table[1].endswith("after kolla bootstrap-servers") and len(table) == 7  # a line per host
+    assert "bootstrap-servers" not in st.status_table(rows[:2], REGISTRY)
+    assert json.loads(st.status_json(rows, REGISTRY))["hosts"][2]["kolla"] == rows[2].kolla
+
+
+@pytest.mark.parametrize(
+    "text, listed",
+    [
+        (None, None),
+        ("", ""),
+        ("docker_registry: reg:4000\n", ""),
+        ("docker_registry: reg:4000\ndocker_registry_insecure: true\n", "reg:4000"),
+        ("docker_registry: reg:4000\ndocker_registry_insecure: 'yes'\n", "reg:4000"),
+        ("docker_registry_insecure: no\n", ""),
+        ("- not a mapping\n", ""),
+    ],
+)
+def test_the_registry_kolla_ansible_lists_as_insecure(text, listed):
+    assert kolla_insecure_registry(text) == listed

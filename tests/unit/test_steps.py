@@ -15,7 +15,16 @@ from fabfile.docker.hostprep import SHARED_RUN_TEXT, SHARED_RUN_UNIT
 from fabfile.docker.registry import SPEC_LABEL
 from fabfile.engine.plan import RELOAD, RESTART, FileChange
 from fabfile.remote.apply import handler_script
-from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING
+from fabfile.remote.facts import (
+    CA_CERT,
+    DAEMON_JSON,
+    DEFAULT_DOCKER,
+    HTPASSWD,
+    PENDING,
+    SERVER_CERT,
+    SERVER_KEY,
+    TLS_DIR,
+)
 
 from .factories import (
     DOCKER_1_11_EXEC_START,
@@ -23,7 +32,9 @@ from .factories import (
     IMAGE_ID,
     OLD_VOLUME,
     PREREQUISITES,
+    READS_DEFAULT_DOCKER,
     REGISTRY,
+    REGISTRY_IP,
     UBUNTU1404_OS,
     applied,
     container,
@@ -297,7 +308,7 @@ def test_install_docker_new_docker_converges_after_the_dropin_is_removed():
 # --- create-registry (step 4) ----------------------------------------------------------------
 
 
-def spec(ctx=None, host_network=False, image_id=IMAGE_ID) -> str:
+def spec(ctx=None, host_network=True, image_id=IMAGE_ID) -> str:
     return registry_step.registry_spec(ctx or make_ctx(), host_network, image_id)
 
 
@@ -327,15 +338,59 @@ def test_create_registry_gets_a_missing_image_first(registry, command):
     assert plan.uploads == ([(archive, "registry-image.tar")] if archive else [])
 
 
-def test_create_registry_runs_the_documented_container_with_a_named_volume():
+def test_create_registry_runs_kollas_host_network_container_with_a_named_volume():
     plan = registry_step.create_registry(docker_host(), make_ctx())
 
     [command] = plan.commands
     assert command == (
-        f"docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
-        f"--label {SPEC_LABEL}={spec()} registry:2"
+        "docker run -d --network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 --restart=always --name registry "
+        f"-v registry:/var/lib/registry --label {SPEC_LABEL}={spec()} registry:2"
     )
     assert plan.handler is None
+
+
+def test_create_registry_bridge_runs_the_documented_container():
+    ctx = make_ctx({"network": "bridge"})
+
+    [command] = registry_step.create_registry(docker_host(), ctx).commands
+
+    assert command == (
+        f"docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
+        f"--label {SPEC_LABEL}={spec(ctx, host_network=False)} registry:2"
+    )
+
+
+@pytest.mark.parametrize(
+    "network, listens",
+    [
+        ("host", "--network host -e REGISTRY_HTTP_ADDR=192.0.2.10:4000 "),
+        ("bridge", "-p 192.0.2.10:4000:5000 "),
+    ],
+)
+def test_create_registry_bind_limits_where_it_listens_in_both_modes(network, listens):
+    ctx = make_ctx({"network": network, "bind": REGISTRY_IP})
+
+    [command] = registry_step.create_registry(docker_host(), ctx).commands
+
+    assert listens in command
+
+
+@pytest.mark.parametrize("network", ["host", "bridge"])
+def test_create_registry_tls_and_login_work_in_both_modes(network):
+    facts = docker_host(tls={"fingerprint": "AB:CD"}, files={HTPASSWD: "kolla:$2y$04$x\n"})
+    ctx = make_ctx({"network": network, "tls": "self-signed", "auth": "htpasswd"})
+
+    [command] = registry_step.create_registry(facts, ctx).commands
+
+    for option in (
+        f"-v {TLS_DIR}:{TLS_DIR}:ro",
+        f"-e REGISTRY_HTTP_TLS_CERTIFICATE={SERVER_CERT}",
+        f"-e REGISTRY_HTTP_TLS_KEY={SERVER_KEY}",
+        f"-v {HTPASSWD}:{HTPASSWD}:ro",
+        "-e REGISTRY_AUTH=htpasswd",
+    ):
+        assert f" {option} " in command
+    assert ("--network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 " in command) is (network == "host")
 
 
 def test_create_registry_uses_host_networking_when_daemon_json_turns_iptables_off():
@@ -360,8 +415,9 @@ def test_create_registry_uses_host_networking_when_docker_opts_turn_the_bridge_o
     "network, daemon, host_network",
     [
         ("bridge", {"iptables": False}, False),
+        ("bridge", {}, False),
         ("host", {}, True),
-        ("auto", {}, False),
+        ("auto", {}, True),  # an older inventory's auto: host networking now
         ("auto", {"bridge": "none"}, True),
     ],
 )
@@ -402,7 +458,7 @@ def test_create_registry_same_spec_stopped_is_started():
     [
         None,  # the procedure's container: no label at all
         spec(image_id="sha256:" + "00" * 32),  # registry:2 has been pulled again since
-        spec(host_network=True),  # the network changed
+        spec(host_network=False),  # the network changed
         spec(make_ctx({"port": 5000})),  # the port changed
     ],
 )
@@ -410,7 +466,7 @@ def test_create_registry_different_spec_recreates_the_container(old_spec):
     plan = registry_step.create_registry(docker_host(container=container(old_spec)), make_ctx())
 
     assert plan.commands[0] == "docker rm -f registry"
-    assert plan.commands[-1].startswith("docker run -d -p 4000:5000 ")
+    assert plan.commands[-1].startswith("docker run -d --network host ")
     assert len(plan.commands) == 2  # the named volume already holds the images
 
 
@@ -425,6 +481,46 @@ def test_create_registry_copies_the_procedures_anonymous_volume_into_the_named_o
     )
     assert f"cp -a /var/lib/docker/volumes/{OLD_VOLUME}/_data/. " in copy
     assert "-v registry:/var/lib/registry" in run
+
+
+def test_create_registry_bridge_network_where_docker_cannot_publish_says_so():
+    facts = docker_host(files=daemon_json(bridge="none", iptables=False))
+
+    plan = registry_step.create_registry(facts, make_ctx({"network": "bridge"}))
+
+    assert plan.commands[0].startswith("docker run -d -p 4000:5000 ")
+    assert plan.notes == [registry_step.BRIDGE_OFF]
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_create_registry_moves_a_bridge_published_registry_to_host_networking_keeping_its_volume(running):
+    old = container(spec(make_ctx({"network": "bridge"}), host_network=False), running, network="bridge")
+
+    plan = registry_step.create_registry(docker_host(container=old), make_ctx())
+
+    remove, run = plan.commands  # no copy: the named volume stays, with every image
+    assert remove == "docker rm -f registry"
+    assert run.startswith("docker run -d --network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 ")
+    assert " -v registry:/var/lib/registry " in run
+    moved = container(run.split(f"--label {SPEC_LABEL}=")[1].split()[0])
+    assert not registry_step.create_registry(docker_host(container=moved), make_ctx()).changed
+
+
+def test_create_registry_moves_the_procedures_registry_carrying_its_anonymous_volume_over():
+    old = container(None, volume=None, network="bridge")
+
+    remove, copy, run = registry_step.create_registry(docker_host(container=old), make_ctx()).commands
+
+    assert remove == "docker rm -f registry"
+    assert f"cp -a /var/lib/docker/volumes/{OLD_VOLUME}/_data/. " in copy
+    assert run.startswith("docker run -d --network host ") and " -v registry:/var/lib/registry " in run
+
+
+def test_create_registry_keeps_a_bridge_registry_when_asked_to():
+    ctx = make_ctx({"network": "bridge"})
+    old = container(spec(ctx, host_network=False), network="bridge")
+
+    assert not registry_step.create_registry(docker_host(container=old), ctx).changed
 
 
 def test_create_registry_corrupt_daemon_json_is_an_error():
@@ -456,7 +552,7 @@ def test_create_registry_container_without_labels_is_recreated():
 
 def test_registry_spec_changes_with_every_setting_the_container_is_made_with():
     assert (
-        len({spec(), spec(host_network=True), spec(image_id="sha256:00"), spec(make_ctx({"volume": "v"}))})
+        len({spec(), spec(host_network=False), spec(image_id="sha256:00"), spec(make_ctx({"volume": "v"}))})
         == 4
     )
 
@@ -525,14 +621,148 @@ def test_trust_registry_unusable_daemon_json_is_an_error_naming_it(text):
 PROCEDURE_OPTS = 'DOCKER_OPTS="--dns 8.8.8.8 --insecure-registry 10.0.0.5:5000"\n'
 
 
-def test_trust_registry_flags_read_from_docker_opts_need_repair():
+def test_trust_registry_daemon_json_method_with_docker_opts_flags_needs_repair():
     facts = docker_host(files={DEFAULT_DOCKER: PROCEDURE_OPTS})
+
+    plan = trust.trust_registry(facts, make_ctx(docker={"config_method": "daemon-json"}))
+
+    assert "--insecure-registry 10.0.0.5:5000" in plan.error
+    assert "adding the registry to /etc/docker/daemon.json too would stop dockerd" in plan.error
+    assert "--repair" in plan.error
+    assert not plan.changed
+
+
+# --- auto follows the method the host already uses ---------------------------------------------
+
+# The documented procedure's steps 5-7 on Docker CE: DOCKER_OPTS, read through drop-ins.
+PROCEDURE_DROPINS = {
+    dc.ENV_DROPIN: dc.ENV_TEXT,
+    dc.EXEC_DROPIN: "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// $DOCKER_OPTS\n",
+}
+CE_READING_DOCKER_OPTS = {
+    **docker_ce_host().unit,
+    "ExecStart": DOCKER_CE_EXEC_START.replace("--containerd=/run/containerd/containerd.sock", "$DOCKER_OPTS"),
+    "EnvironmentFiles": READS_DEFAULT_DOCKER,
+}
+
+
+def procedure_node(opts: str = f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n', **changes):
+    """A node set up by hand as the procedure says: DOCKER_OPTS, and a unit that reads it."""
+    facts = docker_ce_host(unit=CE_READING_DOCKER_OPTS, files={DEFAULT_DOCKER: opts, **PROCEDURE_DROPINS})
+    return replace(facts, **changes)
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        pytest.param(
+            docker_host(files={DEFAULT_DOCKER: f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n'}),
+            id="debian-unit",
+        ),
+        pytest.param(procedure_node(), id="procedure-dropins"),
+        pytest.param(procedure_node('DOCKER_OPTS="--insecure-registry 192.0.2.0/24"\n'), id="cidr"),
+    ],
+)
+def test_auto_a_node_trusting_the_registry_through_docker_opts_is_left_alone(facts):
+    plan = trust.configure_target(facts, make_ctx())
+
+    assert plan.error is None
+    assert not plan.changed and plan.handler is None
+    assert trust.trust_method(facts, make_ctx()) == "docker-opts"
+    assert trust.trust_registry(facts, make_ctx()).notes == [f"{REGISTRY} already in DOCKER_OPTS"]
+
+
+def test_auto_other_registries_in_docker_opts_get_ours_added_there_with_a_restart():
+    facts = procedure_node(PROCEDURE_OPTS)
+
+    plan = trust.configure_target(facts, make_ctx())
+
+    assert plan.error is None
+    assert [change.path for change in plan.files] == [DEFAULT_DOCKER]
+    opts = ["--dns", "8.8.8.8", "--insecure-registry", "10.0.0.5:5000", "--insecure-registry", REGISTRY]
+    assert dc.docker_opts(written(plan, DEFAULT_DOCKER)) == opts
+    assert plan.handler == RESTART
+    again = trust.configure_target(applied(facts, plan), make_ctx())
+    assert not again.files and again.error is None
+
+
+def test_auto_docker_opts_on_a_unit_that_does_not_read_them_yet_is_daemon_json():
+    facts = docker_ce_host(files={DEFAULT_DOCKER: PROCEDURE_OPTS})
+
+    assert trust.trust_method(facts, make_ctx()) == "daemon-json"
+    plan = trust.configure_target(facts, make_ctx())
+    assert [change.path for change in plan.files] == [DAEMON_JSON]
+    assert plan.handler == RELOAD
+
+
+def test_auto_with_repair_moves_a_docker_opts_host_to_daemon_json():
+    facts = procedure_node()
+
+    plan = trust.configure_target(facts, make_ctx(repair=True))
+
+    assert dc.docker_opts(written(plan, DEFAULT_DOCKER)) == []
+    assert json.loads(written(plan, DAEMON_JSON)) == {"insecure-registries": [REGISTRY]}
+    assert plan.handler == RESTART
+
+
+def test_auto_flags_and_a_daemon_json_list_together_are_refused_until_repair():
+    facts = procedure_node(PROCEDURE_OPTS)
+    facts.files.update(daemon_json(**{"insecure-registries": []}))
 
     plan = trust.trust_registry(facts, make_ctx())
 
-    assert "--insecure-registry 10.0.0.5:5000" in plan.error
+    assert "lists insecure-registries too, so dockerd cannot start this way" in plan.error
     assert "--repair" in plan.error
+    assert not trust.trust_registry(facts, make_ctx(repair=True)).error
+
+
+UNIT_FLAG_EXEC_START = DOCKER_CE_EXEC_START.replace(" ; ignore", " --insecure-registry REG ; ignore", 1)
+
+
+def unit_flag_node(registry: str):
+    exec_start = UNIT_FLAG_EXEC_START.replace("REG", registry)
+    return docker_ce_host(unit={**docker_ce_host().unit, "ExecStart": exec_start})
+
+
+def test_auto_flags_in_the_units_own_execstart_are_refused_with_the_fix():
+    plan = trust.configure_target(unit_flag_node("10.0.0.5:5000"), make_ctx())
+
+    assert plan.error.startswith("--insecure-registry 10.0.0.5:5000 is set in docker.service's ExecStart")
+    assert f"add --insecure-registry {REGISTRY} there" in plan.error
     assert not plan.changed
+
+
+def test_auto_the_units_own_flag_for_our_registry_is_left_alone():
+    facts = unit_flag_node(REGISTRY)
+
+    plan = trust.configure_target(facts, make_ctx())
+
+    assert plan.error is None and not plan.changed
+    assert trust.trust_registry(facts, make_ctx()).notes == [
+        f"{REGISTRY} already trusted by dockerd's --insecure-registry flags"
+    ]
+    assert trust.copy_docker_unit(facts, make_ctx()).notes == [
+        "not needed: the registry is trusted through docker.service's own flags"
+    ]
+
+
+def test_auto_tls_registry_ignores_the_method_but_names_a_leftover_insecure_flag():
+    ctx = replace(make_ctx({"tls": "self-signed"}), ca="CA PEM\n")
+    facts = procedure_node()
+
+    plan = trust.trust_registry(facts, ctx)
+
+    assert trust.trust_method(facts, ctx) == "certs.d"
+    assert [change.path for change in plan.files] == [f"/etc/docker/certs.d/{REGISTRY}/ca.crt"]
+    assert any("still an --insecure-registry flag" in note for note in plan.notes)
+
+
+def test_trust_upstream_on_a_docker_opts_host_says_how_and_never_restarts():
+    plan = trust.trust_upstream(procedure_node(), make_ctx(), "10.0.0.5:5000")
+
+    assert not plan.changed and plan.handler is None
+    assert f"add --insecure-registry 10.0.0.5:5000 to {DEFAULT_DOCKER}" in plan.error
+    assert "fab deploy-host --repair" in plan.error
 
 
 def test_trust_registry_flags_the_unit_does_not_read_are_ignored():
@@ -670,6 +900,7 @@ def test_trust_registry_second_pass_changes_nothing(facts, ctx):
         ("auto", "20.10.24+dfsg1", "daemon-json"),
         ("auto", "1.12.0", "daemon-json"),
         ("auto", "1.11.2", "docker-opts"),
+        ("daemon-json", "20.10.24+dfsg1", "daemon-json"),
         ("auto", "", "daemon-json"),
         ("docker-opts", "24.0.7", "docker-opts"),
         ("daemon-json", "1.11.2", "daemon-json"),
@@ -833,7 +1064,7 @@ def test_restart_docker_in_check_mode_says_what_would_happen():
 def converged_deploy_host():
     ctx = make_ctx()
     facts = docker_host(files=daemon_json(**{"insecure-registries": [REGISTRY]}))
-    facts.container = container(registry_step.registry_spec(ctx, False, IMAGE_ID))
+    facts.container = container(registry_step.registry_spec(ctx, True, IMAGE_ID))
     return facts, ctx
 
 
@@ -875,6 +1106,46 @@ def test_a_target_trusting_the_registry_needs_nothing(planner):
     plan = planner(facts, make_ctx())
 
     assert not plan.changed and plan.error is None
+
+
+# A deployment host that is also a target: deploy-host's trust steps and configure-targets
+# must leave it with the same files, so that either run after the other changes nothing.
+DEPLOY_TRUST_STEPS = (trust.trust_registry, trust.copy_docker_unit, trust.add_docker_opts)
+SECURE_CTX = replace(make_ctx({"tls": "self-signed"}), ca="-----BEGIN CERTIFICATE-----\nCA\n")
+
+
+def by_deploy_host(facts, ctx):
+    for planner in DEPLOY_TRUST_STEPS:
+        plan = planner(facts, ctx)
+        assert plan.error is None, plan.error
+        facts = applied(facts, plan)
+    return facts
+
+
+def by_configure_targets(facts, ctx):
+    plan = trust.configure_target(facts, ctx)
+    assert plan.error is None, plan.error
+    return applied(facts, plan)
+
+
+@pytest.mark.parametrize(
+    "facts, ctx",
+    [
+        pytest.param(docker_host(), make_ctx(), id="new-daemon-json"),
+        pytest.param(docker_host(files=daemon_json(iptables=False, debug=True)), make_ctx(), id="merge"),
+        pytest.param(procedure_node(PROCEDURE_OPTS), make_ctx(), id="docker-opts-host"),
+        pytest.param(
+            docker_ce_host(), make_ctx(docker={"config_method": "docker-opts"}), id="docker-opts-setting"
+        ),
+        pytest.param(docker_host(files={CA_CERT: SECURE_CTX.ca}), SECURE_CTX, id="tls"),
+    ],
+)
+def test_the_deployment_host_as_a_target_gets_the_same_files_from_both_tasks(facts, ctx):
+    deployed, targeted = by_deploy_host(facts, ctx), by_configure_targets(facts, ctx)
+
+    assert deployed.files == targeted.files != facts.files
+    assert not trust.configure_target(deployed, ctx).changed
+    assert not any(planner(targeted, ctx).changed for planner in DEPLOY_TRUST_STEPS)
 
 
 @pytest.mark.parametrize(
