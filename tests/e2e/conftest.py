@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -103,7 +104,10 @@ def registry_of(hosts: Hosts) -> str:
 
 
 def trusted(hosts: Hosts, name: str, registry: str) -> bool:
-    """Whether the node's running dockerd (not just its files) treats ``registry`` as insecure."""
+    """Whether the node's running dockerd (not just its files), or its podman, treats ``registry`` as insecure."""
+    if not hosts.run(name, "command -v dockerd || true"):
+        registries = json.loads(hosts.run(name, "podman info --format '{{json .Registries}}'"))
+        return bool((registries.get(registry) or {}).get("Insecure"))
     shown = hosts.run(
         name,
         "docker info --format '{{range $k,$v := .RegistryConfig.IndexConfigs}}{{$k}}={{$v.Secure}} {{end}}'",
@@ -145,11 +149,15 @@ def inventory_variant(base: Path, folder: Path, targets=None, edit=None, **secti
     return path
 
 
+PODMAN_DROPIN = "/etc/containers/registries.conf.d/50-kolla-registry.conf"
+
+
 def reset_targets(hosts: Hosts, names) -> None:
-    """Targets as a fresh node has them: no daemon.json, nothing pending, Docker running."""
+    """Targets as a fresh node has them: no daemon.json or podman drop-in, nothing pending, Docker running."""
     for name in names:
         hosts.run(
             name,
-            "rm -f /etc/docker/daemon.json /var/lib/kolla-registry/pending; "
-            "systemctl reset-failed docker; systemctl restart docker",
+            f"rm -rf /etc/docker/daemon.json /var/lib/kolla-registry/pending {PODMAN_DROPIN} "
+            "/etc/containers/certs.d; if command -v podman >/dev/null; then podman rmi -a -f >/dev/null 2>&1; fi; "
+            "if command -v dockerd >/dev/null; then systemctl reset-failed docker; systemctl restart docker; fi",
         )

@@ -110,23 +110,39 @@ def test_a_corrupt_daemon_json_is_named_and_left_as_it_is(lab, hosts, fab, all_t
     hosts.run("node2", "rm /etc/docker/daemon.json")
 
 
-def test_a_flag_and_file_conflict_is_refused_then_repaired(lab, hosts, fab, all_targets, tmp_path):
+def test_flags_in_docker_opts_get_ours_added_there_and_repair_moves_them(
+    lab, hosts, fab, all_targets, tmp_path
+):
     hosts.run(
         "node3",
         "echo 'DOCKER_OPTS=\"--insecure-registry legacy.invalid:5000\"' >> /etc/default/docker && "
         "systemctl restart docker",
     )
-    before = sha(hosts, "node3", "/etc/default/docker")
     inventory = inventory_variant(lab.inventory, tmp_path, targets=["node3"])
-    result = fab("configure-targets", inventory=inventory)
-    assert result.code == 1, result.output
+    # auto follows the host's method: ours goes next to the other flag (a restart, as flags need).
+    followed = fab("configure-targets", inventory=inventory)
+    assert followed.code == 0, followed.output
+    assert "node3 | configure-targets | CHANGED" in followed.output and "Docker restart" in followed.output
+    flags = hosts.run("node3", "ps -o args= -C dockerd")
+    assert (
+        "--insecure-registry legacy.invalid:5000" in flags
+        and f"--insecure-registry {registry_of(hosts)}" in flags
+    )
+    assert hosts.run("node3", "cat /etc/docker/daemon.json 2>/dev/null || echo absent") == "absent"
+
+    # Asked for daemon.json, the flags would stop dockerd next to it: refused, nothing written.
+    before = sha(hosts, "node3", "/etc/default/docker")
+    daemon_json = inventory_variant(
+        lab.inventory, tmp_path, targets=["node3"], docker={"config_method": "daemon-json"}
+    )
+    refused = fab("configure-targets", inventory=daemon_json)
+    assert refused.code == 1, refused.output
     assert (
         "node3 | configure-targets | FAILED | dockerd already gets --insecure-registry legacy.invalid:5000"
-        in (result.output)
+        in (refused.output)
     )
-    assert "--repair" in result.output
+    assert "--repair" in refused.output
     assert sha(hosts, "node3", "/etc/default/docker") == before
-    assert hosts.run("node3", "cat /etc/docker/daemon.json 2>/dev/null || echo absent") == "absent"
 
     repaired = fab("configure-targets", "--repair", inventory=inventory)
     assert repaired.code == 0, repaired.output
