@@ -37,15 +37,45 @@ def podman_files(ctx: StepContext) -> Section:
 def toml_string(value: str) -> str:
     """``value`` as a TOML basic string: quotes, backslashes and control characters escaped."""
     escaped = "".join(
-        f"\\{char}" if char in '"\\' else f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F else char
+        f"\\{char}"
+        if char in '"\\'
+        else f"\\u{ord(char):04x}"
+        if ord(char) < 0x20 or ord(char) == 0x7F
+        else char
         for char in value
     )
     return f'"{escaped}"'
 
 
 def dropin_text(registry: str, insecure: bool) -> str:
-    """The drop-in: one ``[[registry]]`` entry for ``registry``."""
-    return f"{HEADER}\n[[registry]]\nlocation = {toml_string(registry)}\ninsecure = {str(insecure).lower()}\n"
+    """The drop-in with one ``[[registry]]`` entry, for ``registry``."""
+    return _render([(registry, insecure)])
+
+
+def dropin_with(current: str | None, registry: str, insecure: bool) -> str:
+    """The drop-in with ``registry``'s entry set, in its place, and the entries it holds for other registries kept.
+
+    A node may pull from more than one registry (two clouds, a move to a new address),
+    as daemon.json keeps every insecure entry.
+    """
+    try:
+        listed = entries(current or "")
+    except ValueError:
+        listed = []  # the tool's own file, unreadable: written anew
+    pairs = [(_prefix(entry), bool(entry.get("insecure"))) for entry in listed if _prefix(entry)]
+    if registry in dict(pairs):
+        pairs = [(location, insecure if location == registry else flag) for location, flag in pairs]
+    else:
+        pairs.append((registry, insecure))
+    return _render(pairs)
+
+
+def _render(pairs: list[tuple[str, bool]]) -> str:
+    blocks = (
+        f"[[registry]]\nlocation = {toml_string(location)}\ninsecure = {str(insecure).lower()}\n"
+        for location, insecure in dict(pairs).items()
+    )
+    return HEADER + "".join(f"\n{block}" for block in blocks)
 
 
 def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
@@ -68,7 +98,7 @@ def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
             plan.files.append(FileChange(path, facts.files.get(path), ca))
     # A node moving to TLS keeps its insecure entry until TLS verifies with the CA (as Docker does).
     keep_insecure = secure and still_insecure(facts, ctx.registry) and not tls_verified(facts)
-    text = dropin_text(ctx.registry, insecure=not secure or keep_insecure)
+    text = dropin_with(facts.files.get(DROPIN), ctx.registry, insecure=not secure or keep_insecure)
     if facts.files.get(DROPIN) != text:
         plan.files.append(FileChange(DROPIN, facts.files.get(DROPIN), text))
     elif keep_insecure:

@@ -105,7 +105,7 @@ def registry_of(hosts: Hosts) -> str:
 
 def trusted(hosts: Hosts, name: str, registry: str) -> bool:
     """Whether the node's running dockerd (not just its files), or its podman, treats ``registry`` as insecure."""
-    if not hosts.run(name, "command -v dockerd || true"):
+    if engine_of(hosts, name) == "podman":
         registries = json.loads(hosts.run(name, "podman info --format '{{json .Registries}}'"))
         return bool((registries.get(registry) or {}).get("Insecure"))
     shown = hosts.run(
@@ -113,6 +113,23 @@ def trusted(hosts: Hosts, name: str, registry: str) -> bool:
         "docker info --format '{{range $k,$v := .RegistryConfig.IndexConfigs}}{{$k}}={{$v.Secure}} {{end}}'",
     )
     return f"{registry}=false" in shown.split()
+
+
+def engine_of(hosts: Hosts, name: str) -> str:
+    """docker, or podman on a node without Docker."""
+    return "docker" if hosts.run(name, "command -v dockerd || true") else "podman"
+
+
+def holds_image(hosts: Hosts, name: str, ref: str) -> bool:
+    """Whether the node's engine has ``ref`` in its store."""
+    engine = engine_of(hosts, name)
+    return hosts.run(name, f"{engine} image inspect {ref} >/dev/null 2>&1 && echo yes || echo no") == "yes"
+
+
+def podman_registries(hosts: Hosts, name: str) -> list[str]:
+    """The registries the tool's podman drop-in lists on the node."""
+    text = hosts.run(name, f"cat {PODMAN_DROPIN} 2>/dev/null || true")
+    return [line.split('"')[1] for line in text.splitlines() if line.startswith("location = ")]
 
 
 def changed_steps(output: str) -> list[str]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import changed_steps, ensure_deployed, inventory_variant, reset_targets, trusted
+from .conftest import changed_steps, ensure_deployed, holds_image, inventory_variant, reset_targets, trusted
 
 pytestmark = pytest.mark.e2e
 
@@ -62,8 +62,8 @@ def test_every_target_trusts_the_registry_and_pulls(targets, hosts, fab):
     assert result.code == 0, result.output
     for name in targets:
         assert f"{name} | configure-targets | CHANGED" in result.output
-        assert hosts.run(name, f"docker image inspect -f ok {probe(hosts)}") == "ok"
-        # insecure-registries is reloadable: dockerd kept its PID.
+        assert holds_image(hosts, name, probe(hosts))
+        # insecure-registries is reloadable: dockerd kept its PID (podman has no daemon).
         assert hosts.docker_pid(name) == pids[name]
     assert workload and hosts.containers("node1") == workload
     config = json.loads(hosts.run("node2", "cat /etc/docker/daemon.json"))

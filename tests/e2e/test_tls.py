@@ -67,8 +67,14 @@ def test_a_live_cloud_moves_to_tls_and_login_without_restarting_anything(
 
     deployed = fab("deploy-host", inventory=secure_lab)
     assert deployed.code == 0, deployed.output
-    [secured] = [line for line in deployed.output.splitlines() if line.startswith("deploy1 | secure-registry |")]
-    assert "CHANGED" in secured and "make the registry's CA" in secured and "make the registry's server" in secured
+    [secured] = [
+        line for line in deployed.output.splitlines() if line.startswith("deploy1 | secure-registry |")
+    ]
+    assert (
+        "CHANGED" in secured
+        and "make the registry's CA" in secured
+        and "make the registry's server" in secured
+    )
     only_node1 = inventory_variant(secure_lab, tmp_path / "node1", targets=["node1"])
     moved = fab("configure-targets", inventory=only_node1)
     assert moved.code == 0, moved.output

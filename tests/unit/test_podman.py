@@ -96,7 +96,9 @@ def test_a_configured_node_changes_nothing():
 
 def test_other_files_are_read_never_written():
     shortnames = f"{pr.REGISTRIES_DIR}/000-shortnames.conf"
-    facts = with_files(podman_host(), a=(shortnames, '[aliases]\n"fedora" = "registry.fedoraproject.org/fedora"\n'))
+    facts = with_files(
+        podman_host(), a=(shortnames, '[aliases]\n"fedora" = "registry.fedoraproject.org/fedora"\n')
+    )
 
     assert [change.path for change in pr.trust_podman(facts, make_ctx()).files] == [pr.DROPIN]
 
@@ -114,10 +116,14 @@ def test_an_edited_dropin_is_put_back():
         pytest.param(pr.REGISTRIES_CONF, entry(insecure=False), "sets insecure = false", id="secure-in-main"),
         pytest.param(EARLIER, entry(blocked=True, insecure=True), "blocks it", id="blocked-earlier"),
         pytest.param(LATER, entry(), "sets insecure = false", id="wins-later"),
-        pytest.param(LATER, entry("mirror.example:5000", prefix=REGISTRY), "sends its pulls to", id="redirect"),
+        pytest.param(
+            LATER, entry("mirror.example:5000", prefix=REGISTRY), "sends its pulls to", id="redirect"
+        ),
         pytest.param(LATER, entry(f"{REGISTRY}/openstack.kolla", blocked=True), "blocks it", id="repository"),
         pytest.param(LATER, entry(insecure=True, mirror=None), "", id="placeholder"),
-        pytest.param(pr.REGISTRIES_CONF, f'[registries.block]\nregistries = ["{REGISTRY}"]\n', "blocks", id="v1"),
+        pytest.param(
+            pr.REGISTRIES_CONF, f'[registries.block]\nregistries = ["{REGISTRY}"]\n', "blocks", id="v1"
+        ),
         pytest.param(LATER, "[[registry]\nlocation = 1\n", "not valid TOML", id="not-toml"),
         pytest.param(LATER, 'registry = "x"\n', "not a list of tables", id="wrong-shape"),
     ],
@@ -301,7 +307,9 @@ def test_a_configured_podman_node_checked_in_its_facts_session_needs_no_other():
     configure_node(run)
 
     assert run.scripts == []
-    assert [(o.status, o.message) for o in run.outcomes] == [(OK, f"{REGISTRY} trusted; pulled probe with podman")]
+    assert [(o.status, o.message) for o in run.outcomes] == [
+        (OK, f"{REGISTRY} trusted; pulled probe with podman")
+    ]
 
 
 def test_a_failed_podman_check_in_the_facts_session_fails_the_row():
@@ -310,7 +318,9 @@ def test_a_failed_podman_check_in_the_facts_session_fails_the_row():
     run = FactsRun(replace(facts, podman_verified=(1, failed)))
     configure_node(run)
 
-    assert [(o.status, o.message) for o in run.outcomes] == [(FAILED, "exit 1: podman pull x: manifest unknown")]
+    assert [(o.status, o.message) for o in run.outcomes] == [
+        (FAILED, "exit 1: podman pull x: manifest unknown")
+    ]
 
 
 def test_check_mode_on_a_podman_node_says_what_it_would_write():
@@ -337,13 +347,19 @@ def test_podmans_version_is_parsed(printed, version):
 def test_registries_files_are_gathered_by_glob_and_parsed(tmp_path):
     (tmp_path / "10-a.conf").write_text(entry())
     (tmp_path / "notes.txt").write_text("not read")
-    section = host_facts.files(str(tmp_path / "main.conf"), globs=(f"{tmp_path}/*.conf", f"{tmp_path}/none/*.conf"))
-    done = subprocess.run(["sh", "-c", host_facts.script([section])], capture_output=True, text=True, check=True)
+    section = host_facts.files(
+        str(tmp_path / "main.conf"), globs=(f"{tmp_path}/*.conf", f"{tmp_path}/none/*.conf")
+    )
+    done = subprocess.run(
+        ["sh", "-c", host_facts.script([section])], capture_output=True, text=True, check=True
+    )
 
     assert host_facts.parse(done.stdout, [section]).files == {str(tmp_path / "10-a.conf"): entry()}
 
 
-@pytest.mark.parametrize("glob", ["/etc/x/*.conf;touch y", "/etc/$(id)/*.conf", "relative/*.conf", "/etc/../*"])
+@pytest.mark.parametrize(
+    "glob", ["/etc/x/*.conf;touch y", "/etc/$(id)/*.conf", "relative/*.conf", "/etc/../*"]
+)
 def test_a_glob_with_shell_syntax_is_refused(glob):
     with pytest.raises(ValueError, match="not a glob"):
         host_facts.files(globs=(glob,))
@@ -370,7 +386,10 @@ def test_the_target_facts_read_podman_its_files_and_its_check():
 def test_the_target_facts_script_is_valid_shell(shell):
     script = host_facts.script(target_sections(replace(make_ctx(SECURE), password=PASSWORD)))
 
-    assert subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, check=False).returncode == 0
+    assert (
+        subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, check=False).returncode
+        == 0
+    )
 
 
 # --- the checks, under sh with a stand-in podman ------------------------------------------------
@@ -383,7 +402,9 @@ case "$1" in
   pull) [ -z "$FAIL" ] || { echo "Error: initializing source: manifest unknown" >&2; exit 125; }; echo 3a3a ;;
 esac
 """
-FAKE_CURL = "#!/bin/sh\nprintf 'HTTP/1.1 200 OK\\r\\nDocker-Distribution-Api-Version: registry/2.0\\r\\n\\r\\n'\n"
+FAKE_CURL = (
+    "#!/bin/sh\nprintf 'HTTP/1.1 200 OK\\r\\nDocker-Distribution-Api-Version: registry/2.0\\r\\n\\r\\n'\n"
+)
 
 
 def run_check(script: str, tmp_path, fail: bool = False) -> subprocess.CompletedProcess:
@@ -454,7 +475,10 @@ def test_the_facts_session_checks_podman_where_the_dropin_names_the_registry(tmp
     [
         ("", "podman version 4.3.1\n"),
         ("<no value>\n", "podman version 5.4.2\n"),
-        ("", "Emulate Docker CLI using podman. Create /etc/containers/nodocker to quiet msg.\npodman version 4.9.4\n"),
+        (
+            "",
+            "Emulate Docker CLI using podman. Create /etc/containers/nodocker to quiet msg.\npodman version 4.9.4\n",
+        ),
     ],
 )
 def test_podman_dockers_docker_command_is_not_taken_for_docker(server, installed):
@@ -463,3 +487,21 @@ def test_podman_dockers_docker_command_is_not_taken_for_docker(server, installed
     parsed = host_facts.parse(text, [host_facts.DOCKER, host_facts.PODMAN])
 
     assert (parsed.docker_version, parsed.docker_answers, parsed.engines) == ("", False, ("podman",))
+
+
+def test_the_drop_in_keeps_entries_for_other_registries_and_sets_ours_in_its_place():
+    other = "198.51.100.7:5000"
+    current = pr.dropin_text(other, True).replace(
+        pr.HEADER, pr.HEADER + "\n[[registry]]\nlocation = " + f'"{REGISTRY}"\ninsecure = false\n'
+    )
+    merged = pr.dropin_with(current, REGISTRY, insecure=True)
+
+    assert tomllib.loads(merged)["registry"] == [
+        {"location": REGISTRY, "insecure": True},
+        {"location": other, "insecure": True},
+    ]
+    assert pr.dropin_with(merged, REGISTRY, insecure=True) == merged
+    assert tomllib.loads(pr.dropin_with(pr.dropin_text(other, True), REGISTRY, False))["registry"][1] == {
+        "location": REGISTRY,
+        "insecure": False,
+    }
