@@ -11,18 +11,43 @@ from ..engine.hostrun import HostRun, RemoteError
 from .facts import REGISTRY_USER
 from .marks import MARK
 
-HELPER = Path(__file__).with_name("registry_api.py")
-
-
+HERE = Path(__file__).parent
+HELPER = HERE / "registry_api.py"
+# The copy's modules, in the order they are sent: each uses names the ones before it define.
+COPY_MODULES = (HELPER, HERE / "blobcopy.py", HERE / "tarblobs.py", HERE / "copyrun.py")
 HELPER_END = "KOLLA_REGISTRY_API_PY"
+MAIN = 'if __name__ == "__main__":'
 
 
-def helper_script(request: dict) -> str:
-    """Shell that runs registry_api.py on the host with ``request`` in its source; it prints one JSON line."""
+def helper_source(modules: tuple[Path, ...] = (HELPER,), entry: str = "answer") -> str:
+    """One Python program from ``modules``: their relative imports dropped (the names are defined
+    above in the same program), their ``__main__`` blocks left out, then ``entry(REQUEST)`` printed."""
+    parts = []
+    for module in modules:
+        text = module.read_text().split("\n" + MAIN, 1)[0]
+        lines = text.splitlines()
+        kept, skipping = [], False
+        for line in lines:
+            # A relative import may span lines: "from .x import (" up to its ")".
+            if line.startswith("from ."):
+                skipping = "(" in line and ")" not in line
+                continue
+            if skipping:
+                skipping = line.strip() != ")"
+                continue
+            kept.append(line)
+        parts.append("\n".join(kept))
+    request = "json.loads(base64.b64decode(REQUEST).decode())"
+    return "\n\n".join(parts) + f"\n\n{MAIN}\n    print(json.dumps({entry}({request})), flush=True)\n"
+
+
+def helper_script(request: dict, modules: tuple[Path, ...] = (HELPER,), entry: str = "answer") -> str:
+    """Shell that runs ``modules`` on the host with ``request`` in its source; it prints one JSON line last."""
     encoded = base64.b64encode(json.dumps(request).encode()).decode()
+    source = helper_source(modules, entry)
     return (
         f"command -v python3 >/dev/null || {{ echo '{MARK} fail python3 is missing'; exit 1; }}\n"
-        f"python3 - <<'{HELPER_END}'\nREQUEST = {encoded!r}\n{HELPER.read_text()}\n{HELPER_END}\n"
+        f"python3 - <<'{HELPER_END}'\nREQUEST = {encoded!r}\n{source}\n{HELPER_END}\n"
     )
 
 

@@ -1,0 +1,70 @@
+"""Blobs read in place from an archive uploaded to the deployment host; sent with blobcopy.py.
+
+Standard library only, no f-strings (see registry_api.py). An uncompressed
+tar is read at each member's offset, so that blobs go in parallel; a
+compressed one is uncompressed next to itself once (gzip cannot seek).
+"""
+
+# ruff: noqa: UP032 - str.format on purpose: f-strings need Python 3.6 on the host
+
+import bz2
+import gzip
+import lzma
+import os
+import shutil
+import tarfile
+
+from .blobcopy import CHUNK, CopyError, chunks_of  # dropped on the host: defined above it there
+
+
+class TarBlobs:
+    """Blobs read in place from an uploaded archive: its members' offsets, found once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = plain(path)
+        with tarfile.open(self.path, "r:") as archive:
+            members = {member_name(m.name): m for m in archive.getmembers()}
+        self.where = {}
+        for name, member in members.items():
+            # Docker 1.x saves a layer shared by two images once, and links the other to it.
+            target = member
+            for _ in range(8):
+                if target.issym():
+                    link = os.path.normpath(os.path.join(os.path.dirname(name), target.linkname))
+                elif target.islnk():
+                    link = member_name(target.linkname)
+                else:
+                    break
+                target = members.get(member_name(link), target)
+            if target.isfile():
+                self.where[name] = (target.offset_data, target.size)
+
+    def chunks(self, name: str):
+        """The member's bytes in CHUNK pieces."""
+        if name not in self.where:
+            raise CopyError("{}: not in the archive".format(name), True)
+        return self._read(*self.where[name])
+
+    def _read(self, offset: int, size: int):
+        with open(self.path, "rb") as stream:
+            stream.seek(offset)
+            yield from chunks_of(stream, size)
+
+
+def member_name(name: str) -> str:
+    """A tar member's name without the ``./`` a tar made by hand puts in front."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def plain(path: str) -> str:
+    """``path``, or an uncompressed copy next to it: blobs are read at their offsets."""
+    with open(path, "rb") as stream:
+        head = stream.read(6)
+    for magic, opener in ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ", lzma.open)):
+        if head.startswith(magic):
+            with opener(path, "rb") as packed, open(path + ".tar", "wb") as out:
+                shutil.copyfileobj(packed, out, CHUNK)
+            return path + ".tar"
+    return path
