@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..engine.context import StepContext
 from ..engine.hostrun import HostRun, RemoteError
+from .connection import LineCallback
 from .facts import REGISTRY_USER
 from .marks import MARK
 
@@ -56,9 +57,17 @@ def local_base(ctx: StepContext) -> str:
     return f"{ctx.scheme}://{ctx.registry}"
 
 
-def query_registry(run: HostRun, request: dict, logins: list | None = None) -> dict:
-    """Ask the registry API from ``run``'s host (see registry_api.answer); a secure local registry
-    is asked with its CA and login, others with ``logins`` ([[BASE, USER, PASSWORD], ...])."""
+def query_registry(
+    run: HostRun,
+    request: dict,
+    logins: list | None = None,
+    copy: bool = False,
+    on_line: LineCallback = None,
+    timeout: int = 0,
+) -> dict:
+    """Ask the registry API from ``run``'s host (see registry_api.answer), or with ``copy`` run a copy
+    (copyrun.copy_answer; ``on_line`` sees its marks as they come); a secure local registry is
+    asked with its CA and login, others with ``logins`` ([[BASE, USER, PASSWORD], ...])."""
     logins = list(logins or [])
     if run.ctx.inventory.registry.secure:
         request = {**request, "cafile": f"/etc/docker/certs.d/{run.ctx.registry}/ca.crt"}
@@ -66,7 +75,8 @@ def query_registry(run: HostRun, request: dict, logins: list | None = None) -> d
         logins.append([local_base(run.ctx), REGISTRY_USER, run.ctx.password])
     if logins:
         request = {**request, "logins": logins}
-    output = run.run(helper_script(request)).strip()
+    script = helper_script(request, COPY_MODULES, "copy_answer") if copy else helper_script(request)
+    output = run.run(script, on_line, timeout).strip()
     try:
         return json.loads(output.splitlines()[-1])
     except (ValueError, IndexError):

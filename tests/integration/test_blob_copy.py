@@ -64,7 +64,7 @@ def test_a_second_run_copies_nothing(upstream, local):
     copy(wanted)
     before = upstream.blob_gets()
 
-    answer, output = copy(wanted)
+    answer, _ = copy(wanted)
 
     assert (answer["fetched"], answer["mounted"], answer["bytes"]) == (0, 0, 0)
     assert upstream.blob_gets() == before
