@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from fabfile import cli
-from fabfile.docker import trust
 from fabfile.engine.hostrun import RemoteError as StepFailed
-from fabfile.engine.plan import RELOAD
 from fabfile.engine.result import FAILED
 from fabfile.images import archive, decide, model, sync, table
 from fabfile.images.model import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
 from fabfile.inventory import ImageSettings
-from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
 
-from .factories import DOCKER_1_11_EXEC_START, REGISTRY, docker_host, make_ctx
+from .factories import REGISTRY
 
 UPSTREAM = "10.0.0.5:5000"
 KEYSTONE = Image("openstack.kolla/keystone", "2024.1")
