@@ -25,6 +25,8 @@ from .decide import decide_archive, decide_upstream
 from .model import COPIED, TO_COPY, Archived, Image, Manifest, Synced, upstream_base
 from .table import STEP, decimal_size, image_done, progress, transfer
 
+SHOW_EVERY = 5  # seconds: the most a long copy stays silent
+
 
 class Syncer:
     """One sync on the deployment host: query, decide, copy (blobs ``workers`` at once), read back."""
@@ -174,7 +176,7 @@ class Watch:
         self.host = host
         self.items = {item.image.name: item for item in todo}
         self.done = self.sent = self.size = 0
-        self.started = time.monotonic()
+        self.started = self.shown = time.monotonic()
 
     def line(self, text: str) -> None:
         if not text.startswith(f"{MARK} "):
@@ -185,7 +187,9 @@ class Watch:
             self.size = int(fields[0])
         elif word == "progress":
             self.sent = int(fields[0])
-            print_line(self.show())
+            # Each image's line shows the bytes too: a line of bytes alone only between images.
+            if time.monotonic() - self.shown >= SHOW_EVERY:
+                print_line(self.show())
         elif word == "image" and len(fields) > 1:
             self.done += 1
             item = self.items.get(fields[1])
@@ -195,7 +199,8 @@ class Watch:
                 print_line(self.show(image_done(replace(item, status=status, message=message))))
 
     def show(self, what: str = "") -> str:
-        elapsed = time.monotonic() - self.started
+        self.shown = time.monotonic()
+        elapsed = self.shown - self.started
         return progress(self.host, self.done, len(self.items), transfer(self.sent, self.size, elapsed), what)
 
 

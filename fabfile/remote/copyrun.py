@@ -197,6 +197,8 @@ class Copy:
         return self.said(key, {"status": "copied", "digest": digest})
 
     def said(self, key: str, result: dict) -> dict:
+        # The bytes so far first, so that the image's line shows them.
+        self.progress.finish()
         self.progress.say("image {} {} {}".format(result["status"], key, result.get("error") or result.get("digest")))
         return result
 
