@@ -15,6 +15,7 @@ import tarfile
 from pathlib import Path
 
 from ..remote.blobcopy import blob_descriptors, digest_of, is_list, media_type_of, select_platforms
+from ..remote.tarblobs import member_name, resolve
 from .model import Archived, Image
 
 DOCKER_IMAGE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -41,21 +42,12 @@ class Layout:
             return
         with tarfile.open(path) as archive:
             # A tar made by hand names its members ./manifest.json; docker save's, manifest.json.
-            self.members = {_name(member.name): member for member in archive.getmembers()}
+            self.members = {member_name(member.name): member for member in archive.getmembers()}
         self.sizes = {name: self.member(name).size for name in self.members}
 
     def member(self, name: str) -> tarfile.TarInfo:
-        """A tar member, links followed (Docker 1.x saves a shared layer once and links to it)."""
-        member = self.members[name]
-        for _ in range(8):
-            if member.issym():
-                name = os.path.normpath(os.path.join(os.path.dirname(name), member.linkname))
-            elif member.islnk():
-                name = _name(member.linkname)
-            else:
-                break
-            member = self.members.get(name, member)
-        return member
+        """A tar member, links followed (as the host will follow them)."""
+        return resolve(self.members, name)
 
     def read(self, name: str) -> bytes:
         if self.folder:
@@ -65,12 +57,6 @@ class Layout:
 
     def json(self, name: str):
         return json.loads(self.read(name))
-
-
-def _name(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name
 
 
 def blob_name(digest: str) -> str:

@@ -25,17 +25,8 @@ class TarBlobs:
         with tarfile.open(self.path, "r:") as archive:
             members = {member_name(m.name): m for m in archive.getmembers()}
         self.where = {}
-        for name, member in members.items():
-            # Docker 1.x saves a layer shared by two images once, and links the other to it.
-            target = member
-            for _ in range(8):
-                if target.issym():
-                    link = os.path.normpath(os.path.join(os.path.dirname(name), target.linkname))
-                elif target.islnk():
-                    link = member_name(target.linkname)
-                else:
-                    break
-                target = members.get(member_name(link), target)
+        for name in members:
+            target = resolve(members, name)
             if target.isfile():
                 self.where[name] = (target.offset_data, target.size)
 
@@ -49,6 +40,21 @@ class TarBlobs:
         with open(self.path, "rb") as stream:
             stream.seek(offset)
             yield from chunks_of(stream, size)
+
+
+def resolve(members: dict, name: str):
+    """The member ``name`` is, links followed: Docker 1.x saves a layer shared by two images once
+    and links the other to it."""
+    member = members[name]
+    for _ in range(8):
+        if member.issym():
+            name = member_name(os.path.normpath(os.path.join(os.path.dirname(name), member.linkname)))
+        elif member.islnk():
+            name = member_name(member.linkname)
+        else:
+            break
+        member = members.get(name, member)
+    return member
 
 
 def member_name(name: str) -> str:

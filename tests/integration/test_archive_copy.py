@@ -37,8 +37,8 @@ def layer_tar(name: str) -> bytes:
     return buffer.getvalue()
 
 
-def write(files: dict[str, bytes], path: Path) -> Path:
-    """A tar of ``files`` (a folder when ``path`` has no suffix)."""
+def write(files: dict[str, bytes], path: Path, links: dict[str, str] | None = None) -> Path:
+    """A tar of ``files`` and symbolic ``links`` (a folder of files when ``path`` has no suffix)."""
     if not path.suffix:
         for name, data in files.items():
             (path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +49,10 @@ def write(files: dict[str, bytes], path: Path) -> Path:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
     return path
 
 
@@ -112,11 +116,19 @@ def sync_archive(path: Path, local: Registry) -> dict:
     return answer
 
 
-def test_a_docker_save_tar_is_pushed_as_uncompressed_layers_under_a_schema2_manifest(local, tmp_path):
+@pytest.mark.parametrize("linked", [False, True], ids=["docker-save", "docker-1.x-linked-layer"])
+def test_a_docker_save_tar_is_pushed_as_uncompressed_layers_under_a_schema2_manifest(local, tmp_path, linked):
     base = layer_tar("base")
     files, configs = docker_save(base)
+    links = {}
+    if linked:
+        # Docker 1.x: the second image's copy of a shared layer is a link to the first one's.
+        manifest = json.loads(files["manifest.json"])
+        manifest[1]["Layers"][0] = "other/layer.tar"
+        files["manifest.json"] = json.dumps(manifest).encode()
+        links["other/layer.tar"] = f"../{manifest[0]['Layers'][0]}"
 
-    answer = sync_archive(write(files, tmp_path / "saved.tar"), local)
+    answer = sync_archive(write(files, tmp_path / "saved.tar", links), local)
 
     for name, config in configs.items():
         manifest = local.manifest(f"kolla/{name}", "1")
