@@ -9,10 +9,14 @@ compressed one is uncompressed next to itself once (gzip cannot seek).
 
 import bz2
 import gzip
-import lzma
 import os
 import shutil
 import tarfile
+
+try:
+    import lzma
+except ImportError:  # a Python built without liblzma: only xz archives are out of reach
+    lzma = None
 
 from .blobcopy import CHUNK, CopyError, chunks_of  # dropped on the host: defined above it there
 
@@ -68,8 +72,8 @@ def plain(path: str) -> str:
     """``path``, or an uncompressed copy next to it: blobs are read at their offsets."""
     with open(path, "rb") as stream:
         head = stream.read(6)
-    for magic, opener in ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ", lzma.open)):
-        if head.startswith(magic):
+    for magic, opener in ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ", lzma and lzma.open)):
+        if head.startswith(magic) and opener:
             with opener(path, "rb") as packed, open(path + ".tar", "wb") as out:
                 shutil.copyfileobj(packed, out, CHUNK)
             return path + ".tar"

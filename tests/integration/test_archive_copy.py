@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -166,3 +167,14 @@ def test_a_docker_save_layer_that_is_not_its_diff_id_fails_the_image(local, tmp_
 
     assert answer["images"][0]["status"] == "failed" and "sha256" in answer["images"][0]["error"]
     assert not local.manifest_digest("kolla/keystone", "1")
+
+
+def test_a_gzipped_docker_save_tar_is_uncompressed_once_on_the_host(local, tmp_path):
+    files, configs = docker_save(layer_tar("base"))
+    path = write(files, tmp_path / "saved.tar")
+    with open(path, "rb") as plain, gzip.open(tmp_path / "saved.tar.gz", "wb") as packed:
+        packed.write(plain.read())
+
+    sync_archive(tmp_path / "saved.tar.gz", local)
+
+    assert local.manifest("kolla/keystone", "1")["config"]["digest"] == configs["keystone"]
