@@ -103,6 +103,8 @@ class ImageSettings:
     # A private upstream's login: the user, and a file on this machine that holds the password.
     username: str | None = None
     password_file: str | None = None
+    # The platforms of a multi-platform image to copy (os/architecture[/variant]); empty: all.
+    platforms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,10 @@ class InventoryReader:
             self.image_name(item, f"{key}.names[{i}]", allow_tag=True, registry=registry)
             for i, item in enumerate(self.sequence(data.get("names"), f"{key}.names"))
         )
+        values["platforms"] = tuple(
+            self.platform(item, f"{key}.platforms[{i}]")
+            for i, item in enumerate(self.sequence(data.get("platforms"), f"{key}.platforms"))
+        )
         untagged = [name for name in values["names"] if ":" not in name]
         if (values["services"] or untagged) and "tag" not in values:
             what = "services" if values["services"] else f"names ({untagged[0]} has no tag)"
@@ -253,6 +257,13 @@ class InventoryReader:
         if not isinstance(value, list):
             raise self.fail(key, f"expected a list, got {_kind(value)}")
         return value
+
+    def platform(self, value: Any, key: str) -> str:
+        """``os/architecture[/variant]``, as a manifest list names its images."""
+        text = self.string(value, key)
+        if not grammar.PLATFORM.fullmatch(text):
+            raise self.fail(key, f"{text!r} is not a platform (os/architecture[/variant], e.g. linux/amd64)")
+        return text
 
     def image_name(self, value: Any, key: str, allow_tag: bool, registry: str) -> str:
         """``[REGISTRY/][namespace/]name[:tag]``, without the upstream registry."""

@@ -1,9 +1,10 @@
 """sync-images: Kolla images into the local registry, namespace kept, digests compared first.
 
 The image list and every decision (which image is already there, which to
-copy, what failed) are pure functions; the deployment host does the copying:
-``docker pull``, ``tag`` and ``push`` there, or ``docker load`` of an archive
-made by ``docker save`` for hosts with no outside access.
+copy, what failed) are pure functions; the deployment host does the copying,
+registry to registry over the HTTP API, blob by blob (remote/copyrun.py): from
+the upstream, or out of an archive (``docker save``, or an OCI image layout)
+uploaded there for hosts with no outside access.
 """
 
 from __future__ import annotations
@@ -33,18 +34,18 @@ from .images.sync import Syncer
 from .images.table import STEP, table, totals
 from .remote import facts
 
-# The upstream's trust is planned from Docker's version, unit and config files.
-SECTIONS = (facts.DOCKER, *facts.DOCKER_CONFIG)
+# Only the engine's version, for the recap: the copy itself does not use Docker.
+SECTIONS = (facts.DOCKER,)
 
 
 @host_task(
     help={
         "images": "YAML file with the image list, shaped like the inventory's images: section "
         "(default: that section)",
-        "archive": "a `docker save` archive on this machine to copy from, instead of the upstream registry "
-        "(default: images.archive)",
-        "parallel": "how many images to copy at once (default: kolla_registry.sync_parallel, 4)",
-        "retries": "attempts after the first when a copy fails for a transient reason, 5 s apart (default 3)",
+        "archive": "a `docker save` archive or an OCI image layout (tar or folder) on this machine to copy "
+        "from, instead of the upstream registry (default: images.archive)",
+        "parallel": "how many blobs to copy at once (default: kolla_registry.sync_parallel, 4)",
+        "retries": "attempts after the first when a blob fails for a transient reason, 5 s apart (default 3)",
         "check": "change nothing; say which images would be copied",
         "diff": MODE_HELP["diff"],
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.context import StepContext
-from ..engine.plan import RELOAD, RESTART, FileChange, StepPlan, merged_handler
+from ..engine.plan import RELOAD, RESTART, StepPlan, merged_handler
 from ..remote.apply import handler_script
 from ..remote.facts import CA_CERT, DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts
 from . import config as dc
@@ -269,33 +269,3 @@ def _where(facts: HostFacts, ctx: StepContext) -> str:
 def pending_action(pending: str) -> str:
     """What the handler does for these PENDING lines: a unit or a flag change needs a restart."""
     return RESTART if RESTART in pending or "/etc/systemd/" in pending else RELOAD
-
-
-def trust_upstream(facts: HostFacts, ctx: StepContext, upstream: str) -> StepPlan:
-    """Make the deployment host's Docker trust a plain-HTTP upstream, through daemon.json."""
-    plan = StepPlan("trust-upstream")
-    current = facts.files.get(DAEMON_JSON)
-    try:
-        trusted, flagged = dc.insecure_registries(facts)
-    except dc.ConfigError as error:
-        plan.error = str(error)
-        return plan
-    if dc.trusts([*flagged, *trusted], upstream):
-        plan.notes.append(f"{upstream} already trusted")
-    elif flagged or trust_method(facts, ctx) == "docker-opts":
-        # daemon.json next to --insecure-registry flags would stop dockerd; a new flag needs
-        # a restart, which sync-images never does (it would restart the registry too).
-        where = "docker.service's ExecStart" if _unit_flag_registries(facts) else DEFAULT_DOCKER
-        plan.error = (
-            f"this Docker takes its registries as flags: add --insecure-registry {upstream} to {where} "
-            "and restart Docker, move them to daemon.json (fab deploy-host --repair), or sync from an archive"
-        )
-    else:
-        try:
-            merged = dc.with_insecure_registries(current, [upstream])
-        except dc.ConfigError as error:
-            plan.error = str(error)
-            return plan
-        plan.files.append(FileChange(DAEMON_JSON, current, merged))
-        plan.handler = RELOAD
-    return plan

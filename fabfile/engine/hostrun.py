@@ -13,7 +13,7 @@ from fabric import Config, Connection
 from ..inventory import Host
 from ..remote import facts as host_facts
 from ..remote.apply import CONFLICT_EXIT
-from ..remote.connection import CommandTimeout, connect, execute, run_as_root, sudo_hint
+from ..remote.connection import CommandTimeout, LineCallback, connect, execute, run_as_root, sudo_hint
 from ..remote.marks import failure_reason
 from .context import StepContext
 from .plan import StepPlan
@@ -64,16 +64,17 @@ class HostRun:
         """What this run knows of the registry (an ``address.Access``)."""
         self.ctx = replace(self.ctx, registry_address=access.address, ca=access.ca, password=access.password)
 
-    def run(self, script: str) -> str:
-        """Run ``script`` as root; raise ``RemoteError`` with its last words."""
+    def run(self, script: str, on_line: LineCallback = None, timeout: int = 0) -> str:
+        """Run ``script`` as root; raise ``RemoteError`` with its last words. ``on_line`` sees each
+        output line as it comes; ``timeout`` replaces kolla_registry.command_timeout."""
+        limit = timeout or self.ctx.limits.command_timeout
         try:
-            result = run_as_root(self.connection, self.host, script, self.ctx.limits.command_timeout)
+            result = run_as_root(self.connection, self.host, script, limit, on_line)
         except CommandTimeout as error:
             raise RemoteError(f"timed out: {error} (kolla_registry.command_timeout)") from None
         if result.ok:
             return result.stdout
         if result.exited in (124, 137):
-            limit = self.ctx.limits.command_timeout
             raise RemoteError(f"timed out after {limit} s and was stopped (kolla_registry.command_timeout)", 124)
         reason = sudo_hint(result) or failure_reason(result.stdout, result.stderr)
         raise RemoteError(f"exit {result.exited}: {reason}", result.exited)

@@ -53,11 +53,15 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Archived:
-    """One image in a ``docker save`` archive: the name it has there, its config digest, its size."""
+    """One image in an archive: the name it has there, its config digest, its size, and where it is:
+    docker save's config and layer files, or an OCI manifest's descriptor (JSON)."""
 
     ref: str
     config: str
     size: int
+    config_file: str = ""
+    layer_files: tuple[str, ...] = ()
+    descriptor: str = ""
 
 
 @dataclass(frozen=True)

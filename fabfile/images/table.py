@@ -22,13 +22,33 @@ def decimal_size(size: int) -> str:
     return f"{value:.1f} TB"
 
 
-def progress(host: str, done: int, total: int, copied: int, size: int, item: Synced) -> str:
-    """One line per finished image: images done / total, bytes copied / to copy."""
-    detail = f": {item.message}" if item.message else ""
-    return (
-        f"{host} | {STEP} | {done}/{total} images, {decimal_size(copied)}/{decimal_size(size)} | "
-        f"{item.image.name} {item.status}{detail}"
-    )
+def duration(seconds: float) -> str:
+    """``45 s``, ``3 min 5 s``, ``2 h 10 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def transfer(sent: int, size: int, seconds: float) -> str:
+    """Bytes sent / to send, the rate so far and the time left at that rate."""
+    text = f"{decimal_size(sent)}/{decimal_size(size)}"
+    if seconds <= 0 or sent <= 0:
+        return text
+    rate = sent / seconds
+    return f"{text}, {decimal_size(round(rate))}/s, ETA {duration(max(0, size - sent) / rate)}"
+
+
+def progress(host: str, done: int, total: int, transferred: str, what: str = "") -> str:
+    """One progress line: images done / total, then the transfer (see ``transfer``) and what just happened."""
+    return f"{host} | {STEP} | {done}/{total} images, {transferred}" + (f" | {what}" if what else "")
+
+
+def image_done(item: Synced) -> str:
+    """What a progress line says of an image that just finished."""
+    return f"{item.image.name} {item.status}" + (f": {item.message}" if item.message else "")
 
 
 def table(results: list[Synced], check: bool = False) -> str:

@@ -6,6 +6,7 @@ import errno
 import shlex
 import socket
 import threading
+from collections.abc import Callable
 
 import paramiko
 from fabric import Config, Connection
@@ -15,6 +16,8 @@ from ..inventory import Host
 from .hostkeys import checking_client, fingerprint, known_hosts_path
 
 CONNECT_TIMEOUT = 10
+# Called with each line of a command's output as it arrives.
+LineCallback = Callable[[str], None] | None
 
 
 class NoDelayConnection(Connection):
@@ -100,16 +103,20 @@ def bounded_shell(timeout: int) -> str:
     return f"timeout -k 10 {int(timeout)} sh -c {shlex.quote(FROM_STDIN)}"
 
 
-def run_as_root(connection: Connection, host: Host, script: str, timeout: int = COMMAND_TIMEOUT) -> Result:
-    """Run a shell script as root, killed on the host after ``timeout`` s; never raises for a non-zero exit."""
+def run_as_root(
+    connection: Connection, host: Host, script: str, timeout: int = COMMAND_TIMEOUT, on_line: LineCallback = None
+) -> Result:
+    """Run a shell script as root, killed on the host after ``timeout`` s; never raises for a non-zero exit.
+
+    ``on_line`` sees each line of its output as it comes (not under sudo with a password)."""
     shell = bounded_shell(timeout)
     # The local wait is a little longer, so that the host's timeout speaks first.
     waited = timeout + 30
     if host.user == "root":
-        return execute(connection, shell, script, waited)
+        return execute(connection, shell, script, waited, on_line)
     if connection.config.sudo.password is None:
         # -n: fail at once instead of waiting for a password nobody will type.
-        return execute(connection, "sudo -n " + shell, script, waited)
+        return execute(connection, "sudo -n " + shell, script, waited, on_line)
     return _sudo_with_password(connection, script, timeout)
 
 
@@ -129,7 +136,9 @@ def _sudo_with_password(connection: Connection, script: str, timeout: int) -> Re
         execute(connection, f"rm -f {shlex.quote(path)}", timeout=30)
 
 
-def execute(connection: Connection, command: str, stdin: str = "", timeout: float | None = None) -> Result:
+def execute(
+    connection: Connection, command: str, stdin: str = "", timeout: float | None = None, on_line: LineCallback = None
+) -> Result:
     """Run ``command`` in one exec session, ``stdin`` sent to it; its output and exit status.
 
     Straight on paramiko's channel: invoke's runner polls every 10 ms and
@@ -148,7 +157,7 @@ def execute(connection: Connection, command: str, stdin: str = "", timeout: floa
         # stderr is drained alongside stdout, so that neither can fill the window and stall the other.
         reader = threading.Thread(target=lambda: stderr.append(_read_all(channel.makefile_stderr("rb"))))
         reader.start()
-        stdout = _read_all(channel.makefile("rb"))
+        stdout = _read_all(channel.makefile("rb"), on_line)
         reader.join()
         if stdout is None or None in stderr or not channel.status_event.wait(timeout):
             raise CommandTimeout(f"no answer within {timeout:.0f} s")
@@ -165,9 +174,15 @@ def execute(connection: Connection, command: str, stdin: str = "", timeout: floa
     )
 
 
-def _read_all(stream) -> bytes | None:
+def _read_all(stream, on_line: LineCallback = None) -> bytes | None:
     try:
-        return stream.read()
+        if on_line is None:
+            return stream.read()
+        lines = []
+        for line in stream:
+            lines.append(line)
+            on_line(line.decode("utf-8", "replace").rstrip("\n"))
+        return b"".join(lines)
     except TimeoutError:
         return None
 

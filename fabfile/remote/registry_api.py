@@ -93,6 +93,9 @@ class Client:
 
     def __init__(self, logins=None, cafile="") -> None:
         self.tokens = {}
+        # The Authorization that opened (registry, repository) once: sent up front from then on,
+        # so that an upload's streamed body (which cannot be sent twice) never meets a 401.
+        self.granted = {}
         self.logins = logins or []
         self.context = ssl.create_default_context()
         if cafile:
@@ -100,18 +103,29 @@ class Client:
                 self.context.load_verify_locations(cafile)
             except (OSError, ssl.SSLError):
                 pass
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context))
 
-    def request(self, method: str, url: str, accept: str = "", repository: str = "") -> tuple:
-        """(status, lowercase headers, body); status 0 when nothing answered."""
-        status, headers, body = self._send(method, url, accept, "")
-        challenge = parse_challenge(headers.get("www-authenticate", ""))
-        if status == 401 and challenge["scheme"] == "bearer" and challenge.get("realm"):
+    def request(
+        self, method: str, url: str, accept: str = "", repository: str = "", data=None, headers=None, stream=False
+    ) -> tuple:
+        """(status, lowercase headers, body); status 0 when nothing answered. With ``stream``, the
+        body of a 2xx answer is the open response (the caller reads and closes it)."""
+        key = (url.split("/v2/", 1)[0], repository)
+        sent = self.granted.get(key, "")
+        status, headers_in, body = self._send(method, url, accept, sent, data, headers, stream)
+        if status != 401 or not (data is None or isinstance(data, bytes)):
+            return status, headers_in, body
+        challenge = parse_challenge(headers_in.get("www-authenticate", ""))
+        authorization = ""
+        if challenge["scheme"] == "bearer" and challenge.get("realm"):
             token = self.token(challenge, repository, self.basic(url))
-            if token:
-                status, headers, body = self._send(method, url, accept, token)
-        elif status == 401 and challenge["scheme"] == "basic" and self.basic(url):
-            status, headers, body = self._send(method, url, accept, "", self.basic(url))
-        return status, headers, body
+            authorization = "Bearer " + token if token else ""
+        elif challenge["scheme"] == "basic":
+            authorization = self.basic(url)
+        if authorization and authorization != sent:
+            self.granted[key] = authorization
+            status, headers_in, body = self._send(method, url, accept, authorization, data, headers, stream)
+        return status, headers_in, body
 
     def basic(self, url: str) -> str:
         """The Basic authorization for ``url``'s registry, or ""."""
@@ -126,7 +140,7 @@ class Client:
         if key not in self.tokens:
             query = {name: value for name, value in (("service", key[1]), ("scope", scope)) if value}
             url = challenge["realm"] + ("?" + urllib.parse.urlencode(query) if query else "")
-            status, _, body = self._send("GET", url, "", "", basic)
+            status, _, body = self._send("GET", url, "", basic)
             try:
                 answer = json.loads(body.decode()) if status == 200 else {}
             except ValueError:
@@ -134,21 +148,25 @@ class Client:
             self.tokens[key] = answer.get("token") or answer.get("access_token") or ""
         return self.tokens[key]
 
-    def _send(self, method: str, url: str, accept: str, token: str, authorization: str = "") -> tuple:
-        request = urllib.request.Request(url, method=method)
+    def _send(self, method: str, url: str, accept: str, authorization: str, data=None, headers=None, stream=False):
+        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         if accept:
             request.add_header("Accept", accept)
-        if token:
-            request.add_header("Authorization", "Bearer " + token)
         if authorization:
-            request.add_header("Authorization", authorization)
+            # Unredirected: a blob GET is often redirected to a signed CDN or S3 address, which
+            # refuses a second credential (Docker drops it there too).
+            request.add_unredirected_header("Authorization", authorization)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT, context=self.context) as response:
-                return response.status, _lower(response.headers), response.read()
+            response = self.opener.open(request, timeout=TIMEOUT)
         except urllib.error.HTTPError as error:
-            return error.code, _lower(error.headers), b""
+            # The registry's error document says why (DIGEST_INVALID, BLOB_UNKNOWN, ...).
+            return error.code, _lower(error.headers), _error_body(error)
         except Exception as error:  # noqa: BLE001 - any failure to connect is an answer: nothing answered
             return 0, {"x-error": str(getattr(error, "reason", error))}, b""
+        if stream:
+            return response.status, _lower(response.headers), response
+        with response:
+            return response.status, _lower(response.headers), response.read()
 
 
 def manifest(client: Client, base: str, repository: str, tag: str, architecture: str) -> dict:
@@ -197,6 +215,8 @@ def catalog(client: Client, base: str) -> dict:
     while url:
         status, headers, body = client.request("GET", url)
         try:
+            if status != 200:
+                raise ValueError(status)
             result["repositories"] += json.loads(body.decode()).get("repositories") or []
         except (ValueError, AttributeError):
             result["error"] = "GET /v2/_catalog: HTTP {}".format(status)
@@ -225,6 +245,14 @@ def answer(request: dict) -> dict:
             lambda item: manifest(client, item[0], item[1], item[2], architecture), request["manifests"]
         )
         return {"manifests": list(found)}
+
+
+def _error_body(error) -> bytes:
+    try:
+        with error:
+            return error.read(4096)
+    except (OSError, AttributeError, ValueError):
+        return b""
 
 
 def _lower(headers: object) -> dict:

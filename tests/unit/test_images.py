@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from fabfile import cli
-from fabfile.docker import trust
 from fabfile.engine.hostrun import RemoteError as StepFailed
-from fabfile.engine.plan import RELOAD
 from fabfile.engine.result import FAILED
-from fabfile.images import archive, decide, model, scripts, sync, table
+from fabfile.images import archive, decide, model, sync, table
 from fabfile.images.model import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
 from fabfile.inventory import ImageSettings
-from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
 
-from .factories import DOCKER_1_11_EXEC_START, REGISTRY, docker_host, make_ctx
+from .factories import REGISTRY
 
 UPSTREAM = "10.0.0.5:5000"
 KEYSTONE = Image("openstack.kolla/keystone", "2024.1")
@@ -158,10 +154,11 @@ def test_archive_index_of_docker_s_own_layout_and_the_oci_one():
     ]
     sizes = {"x/layer.tar": 100, "y/layer.tar": 20, "blobs/sha256/l1": 7}
 
+    layers = ("x/layer.tar", "y/layer.tar")
     assert archive.archive_index(manifest, sizes) == {
-        "quay.io/kolla/a:1": Archived("quay.io/kolla/a:1", "sha256:aa", 120),
-        "kolla/a:1": Archived("kolla/a:1", "sha256:aa", 120),
-        "kolla/b:1": Archived("kolla/b:1", "sha256:bb", 7),
+        "quay.io/kolla/a:1": Archived("quay.io/kolla/a:1", "sha256:aa", 120, "aa.json", layers),
+        "kolla/a:1": Archived("kolla/a:1", "sha256:aa", 120, "aa.json", layers),
+        "kolla/b:1": Archived("kolla/b:1", "sha256:bb", 7, "blobs/sha256/bb", ("blobs/sha256/l1",)),
     }
 
 
@@ -192,7 +189,7 @@ def test_read_archive_of_a_real_tar(tmp_path):
 def test_read_archive_that_is_not_one_is_named(tmp_path):
     (tmp_path / "a.tar").write_text("not a tar")
 
-    with pytest.raises(archive.ArchiveError, match=r"a\.tar: not a docker save archive"):
+    with pytest.raises(archive.ArchiveError, match=r"a\.tar: not a docker save archive or OCI layout"):
         archive.read_archive(str(tmp_path / "a.tar"))
 
 
@@ -247,147 +244,6 @@ def test_retrying_gives_up_after_the_retries_and_says_how_many_attempts():
     assert attempt.calls == 3
 
 
-# --- trusting an HTTP upstream -------------------------------------------------------------
-
-
-def test_trust_upstream_merges_it_into_daemon_json_and_reloads():
-    facts = docker_host(files={DAEMON_JSON: json.dumps({"insecure-registries": [REGISTRY], "debug": True})})
-
-    plan = trust.trust_upstream(facts, make_ctx(), UPSTREAM)
-
-    [change] = plan.files
-    assert change.path == DAEMON_JSON
-    assert json.loads(change.after) == {"insecure-registries": [REGISTRY, UPSTREAM], "debug": True}
-    assert plan.handler == RELOAD and plan.error is None
-
-
-def test_trust_upstream_already_trusted_changes_nothing():
-    facts = docker_host(files={DAEMON_JSON: json.dumps({"insecure-registries": [UPSTREAM]})})
-
-    plan = trust.trust_upstream(facts, make_ctx(), UPSTREAM)
-
-    assert not plan.changed and plan.notes == [f"{UPSTREAM} already trusted"]
-
-
-def test_trust_upstream_flagged_in_docker_opts_is_already_trusted():
-    facts = docker_host(files={DEFAULT_DOCKER: f'DOCKER_OPTS="--insecure-registry {UPSTREAM}"\n'})
-
-    assert not trust.trust_upstream(facts, make_ctx(), UPSTREAM).changed
-
-
-@pytest.mark.parametrize(
-    "facts",
-    [
-        pytest.param(
-            docker_host(files={DEFAULT_DOCKER: f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n'}),
-            id="flags-would-clash",
-        ),
-        pytest.param(
-            docker_host("1.11.2", unit={"ExecStart": DOCKER_1_11_EXEC_START}), id="docker-opts-method"
-        ),
-    ],
-)
-def test_trust_upstream_refuses_where_daemon_json_would_stop_dockerd(facts):
-    plan = trust.trust_upstream(facts, make_ctx(), UPSTREAM)
-
-    assert not plan.changed
-    assert f"add --insecure-registry {UPSTREAM} to {DEFAULT_DOCKER}" in plan.error
-
-
-def test_trust_upstream_leaves_a_broken_daemon_json_alone():
-    plan = trust.trust_upstream(docker_host(files={DAEMON_JSON: "{ nope"}), make_ctx(), UPSTREAM)
-
-    assert "not valid JSON" in plan.error and not plan.changed
-
-
-# --- scripts -------------------------------------------------------------------------------
-
-
-FAKE_DOCKER = """#!/bin/sh
-# A docker that logs its calls; images "exist" as files; pulls of */missing* fail.
-echo "$*" >> "$LOG"
-key=$(echo "$3" | tr '/:' '__')
-case "$1 $2" in
-  "image inspect") [ -e "$STATE/$key" ] ;;
-  "pull "*) case "$2" in *missing*) echo "manifest unknown" >&2; exit 1 ;; esac; touch "$STATE/$(echo "$2" | tr '/:' '__')" ;;
-  "tag "*) touch "$STATE/$(echo "$3" | tr '/:' '__')" ;;
-  "push "*) echo "zed: digest: sha256:abc size: 527" ;;
-  "rmi "*) rm -f "$STATE/$(echo "$2" | tr '/:' '__')" ;;
-  "load -i") echo "Loaded image: kolla/a:1" ;;
-esac
-"""
-
-
-@pytest.fixture
-def fake_docker(tmp_path):
-    bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    bin_dir.mkdir()
-    state.mkdir()
-    (bin_dir / "docker").write_text(FAKE_DOCKER)
-    (bin_dir / "docker").chmod(0o755)
-    log = tmp_path / "log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log), "STATE": str(state)}
-
-    def run(script: str) -> tuple[subprocess.CompletedProcess, list[str], list[str]]:
-        done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=False)
-        calls = log.read_text().splitlines() if log.exists() else []
-        return done, calls, sorted(path.name for path in state.iterdir())
-
-    run.state = state
-    return run
-
-
-def test_copy_script_pulls_tags_pushes_and_leaves_no_image_behind(fake_docker):
-    done, calls, left = fake_docker(scripts.copy_script("up:5000/kolla/a:1", "reg:4000/kolla/a:1"))
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert [c for c in calls if not c.startswith("image inspect")] == [
-        "pull up:5000/kolla/a:1",
-        "tag up:5000/kolla/a:1 reg:4000/kolla/a:1",
-        "push reg:4000/kolla/a:1",
-        "rmi reg:4000/kolla/a:1",
-        "rmi up:5000/kolla/a:1",
-    ]
-    assert left == []
-    assert "pushed reg:4000/kolla/a:1" in done.stdout
-
-
-def test_copy_script_keeps_an_image_the_host_had(fake_docker):
-    (fake_docker.state / "up_5000_kolla_a_1").touch()
-
-    _, calls, left = fake_docker(scripts.copy_script("up:5000/kolla/a:1", "reg:4000/kolla/a:1"))
-
-    assert "rmi up:5000/kolla/a:1" not in calls
-    assert left == ["up_5000_kolla_a_1"]
-
-
-def test_copy_script_failure_names_the_command_and_docker_s_last_words(fake_docker):
-    done, _, left = fake_docker(scripts.copy_script("up:5000/kolla/missing:1", "reg:4000/kolla/missing:1"))
-
-    assert done.returncode == 1
-    assert "fail docker pull up:5000/kolla/missing:1: manifest unknown" in done.stdout
-    assert left == []
-
-
-def test_load_and_push_scripts(fake_docker, monkeypatch):
-    archive = str(fake_docker.state.parent / "archive.tar")
-    (fake_docker.state / "kolla_b_1").touch()
-
-    done, calls, _ = fake_docker(scripts.load_script(["kolla/a:1", "kolla/b:1"], archive))
-    assert done.returncode == 0, done.stdout
-    assert "had kolla/b:1" in done.stdout and "had kolla/a:1" not in done.stdout
-    assert calls[-1] == f"load -i {archive}"
-
-    done, calls, left = fake_docker(scripts.push_script("kolla/b:1", "reg:4000/kolla/b:1"))
-    assert done.returncode == 0
-    assert calls[-3:] == [
-        "tag kolla/b:1 reg:4000/kolla/b:1",
-        "push reg:4000/kolla/b:1",
-        "rmi reg:4000/kolla/b:1",
-    ]
-    assert left == ["kolla_b_1"]
-
-
 # --- reporting -----------------------------------------------------------------------------
 
 
@@ -399,13 +255,27 @@ def test_human(size, shown):
     assert table.decimal_size(size) == shown
 
 
-def test_progress_line_counts_images_and_bytes():
+def test_progress_line_counts_images_and_bytes_with_rate_and_eta():
     item = Synced(KEYSTONE, COPIED, D1, 2_000_000)
 
     assert (
-        table.progress("deploy1", 2, 5, 3_000_000, 10_000_000, item)
-        == "deploy1 | sync-images | 2/5 images, 3.0 MB/10.0 MB | openstack.kolla/keystone:2024.1 copied"
+        table.progress("deploy1", 2, 5, table.transfer(3_000_000, 10_000_000, 2.0), table.image_done(item))
+        == "deploy1 | sync-images | 2/5 images, 3.0 MB/10.0 MB, 1.5 MB/s, ETA 5 s | "
+        "openstack.kolla/keystone:2024.1 copied"
     )
+
+
+@pytest.mark.parametrize(
+    "sent, size, seconds, shown",
+    [
+        (0, 10_000_000, 0.0, "0 B/10.0 MB"),
+        (1_000_000, 1_000_000, 1.0, "1.0 MB/1.0 MB, 1.0 MB/s, ETA 0 s"),
+        (1_000_000, 400_000_000, 1.0, "1.0 MB/400.0 MB, 1.0 MB/s, ETA 6 min 39 s"),
+        (1_000_000, 9_000_000_000, 1.0, "1.0 MB/9.0 GB, 1.0 MB/s, ETA 2 h 29 min"),
+    ],
+)
+def test_transfer_shows_bytes_rate_and_eta(sent, size, seconds, shown):
+    assert table.transfer(sent, size, seconds) == shown
 
 
 RESULTS = [

@@ -757,14 +757,6 @@ def test_auto_tls_registry_ignores_the_method_but_names_a_leftover_insecure_flag
     assert any("still an --insecure-registry flag" in note for note in plan.notes)
 
 
-def test_trust_upstream_on_a_docker_opts_host_says_how_and_never_restarts():
-    plan = trust.trust_upstream(procedure_node(), make_ctx(), "10.0.0.5:5000")
-
-    assert not plan.changed and plan.handler is None
-    assert f"add --insecure-registry 10.0.0.5:5000 to {DEFAULT_DOCKER}" in plan.error
-    assert "fab deploy-host --repair" in plan.error
-
-
 def test_trust_registry_flags_the_unit_does_not_read_are_ignored():
     facts = docker_ce_host(files={DEFAULT_DOCKER: PROCEDURE_OPTS})
 
