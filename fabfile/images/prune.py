@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..engine.context import PROBE_REPOSITORY
+from ..engine.result import FAILED
 from .model import Image
 
 # Why a tag stays.
@@ -185,3 +186,24 @@ def freed_bytes(going: list[Tag], staying: list[Tag]) -> int:
     used = {digest for tag in staying for digest, _ in tag.blobs}
     freed = {digest: size for tag in going for digest, size in tag.blobs if digest not in used}
     return sum(freed.values())
+
+
+def after_deletes(plan: PrunePlan, errors: dict[tuple[str, str], str]) -> PrunePlan:
+    """The plan once deleted: ``errors`` maps (repository, digest) to why its DELETE failed."""
+    return replace(plan, repositories=tuple(_deleted(repo, errors) for repo in plan.repositories))
+
+
+def _deleted(repo: RepositoryPlan, errors: dict[tuple[str, str], str]) -> RepositoryPlan:
+    if repo.status != TO_DELETE:
+        return repo
+    failed = {digest: errors[(repo.name, digest)] for digest in repo.manifests if (repo.name, digest) in errors}
+    if not failed:
+        return replace(repo, status=DELETED)
+    left = [tag.name for tag in repo.deleted if tag.digest in failed]
+    return replace(
+        repo,
+        deleted=tuple(tag for tag in repo.deleted if tag.digest not in failed),
+        manifests=tuple(digest for digest in repo.manifests if digest not in failed),
+        status=FAILED,
+        message=f"not deleted: {', '.join(left) or 'platform manifests'}: {next(iter(failed.values()))}",
+    )
