@@ -74,7 +74,9 @@ def prune_registry(c: Context, keep=1, images="", check=False, parallel=0):
     current = image_list(image_settings_or_exit(inventory, images))
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
     ctx = step_context(c, inventory, Modes(check))
-    task = HostTask(ctx, work(current, int(keep)), prune_sections, RegistryAddress(inventory, c.config), c.config, STEP)
+    task = HostTask(
+        ctx, work(current, int(keep)), prune_sections, RegistryAddress(inventory, c.config), c.config, STEP
+    )
     finish(fan_out(hosts, task, parallel_or_default(c, parallel)), check)
 
 

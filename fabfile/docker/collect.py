@@ -94,7 +94,7 @@ echo "{MARK} used-before $(used)"
 def collect_script(registry: Container, delete_untagged: bool, wait: int, collect_timeout: int) -> str:
     """Shell: recreate read-only, collect, recreate normal; on any failure normal first, then fail."""
     untagged = " --delete-untagged" if delete_untagged else ""
-    collect = f"docker exec \"$name\" {REGISTRY_BINARY} garbage-collect{untagged} {REGISTRY_CONFIG}"
+    collect = f'docker exec "$name" {REGISTRY_BINARY} garbage-collect{untagged} {REGISTRY_CONFIG}'
     return f"""{_common(registry, wait)}
 back=
 restore() {{
@@ -103,7 +103,9 @@ restore() {{
 }}
 trap 'restore; fail "stopped; $back"' HUP INT TERM
 docker rm -f "$name" >/dev/null 2>&1
-out=$({registry.read_only} 2>&1) || {{ restore; fail "could not start $name read-only: $(printf '%s' "$out" | tail -1); $back"; }}
+out=$({registry.read_only} 2>&1) || {{
+  restore; fail "could not start $name read-only: $(printf '%s' "$out" | tail -1); $back"
+}}
 up || {{ restore; fail "$name did not answer read-only within {int(wait)} s; $back"; }}
 echo "{MARK} read-only"
 out=$(timeout {int(collect_timeout)} {collect} 2>&1) || {{
@@ -124,7 +126,9 @@ def restore_script(registry: Container, wait: int) -> str:
     return f"""{_common(registry, wait)}
 label=$(docker inspect -f '{label}' "$name" 2>/dev/null) || label=
 running=$(docker inspect -f '{{{{.State.Running}}}}' "$name" 2>/dev/null) || running=
-if [ "$label" = {shlex.quote(registry.spec)} ] && [ "$running" = true ] && up; then echo "{MARK} restored already"; exit 0; fi
+if [ "$label" = {shlex.quote(registry.spec)} ] && [ "$running" = true ] && up; then
+  echo "{MARK} restored already"; exit 0
+fi
 normal || fail "could not start $name: $why: run fab deploy-host"
 up || fail "$name did not answer within {int(wait)} s: run fab deploy-host"
 echo "{MARK} restored"

@@ -114,7 +114,11 @@ def plan_prune(repositories: Iterable[Repository], current: Iterable[Image], kee
     staying = [kept.tag for plan in plans for kept in plan.kept]
     going = [tag for plan in plans for tag in plan.deleted]
     lists_stay = any(tag.children for tag in staying)
-    notes = ("untagged manifests kept: a manifest list stays (registry 2.8 would break it)",) if lists_stay else ()
+    notes = (
+        ("untagged manifests kept: a manifest list stays (registry 2.8 would break it)",)
+        if lists_stay
+        else ()
+    )
     return PrunePlan(plans, freed_bytes(going, staying), not lists_stay, notes)
 
 
@@ -161,7 +165,9 @@ def age(tag: Tag) -> tuple:
 
 def natural(text: str) -> list[tuple[int, int, str]]:
     """``2024.10`` after ``2024.9``: digits compared as numbers, and after letters."""
-    return [(1, int(part), "") if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part]
+    return [
+        (1, int(part), "") if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part
+    ]
 
 
 def created_seconds(text: str) -> float | None:
@@ -196,7 +202,9 @@ def after_deletes(plan: PrunePlan, errors: dict[tuple[str, str], str]) -> PruneP
 def _deleted(repo: RepositoryPlan, errors: dict[tuple[str, str], str]) -> RepositoryPlan:
     if repo.status != TO_DELETE:
         return repo
-    failed = {digest: errors[(repo.name, digest)] for digest in repo.manifests if (repo.name, digest) in errors}
+    failed = {
+        digest: errors[(repo.name, digest)] for digest in repo.manifests if (repo.name, digest) in errors
+    }
     if not failed:
         return replace(repo, status=DELETED)
     left = [tag.name for tag in repo.deleted if tag.digest in failed]

@@ -47,5 +47,6 @@ def totals(plan: PrunePlan, used: tuple[int, int] | None = None) -> str:
     text += f", {failed} failed" if failed else ""
     if used:
         before, after = used
-        return f"{text}; freed {decimal_size(max(0, before - after))} ({decimal_size(before)} -> {decimal_size(after)})"
+        freed = decimal_size(max(0, before - after))
+        return f"{text}; freed {freed} ({decimal_size(before)} -> {decimal_size(after)})"
     return f"{text}, about {decimal_size(plan.freed)} to free" if plan.deletes else text

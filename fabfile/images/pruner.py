@@ -45,7 +45,11 @@ class Pruner:
         answers = query_registry(self.run, request).get("deleted") or []
         if len(answers) != len(deletes):
             raise RemoteError(f"the registry answered {len(answers)} of {len(deletes)} deletes")
-        errors = {item: answer["error"] for item, answer in zip(deletes, answers, strict=True) if answer.get("error")}
+        errors = {
+            item: answer["error"]
+            for item, answer in zip(deletes, answers, strict=True)
+            if answer.get("error")
+        }
         return after_deletes(plan, errors)
 
     def collect(self, delete_untagged: bool) -> tuple[int | None, str]:
