@@ -101,17 +101,22 @@ restore() {{
   if normal && up; then back="the registry is back to normal"
   else back="the registry could NOT be put back ($why): run fab deploy-host"; fi
 }}
-trap 'restore; fail "stopped; $back"' HUP INT TERM
+log=$(mktemp) || fail cannot make a temporary file
+gc=
+# The collector runs in the background so that a signal (the host's time limit) is handled
+# at once, not when it ends: the container is removed, which stops it, and put back.
+trap 'kill "$gc" 2>/dev/null; restore; rm -f "$log"; fail "stopped; $back"' HUP INT TERM
 docker rm -f "$name" >/dev/null 2>&1
 out=$({registry.read_only} 2>&1) || {{
   restore; fail "could not start $name read-only: $(printf '%s' "$out" | tail -1); $back"
 }}
 up || {{ restore; fail "$name did not answer read-only within {int(wait)} s; $back"; }}
 echo "{MARK} read-only"
-out=$(timeout {int(collect_timeout)} {collect} 2>&1) || {{
-  restore; fail "garbage-collect failed: $(printf '%s' "$out" | tail -1); $back"
-}}
-printf '%s\\n' "$out" | grep 'blobs marked' | tail -1 | sed 's/^/{MARK} collected /'
+timeout {int(collect_timeout)} {collect} >"$log" 2>&1 &
+gc=$!
+wait "$gc" || {{ restore; out=$(tail -1 "$log"); rm -f "$log"; fail "garbage-collect failed: $out; $back"; }}
+grep 'blobs marked' "$log" | tail -1 | sed 's/^/{MARK} collected /'
+rm -f "$log"
 trap - HUP INT TERM
 normal || fail "could not start $name again after garbage collection: $why: run fab deploy-host"
 up || fail "$name did not answer within {int(wait)} s after garbage collection"
