@@ -116,7 +116,9 @@ def test_collect_runs_read_only_then_puts_the_normal_registry_back_and_says_what
     ]
     assert (tmp_path / "state" / "label").read_text() == normal_label()
     assert int(marks(before.stdout, "used-before")[0]) - int(marks(done.stdout, "used-after")[0]) == 50_000
-    assert marks(done.stdout, "collected") == ["3 blobs marked, 2 blobs and 0 manifests eligible for deletion"]
+    assert marks(done.stdout, "collected") == [
+        "3 blobs marked, 2 blobs and 0 manifests eligible for deletion"
+    ]
     assert not (tmp_path / "lib" / "gc-pending").exists()
 
 
