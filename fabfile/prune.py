@@ -91,8 +91,10 @@ def work(current: list[Image], keep: int):
             return
         pruner = Pruner(run, current, keep)
         plan = pruner.plan()
-        print_line("\n" + table(plan, run.check))
         leftover = GC_PENDING in run.facts.files
+        if run.check or registry.changed or not (plan.deletes or leftover):
+            # What would go; a prune shows its table once it has deleted.
+            print_line("\n" + table(plan, planned=True))
         if not plan.deletes and not leftover:
             run.report(run.outcome(STEP, OK, f"nothing to delete: {totals(plan)}", started))
         elif registry.changed:

@@ -19,8 +19,8 @@ def kept_text(kept: Kept) -> str:
     return f"{kept.tag.name} ({why})"
 
 
-def table(plan: PrunePlan, check: bool = False) -> str:
-    """repository, tags kept (and why), tags deleted, status (and why), one row per repository."""
+def table(plan: PrunePlan, planned: bool = False) -> str:
+    """repository, tags kept (and why), tags deleted (``planned``: to delete), status, one row per repository."""
     rows = [
         [
             repo.name,
@@ -31,8 +31,8 @@ def table(plan: PrunePlan, check: bool = False) -> str:
         ]
         for repo in plan.repositories
     ]
-    headers = ["repository", "kept", "to delete" if check else "deleted", "status", "details"]
-    title = "REGISTRY (check mode: nothing was deleted)" if check else "REGISTRY"
+    headers = ["repository", "kept", "to delete" if planned else "deleted", "status", "details"]
+    title = "REGISTRY (nothing was deleted)" if planned else "REGISTRY"
     shown = tabulate(rows, headers=headers, disable_numparse=True, maxcolwidths=[None, 50, 40, None, 60])
     return f"{title}\n{shown}\n\n{STEP}: {totals(plan)}"
 

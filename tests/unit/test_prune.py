@@ -258,9 +258,9 @@ def test_the_table_shows_per_repository_what_stays_and_goes():
     )
     plan = plan_prune([keystone], current("cur"), keep=1)
 
-    shown = table(plan, check=True)
+    shown = table(plan, planned=True)
 
-    assert shown.startswith("REGISTRY (check mode: nothing was deleted)\n")
+    assert shown.startswith("REGISTRY (nothing was deleted)\n")
     row = next(line for line in shown.splitlines() if line.startswith(KEYSTONE))
     assert row.startswith(f"{KEYSTONE}  cur (current), cur-b (same image as cur), prev  old ")
     assert row.endswith("to delete") and "(newest)" in shown
