@@ -46,10 +46,15 @@ class Registry:
     config: Path
     process: subprocess.Popen
 
-    def restart(self, read_only: bool = False) -> None:
+    def restart(self, read_only: bool = False, deletes: bool = True) -> None:
         stop(self.process)
-        env = {**os.environ, "REGISTRY_STORAGE_MAINTENANCE_READONLY": READ_ONLY} if read_only else None
-        self.process = start(self.config, self.base, env)
+        self.process = start(self.config, self.base, environment(read_only, deletes))
+
+
+def environment(read_only: bool = False, deletes: bool = True) -> dict:
+    """The registry's settings as the container gets them: REGISTRY_<SECTION>_<KEY> variables."""
+    env = {**os.environ, "REGISTRY_STORAGE_DELETE_ENABLED": "true"} if deletes else dict(os.environ)
+    return {**env, "REGISTRY_STORAGE_MAINTENANCE_READONLY": READ_ONLY} if read_only else env
 
 
 def start(config: Path, base: str, env: dict | None = None) -> subprocess.Popen:
@@ -90,11 +95,11 @@ def registry(tmp_path) -> Iterator[Registry]:
     config = tmp_path / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     base = f"http://127.0.0.1:{port}"
-    running = Registry(base, storage, config, start(config, base))
+    running = Registry(base, storage, config, start(config, base, environment()))
     yield running
     stop(running.process)
 
@@ -209,7 +214,7 @@ def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space(re
     assert call("POST", f"{base}/v2/{REPOSITORIES[0]}/blobs/uploads/")[0] in (405, 503)
     collected = subprocess.run(
         [BINARY, "garbage-collect", "--delete-untagged", str(registry.config)],
-        env={**os.environ, "REGISTRY_STORAGE_MAINTENANCE_READONLY": READ_ONLY},
+        env=environment(read_only=True),
         capture_output=True,
         text=True,
         check=True,
@@ -231,8 +236,7 @@ def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space(re
 
 
 def test_a_registry_without_deletes_refuses_and_the_helper_says_why(registry):
-    registry.config.write_text(registry.config.read_text().replace("enabled: true", "enabled: false"))
-    registry.restart()
+    registry.restart(deletes=False)
     push_image(registry.base, REPOSITORIES[0], (OLD,), day=1, base_layer=b"base")
     [found] = helper({"scan": registry.base})["repositories"]
 
