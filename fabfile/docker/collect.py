@@ -54,7 +54,7 @@ class Container:
         )
 
 
-def _common(registry: Container, wait: int) -> str:
+def shell_functions(registry: Container, wait: int) -> str:
     """Shell functions: ``answers`` (GET /v2/ as a registry), ``up`` (within ``wait`` s),
     ``normal`` (the container as deploy-host makes it; ``$why`` says why not), ``used`` (volume bytes)."""
     checked = f"{shlex.quote(registry.url)} {shlex.quote(registry.ca)}"
@@ -63,8 +63,9 @@ def _common(registry: Container, wait: int) -> str:
 name={shlex.quote(registry.name)}
 answers() {{
   python3 - {checked} >/dev/null 2>&1 <<'KOLLA_REGISTRY_PY'
-import ssl, sys, urllib.error, urllib.request
-context = ssl.create_default_context(cafile=sys.argv[2] or None)
+import os, ssl, sys, urllib.error, urllib.request
+# The CA trust-registry put there; without it, the system's (the answer is what counts here).
+context = ssl.create_default_context(cafile=sys.argv[2] if os.path.isfile(sys.argv[2]) else None)
 try:
     headers = urllib.request.urlopen(sys.argv[1], timeout=5, context=context).headers
 except urllib.error.HTTPError as error:
@@ -85,7 +86,7 @@ used() {{ [ -n "$mount" ] && du -sb "$mount" 2>/dev/null | cut -f1; }}
 
 def prepare_script(registry: Container, wait: int) -> str:
     """Shell: note that garbage is pending, and how much the volume holds before."""
-    return f"""{_common(registry, wait)}
+    return f"""{shell_functions(registry, wait)}
 mkdir -p {STATE_DIR} && : > {GC_PENDING} || fail cannot write {GC_PENDING}
 echo "{MARK} used-before $(used)"
 """
@@ -95,7 +96,7 @@ def collect_script(registry: Container, delete_untagged: bool, wait: int, collec
     """Shell: recreate read-only, collect, recreate normal; on any failure normal first, then fail."""
     untagged = " --delete-untagged" if delete_untagged else ""
     collect = f'docker exec "$name" {REGISTRY_BINARY} garbage-collect{untagged} {REGISTRY_CONFIG}'
-    return f"""{_common(registry, wait)}
+    return f"""{shell_functions(registry, wait)}
 back=
 restore() {{
   if normal && up; then back="the registry is back to normal"
@@ -128,7 +129,7 @@ echo "{MARK} used-after $(used)"
 def restore_script(registry: Container, wait: int) -> str:
     """Shell: the normal container, unless it already runs and answers (after a collect that failed)."""
     label = f"{{{{index .Config.Labels {SPEC_LABEL!r}}}}}".replace("'", '"')
-    return f"""{_common(registry, wait)}
+    return f"""{shell_functions(registry, wait)}
 label=$(docker inspect -f '{label}' "$name" 2>/dev/null) || label=
 running=$(docker inspect -f '{{{{.State.Running}}}}' "$name" 2>/dev/null) || running=
 if [ "$label" = {shlex.quote(registry.spec)} ] && [ "$running" = true ] && up; then

@@ -19,15 +19,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from fabfile.docker.collect import Container, shell_functions
 from fabfile.images.model import Image
 from fabfile.images.prune import DELETED, Repository, after_deletes, plan_prune
 from fabfile.remote.api import helper_script
 from tests.conftest import in_ci
+
+from .factories import container, docker_host, make_ctx
 
 BINARY = "docker-registry"
 REPOSITORIES = ("openstack.kolla/keystone", "openstack.kolla/nova-api")
@@ -243,3 +246,18 @@ def test_a_registry_without_deletes_refuses_and_the_helper_says_why(registry):
     [answer] = helper({"delete": [[registry.base, REPOSITORIES[0], found["tags"][0]["digest"]]]})["deleted"]
 
     assert answer == {"status": 405, "error": "the registry does not allow deletes (storage.delete is off)"}
+
+
+def test_the_collection_waits_for_the_real_registry_to_answer_and_gives_up_in_time(registry):
+    """The ``up`` wait of the collect script, with the host's python3, for the registry and a closed port."""
+    answering = replace(Container.of(docker_host(container=container()), make_ctx()), url=f"{registry.base}/v2/")
+    closed = replace(answering, url="http://127.0.0.1:9/v2/")
+
+    def up(target: Container) -> int:
+        script = f"{shell_functions(target, 2)}\nup\n"
+        return subprocess.run(["sh", "-c", script], capture_output=True, check=False, timeout=30).returncode
+
+    started = time.monotonic()
+    assert up(answering) == 0
+    assert up(closed) == 1
+    assert time.monotonic() - started < 10
