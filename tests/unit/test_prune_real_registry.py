@@ -26,7 +26,7 @@ import pytest
 
 from fabfile.docker.collect import Container, shell_functions
 from fabfile.images.model import Image
-from fabfile.images.prune import DELETED, Repository, after_deletes, plan_prune
+from fabfile.images.prune import DELETED, Repository, after_deletes, created_seconds, plan_prune
 from fabfile.remote.api import helper_script
 from tests.conftest import in_ci
 
@@ -250,7 +250,9 @@ def test_a_registry_without_deletes_refuses_and_the_helper_says_why(registry):
 
 def test_the_collection_waits_for_the_real_registry_to_answer_and_gives_up_in_time(registry):
     """The ``up`` wait of the collect script, with the host's python3, for the registry and a closed port."""
-    answering = replace(Container.of(docker_host(container=container()), make_ctx()), url=f"{registry.base}/v2/")
+    answering = replace(
+        Container.of(docker_host(container=container()), make_ctx()), url=f"{registry.base}/v2/"
+    )
     closed = replace(answering, url="http://127.0.0.1:9/v2/")
 
     def up(target: Container) -> int:
@@ -261,3 +263,77 @@ def test_the_collection_waits_for_the_real_registry_to_answer_and_gives_up_in_ti
     assert up(answering) == 0
     assert up(closed) == 1
     assert time.monotonic() - started < 10
+
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def push_index(base: str, repository: str, tag: str, day: int) -> tuple[dict, dict]:
+    """A manifest list of an amd64 and an arm64 image, each pushed by digest only; (index, amd64 manifest)."""
+    children = {}
+    for architecture in ("amd64", "arm64"):
+        manifest = push_image(base, repository, (), day=day, base_layer=os.urandom(1000))
+        body = json.dumps(manifest).encode()
+        child = "sha256:" + hashlib.sha256(body).hexdigest()
+        status, _, _ = call("PUT", f"{base}/v2/{repository}/manifests/{child}", body, {"Content-Type": IMAGE})
+        assert status == 201, status
+        children[architecture] = (child, len(body), manifest)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [
+            {
+                "mediaType": IMAGE,
+                "digest": digest,
+                "size": size,
+                "platform": {"os": "linux", "architecture": arch},
+            }
+            for arch, (digest, size, _) in children.items()
+        ],
+    }
+    status, _, _ = call(
+        "PUT", f"{base}/v2/{repository}/manifests/{tag}", json.dumps(index).encode(), {"Content-Type": INDEX}
+    )
+    assert status == 201, status
+    return index, children["amd64"][2]
+
+
+def collect(registry: Registry, *flags: str) -> None:
+    subprocess.run(
+        [BINARY, "garbage-collect", *flags, str(registry.config)],
+        env=environment(read_only=True),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def test_a_kept_manifest_list_keeps_its_platform_images_which_delete_untagged_would_not(registry):
+    base, repository = registry.base, REPOSITORIES[0]
+    _, old_amd64 = push_index(base, repository, OLD, day=1)
+    index, amd64 = push_index(base, repository, NEW, day=2)
+    before = stored_bytes(registry.storage)
+
+    scan = helper({"scan": base, "architecture": "amd64"})
+    plan = plan_prune(
+        [Repository.from_answer(r) for r in scan["repositories"]], [Image(repository, NEW)], keep=0
+    )
+
+    [repo] = plan.repositories
+    assert [tag.name for tag in repo.deleted] == [OLD]
+    assert len(repo.manifests) == 3  # the list and both its platform images
+    assert [kept.tag.created for kept in repo.kept] == [created_seconds("2024-01-02T00:00:00.123456789Z")]
+    assert not plan.delete_untagged
+    answers = helper({"delete": [[base, name, digest] for name, digest in plan.deletes]})["deleted"]
+    assert [answer["status"] for answer in answers] == [202, 202, 202]
+
+    collect(registry)  # as prune-registry runs it when a manifest list stays
+
+    assert before - stored_bytes(registry.storage) >= 2 * LAYER_SIZE
+    assert served(base, repository, amd64) and not served(base, repository, old_amd64)
+    child = index["manifests"][0]["digest"]
+    assert call("GET", f"{base}/v2/{repository}/manifests/{child}", headers={"Accept": IMAGE})[0] == 200
+    # What --delete-untagged would have done (distribution#3178): the kept list loses its images.
+    collect(registry, "--delete-untagged")
+    registry.restart()
+    assert call("GET", f"{base}/v2/{repository}/manifests/{child}", headers={"Accept": IMAGE})[0] == 404
