@@ -20,7 +20,7 @@ def kept_text(kept: Kept) -> str:
 
 
 def table(plan: PrunePlan, planned: bool = False) -> str:
-    """repository, tags kept (and why), tags deleted (``planned``: to delete), status, one row per repository."""
+    """One row per repository: tags kept (and why), deleted (``planned``: to delete), status."""
     rows = [
         [
             repo.name,

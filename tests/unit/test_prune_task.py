@@ -60,7 +60,8 @@ class Host1(HostRun):
             self.kinds.append("collect")
             if self.collect_fails:
                 raise RemoteError(self.collect_fails, 1)
-            return f"{MARK} read-only\n{MARK} collected 3 blobs marked, 2 blobs and 0 manifests\n{MARK} used-after 3000000\n"
+            summary = "3 blobs marked, 2 blobs and 0 manifests"
+            return f"{MARK} read-only\n{MARK} collected {summary}\n{MARK} used-after 3000000\n"
         if "used-before" in script:
             self.kinds.append("usage")
             return f"{MARK} used-before 5000000\n"

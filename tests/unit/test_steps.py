@@ -358,7 +358,8 @@ def test_create_registry_bridge_runs_the_documented_container():
 
     assert command == (
         f"docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
-        f"-e REGISTRY_STORAGE_DELETE_ENABLED=true --label {SPEC_LABEL}={spec(ctx, host_network=False)} registry:2"
+        "-e REGISTRY_STORAGE_DELETE_ENABLED=true "
+        f"--label {SPEC_LABEL}={spec(ctx, host_network=False)} registry:2"
     )
 
 
@@ -555,7 +556,9 @@ def test_create_registry_container_without_labels_is_recreated():
 def test_a_registry_made_before_deletes_were_enabled_is_recreated_once_keeping_its_volume():
     # The spec of the same settings before storage.delete was part of it.
     settings = make_ctx().inventory.registry
-    before = {"image": settings.image, "image_id": IMAGE_ID, "volume": "registry", "port": 4000, "network": "host"}
+    before = {
+        "image": settings.image, "image_id": IMAGE_ID, "volume": "registry", "port": 4000, "network": "host"
+    }
     old = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
 
     remove, run = registry_step.create_registry(docker_host(container=container(old)), make_ctx()).commands
