@@ -3,13 +3,13 @@
 ``fab -H deploy1 deploy-host`` runs the documented steps on the deployment host;
 ``fab configure-targets`` points every target node's Docker at the registry;
 ``sync-images``, ``kolla-globals``, ``pull-images`` and ``status`` fill it, wire
-kolla-ansible to it and check the hosts.
+kolla-ansible to it and check the hosts; ``prune-registry`` deletes old releases from it.
 Hosts come from ``hosts.yaml`` (or ``$KOLLA_REGISTRY_HOSTS``).
 """
 
 from invoke import Collection
 
-from . import deploy, kolla_globals, pull, status, sync, targets
+from . import deploy, kolla_globals, prune, pull, status, sync, targets
 from .kolla.globals_yaml import GLOBALS_PATH
 
 ns = Collection(
@@ -18,6 +18,7 @@ ns = Collection(
     deploy.deploy_host,
     targets.configure_targets,
     sync.sync_images,
+    prune.prune_registry,
     kolla_globals.kolla_globals,
     pull.pull_images,
     status.status,

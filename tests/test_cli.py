@@ -36,6 +36,7 @@ def test_every_documented_step_is_a_task():
         "verify-registry",
         "deploy-host",
         "configure-targets",
+        "prune-registry",
     ):
         assert f"  {name} " in listed
 
@@ -151,6 +152,7 @@ def test_a_short_flag_means_the_same_in_every_task(task):
         ("kolla-globals", {"--check", "--diff"}),
         ("sync-images", {"--check", "--diff"}),
         ("pull-images", {"--check"}),
+        ("prune-registry", {"--check"}),
         ("status", set()),
         ("verify-registry", set()),
     ],
@@ -230,3 +232,25 @@ def test_the_deployment_host_listed_as_a_target_is_accepted_and_shown_once(tmp_p
         assert row in targets.stdout
     shown = [(host["host"], host["role"]) for host in json.loads(status.stdout)["hosts"]]
     assert shown == [("deploy1", "deploy+target"), ("node1", "target")]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((), "images: missing (or give --images FILE)"),
+        (("--keep", "-1"), "error: --keep: must be 0 or more"),
+    ],
+)
+def test_prune_registry_without_an_image_list_or_with_a_negative_keep_is_refused(
+    tmp_path, listener, args, expected
+):
+    port, accepted = listener
+    inventory = tmp_path / "hosts.yaml"
+    images = "images: {tag: '2024.1', services: [keystone]}\n" if args else ""
+    inventory.write_text(f"deploy_host: {{name: deploy1, address: 127.0.0.1, port: {port}}}\n{images}")
+
+    result = fab("prune-registry", *args, inventory=inventory)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(expected) and len(result.stderr.strip().splitlines()) == 1
+    assert accepted == []

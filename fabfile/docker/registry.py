@@ -32,7 +32,7 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     host_network = settings.host_network
     if not host_network and dc.bridge_or_iptables_off(daemon, dockerd_flags(facts)):
         plan.notes.append(BRIDGE_OFF)
-    spec = registry_spec(ctx, host_network, facts.image_id, _secure_state(facts, ctx))
+    spec = spec_of(facts, ctx)
     current = facts.container
     labels = (current or {}).get("Config", {}).get("Labels") or {}
     if current and labels.get(SPEC_LABEL) == spec:
@@ -49,10 +49,19 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
 
 
 SPEC_LABEL = "kolla-registry.spec"
+# What prune-registry's garbage collection runs under: pulls are served, pushes and deletes refused.
+READ_ONLY_ENV = 'REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}'
+READ_ONLY_SUFFIX = "-read-only"
 BRIDGE_OFF = (
     "registry.network is bridge, but Docker runs without iptables or its bridge: "
     "the port may not answer (registry.network: host)"
 )
+
+
+def spec_of(facts: HostFacts, ctx: StepContext) -> str:
+    """The spec the registry container should carry on this host now."""
+    settings = ctx.inventory.registry
+    return registry_spec(ctx, settings.host_network, facts.image_id, _secure_state(facts, ctx))
 
 
 def _secure_state(facts: HostFacts, ctx: StepContext) -> dict:
@@ -78,6 +87,8 @@ def registry_spec(ctx: StepContext, host_network: bool, image_id: str, secure: d
         "volume": settings.volume,
         "port": settings.port,
         "network": "host" if host_network else "bridge",
+        # Deletes through the API (prune-registry): a registry made before this is recreated once.
+        "delete": True,
     }
     if settings.bind:
         # Only when set, so that a registry made before this setting existed is not recreated.
@@ -87,8 +98,12 @@ def registry_spec(ctx: StepContext, host_network: bool, image_id: str, secure: d
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def registry_run_command(ctx: StepContext, host_network: bool, spec: str) -> str:
-    """The documented ``docker run``, plus a named volume and the spec label."""
+def registry_run_command(ctx: StepContext, host_network: bool, spec: str, read_only: bool = False) -> str:
+    """The documented ``docker run``, plus a named volume, deletes allowed and the spec label.
+
+    ``read_only``: the same container in maintenance mode, for garbage collection; its label
+    differs from ``spec``, so a run that dies in between leaves deploy-host something to fix.
+    """
     settings = ctx.inventory.registry
     if host_network:
         # kolla-ansible's bootstrap-servers turns Docker's bridge and iptables off, and then
@@ -97,10 +112,13 @@ def registry_run_command(ctx: StepContext, host_network: bool, spec: str) -> str
         network = "--network host -e " + shlex.quote(f"REGISTRY_HTTP_ADDR={listen}")
     else:
         network = "-p " + shlex.quote(f"{settings.bind + ':' if settings.bind else ''}{settings.port}:5000")
+    maintenance = f"-e {shlex.quote(READ_ONLY_ENV)} " if read_only else ""
+    label = f"{spec}{READ_ONLY_SUFFIX}" if read_only else spec
     return (
         f"docker run -d {network} --restart=always --name {shlex.quote(settings.name)} "
         f"-v {shlex.quote(settings.volume)}:/var/lib/registry {_secure_options(settings)}"
-        f"--label {SPEC_LABEL}={spec} {shlex.quote(settings.image)}"
+        f"-e REGISTRY_STORAGE_DELETE_ENABLED=true {maintenance}"
+        f"--label {SPEC_LABEL}={label} {shlex.quote(settings.image)}"
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from fabfile import inventory as inv
-from fabfile.docker import hostprep, registry, verify
+from fabfile.docker import collect, hostprep, registry, verify
 from fabfile.engine.context import StepContext
 from fabfile.engine.plan import FileChange, StepPlan
 from fabfile.images import pull
@@ -111,6 +111,8 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(apply, "STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(apply, "PENDING", str(tmp_path / "state" / "pending"))
     monkeypatch.setattr(apply, "LOCK", str(tmp_path / "state" / "lock"))
+    monkeypatch.setattr(collect, "STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(collect, "GC_PENDING", str(tmp_path / "state" / "gc-pending"))
     return tmp_path
 
 
@@ -125,6 +127,8 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
     # A TLS registry with a login: the CA's path, the authfile and the password reach the scripts too.
     secure = StepContext(make_inventory({"tls": "self-signed", "auth": "htpasswd"}), value, password=value)
     both = replace(docker_host(), podman_version=value)
+    # The registry prune-registry collects; a secure one puts the address in the CA's path too.
+    gc, gc_secure = collect.Container.of(docker_host(), ctx), collect.Container.of(docker_host(), secure)
     return {
         "registry run": registry.registry_run_command(ctx, False, "spec"),
         "registry run (host network)": registry.registry_run_command(ctx, True, "spec"),
@@ -147,6 +151,11 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "podman pull": pull.pull_script([value], 1, 0, delay=0, cli="podman"),
         "podman look": pull.check_script([value], "podman"),
         "install": "\n".join(install.commands),
+        "registry run (read-only)": registry.registry_run_command(ctx, True, "spec", read_only=True),
+        "prune: usage": collect.prepare_script(gc, 1),
+        "prune: collect": collect.collect_script(gc, True, 1, 5),
+        "prune: collect (TLS)": collect.collect_script(gc_secure, False, 1, 5),
+        "prune: restore": collect.restore_script(gc, 1),
         "apply and handle": apply.apply_script(plan, "20240108T100000Z")
         + apply.handler_script(value, wait=1),
     }

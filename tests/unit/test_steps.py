@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 
@@ -344,7 +345,8 @@ def test_create_registry_runs_kollas_host_network_container_with_a_named_volume(
     [command] = plan.commands
     assert command == (
         "docker run -d --network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 --restart=always --name registry "
-        f"-v registry:/var/lib/registry --label {SPEC_LABEL}={spec()} registry:2"
+        "-v registry:/var/lib/registry -e REGISTRY_STORAGE_DELETE_ENABLED=true "
+        f"--label {SPEC_LABEL}={spec()} registry:2"
     )
     assert plan.handler is None
 
@@ -356,6 +358,7 @@ def test_create_registry_bridge_runs_the_documented_container():
 
     assert command == (
         f"docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
+        "-e REGISTRY_STORAGE_DELETE_ENABLED=true "
         f"--label {SPEC_LABEL}={spec(ctx, host_network=False)} registry:2"
     )
 
@@ -548,6 +551,38 @@ def test_create_registry_container_without_labels_is_recreated():
     plan = registry_step.create_registry(docker_host(container=old), make_ctx())
 
     assert plan.commands[0] == "docker rm -f registry"
+
+
+def test_a_registry_made_before_deletes_were_enabled_is_recreated_once_keeping_its_volume():
+    # The spec of the same settings before storage.delete was part of it.
+    settings = make_ctx().inventory.registry
+    before = {
+        "image": settings.image, "image_id": IMAGE_ID, "volume": "registry", "port": 4000, "network": "host"
+    }
+    old = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+
+    remove, run = registry_step.create_registry(docker_host(container=container(old)), make_ctx()).commands
+
+    assert remove == "docker rm -f registry"
+    assert " -v registry:/var/lib/registry " in run and " -e REGISTRY_STORAGE_DELETE_ENABLED=true " in run
+    label = run.split(f"--label {SPEC_LABEL}=")[1].split()[0]
+    assert not registry_step.create_registry(docker_host(container=container(label)), make_ctx()).changed
+
+
+def test_the_read_only_registry_differs_only_by_maintenance_mode_and_its_label():
+    ctx = make_ctx({"tls": "self-signed", "auth": "htpasswd"})
+    normal = registry_step.registry_run_command(ctx, True, "0123456789abcdef")
+
+    read_only = registry_step.registry_run_command(ctx, True, "0123456789abcdef", read_only=True)
+
+    assert read_only == normal.replace(
+        f"--label {SPEC_LABEL}=0123456789abcdef ",
+        "-e 'REGISTRY_STORAGE_MAINTENANCE_READONLY={\"enabled\":true}' "
+        f"--label {SPEC_LABEL}=0123456789abcdef-read-only ",
+    )
+    # deploy-host puts a registry left read-only back to normal.
+    left = docker_host(container=container("0123456789abcdef-read-only"))
+    assert registry_step.create_registry(left, make_ctx()).commands[0] == "docker rm -f registry"
 
 
 def test_registry_spec_changes_with_every_setting_the_container_is_made_with():

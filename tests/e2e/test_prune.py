@@ -1,0 +1,186 @@
+"""prune-registry on the lab: two releases in deploy1's registry, the old one deleted and its space freed.
+
+deploy1 pushes two releases of one repository into its own registry (``docker
+import`` of a few MB of random bytes each, so that they share no layer). The
+image list given to prune names the new release and every tag other modules
+left in the registry, so only the old release goes whatever ran before.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ensure_deployed, inventory_variant, registry_of
+
+pytestmark = pytest.mark.e2e
+
+REPOSITORY = "openstack.kolla/prune-e2e"
+PROBE = "kolla-registry/probe"
+LAYER_BYTES = 4_000_000
+ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+
+
+def has_manifest(registry: str, tag: str) -> bool:
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{REPOSITORY}/manifests/{tag}", method="HEAD", headers={"Accept": ACCEPT}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return True
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+
+
+def every_tag(registry: str) -> list[str]:
+    """Every ``repository:tag`` the registry holds, but the probe's."""
+    with urllib.request.urlopen(f"http://{registry}/v2/_catalog?n=1000", timeout=10) as answer:
+        repositories = json.load(answer)["repositories"]
+    names = []
+    for repository in repositories:
+        if repository == PROBE:
+            continue
+        with urllib.request.urlopen(f"http://{registry}/v2/{repository}/tags/list", timeout=10) as answer:
+            names += [f"{repository}:{tag}" for tag in json.load(answer).get("tags") or []]
+    return names
+
+
+def volume_bytes(hosts) -> int:
+    mount = hosts.run("deploy1", "docker volume inspect -f '{{.Mountpoint}}' registry")
+    return int(hosts.run("deploy1", f"du -sb {mount} | cut -f1"))
+
+
+def registry_container(hosts) -> str:
+    """The registry container's id and environment: what a recreate or read-only mode changes."""
+    return hosts.run("deploy1", "docker inspect -f '{{.Id}} {{json .Config.Env}}' registry")
+
+
+def push_release(hosts, registry: str, tag: str) -> None:
+    """A release on deploy1: an image of random bytes, pushed to its registry, then removed there."""
+    image = f"{registry}/{REPOSITORY}:{tag}"
+    hosts.run(
+        "deploy1",
+        f'd=$(mktemp -d) && head -c {LAYER_BYTES} /dev/urandom > "$d/release" && '
+        f'tar -C "$d" -c release | docker import -m {tag} - {image} >/dev/null && rm -rf "$d" && '
+        f"docker push {image} >/dev/null && docker rmi {image} >/dev/null",
+    )
+
+
+def images_file(folder: Path, names: list[str], tag: str) -> Path:
+    path = folder / f"images-{len(names)}.yaml"
+    path.write_text(yaml.safe_dump({"images": {"tag": tag, "names": names}}))
+    return path
+
+
+@dataclass(frozen=True)
+class Releases:
+    """The registry, the old and new release's tags, and the image lists and inventory the tests use."""
+
+    registry: str
+    old: str
+    new: str
+    keep: Path  # the new release and every other tag in the registry: only the old release goes
+    only_new: Path
+    inventory: Path  # node1 only
+
+
+@pytest.fixture(scope="module")
+def releases(lab, fab, hosts, tmp_path_factory):
+    """deploy1's registry (deletable) with an old and a new release; the image lists that keep the new."""
+    ensure_deployed(fab)
+    registry = registry_of(hosts)
+    old, new = time.strftime("prune-%Y%m%d%H%M%S-old"), time.strftime("prune-%Y%m%d%H%M%S-new")
+    push_release(hosts, registry, old)
+    time.sleep(1.1)  # created times one second apart at least: the new one is the newest
+    push_release(hosts, registry, new)
+    folder = tmp_path_factory.mktemp("prune")
+    others = [name for name in every_tag(registry) if not name.startswith(f"{REPOSITORY}:")]
+    keep = images_file(folder, [*others, f"{REPOSITORY}:{new}"], new)
+    only_new = images_file(folder, [f"{REPOSITORY}:{new}"], new)
+    inventory = inventory_variant(Path(lab.inventory), folder, targets=["node1"])
+    return Releases(registry, old, new, keep, only_new, inventory)
+
+
+@pytest.fixture(scope="module")
+def checked(fab, hosts, releases):
+    """A --check run, with what it must not have changed around it."""
+    before = (registry_container(hosts), volume_bytes(hosts))
+    result = fab("prune-registry", "--check", "--keep", "0", "--images", str(releases.keep))
+    return result, before, (registry_container(hosts), volume_bytes(hosts))
+
+
+@pytest.fixture(scope="module")
+def pruned(fab, hosts, releases, checked):
+    before = volume_bytes(hosts)
+    result = fab("prune-registry", "--keep", "0", "--images", str(releases.keep))
+    return result, before, volume_bytes(hosts)
+
+
+def test_check_lists_the_old_release_and_changes_nothing(checked, releases):
+    registry, old, new = releases.registry, releases.old, releases.new
+    result, before, after = checked
+
+    assert result.code == 0, result.output
+    assert "REGISTRY (nothing was deleted)" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith(REPOSITORY))
+    assert old in row and "to delete" in row and f"{new} (current)" in row
+    assert "deploy1 | prune-registry | CHANGED | " in result.output
+    assert "1 tags to delete (1 manifests), about 4.0 MB to free" in result.output  # the random layer
+    assert after == before  # the same container (no read-only recreate), the same bytes
+    assert has_manifest(registry, old) and has_manifest(registry, new)
+
+
+def test_prune_deletes_the_old_release_and_the_volume_shrinks(pruned, releases, hosts):
+    registry, old, new = releases.registry, releases.old, releases.new
+    result, before, after = pruned
+
+    assert result.code == 0, result.output
+    assert "deploy1 | prune-registry | CHANGED | " in result.output
+    assert "1 tags deleted (1 manifests); freed " in result.output
+    assert before - after >= LAYER_BYTES * 0.9
+    assert not has_manifest(registry, old) and has_manifest(registry, new)
+    # Back as deploy-host makes it: writable, deletable, nothing for deploy-host to change.
+    environment = registry_container(hosts)
+    assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in environment
+    assert "MAINTENANCE" not in environment
+
+
+def test_after_a_prune_the_registry_is_as_deploy_host_left_it_and_takes_pushes(pruned, fab, hosts):
+    again = fab("deploy-host")
+
+    assert again.code == 0 and "| create-registry | OK |" in again.output, again.output
+    assert fab("verify-registry").code == 0  # pushes and pulls the probe
+    assert (
+        hosts.run("deploy1", "test -e /var/lib/kolla-registry/gc-pending && echo left || echo gone") == "gone"
+    )
+
+
+def test_a_target_still_pulls_the_kept_release(pruned, fab, hosts, releases):
+    assert fab("configure-targets", inventory=releases.inventory).code == 0
+    try:
+        result = fab("pull-images", "--images", str(releases.only_new), inventory=releases.inventory)
+
+        assert result.code == 0, result.output
+        assert "node1 | pull-images | CHANGED | pulled 1; holds 1/1" in result.output
+    finally:
+        image = f"{releases.registry}/{REPOSITORY}:{releases.new}"
+        hosts.run("node1", f"docker rmi {image} || podman rmi {image}", check=False)
+
+
+def test_a_second_prune_deletes_nothing_and_recreates_nothing(pruned, fab, hosts, releases):
+    before = registry_container(hosts)
+
+    again = fab("prune-registry", "--keep", "0", "--images", str(releases.keep))
+
+    assert again.code == 0, again.output
+    assert "deploy1 | prune-registry | OK | nothing to delete: " in again.output
+    assert registry_container(hosts) == before

@@ -1,0 +1,273 @@
+"""prune-registry's planner: which tags and manifests go, from what the registry answered."""
+
+from __future__ import annotations
+
+import pytest
+
+from fabfile.engine.context import PROBE_REPOSITORY
+from fabfile.engine.result import FAILED
+from fabfile.images.model import Image
+from fabfile.images.prune import (
+    CURRENT,
+    DELETED,
+    KEPT,
+    NEWEST,
+    SAME_IMAGE,
+    TO_DELETE,
+    UNREAD,
+    Repository,
+    Tag,
+    after_deletes,
+    created_seconds,
+    plan_prune,
+)
+from fabfile.images.prune_table import table, totals
+
+KEYSTONE = "openstack.kolla/keystone"
+NOVA = "openstack.kolla/nova-api"
+
+
+def digest(name: str) -> str:
+    return "sha256:" + name.encode().hex().ljust(64, "0")[:64]
+
+
+def tag(
+    name: str, image: str = "", day: int | None = None, children=(), blobs=(), repository=KEYSTONE
+) -> Tag:
+    """A tag pointing at ``image`` (default: its own image), made on day ``day`` of January 2024."""
+    return Tag(
+        repository,
+        name,
+        digest(image or name),
+        None if day is None else created_seconds(f"2024-01-{day:02}T00:00:00Z"),
+        tuple(digest(child) for child in children),
+        tuple((digest(blob), size) for blob, size in blobs),
+    )
+
+
+def repo(*tags: Tag, name: str = KEYSTONE) -> Repository:
+    return Repository(name, tags)
+
+
+def current(*names: str, path: str = KEYSTONE) -> list[Image]:
+    return [Image(path, name) for name in names]
+
+
+def names(tags) -> list[str]:
+    return [getattr(t, "tag", t).name for t in tags]
+
+
+def test_the_current_list_and_the_newest_other_image_stay_the_rest_goes():
+    registry = repo(tag("2023.1", day=1), tag("2024.1", day=4), tag("2023.2", day=3), tag("zed", day=2))
+
+    [plan] = plan_prune([registry], current("2024.1"), keep=1).repositories
+
+    assert [(k.tag.name, k.why) for k in plan.kept] == [("2024.1", CURRENT), ("2023.2", NEWEST)]
+    assert names(plan.deleted) == ["zed", "2023.1"]  # newest first
+    assert plan.manifests == (digest("zed"), digest("2023.1"))
+    assert plan.status == TO_DELETE
+
+
+def test_keep_zero_leaves_only_the_current_list_and_keep_many_deletes_nothing():
+    registry = repo(tag("a", day=1), tag("b", day=2), tag("c", day=3))
+
+    [none] = plan_prune([registry], current("c"), keep=0).repositories
+    [all_] = plan_prune([registry], current("c"), keep=5).repositories
+
+    assert names(none.deleted) == ["b", "a"]
+    assert all_.deleted == () and all_.status == KEPT and all_.manifests == ()
+
+
+def test_newest_is_by_the_images_created_time_not_the_tag():
+    # A rebuilt older release is newer than its tag says.
+    registry = repo(tag("2024.1", day=1), tag("2023.2", day=9), tag("current", day=10))
+
+    [plan] = plan_prune([registry], current("current"), keep=1).repositories
+
+    assert names(plan.kept) == ["current", "2023.2"]
+    assert names(plan.deleted) == ["2024.1"]
+
+
+def test_without_created_times_the_highest_tag_is_the_newest_and_dated_images_come_first():
+    registry = repo(tag("2023.9"), tag("2023.10"), tag("2023.2"), tag("old-but-dated", day=1))
+
+    [plan] = plan_prune([registry], [], keep=2).repositories
+
+    assert names(plan.kept) == ["old-but-dated", "2023.10"]
+    assert names(plan.deleted) == ["2023.9", "2023.2"]
+
+
+def test_a_digest_a_kept_tag_points_at_is_never_deleted():
+    # DELETE by digest would remove 2024.1 as well.
+    registry = repo(tag("2024.1", day=5), tag("2024.1-rc", "2024.1", day=5), tag("2023.1", day=1))
+
+    [plan] = plan_prune([registry], current("2024.1"), keep=0).repositories
+
+    assert [(k.tag.name, k.why, k.like) for k in plan.kept] == [
+        ("2024.1", CURRENT, ""),
+        ("2024.1-rc", SAME_IMAGE, "2024.1"),
+    ]
+    assert plan.manifests == (digest("2023.1"),)
+
+
+def test_two_tags_of_one_older_image_count_as_one_image_and_stay_together():
+    registry = repo(
+        tag("cur", day=9), tag("2023.2", day=5), tag("2023.2-final", "2023.2", day=5), tag("2023.1", day=1)
+    )
+
+    [plan] = plan_prune([registry], current("cur"), keep=1).repositories
+
+    assert sorted(names(plan.kept)) == ["2023.2", "2023.2-final", "cur"]
+    assert names(plan.deleted) == ["2023.1"]
+
+
+def test_two_deleted_tags_of_one_image_delete_its_manifest_once():
+    registry = repo(tag("cur", day=9), tag("old", day=1), tag("old-too", "old", day=1))
+
+    [plan] = plan_prune([registry], current("cur"), keep=0).repositories
+
+    assert sorted(names(plan.deleted)) == ["old", "old-too"]
+    assert plan.manifests == (digest("old"),)
+
+
+def test_a_deleted_manifest_list_takes_its_platform_manifests_with_it():
+    registry = repo(
+        tag("cur", day=9, children=("cur-amd64", "cur-arm64")),
+        tag("old", day=1, children=("old-amd64", "old-arm64")),
+    )
+
+    result = plan_prune([registry], current("cur"), keep=0)
+
+    assert result.repositories[0].manifests == (digest("old"), digest("old-amd64"), digest("old-arm64"))
+    # registry 2.8's --delete-untagged would delete cur's untagged platform manifests.
+    assert not result.delete_untagged
+    assert result.notes
+
+
+def test_a_platform_manifest_a_kept_list_or_tag_uses_is_never_deleted():
+    registry = repo(
+        tag("cur", day=9, children=("shared-amd64", "cur-arm64")),
+        tag("old", day=1, children=("shared-amd64", "old-arm64")),
+        tag("old-amd64", "old-arm64-alone", day=2),
+    )
+
+    [plan] = plan_prune([registry], current("cur", "old-amd64"), keep=0).repositories
+
+    assert plan.manifests == (digest("old"), digest("old-arm64"))
+
+
+def test_a_tag_pointing_at_a_kept_lists_platform_manifest_stays():
+    registry = repo(tag("cur", day=9, children=("cur-amd64",)), tag("cur-amd64", day=8))
+
+    [plan] = plan_prune([registry], current("cur"), keep=0).repositories
+
+    assert plan.deleted == () and plan.kept[1].why == SAME_IMAGE
+
+
+def test_without_manifest_lists_untagged_manifests_are_collected_too():
+    assert plan_prune([repo(tag("a", day=1), tag("b", day=2))], [], keep=1).delete_untagged
+
+
+def test_a_repository_with_a_tag_it_could_not_read_deletes_nothing():
+    broken = Tag(KEYSTONE, "2023.2", "", error="GET ...: HTTP 500")
+    registry = repo(tag("cur", day=9), broken, tag("old", day=1))
+
+    [plan] = plan_prune([registry], current("cur"), keep=0).repositories
+
+    assert plan.deleted == () and plan.manifests == ()
+    assert {k.why for k in plan.kept} == {UNREAD}
+    assert plan.message == "nothing deleted: 2023.2: GET ...: HTTP 500"
+
+
+def test_a_repository_that_did_not_list_its_tags_deletes_nothing():
+    [plan] = plan_prune([Repository(KEYSTONE, (), "GET /v2/x/tags/list: HTTP 401")], [], keep=0).repositories
+
+    assert plan.status == KEPT and plan.message.endswith("HTTP 401")
+
+
+def test_the_current_list_is_per_repository_and_the_probe_is_left_alone():
+    keystone = repo(tag("2024.1", day=2), tag("2023.1", day=1))
+    nova = repo(tag("2024.1", day=2, repository=NOVA), tag("2023.1", day=1, repository=NOVA), name=NOVA)
+    probe = Repository(PROBE_REPOSITORY, (Tag(PROBE_REPOSITORY, "latest", digest("p")),))
+
+    result = plan_prune([keystone, nova, probe], current("2024.1"), keep=0)
+
+    assert [r.name for r in result.repositories] == [KEYSTONE, NOVA]
+    assert names(result.repositories[0].deleted) == ["2023.1"]
+    assert names(result.repositories[1].deleted) == ["2024.1", "2023.1"]  # not in the list for nova
+
+
+def test_the_space_expected_back_counts_blobs_no_image_that_stays_uses():
+    keystone = repo(
+        tag("cur", day=9, blobs=(("base", 1000), ("cur-layer", 10))),
+        tag("old", day=1, blobs=(("base", 1000), ("old-layer", 200), ("shared-elsewhere", 30))),
+    )
+    nova = repo(tag("cur", day=9, repository=NOVA, blobs=(("shared-elsewhere", 30),)), name=NOVA)
+
+    result = plan_prune([keystone, nova], current("cur") + current("cur", path=NOVA), keep=0)
+
+    assert result.freed == 200
+
+
+def test_deletes_list_every_repository_and_manifest():
+    keystone = repo(tag("cur", day=9), tag("old", day=1))
+    nova = repo(tag("old", day=1, repository=NOVA), name=NOVA)
+
+    assert plan_prune([keystone, nova], current("cur"), keep=0).deletes == [
+        (KEYSTONE, digest("old")),
+        (NOVA, digest("old")),
+    ]
+
+
+def test_after_deletes_a_failed_delete_keeps_its_tags_and_fails_its_repository():
+    keystone = repo(tag("cur", day=9), tag("old", day=1), tag("older", day=0))
+    nova = repo(tag("old", day=1, repository=NOVA), name=NOVA)
+    plan = plan_prune([keystone, nova], current("cur"), keep=0)
+
+    done = after_deletes(plan, {(KEYSTONE, digest("older")): "DELETE ...: HTTP 500"})
+
+    first, second = done.repositories
+    assert first.status == FAILED and names(first.deleted) == ["old"]
+    assert first.message == "not deleted: older: DELETE ...: HTTP 500"
+    assert second.status == DELETED
+    assert done.deletes == [(KEYSTONE, digest("old")), (NOVA, digest("old"))]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2024-01-02T00:00:00Z", 1704153600.0),
+        ("2024-01-02T00:00:00.123456789Z", 1704153600.123456789),
+        ("2024-01-02T02:00:00+02:00", 1704153600.0),
+        ("2024-01-02T02:00:00+0200", 1704153600.0),
+        ("2024-01-02T00:00:00", 1704153600.0),
+        ("", None),
+        ("yesterday", None),
+    ],
+)
+def test_created_times_are_read_whatever_their_precision_and_zone(text, expected):
+    assert created_seconds(text) == (pytest.approx(expected) if expected else None)
+
+
+def test_the_table_shows_per_repository_what_stays_and_goes():
+    keystone = repo(
+        tag("cur", day=9),
+        tag("cur-b", "cur", day=9),
+        tag("prev", day=5),
+        tag("old", day=1, blobs=(("x", 2_500_000),)),
+    )
+    plan = plan_prune([keystone], current("cur"), keep=1)
+
+    shown = table(plan, planned=True)
+
+    assert shown.startswith("REGISTRY (nothing was deleted)\n")
+    row = next(line for line in shown.splitlines() if line.startswith(KEYSTONE))
+    assert row.startswith(f"{KEYSTONE}  cur (current), cur-b (same image as cur), prev  old ")
+    assert row.endswith("to delete") and "(newest)" in shown
+    assert shown.endswith(
+        "prune-registry: 1 repositories: 1 tags to delete (1 manifests), about 2.5 MB to free"
+    )
+    done = after_deletes(plan, {})
+    assert totals(done, (10_000_000, 7_000_000)) == (
+        "1 repositories: 1 tags deleted (1 manifests); freed 3.0 MB (10.0 MB -> 7.0 MB)"
+    )
