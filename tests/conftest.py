@@ -1,13 +1,15 @@
 """Shared fixtures: the lab of real hosts for e2e tests, and no user SSH config anywhere."""
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
 from fabric import config as fabric_config
 
-from tests.lab import Lab, LabUnavailable
+from tests.lab import Lab, LabError, LabUnavailable
 from tests.lab.config import suite_targets
+from tests.lab.host import ensure_tools
 
 KEEP_ENV = "KOLLA_LAB_KEEP"
 
@@ -27,6 +29,21 @@ def unavailable(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true and the lab cannot run: {reason}", pytrace=False)
     pytest.skip(f"the lab cannot run here: {reason}")
+
+
+def docker_registry_binary() -> str:
+    """Debian's docker-registry (the CNCF registry), installed as the lab installs it when missing;
+    in CI its absence fails the test, elsewhere it skips."""
+    found = shutil.which("docker-registry")
+    if found is None and os.geteuid() == 0:
+        try:
+            ensure_tools()
+        except LabError as error:
+            unavailable(str(error))
+        found = shutil.which("docker-registry")
+    if found is None:
+        unavailable("no docker-registry binary: apt-get install docker-registry (as root)")
+    return found
 
 
 @pytest.fixture(scope="session")

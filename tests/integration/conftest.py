@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.conftest import docker_registry_binary
 
-from .registries import Registry, binary
+from .registries import Registry
 
 
 @pytest.fixture
@@ -22,8 +22,7 @@ def local(tmp_path) -> Iterator[Registry]:
 
 
 def _registry(folder) -> Iterator[Registry]:
-    if binary() is None:
-        unavailable("no docker-registry binary (apt-get install docker-registry)")
+    docker_registry_binary()
     registry = Registry.start(folder)
     try:
         yield registry

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -28,7 +27,7 @@ from fabfile.docker.collect import Container, shell_functions
 from fabfile.images.model import Image
 from fabfile.images.prune import DELETED, Repository, after_deletes, created_seconds, plan_prune
 from fabfile.remote.api import helper_script
-from tests.conftest import in_ci
+from tests.conftest import docker_registry_binary
 
 from .factories import container, docker_host, make_ctx
 
@@ -86,11 +85,7 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture
 def registry(tmp_path) -> Iterator[Registry]:
-    if not shutil.which(BINARY):
-        message = f"{BINARY} is not installed (apt-get install docker-registry)"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}", pytrace=False)
-        pytest.skip(message)
+    docker_registry_binary()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
