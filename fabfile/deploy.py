@@ -26,6 +26,7 @@ from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
 from .engine.result import SKIPPED
 from .remote import facts
+from .replicas.store_env import ENV_FILE
 
 DEPLOY_STEPS: tuple[Planner, ...] = (
     hostprep.update_packages,
@@ -59,6 +60,7 @@ def deploy_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
         facts.image(settings.image),
         *tls.tls_sections(ctx),
         *tls.node_tls_sections(ctx),
+        *((facts.files(ENV_FILE),) if settings.s3 else ()),
     )
 
 
