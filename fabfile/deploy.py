@@ -65,11 +65,11 @@ def deploy_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
 
 
 def on_deploy_hosts(c: Context, work: Callable[[HostRun], None], modes: Modes, parallel: int) -> None:
-    """``work`` on the ``-H`` hosts (default: the deployment host), then the recap."""
+    """``work`` on the ``-H`` hosts (default: the deployment host and the replicas, in parallel), then the recap."""
     inventory = inventory_or_exit()
-    hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
+    hosts = selected_hosts(c, inventory, inventory.registry_hosts)
     ctx = step_context(c, inventory, modes)
-    task = HostTask(ctx, work, deploy_sections, RegistryAddress(inventory, c.config), c.config)
+    task = HostTask(ctx, work, deploy_sections, RegistryAddress(inventory, c.config, serving=True), c.config)
     finish(fan_out(hosts, task, parallel_or_default(c, parallel)), modes.check)
 
 
