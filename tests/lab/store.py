@@ -10,16 +10,11 @@ lab is left as it was. Nothing here changes what ``up`` does without them.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from .config import LABEL, NETWORK, PROFILE_LABEL, SUBNET, TARGET_PROFILES, paths
-from .engine import docker
+from .config import SUBNET, TARGET_PROFILES, paths
 from .errors import LabError, say
 
 STORE = "store1"
