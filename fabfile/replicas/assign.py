@@ -43,7 +43,8 @@ def assign(
     for node in nodes:
         kept = current.get(node)
         chosen[node] = kept if kept in usable and not rebalance else ranked(node, usable)[0]
-    return _balanced(chosen, usable, current)
+    # Spread anew: the same answer as for a fresh cloud, whatever the nodes have now.
+    return _balanced(chosen, usable, {} if rebalance else current)
 
 
 def _balanced(chosen: dict[str, str], usable: list[str], current: Mapping[str, str]) -> dict[str, str]:

@@ -87,6 +87,8 @@ def test_rebalance_restores_the_spread_of_a_fresh_cloud():
     skewed = assign(NODES, THREE, {"deploy1"}, fresh)
     assert set(skewed.values()) == {"deploy1"}
     assert assign(NODES, THREE, set(THREE), skewed, rebalance=True) == fresh
+    half = assign(NODES, THREE, {"deploy1", "replica2"}, fresh)
+    assert assign(NODES, THREE, set(THREE), half, rebalance=True) == fresh
 
 
 def test_a_node_on_an_unknown_instance_or_none_gets_its_best_healthy_one():
