@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fabfile.replicas.store_env import parse_env
 
-from .registries import Registry, binary, free_port
+from .registries import Registry, free_port
 
 CONFIG = """version: 0.1
 log:
@@ -90,15 +90,4 @@ def start_instance(folder: Path, env_text: str) -> Registry:
     config = folder / "config.yml"
     # The config names filesystem storage, as the registry:2 image's does: the env turns it into S3.
     config.write_text(CONFIG.format(root=folder / "unused", port=registry.port))
-    environment = {"PATH": "/usr/bin:/bin", **parse_env(env_text)}
-    with open(folder / "log", "ab") as log:
-        registry.process = subprocess.Popen([binary(), "serve", str(config)], stdout=log, stderr=log, env=environment)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{registry.base}/v2/", timeout=1).close()
-            return registry
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    registry.stop()
-    raise RuntimeError(f"docker-registry did not answer: {(folder / 'log').read_text()[-2000:]}")
+    return registry.serve(config, env={"PATH": "/usr/bin:/bin", **parse_env(env_text)})

@@ -287,3 +287,17 @@ def test_without_a_name_everyone_uses_the_address():
     address = RegistryAddress(make_inventory({"address": "192.0.2.10"}))
     assert address.seen_from(Host("node1", "192.0.2.11"), Access("192.0.2.10")).address == "192.0.2.10"
     assert RegistrySettings().storage == "filesystem"
+
+
+def test_status_shows_each_nodes_instance():
+    from fabfile.docker.status import REPLICA, HostStatus, host_role, status_table
+    from fabfile.status import instance_of
+
+    inventory = address_for(False).inventory
+    address = address_for(True)
+    assert host_role(inventory, Host("replica1", "192.0.2.21")) == REPLICA
+    mapped = facts.HostFacts(files={ETC_HOSTS: f"192.0.2.21 {NAME}  # kolla-registry\n"})
+    assert instance_of(mapped, inventory, address) == "replica1"
+    assert instance_of(facts.HostFacts(), inventory, address) == ""
+    row = HostStatus("node1", "target", "192.0.2.11", True, instance="replica1")
+    assert "instance" in status_table([row], f"{NAME}:4000") and "replica1" in status_table([row], f"{NAME}:4000")
