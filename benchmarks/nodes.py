@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from tests.lab import config as lab_config
-from tests.lab import paths, status, up
+from tests.lab import grown, paths, status, up
 from tests.lab.engine import docker
 from tests.lab.host import tool
 
@@ -64,7 +64,7 @@ def ensure_lab(count: int) -> Lab:
     wanted = [lab_config.DEPLOY_HOST, *lab_config.target_names(count)]
     if any(hosts.get(name) != "running" for name in wanted) or not paths().inventory.exists():
         # Never fewer targets than the lab has: other users of the lab may need them.
-        up(max(count, len(targets)))
+        up(grown(max(count, len(targets))))
         targets = [row.name for row in status() if row.name != lab_config.DEPLOY_HOST]
     lab = paths()
     return Lab(

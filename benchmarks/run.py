@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Run the benchmark: python3 benchmarks/run.py [--targets 1,5,10,20] [--repeat 3] [--out DIR].
+"""Run the benchmark: python3 benchmarks/run.py [--targets 1,5,10,20] [--repeat 3] [--out DIR],
+or the distribution benchmark: python3 benchmarks/run.py distribution [--quick] [--rate 400mbit].
 
 With any Python it first makes benchmarks/.venv (the tool with its bench extra:
 ansible-core, pyinfra, matplotlib) and runs itself there. See benchmarks/README.md.
@@ -18,6 +19,11 @@ if Path(sys.prefix).resolve() != venv.VENV.resolve():
     python = str(venv.ensure())
     os.execv(python, [python, __file__, *sys.argv[1:]])
 
-from benchmarks.cli import main  # only inside the bench venv
+# only inside the bench venv
+if sys.argv[1:2] == ["distribution"]:
+    from benchmarks.distribution import main
+
+    sys.exit(main(sys.argv[2:]))
+from benchmarks.cli import main
 
 sys.exit(main())

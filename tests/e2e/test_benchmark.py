@@ -60,3 +60,28 @@ def test_a_tiny_benchmark_writes_its_table_json_and_plot(lab, deployed, bench_py
     assert "| 2 | fab configure-targets | first |" in table
     assert "| speed target | met | numbers |" in table
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_quick_distribution_benchmark_compares_the_three_copies(lab, deployed, bench_python, tmp_path):
+    done = subprocess.run(
+        [str(bench_python), "benchmarks/run.py", "distribution", "--quick", "--targets", "2", "--out", str(tmp_path)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    print(done.stdout, done.stderr)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads((tmp_path / "distribution.json").read_text())
+    rows = {row["method"]: row for row in data["syncs"]}
+    assert set(rows) == {"fab sync-images", "skopeo sync", "docker pull/push"}
+    unique = data["meta"]["unique_bytes"]
+    # Blob by blob: each unique layer crossed the upstream link once, and is stored once on deploy1.
+    assert unique <= rows["fab sync-images"]["upstream_bytes"] < 1.1 * unique
+    assert rows["fab sync-images"]["disk_bytes"] < 1.5 * unique
+    # The docker loop stores every layer twice (Docker's store and the registry): the measure sees it.
+    assert rows["docker pull/push"]["disk_bytes"] > 1.5 * unique
+    assert [row["targets"] for row in data["pulls"]] == [2] and data["pulls"][0]["seconds"] > 0
+    assert "| fab sync-images |" in (tmp_path / "distribution.md").read_text()
+    assert (tmp_path / "distribution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

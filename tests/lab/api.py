@@ -257,3 +257,10 @@ def _locked() -> Iterator[None]:
             say(f"waiting for another lab command to finish (lock: {lock})")
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def grown(count: int) -> str:
+    """A targets spec with the lab's current targets in their profiles, plus bookworm-docker nodes up to ``count``."""
+    current = [profile.name for name, profile in _saved_layout().items() if name != config.DEPLOY_HOST]
+    extra = [config.DEFAULT_TARGET] * max(0, count - len(current))
+    return ",".join(f"{profile}:1" for profile in [*current, *extra]) or str(count)
