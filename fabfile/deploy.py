@@ -26,6 +26,7 @@ from .engine.fanout import HostTask, fan_out, finish
 from .engine.hostrun import HostRun
 from .engine.result import SKIPPED
 from .remote import facts
+from .replicas.store_env import ENV_FILE
 
 DEPLOY_STEPS: tuple[Planner, ...] = (
     hostprep.update_packages,
@@ -59,15 +60,16 @@ def deploy_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
         facts.image(settings.image),
         *tls.tls_sections(ctx),
         *tls.node_tls_sections(ctx),
+        *((facts.files(ENV_FILE),) if settings.s3 else ()),
     )
 
 
 def on_deploy_hosts(c: Context, work: Callable[[HostRun], None], modes: Modes, parallel: int) -> None:
-    """``work`` on the ``-H`` hosts (default: the deployment host), then the recap."""
+    """``work`` on the ``-H`` hosts (default: the deployment host and the replicas, in parallel), then the recap."""
     inventory = inventory_or_exit()
-    hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
+    hosts = selected_hosts(c, inventory, inventory.registry_hosts)
     ctx = step_context(c, inventory, modes)
-    task = HostTask(ctx, work, deploy_sections, RegistryAddress(inventory, c.config), c.config)
+    task = HostTask(ctx, work, deploy_sections, RegistryAddress(inventory, c.config, serving=True), c.config)
     finish(fan_out(hosts, task, parallel_or_default(c, parallel)), modes.check)
 
 

@@ -27,6 +27,11 @@ REGISTRY_HOST = re.compile(_DOMAIN)
 IMAGE_REFERENCE = re.compile(
     rf"(?:{_DOMAIN}/)?{IMAGE_PATH.pattern}(?::{IMAGE_TAG.pattern})?(?:@sha256:[a-f0-9]{{64}})?"
 )
+# An S3 store: its endpoint (scheme, host, optional port, nothing else), bucket, region and access key.
+S3_ENDPOINT = re.compile(rf"https?://{_DOMAIN}/?")
+S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+S3_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+S3_ACCESS_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9+/=_.-]{0,127}")
 # Paths the tasks write on hosts: no blanks, quotes or shell syntax, no "..".
 HOST_PATH = re.compile(r"(?!.*/\.\./)(?!.*/\.\.$)/[A-Za-z0-9._+@:/-]*")
 

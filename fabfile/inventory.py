@@ -38,6 +38,24 @@ class TlsFiles:
 
 
 OFF, SELF_SIGNED, OWN_FILES, HTPASSWD = "off", "self-signed", "files", "htpasswd"
+FILESYSTEM, S3 = "filesystem", "s3"
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """An S3 bucket every registry instance keeps its images in (Ceph RGW, MinIO, SeaweedFS, AWS)."""
+
+    endpoint: str
+    bucket: str
+    region: str
+    access_key: str
+    # A file on this machine holding the secret key: never inline, never on a command line.
+    secret_key_file: str
+
+    def secret_key(self) -> str:
+        """The secret key, read from its file now (so that it is never kept in the inventory)."""
+        with open(self.secret_key_file, encoding="utf-8") as handle:
+            return handle.read().strip()
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,16 @@ class RegistrySettings:
     tls_files: TlsFiles | None = None
     # off | htpasswd (a "kolla" user with a generated password; needs TLS)
     auth: str = OFF
+    # The one name every node pulls by (each node's /etc/hosts maps it to its instance).
+    hostname: str | None = None
+    # Hosts that run registry instances besides the deployment host (need a shared store).
+    replicas: tuple[Host, ...] = ()
+    # None: the named volume on the deployment host (filesystem); else the shared S3 store.
+    s3: S3Store | None = None
+
+    @property
+    def storage(self) -> str:
+        return S3 if self.s3 else FILESYSTEM
 
     @property
     def secure(self) -> bool:
@@ -123,12 +151,22 @@ class Inventory:
 
     @property
     def machines(self) -> tuple[Host, ...]:
-        """Every host once: the deployment host, then the targets that are not it."""
-        return (self.deploy_host, *(host for host in self.targets if not self.is_deploy_host(host)))
+        """Every host once: the deployment host, the targets that are not it, then the replicas that are neither."""
+        targets = tuple(host for host in self.targets if not self.is_deploy_host(host))
+        named = {host.name for host in targets}
+        return (self.deploy_host, *targets, *(host for host in self.registry.replicas if host.name not in named))
+
+    @property
+    def registry_hosts(self) -> tuple[Host, ...]:
+        """The hosts that run a registry instance: the deployment host, then the replicas."""
+        return (self.deploy_host, *self.registry.replicas)
+
+    def is_replica(self, host: Host) -> bool:
+        return any(host.name == replica.name or host.address == replica.address for replica in self.registry.replicas)
 
     def find(self, name: str) -> Host | None:
         """The inventory host called ``name`` (or with that address)."""
-        for host in (self.deploy_host, *self.targets):
+        for host in (self.deploy_host, *self.targets, *self.registry.replicas):
             if name in (host.name, host.address):
                 return host
         return None
@@ -197,7 +235,7 @@ def parse(text: str, path: Path) -> Inventory:
         path=path,
         deploy_host=deploy_host,
         targets=targets,
-        registry=reader.registry(top.get("registry") or {}),
+        registry=reader.registry(top.get("registry") or {}, defaults, (deploy_host, *targets)),
         docker=reader.docker(top.get("docker") or {}),
         defaults=defaults,
         images=reader.images(top["images"], "images") if top.get("images") is not None else None,

@@ -22,6 +22,7 @@ from .inventory import (
     RegistrySettings,
     TlsFiles,
 )
+from .inventory_store import STORE_KEYS, check_store, read_store, with_hostname_addresses
 
 _HOST_KEYS = {f.name for f in fields(Host)}
 _CHOICES = {
@@ -131,12 +132,13 @@ class InventoryReader:
                     raise self.fail(f"{key}.{label}", f"{value!r} is listed twice (also {seen[marker]})")
                 seen[marker] = key
 
-    def registry(self, value: Any) -> RegistrySettings:
-        data = self.mapping(value, "registry", {f.name for f in fields(RegistrySettings)} - {"tls_files"})
-        values: dict[str, Any] = {}
+    def registry(self, value: Any, defaults: Host | None = None, others: tuple[Host, ...] = ()) -> RegistrySettings:
+        allowed = {f.name for f in fields(RegistrySettings)} - {"tls_files", "s3"} | STORE_KEYS
+        data = self.mapping(value, "registry", allowed)
+        values: dict[str, Any] = read_store(self, data, defaults or Host("", ""), others)
         for name, raw in data.items():
             where = f"registry.{name}"
-            if raw is None:
+            if raw is None or name in STORE_KEYS:
                 continue
             if name == "tls":
                 values.update(self.tls(raw))
@@ -157,6 +159,8 @@ class InventoryReader:
             values["image_archive"] = self.local_path(values["image_archive"])
         if values.get("auth", OFF) != OFF and values.get("tls", OFF) == OFF:
             raise self.fail("registry.auth", "htpasswd needs TLS (set registry.tls): the password would cross in clear")
+        check_store(self, values)
+        with_hostname_addresses(self, values)
         return RegistrySettings(**values)
 
     def tls(self, raw: Any) -> dict:

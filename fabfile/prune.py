@@ -71,12 +71,14 @@ def prune_registry(c: Context, keep=1, images="", check=False, parallel=0):
     inventory = inventory_or_exit()
     if int(keep) < 0:
         raise Exit("error: --keep: must be 0 or more", code=2)
+    if inventory.registry.replicas:
+        # Garbage collection must see no push meanwhile; read-only mode here leaves the replicas writable.
+        raise Exit(f"error: {inventory.path}: registry.replicas: prune-registry does not collect a shared store yet", code=2)
     current = image_list(image_settings_or_exit(inventory, images))
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
     ctx = step_context(c, inventory, Modes(check))
-    task = HostTask(
-        ctx, work(current, int(keep)), prune_sections, RegistryAddress(inventory, c.config), c.config, STEP
-    )
+    address = RegistryAddress(inventory, c.config, serving=True)
+    task = HostTask(ctx, work(current, int(keep)), prune_sections, address, c.config, STEP)
     finish(fan_out(hosts, task, parallel_or_default(c, parallel)), check)
 
 

@@ -33,6 +33,18 @@ from .kolla.globals_yaml import GLOBALS_PATH
 from .podman.registries import podman_files
 from .remote import facts
 from .remote.api import local_base, query_registry
+from .replicas.hosts_file import ETC_HOSTS, current_address
+
+
+def instance_of(host: facts.HostFacts, inventory, address: RegistryAddress) -> str:
+    """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address)."""
+    hostname = inventory.registry.hostname
+    mapped = current_address(host.files.get(ETC_HOSTS), hostname) if hostname else ""
+    if not mapped:
+        return ""
+    deploy = address.known_or_empty().address
+    known = {deploy: inventory.deploy_host.name, **{r.address: r.name for r in inventory.registry.replicas}}
+    return known.get(mapped, f"{mapped} (not an instance)")
 
 
 def status_sections(ctx, globals_path: str = GLOBALS_PATH) -> tuple[facts.Section, ...]:
@@ -46,6 +58,7 @@ def status_sections(ctx, globals_path: str = GLOBALS_PATH) -> tuple[facts.Sectio
         *tls.node_tls_sections(ctx),
         facts.container(ctx.inventory.registry.name),
         facts.files(globals_path),
+        *((facts.files(ETC_HOSTS),) if ctx.inventory.registry.hostname else ()),
     )
 
 
@@ -70,9 +83,10 @@ def status(c: Context, json=False, parallel=0):
             answer = {"error": str(error)}
         secure = inventory.registry.secure
         rows[run.host.name] = host_status(run.host, role(run.host), run.facts, registry, answer, secure)
+        rows[run.host.name].instance = instance_of(run.facts, inventory, address)
         facts_of[run.host.name] = run.facts
 
-    address = RegistryAddress(inventory, c.config)
+    address = RegistryAddress(inventory, c.config, serving=True)
     ctx = step_context(c, inventory, Modes(check=True))
     sections = partial(status_sections, globals_path=globals_path)
     task = HostTask(ctx, row, sections, address, c.config, "status", address_required=False)
@@ -83,6 +97,6 @@ def status(c: Context, json=False, parallel=0):
         for host in hosts
     ]
     registry = address.known_or_empty().address
-    registry = f"{registry}:{inventory.registry.port}" if registry else ""
+    registry = f"{inventory.registry.hostname or registry}:{inventory.registry.port}" if registry else ""
     with_kolla_notes(shown, facts_of, registry, inventory.registry.secure, globals_path)
     print(status_json(shown, registry) if json else status_table(shown, registry), flush=True)

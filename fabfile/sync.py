@@ -81,5 +81,5 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
 
     hosts = selected_hosts(c, inventory, (inventory.deploy_host,))
     ctx = step_context(c, inventory, Modes(check, diff))
-    task = HostTask(ctx, work, lambda ctx: SECTIONS, RegistryAddress(inventory, c.config), c.config, STEP)
+    task = HostTask(ctx, work, lambda ctx: SECTIONS, RegistryAddress(inventory, c.config, serving=True), c.config, STEP)
     finish(fan_out(hosts, task, 1), check)

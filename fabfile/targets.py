@@ -9,6 +9,7 @@ one that changes something two (facts; then changes, Docker handler and pull).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from invoke.exceptions import Exit
 
@@ -38,6 +39,8 @@ from .podman.verify import in_turn, node_verify_script, podman_check, podman_ver
 from .remote import facts
 from .remote.facts import HostFacts
 from .remote.marks import failure_reason
+from .replicas.hosts_file import ETC_HOSTS
+from .replicas.placement import place_node, survey_and_place
 
 STEP = "configure-targets"
 
@@ -46,15 +49,30 @@ def target_sections(ctx: StepContext) -> tuple[facts.Section, ...]:
     """The trust planners' facts, each engine's version and, outside check mode, the registry checks."""
     verify = not ctx.modes.check
     docker = (*facts.DOCKER_CONFIG, *node_tls_sections(ctx), engine_and_check(ctx, verify=verify))
-    return (*docker, facts.PODMAN, podman_files(ctx), podman_check(ctx, verify))
+    hosts = (facts.files(ETC_HOSTS),) if ctx.inventory.registry.hostname else ()
+    return (*hosts, *docker, facts.PODMAN, podman_files(ctx), podman_check(ctx, verify))
 
 
 def configure_engines(host: HostFacts, ctx: StepContext) -> StepPlan:
-    """One plan for the node's engines: Docker's trust steps and handler, then podman's drop-in (no handler)."""
-    plan = configure_target(host, ctx) if host.docker_version else StepPlan(STEP)
+    """One plan for the node: its /etc/hosts line (registry.hostname), Docker's trust steps and handler,
+    then podman's drop-in (no handler)."""
+    plan = place_node(host, ctx)
+    plan.step = STEP
+    if host.docker_version and not plan.error:
+        plan.merge(configure_target(host, ctx))
     if host.podman_version and not plan.error:
         plan.merge(trust_podman(host, ctx))
     return plan
+
+
+def placed(placements: dict) -> object:
+    """``configure_node`` with each node's placement (registry.hostname) in its context."""
+
+    def work(run: HostRun) -> None:
+        run.ctx = replace(run.ctx, placement=placements.get(run.host.name))
+        configure_node(run)
+
+    return work
 
 
 def configure_node(run: HostRun) -> None:
@@ -74,6 +92,8 @@ def configure_node(run: HostRun) -> None:
         outcome = verified_node(run, checked, started)
     elif not run.check and not outcome.failed:
         outcome.message += f"; pulled probe{_with(run.facts)}"
+    if run.ctx.placement and not outcome.failed and run.ctx.placement.name not in outcome.message:
+        outcome.message += f"; instance {run.ctx.placement.name}"
     hint = diagnose(outcome.message, run.ctx.inventory.registry.secure) if outcome.failed else ""
     if hint and hint not in outcome.message:
         outcome.message += f" ({hint})"
@@ -119,8 +139,11 @@ def _with(host: HostFacts) -> str:
     return " with docker and podman" if host.docker_version else " with podman"
 
 
-@host_task(help={**MODE_HELP, "parallel": PARALLEL_HELP})
-def configure_targets(c, check=False, diff=False, repair=False, parallel=0):
+REBALANCE_HELP = "with registry.hostname: spread the nodes anew over the healthy instances (moves nodes back)"
+
+
+@host_task(help={**MODE_HELP, "parallel": PARALLEL_HELP, "rebalance": REBALANCE_HELP})
+def configure_targets(c, check=False, diff=False, repair=False, parallel=0, rebalance=False):
     """Make every target node's Docker (and Podman) trust the registry, and pull from it."""
     inventory = inventory_or_exit()
     nodes = selected_hosts(c, inventory, inventory.targets)
@@ -130,7 +153,10 @@ def configure_targets(c, check=False, diff=False, repair=False, parallel=0):
     # The deployment host is asked while the targets connect, not before.
     address.start()
     modes = Modes(check, diff, repair)
-    task = HostTask(
-        step_context(c, inventory, modes), configure_node, target_sections, address, c.config, STEP
-    )
-    finish(fan_out(nodes, task, parallel_or_default(c, parallel)), check, with_engine=True)
+    ctx = step_context(c, inventory, modes)
+    parallel = parallel_or_default(c, parallel)
+    work = configure_node
+    if inventory.registry.hostname:
+        work = placed(survey_and_place(nodes, address, ctx, c.config, parallel, rebalance))
+    task = HostTask(ctx, work, target_sections, address, c.config, STEP)
+    finish(fan_out(nodes, task, parallel), check, with_engine=True)

@@ -7,9 +7,10 @@ import json
 import shlex
 
 from ..engine.context import StepContext
-from ..engine.plan import StepPlan
+from ..engine.plan import FileChange, StepPlan
 from ..inventory import OFF, RegistrySettings
 from ..remote.facts import HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR, HostFacts
+from ..replicas.store_env import ENV_FILE, registry_env
 from . import config as dc
 from .config import daemon_json_or_error, dockerd_flags
 
@@ -32,6 +33,7 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     host_network = settings.host_network
     if not host_network and dc.bridge_or_iptables_off(daemon, dockerd_flags(facts)):
         plan.notes.append(BRIDGE_OFF)
+    _plan_env_file(facts, settings, plan)
     spec = spec_of(facts, ctx)
     current = facts.container
     labels = (current or {}).get("Config", {}).get("Labels") or {}
@@ -43,7 +45,7 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
         return plan
     if current:
         plan.commands.append(f"docker rm -f {shlex.quote(settings.name)}")
-        plan.commands += _carry_data(current, settings.volume)
+        plan.commands += [] if settings.s3 else _carry_data(current, settings.volume)
     plan.commands.append(registry_run_command(ctx, host_network, spec))
     return plan
 
@@ -56,6 +58,16 @@ BRIDGE_OFF = (
     "registry.network is bridge, but Docker runs without iptables or its bridge: "
     "the port may not answer (registry.network: host)"
 )
+
+
+def _plan_env_file(facts: HostFacts, settings: RegistrySettings, plan: StepPlan) -> None:
+    """An S3 store's env file (0600, a secret), when it differs; the spec carries its hash, so a
+    changed store recreates the container (Docker reads the file only at ``docker run``)."""
+    if not settings.s3:
+        return
+    text = registry_env(settings)
+    if facts.files.get(ENV_FILE) != text:
+        plan.files.append(FileChange(ENV_FILE, facts.files.get(ENV_FILE), text, mode="600", secret=True))
 
 
 def spec_of(facts: HostFacts, ctx: StepContext) -> str:
@@ -95,6 +107,10 @@ def registry_spec(ctx: StepContext, host_network: bool, image_id: str, secure: d
         spec["bind"] = settings.bind
     if secure:
         spec["secure"] = secure
+    if settings.s3:
+        # The store (and its keys) is read when the registry starts: a new one recreates the container.
+        spec.pop("volume")
+        spec["store"] = hashlib.sha256(registry_env(settings).encode()).hexdigest()
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -116,10 +132,17 @@ def registry_run_command(ctx: StepContext, host_network: bool, spec: str, read_o
     label = f"{spec}{READ_ONLY_SUFFIX}" if read_only else spec
     return (
         f"docker run -d {network} --restart=always --name {shlex.quote(settings.name)} "
-        f"-v {shlex.quote(settings.volume)}:/var/lib/registry {_secure_options(settings)}"
+        f"{_storage_option(settings)} {_secure_options(settings)}"
         f"-e REGISTRY_STORAGE_DELETE_ENABLED=true {maintenance}"
         f"--label {SPEC_LABEL}={label} {shlex.quote(settings.image)}"
     )
+
+
+def _storage_option(settings: RegistrySettings) -> str:
+    """The named volume, or the S3 store's env file (its keys stay off the command line)."""
+    if settings.s3:
+        return f"--env-file {ENV_FILE}"
+    return f"-v {shlex.quote(settings.volume)}:/var/lib/registry"
 
 
 def _secure_options(settings: RegistrySettings) -> str:

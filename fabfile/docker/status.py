@@ -14,13 +14,15 @@ from ..remote.facts import DAEMON_JSON, HostFacts
 from . import config as dc
 from .tls import RENEW_DAYS, diagnose, tls_verified
 
-DEPLOY, TARGET = "deploy", "target"
+DEPLOY, TARGET, REPLICA = "deploy", "target", "replica"
 # The deployment host listed among the targets too: one row, checked as both.
 BOTH = f"{DEPLOY}+{TARGET}"
 
 
 def host_role(inventory: Inventory, host: Host) -> str:
-    """deploy, target, or both (a deployment host that is also a Kolla node)."""
+    """deploy, target, or both (a deployment host that is also a Kolla node); replica for another instance."""
+    if inventory.is_replica(host) and host not in inventory.targets:
+        return REPLICA
     if not inventory.is_deploy_host(host):
         return TARGET
     return BOTH if any(inventory.is_deploy_host(target) for target in inventory.targets) else DEPLOY
@@ -47,6 +49,8 @@ class HostStatus:
     tls: str = ""
     # What kolla-ansible's bootstrap-servers would break here (see kolla_note).
     kolla: str = ""
+    # With registry.hostname: the instance this node's /etc/hosts maps the name to.
+    instance: str = ""
 
 
 def trusted(facts: HostFacts, registry: str) -> bool | None:
@@ -165,7 +169,10 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
     """The rows as a table, under the registry they were checked against."""
     secure = any(row.tls for row in rows)
     kolla = any(row.kolla for row in rows)
+    placed = any(row.instance for row in rows)
     headers = ["host", "role", "reachable", "os", "engine", "trusted", "/v2/", "catalog"] + (
+        ["instance"] if placed else []
+    ) + (
         ["tls"] if secure else []
     ) + (["after kolla bootstrap-servers"] if kolla else [])
     table = [
@@ -179,12 +186,14 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
             _answers(row) if registry else "-",
             _catalog(row),
         ]
+        + ([row.instance or "-"] if placed else [])
         + ([row.tls or "-"] if secure else [])
         + ([row.kolla or "-"] if kolla else [])
         for row in rows
     ]
     # The note is one line of advice: wider than the other columns.
     widths = [None, None, 40] + [30] * (len(headers) - 3 - kolla) + [90] * kolla
+    # An instance's own row answers for it: its /v2/ column is that instance's health.
     shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=widths)
     return f"registry: {registry or 'unknown (deployment host not reached; set registry.address)'}\n{shown}"
 

@@ -85,8 +85,9 @@ s names; hostname 2>/dev/null; hostname -f 2>/dev/null""",
 
 
 def wanted_names(facts: HostFacts, ctx: StepContext) -> set[str]:
-    """The names the server certificate must hold: the registry's address, the host's names and address."""
-    return {name for name in (ctx.registry_address, ctx.inventory.deploy_host.address, *facts.names) if name}
+    """The names the server certificate must hold: the registry's address and name, the host's names and address."""
+    hostname = ctx.inventory.registry.hostname
+    return {name for name in (ctx.registry_address, hostname, ctx.inventory.deploy_host.address, *facts.names) if name}
 
 
 def secure_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fabric import Config
 
@@ -33,6 +33,14 @@ class Access:
     password: str = field(default="", repr=False)
 
 
+@dataclass(frozen=True)
+class Instance:
+    """One registry instance: the host that runs it, and the IPv4 address nodes reach it at."""
+
+    name: str
+    address: str
+
+
 # What the deployment host tells of its registry.
 SECTIONS = (host_facts.ADDRESSES, host_facts.files(host_facts.CA_CERT, host_facts.PASSWORD))
 
@@ -40,9 +48,12 @@ SECTIONS = (host_facts.ADDRESSES, host_facts.files(host_facts.CA_CERT, host_fact
 class RegistryAddress:
     """Learns the registry's ``Access`` once per run, from facts where it can."""
 
-    def __init__(self, inventory: Inventory, config: Config | None = None) -> None:
+    def __init__(self, inventory: Inventory, config: Config | None = None, serving: bool = False) -> None:
         self.inventory = inventory
         self.config = config
+        # A task about the instances themselves (deploy-host, sync, prune, status): each registry
+        # host uses its own; else hosts use the registry's name (registry.hostname) when there is one.
+        self.serving = serving
         self._lock = threading.Lock()
         self._access = Access(inventory.registry.known_address)
         self._error = ""
@@ -108,6 +119,29 @@ class RegistryAddress:
         if not self.inventory.registry.secure:
             return Access(address)
         return Access(address, facts.files.get(host_facts.CA_CERT, ""), facts.files.get(host_facts.PASSWORD, "").strip())
+
+    def seen_from(self, host: Host, access: Access) -> Access:
+        """What ``host`` uses: its own instance in a serving task, else the registry's name when set."""
+        hostname = self.inventory.registry.hostname
+        if not hostname or not access.address:
+            return access
+        own = self.own_instance(host, access.address)
+        return replace(access, address=own if self.serving and own else hostname)
+
+    def own_instance(self, host: Host, deploy_address: str) -> str:
+        """The address of the instance ``host`` runs, or "" when it runs none."""
+        if self.inventory.is_deploy_host(host):
+            return deploy_address
+        for replica in self.inventory.registry.replicas:
+            if host.name == replica.name or host.address == replica.address:
+                return replica.address
+        return ""
+
+    def instances(self) -> tuple[Instance, ...]:
+        """Every instance, the deployment host's first (asks it for its address when needed)."""
+        deploy = self.inventory.deploy_host
+        replicas = self.inventory.registry.replicas
+        return (Instance(deploy.name, self.lookup().address), *(Instance(r.name, r.address) for r in replicas))
 
     def _unknown(self, reason: str) -> str:
         return f"{reason}; set registry.address in {self.inventory.path}"

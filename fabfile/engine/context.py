@@ -28,6 +28,15 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """The registry instance a node is to pull from (registry.hostname), and why it moves, if it does."""
+
+    name: str
+    address: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class StepContext:
     """The inventory, the registry's address (once known), the run's modes and a pending handler."""
 
@@ -39,6 +48,8 @@ class StepContext:
     # A secure registry's CA (PEM) and its user's password, learnt from the deployment host.
     ca: str = ""
     password: str = field(default="", repr=False)
+    # With registry.hostname: the instance this node's /etc/hosts maps the name to.
+    placement: Placement | None = None
 
     @property
     def repair(self) -> bool:

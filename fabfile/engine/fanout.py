@@ -80,14 +80,15 @@ class HostTask:
         if self.address.from_facts(run.host):
             run.sections = (*self.sections(run.ctx), *ACCESS_SECTIONS)
             run.gather()
-            run.with_registry(self.address.learnt(run.facts))
+            run.with_registry(self.address.seen_from(run.host, self.address.learnt(run.facts)))
             wanted = (*self.sections(run.ctx), *ACCESS_SECTIONS)
             if [section.shell for section in wanted] != [section.shell for section in run.sections]:
                 # Some facts depend on the address just learnt (a secure registry's CA path).
                 run.sections = wanted
                 run.gather()
             return
-        run.with_registry(self.address.lookup() if self.address_required else self.address.known_or_empty())
+        access = self.address.lookup() if self.address_required else self.address.known_or_empty()
+        run.with_registry(self.address.seen_from(run.host, access))
         run.sections = tuple(self.sections(run.ctx))
         run.gather()
 

@@ -59,7 +59,9 @@ def _functions(stamp: str, keep: int) -> str:
     """real: where a path really is (a symlink's target). backup: a copy named after
     the path and the run's time (.1, .2 for more in the same second), the newest
     ``keep`` kept. put: the new content, mode and owner first (a secret's mode always its
-    own, e.g. 0600, whatever the old file had), synced, then renamed.
+    own, e.g. 0600, whatever the old file had), synced, then renamed; a file that is a mount point
+    (a container's /etc/hosts, bind-mounted by its engine) cannot be renamed over, so it is
+    rewritten in place from the synced copy.
     """
     return f"""real() {{ readlink -f -- "$1" 2>/dev/null || printf '%s\\n' "$1"; }}
 digest() {{ if [ -e "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; else echo absent; fi; }}
@@ -80,7 +82,9 @@ put() {{
   [ "$4" != secret ] || chmod "$3" "$t"
   base64 -d > "$t"
   if [ -n "$2" ]; then out=$($2 "$t" 2>&1) || {{ rm -f "$t"; fail "$1: the new content was refused ($2): $out"; }}; fi
-  sync "$t"; mv -f "$t" "$1"; sync "$(dirname "$1")"
+  sync "$t"
+  if mountpoint -q "$1" 2>/dev/null; then cat "$t" > "$1"; rm -f "$t"; else mv -f "$t" "$1"; fi
+  sync "$(dirname "$1")"
 }}"""
 
 

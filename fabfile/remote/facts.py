@@ -63,6 +63,8 @@ class HostFacts:
     tls: dict = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     registry_tls: str = ""
+    # With registry.hostname: whether each registry instance answered /v2/ from this host.
+    instance_answers: dict[str, bool] = field(default_factory=dict)
 
     @property
     def os_name(self) -> str:

@@ -63,17 +63,21 @@ class Registry:
         registry = cls(folder, port=free_port())
         config = folder / "config.yml"
         config.write_text(CONFIG.format(root=folder / "storage", port=registry.port))
-        with open(folder / "log", "ab") as log:
-            registry.process = subprocess.Popen([binary(), "serve", str(config)], stdout=log, stderr=log)
+        return registry.serve(config)
+
+    def serve(self, config: Path, env: dict[str, str] | None = None) -> Registry:
+        """Run ``docker-registry serve config`` (with ``env`` as its whole environment, if given); wait for /v2/."""
+        with open(self.folder / "log", "ab") as log:
+            self.process = subprocess.Popen([binary(), "serve", str(config)], stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"{registry.base}/v2/", timeout=1).close()
-                return registry
+                urllib.request.urlopen(f"{self.base}/v2/", timeout=1).close()
+                return self
             except (urllib.error.URLError, OSError):
                 time.sleep(0.05)
-        registry.stop()
-        raise RuntimeError(f"docker-registry did not answer: {(folder / 'log').read_text()[-2000:]}")
+        self.stop()
+        raise RuntimeError(f"docker-registry did not answer: {(self.folder / 'log').read_text()[-2000:]}")
 
     @property
     def base(self) -> str:

@@ -18,6 +18,7 @@ import yaml
 
 from fabfile import inventory as inv
 from fabfile.docker import collect, hostprep, registry, verify
+from fabfile.engine.address import Instance
 from fabfile.engine.context import StepContext
 from fabfile.engine.plan import FileChange, StepPlan
 from fabfile.images import pull
@@ -25,6 +26,7 @@ from fabfile.podman import registries as podman_registries
 from fabfile.podman import verify as podman_verify
 from fabfile.remote import apply, facts
 from fabfile.remote.api import COPY_MODULES, helper_script
+from fabfile.replicas.placement import health_section
 
 from .factories import docker_host, make_inventory
 
@@ -84,6 +86,47 @@ def test_every_field_refuses_shell_syntax_naming_the_key(section, key, payload):
     text = inventory_with(section, key, payload.format(canary="/tmp/PWNED"))
     where = r"targets\[0\]" if section == "targets" else section
     with pytest.raises(inv.InventoryError, match=rf"^/srv/hosts\.yaml: {where}\.{key}(\[0\])?: "):
+        inv.parse(text, Path("/srv/hosts.yaml"))
+
+
+STORE_FIELDS = [
+    ("hostname",),
+    ("replicas", "name"),
+    ("replicas", "address"),
+    ("replicas", "user"),
+    ("storage", "endpoint"),
+    ("storage", "bucket"),
+    ("storage", "region"),
+    ("storage", "access_key"),
+]
+
+
+def store_inventory(path: tuple[str, ...], value: str, secret: Path) -> str:
+    """An inventory with replicas on S3, ``value`` in the field at ``path``."""
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    s3 = {"endpoint": "http://store:8333", "bucket": "registry", "region": "us-east-1", "access_key": "kolla"}
+    data["registry"] = {
+        "hostname": "kolla-registry.internal",
+        "replicas": [{"name": "replica1", "address": "192.0.2.21"}],
+        "storage": {"s3": {**s3, "secret_key_file": str(secret)}},
+    }
+    if path[0] == "hostname":
+        data["registry"]["hostname"] = value
+    elif path[0] == "replicas":
+        data["registry"]["replicas"][0][path[1]] = value
+    else:
+        data["registry"]["storage"]["s3"][path[1]] = value
+    return yaml.safe_dump(data)
+
+
+@pytest.mark.parametrize("path", STORE_FIELDS)
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_every_store_field_refuses_shell_syntax_naming_the_key(path, payload, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    text = store_inventory(path, payload.format(canary="/tmp/PWNED"), secret)
+    where = {"replicas": r"registry\.replicas\[0\]\.", "storage": r"registry\.storage\.s3\."}.get(path[0], "registry.")
+    with pytest.raises(inv.InventoryError, match=rf"^/srv/hosts\.yaml: {where}{path[-1]}: "):
         inv.parse(text, Path("/srv/hosts.yaml"))
 
 
@@ -156,6 +199,7 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "prune: collect": collect.collect_script(gc, True, 1, 5),
         "prune: collect (TLS)": collect.collect_script(gc_secure, False, 1, 5),
         "prune: restore": collect.restore_script(gc, 1),
+        "instance probes": facts.script([health_section((Instance(value, value), Instance("b", value)), "http", 1)]),
         "apply and handle": apply.apply_script(plan, "20240108T100000Z")
         + apply.handler_script(value, wait=1),
     }
