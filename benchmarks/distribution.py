@@ -76,8 +76,9 @@ def _lab(targets: int) -> None:
         up(grown(targets))
 
 
-def _inventory(image_set: imageset.ImageSet, path: Path) -> Path:
-    data = yaml.safe_load(paths().inventory.read_text())
+def _inventory(image_set: imageset.ImageSet, path: Path, data: dict | None = None) -> Path:
+    """The lab's inventory (or ``data``) with an images: section naming the set in bench-upstream."""
+    data = data or yaml.safe_load(paths().inventory.read_text())
     data["images"] = {
         "registry": labnet.UPSTREAM,
         "insecure": True,

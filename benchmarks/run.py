@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Run the benchmark: python3 benchmarks/run.py [--targets 1,5,10,20] [--repeat 3] [--out DIR],
-or the distribution benchmark: python3 benchmarks/run.py distribution [--quick] [--rate 400mbit].
+or the distribution benchmark: python3 benchmarks/run.py distribution [--quick] [--rate 400mbit],
+or several registries on one store: python3 benchmarks/run.py replicas [--instances 1,2,3].
 
 With any Python it first makes benchmarks/.venv (the tool with its bench extra:
 ansible-core, pyinfra, matplotlib) and runs itself there. See benchmarks/README.md.
@@ -22,6 +23,10 @@ if Path(sys.prefix).resolve() != venv.VENV.resolve():
 # only inside the bench venv
 if sys.argv[1:2] == ["distribution"]:
     from benchmarks.distribution import main
+
+    sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["replicas"]:
+    from benchmarks.replicas_bench import main
 
     sys.exit(main(sys.argv[2:]))
 from benchmarks.cli import main

@@ -39,10 +39,17 @@ def podman_verify_script(ctx: StepContext) -> str:
 
 def node_verify_script(ctx: StepContext, facts: HostFacts) -> str:
     """Shell: the pull check of each engine the node has, in turn; the first that fails ends it."""
-    checks = ([quick_verify_script(ctx)] if facts.docker_version else []) + (
-        [podman_verify_script(ctx)] if facts.podman_version else []
-    )
-    return in_turn(checks)
+    docker = [quick_verify_script(ctx)] if facts.docker_version else []
+    if docker and ctx.inventory.registry.hostname:
+        docker = [HOSTS_SETTLE + docker[0]]
+    return in_turn(docker + ([podman_verify_script(ctx)] if facts.podman_version else []))
+
+
+# dockerd (Go) reads /etc/hosts again at most every 5 s: a pull right after the registry's name
+# moved would still go to the old instance. Wait out what is left of those seconds, only then.
+HOSTS_SETTLE = """age=$(( $(date +%s) - $(stat -c %Y /etc/hosts 2>/dev/null || echo 0) ))
+[ "$age" -ge 6 ] || [ "$age" -lt 0 ] || sleep $(( 6 - age ))
+"""
 
 
 def in_turn(scripts: list[str]) -> str:
