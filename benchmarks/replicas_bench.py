@@ -22,6 +22,9 @@ from tests.lab.store import down_replicas, replica_names, up_replicas
 from . import imageset, labnet
 from .distribution import DEFAULT_OUT, _counts, _fab, _inventory, _lab
 
+# The registry name's line out of /etc/hosts, in place (a lab host's /etc/hosts is a bind mount).
+UNMARK = "grep -v '# kolla-registry$' /etc/hosts > /etc/hosts.unmarked; cat /etc/hosts.unmarked > /etc/hosts; rm -f /etc/hosts.unmarked"
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -82,7 +85,8 @@ def _restore(nodes: list[str]) -> None:
     """The suite's lab as it was: no replicas, no store, deploy1's registry on its volume."""
     down_replicas()
     for name in nodes:
-        docker("exec", name, "sed", "-i", "/# kolla-registry$/d", "/etc/hosts", check=False)
+        # In place: a lab host's /etc/hosts is a bind mount, which sed -i cannot rename over.
+        docker("exec", name, "sh", "-c", UNMARK, check=False)
     labnet.on_deploy("rm -f /etc/kolla-registry/registry.env")
     _fab(paths().inventory, "deploy-host")
 

@@ -167,14 +167,18 @@ def inventory_variant(base: Path, folder: Path, targets=None, edit=None, **secti
 
 
 PODMAN_DROPIN = "/etc/containers/registries.conf.d/50-kolla-registry.conf"
+# The registry name's line (registry.hostname) out of /etc/hosts, in place: a lab host's
+# /etc/hosts is a bind mount, which sed -i (a rename) cannot replace.
+UNMARK_HOSTS = "grep -v '# kolla-registry$' /etc/hosts > /etc/hosts.unmarked; cat /etc/hosts.unmarked > /etc/hosts; rm -f /etc/hosts.unmarked"
 
 
 def reset_targets(hosts: Hosts, names) -> None:
-    """Targets as a fresh node has them: no daemon.json or podman drop-in, nothing pending, Docker running."""
+    """Targets as a fresh node has them: no daemon.json, podman drop-in or registry name line, nothing pending,
+    Docker running."""
     for name in names:
         hosts.run(
             name,
-            f"rm -rf /etc/docker/daemon.json /var/lib/kolla-registry/pending {PODMAN_DROPIN} "
+            f"{UNMARK_HOSTS}; rm -rf /etc/docker/daemon.json /var/lib/kolla-registry/pending {PODMAN_DROPIN} "
             "/etc/containers/certs.d; if command -v podman >/dev/null; then podman rmi -a -f >/dev/null 2>&1; fi; "
             "if command -v dockerd >/dev/null; then systemctl reset-failed docker; systemctl restart docker; fi",
         )

@@ -12,9 +12,20 @@ from collections import Counter
 
 import pytest
 
+from benchmarks import imageset, labnet
+from tests.lab import paths
 from tests.lab.store import HOSTNAME, down_replicas, replica_ip, up_replicas
 
-from .conftest import Fab, Hosts, changed_steps, engine_of, ensure_deployed, reset_targets
+from .conftest import (
+    UNMARK_HOSTS,
+    Fab,
+    Hosts,
+    changed_steps,
+    engine_of,
+    ensure_deployed,
+    inventory_variant,
+    reset_targets,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +44,7 @@ def store_lab(lab, fab, hosts, tmp_path_factory):
     finally:
         down_replicas()
         for name in names:
-            hosts.run(name, "sed -i '/# kolla-registry$/d' /etc/hosts", check=False)
+            hosts.run(name, UNMARK_HOSTS, check=False)
         hosts.run("deploy1", "rm -f /etc/kolla-registry/registry.env", check=False)
         ensure_deployed(fab)  # the registry back on its volume, as the suite's other tests expect it
 
@@ -108,6 +119,22 @@ def test_an_image_pushed_through_one_instance_pulls_on_nodes_of_the_others(sprea
     assert others
     for name in others:
         assert pulls(rhosts, name), name
+
+
+def test_images_synced_through_the_deployment_host_pull_on_nodes_of_the_replicas(spread, rfab, rhosts, store_lab, tmp_path):
+    image_set = imageset.build(imageset.QUICK, paths().root / "bench-images")
+    labnet.start_upstream()
+    imageset.push(image_set, labnet.UPSTREAM)
+    section = {"registry": labnet.UPSTREAM, "insecure": True, "namespace": imageset.NAMESPACE,
+               "tag": imageset.TAG, "services": list(image_set.images)}  # fmt: skip
+    inventory = inventory_variant(store_lab[0], tmp_path, images=section)
+    synced = Fab(inventory)("sync-images")
+    assert synced.code == 0, synced.output
+    on_replicas = [name for name, instance in spread.items() if instance != "deploy1"]
+    assert on_replicas
+    for name in on_replicas:
+        for ref in image_set.refs(f"{HOSTNAME}:4000"):
+            assert pulls(rhosts, name, ref), (name, ref)
 
 
 def test_a_stopped_instance_loses_its_nodes_which_still_pull_and_nothing_else_changes(spread, rfab, rhosts):
