@@ -9,8 +9,8 @@ Hosts come from ``hosts.yaml`` (or ``$KOLLA_REGISTRY_HOSTS``).
 
 from invoke import Collection
 
-from . import deploy, kolla_globals, prune, pull, status, sync, targets
 from .kolla.globals_yaml import GLOBALS_PATH
+from .tasks import deploy, kolla_globals, prune, pull, status, sync, targets
 
 ns = Collection(
     *deploy.STEP_TASKS,

@@ -1,67 +1,54 @@
-"""A host run: one host's connection, its facts, the run's context, and what happened there."""
+"""A host run: one host's connection, its facts, the run's context, and the rows it reported."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fabric import Config, Connection
 
-from ..inventory import Host
-from ..remote import facts as host_facts
-from ..remote.apply import CONFLICT_EXIT
-from ..remote.connection import CommandTimeout, LineCallback, connect, execute, run_as_root, sudo_hint
-from ..remote.marks import failure_reason
-from .context import StepContext
-from .plan import StepPlan
-from .result import Outcome, print_line, progress_line
+from ..facts import base as facts_base
+from ..facts.base import Section
+from ..model.context import StepContext
+from ..model.errors import RemoteError
+from ..model.facts import HostFacts
+from ..model.inventory import Host
+from ..model.marks import failure_reason
+from ..model.outcome import Outcome
+from ..registry.access import Access
+from ..transport.connection import CommandTimeout, LineCallback, connect, execute, run_as_root, sudo_hint
 
-
-class RemoteError(Exception):
-    """A script failed on a host; the message says which and why."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-    @property
-    def conflict(self) -> bool:
-        """A file changed under us since the facts were gathered: plan again."""
-        return self.code == CONFLICT_EXIT
+UPLOAD_PREFIX = "/tmp/kolla-registry."
 
 
 class HostRun:
-    """One host for the length of a task: connection, facts, context, outcomes."""
+    """One host for the length of a task: connection, facts, context, rows."""
 
-    def __init__(
-        self,
-        host: Host,
-        ctx: StepContext,
-        config: Config | None = None,
-        sections: Iterable[host_facts.Section] = (),
-    ) -> None:
+    def __init__(self, host: Host, ctx: StepContext, config: Config | None = None) -> None:
         self.host = host
         self.ctx = ctx
         self.config = config
-        self.sections = tuple(sections)
+        self.sections: tuple[Section, ...] = ()
         self.connection: Connection = connect(host, config)
-        self.facts = host_facts.HostFacts()
+        self.facts = HostFacts()
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.outcomes: list[Outcome] = []
-        self.quiet = False
         self.uploads = ""
+        # A read-only task whose table is the output: no progress lines, no tables of steps.
+        self.quiet = False
         # This run wrote files whose Docker handler may not have run yet (see converge.undo_pending).
         self.left_pending = False
+        # Called with each row as it is reported (the progress line).
+        self.on_row: Callable[[Outcome], None] = lambda outcome: None
 
-    @property
-    def check(self) -> bool:
-        return self.ctx.modes.check
-
-    def with_registry(self, access) -> None:
-        """What this run knows of the registry (an ``address.Access``)."""
+    def with_registry(self, access: Access) -> None:
+        """What this run knows of the registry."""
         self.ctx = replace(self.ctx, registry_address=access.address, ca=access.ca, password=access.password)
 
     def run(self, script: str, on_line: LineCallback = None, timeout: int = 0) -> str:
@@ -79,53 +66,78 @@ class HostRun:
         reason = sudo_hint(result) or failure_reason(result.stdout, result.stderr)
         raise RemoteError(f"exit {result.exited}: {reason}", result.exited)
 
-    def gather(self, sections: Iterable[host_facts.Section] | None = None) -> host_facts.HostFacts:
+    def gather(self, sections: Iterable[Section] | None = None) -> HostFacts:
         """The facts of ``sections`` (default: the run's), in one round trip."""
         wanted = tuple(self.sections if sections is None else sections)
         try:
-            output = self.run(host_facts.script(wanted))
+            output = self.run(facts_base.script(wanted))
         except RemoteError as error:
             raise RemoteError(f"gathering facts: {error}", error.code) from None
-        self.facts = host_facts.parse(output, wanted)
+        self.facts = facts_base.parse(output, wanted)
         return self.facts
 
     def outcome(self, step: str, status: str, message: str, started: float) -> Outcome:
-        return Outcome(self.host.name, step, status, message, time.monotonic() - started, self.facts.engine)
+        return Outcome(self.host.name, step, status, message, time.monotonic() - started)
 
-    def report(self, outcome: Outcome) -> Outcome:
-        """Keep ``outcome`` for the recap and print its progress line now."""
+    def record(self, outcome: Outcome) -> Outcome:
+        """Keep ``outcome`` for the recap, and show its progress line now."""
         self.outcomes.append(outcome)
-        if not self.quiet:
-            print_line(progress_line(outcome))
+        self.on_row(outcome)
         return outcome
-
-    def show_diff(self, plan: StepPlan) -> None:
-        if self.ctx.modes.diff and plan.files:
-            print_line("\n".join(f"--- {self.host.name} ---\n{change.diff()}" for change in plan.files))
 
     def upload(self, local: str, name: str, callback=None) -> str:
         """Put a file from this machine into this run's private folder on the host; its path there.
 
-        The folder is made by ``mktemp -d`` (mode 0700, as the login user, so that
+        A folder goes as an uncompressed tar of its contents. The folder is made by ``mktemp -d`` (mode 0700, as the login user, so that
         SFTP can write it) once per run, and removed when the run closes.
         """
         if not self.uploads:
-            made = execute(self.connection, "mktemp -d /tmp/kolla-registry.XXXXXXXX", timeout=30)
-            if not made.ok or not made.stdout.strip().startswith("/tmp/kolla-registry."):
+            made = execute(self.connection, f"mktemp -d {UPLOAD_PREFIX}XXXXXXXX", timeout=30)
+            if not made.ok or not made.stdout.strip().startswith(UPLOAD_PREFIX):
                 raise RemoteError(f"cannot make a private upload folder: {made.stderr.strip() or made.stdout}")
             self.uploads = made.stdout.strip()
         remote = f"{self.uploads}/{name}"
         try:
-            self.connection.sftp().put(local, remote, callback=callback)
+            if os.path.isdir(local):
+                _put_folder(self.connection.sftp(), local, remote, callback)
+            else:
+                self.connection.sftp().put(local, remote, callback=callback)
         except OSError as error:
             raise RemoteError(f"upload of {local} failed: {error.strerror or error}") from None
         return remote
 
     def sibling(self) -> HostRun:
-        """Another connection to the same host, for work done in parallel there."""
-        return HostRun(self.host, self.ctx, self.config, self.sections)
+        """Another connection to the same host (the one in use may be what failed)."""
+        return HostRun(self.host, self.ctx, self.config)
 
     def close(self) -> None:
-        if self.uploads and self.connection.is_connected:
-            execute(self.connection, f"rm -rf {shlex.quote(self.uploads)}", timeout=60)
-        self.connection.close()
+        """Remove the upload folder and close the connection."""
+        try:
+            if self.uploads and self.connection.is_connected:
+                execute(self.connection, f"rm -rf {shlex.quote(self.uploads)}", timeout=60)
+        finally:
+            self.connection.close()
+
+
+class _Counted:
+    """A file written through, its bytes counted for a progress callback."""
+
+    def __init__(self, out, callback, total: int) -> None:
+        self.out, self.callback, self.total, self.sent = out, callback, total, 0
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        self.sent += len(data)
+        if self.callback:
+            self.callback(min(self.sent, self.total), self.total)
+        return len(data)
+
+
+def _put_folder(sftp, folder: str, remote: str, callback=None) -> None:
+    """Stream ``folder``'s contents to ``remote`` as a tar, with no temporary file here."""
+    total = sum(entry.stat().st_size for entry in Path(folder).rglob("*") if entry.is_file())
+    with sftp.open(remote, "wb") as out:
+        out.set_pipelined(True)
+        with tarfile.open(fileobj=_Counted(out, callback, total), mode="w|") as archive:
+            for name in sorted(os.listdir(folder)):
+                archive.add(os.path.join(folder, name), arcname=name)

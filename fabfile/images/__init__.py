@@ -1,0 +1,1 @@
+"""The images: lists, sync decisions and jobs, archives, pull plans, what a prune deletes, their tables."""

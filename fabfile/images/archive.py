@@ -14,8 +14,8 @@ import os
 import tarfile
 from pathlib import Path
 
-from ..remote.blobcopy import blob_descriptors, digest_of, is_list, media_type_of, select_platforms
-from ..remote.tarblobs import member_name, resolve
+from ..payload.blobcopy import blob_descriptors, digest_of, is_list, media_type_of, select_platforms
+from ..payload.tarblobs import member_name, resolve
 from .model import Archived, Image
 
 DOCKER_IMAGE = "application/vnd.docker.distribution.manifest.v2+json"

@@ -1,28 +1,9 @@
-"""Decisions: which image to copy, which to skip, and which error is worth another try."""
+"""Decisions: which image to copy into the local registry, and which to skip."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
-from ..engine.hostrun import RemoteError
-from ..engine.result import FAILED
+from ..model.outcome import FAILED
 from .model import PRESENT, TO_COPY, Archived, Image, Manifest, Synced
-
-RETRY_DELAY = 5  # seconds; kolla-ansible's pull retries wait as long
-
-
-PERMANENT_ERRORS = (
-    "manifest unknown",
-    "not found",
-    "unauthorized",
-    "denied",
-    "invalid reference format",
-    "no such image",
-    "http response to https client",
-    "x509",
-    "certificate",
-)
 
 
 def decide_upstream(image: Image, upstream: Manifest, local: Manifest) -> Synced:
@@ -56,23 +37,3 @@ def decide_archive(image: Image, archived: Archived | None, local: Manifest) -> 
         return Synced(image, FAILED, message=f"local registry: {local.error or local.status}")
     reason = "differs from the archive's" if local.exists else ""
     return Synced(image, TO_COPY, "", archived.size, reason, source=archived.ref)
-
-
-def transient(message: str) -> bool:
-    """Whether another attempt may succeed (not when the image, the rights or the trust is missing)."""
-    lowered = message.lower()
-    return not any(error in lowered for error in PERMANENT_ERRORS)
-
-
-def retrying(attempt: Callable[[], object], retries: int, delay: float = RETRY_DELAY) -> str:
-    """Run ``attempt`` until it succeeds, a permanent error, or ``retries`` more tries; "" or the error."""
-    for tries in range(retries + 1):
-        try:
-            attempt()
-            return ""
-        except RemoteError as error:
-            message = str(error)
-            if tries == retries or not transient(message):
-                return message + (f" (after {tries + 1} attempts)" if tries else "")
-            time.sleep(delay)
-    return "no attempt made"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.result import FAILED
-from ..inventory import ImageSettings
+from ..model.inventory import ImageSettings
+from ..model.outcome import FAILED
 
 PRESENT, COPIED, TO_COPY = "present", "copied", "to copy"
 

@@ -1,0 +1,1 @@
+"""kolla-ansible's files: the line-preserving edit of globals.yml."""

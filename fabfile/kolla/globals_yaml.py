@@ -16,9 +16,10 @@ from pathlib import PurePosixPath
 
 import yaml
 
-from ..engine.context import StepContext
-from ..engine.plan import FileChange, StepPlan
-from ..remote.facts import REGISTRY_USER, HostFacts
+from ..model.context import StepContext
+from ..model.facts import HostFacts
+from ..model.plan import FileChange, StepPlan
+from ..registry.paths import REGISTRY_USER
 
 STEP = "kolla-globals"
 GLOBALS_PATH = "/etc/kolla/globals.yml"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from fabfile import inventory as inv
-from fabfile.remote.connection import connect
+from fabfile.transport.connection import connect
 
 PROJECT = Path(__file__).resolve().parents[2]
 FAB = Path(sys.executable).with_name("fab")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from fabfile.remote.facts import PASSWORD, SERVER_CERT
+from fabfile.registry.paths import PASSWORD, SERVER_CERT
 
 from .conftest import ensure_deployed, inventory_variant, registry_of, reset_targets
 

@@ -15,8 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fabfile.remote import blobcopy
-from fabfile.remote.registry_api import ACCEPT, Client
+from fabfile.payload import blobcopy
+from fabfile.payload.registry_client import ACCEPT, Client
 
 BINARY = "/usr/bin/docker-registry"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"

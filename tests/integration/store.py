@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabfile.replicas.store_env import parse_env
+from fabfile.registry.storage import parse_env
 
 from .registries import Registry, free_port
 

@@ -14,7 +14,7 @@ import pytest
 
 from fabfile.images import archive
 from fabfile.images.model import Image
-from fabfile.images.sync import pack
+from fabfile.images.sync_plan import pack
 
 from .registries import Registry
 from .test_blob_copy import copy

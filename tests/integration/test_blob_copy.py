@@ -7,8 +7,8 @@ import os
 import signal
 import subprocess
 
-from fabfile.remote.api import COPY_MODULES, helper_script
-from fabfile.remote.marks import MARK, marks
+from fabfile.model.marks import MARK, marks
+from fabfile.registry.api import COPY_MODULES, helper_script
 
 from .registries import Registry, push_image, push_index
 

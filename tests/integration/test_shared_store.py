@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.inventory import RegistrySettings, S3Store
-from fabfile.replicas.store_env import registry_env
+from fabfile.model.inventory import RegistrySettings, S3Store
+from fabfile.registry.storage import registry_env
 from tests.conftest import docker_registry_binary, unavailable
 from tests.lab import LabError
 from tests.lab.store import weed_binary

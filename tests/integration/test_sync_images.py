@@ -7,10 +7,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from fabfile.engine.hostrun import RemoteError
 from fabfile.images.model import COPIED, PRESENT, TO_COPY, image_list
-from fabfile.images.sync import Syncer
-from fabfile.inventory import Host, ImageSettings
+from fabfile.images.sync_plan import Syncer
+from fabfile.model.errors import RemoteError
+from fabfile.model.inventory import Host, ImageSettings
 from tests.unit.factories import make_ctx
 
 from .registries import Registry, push_image

@@ -7,14 +7,14 @@ Every value here is what ``facts.parse`` returns for a real host (see
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from pathlib import Path
 
-from fabfile.docker.registry import SPEC_LABEL
-from fabfile.engine.context import Modes, StepContext
-from fabfile.engine.plan import StepPlan
-from fabfile.inventory import DockerSettings, Host, Inventory, RegistrySettings
-from fabfile.remote.facts import DEFAULT_DOCKER, HostFacts
+from fabfile.engines.docker.paths import DEFAULT_DOCKER
+from fabfile.model.context import Modes, StepContext
+from fabfile.model.facts import EngineFacts, HostFacts
+from fabfile.model.inventory import DockerSettings, Host, Inventory, RegistrySettings
+from fabfile.model.plan import StepPlan
+from fabfile.registry.container import SPEC_LABEL
 
 REGISTRY_IP = "192.0.2.10"
 REGISTRY = f"{REGISTRY_IP}:4000"
@@ -73,6 +73,8 @@ PACKAGED_DEFAULT_DOCKER = """\
 #export http_proxy="http://127.0.0.1:3128/"
 """
 
+from .factories import host_facts
+
 
 def make_inventory(registry: dict | None = None, docker: dict | None = None) -> Inventory:
     return Inventory(
@@ -96,9 +98,53 @@ def make_ctx(
     return StepContext(make_inventory(registry, docker), address, Modes(repair=repair), notified)
 
 
+# Where each of the flat names the tests use lives in HostFacts: (part, attribute); an engine's
+# part is "engine:NAME".
+FLAT = {
+    **{name: ("system", name) for name in (
+        "os", "kernel", "addresses", "names", "externally_managed", "pip_version", "packages",
+        "apt_lists_age", "run_propagation",
+    )},
+    "docker_version": ("engine:docker", "version"),
+    "docker_answers": ("engine:docker", "answers"),
+    "unit": ("engine:docker", "service"),
+    "verified": ("engine:docker", "checked"),
+    "docker_images": ("engine:docker", "images"),
+    "podman_version": ("engine:podman", "version"),
+    "podman_verified": ("engine:podman", "checked"),
+    "podman_images": ("engine:podman", "images"),
+    "container": ("registry", "container"),
+    "image_id": ("registry", "image_id"),
+    "tls": ("registry", "tls"),
+    "registry_tls": ("reach", "tls"),
+    "instance_answers": ("reach", "instances"),
+    "answers": ("reach", "answers"),
+    "files": ("", "files"),
+    "unreadable": ("", "unreadable"),
+}
+
+
+def changed(facts: HostFacts, **flat) -> HostFacts:
+    """A copy of ``facts`` with each flat-named fact set (see ``FLAT``)."""
+    after = copy.deepcopy(facts)
+    for name, value in flat.items():
+        part, attribute = FLAT[name]
+        if part.startswith("engine:"):
+            target = after.engines.setdefault(part[len("engine:") :], EngineFacts())
+        else:
+            target = getattr(after, part) if part else after
+        setattr(target, attribute, value)
+    return after
+
+
+def host_facts(**flat) -> HostFacts:
+    """HostFacts from flat names (see ``FLAT``)."""
+    return changed(HostFacts(), **flat)
+
+
 def fresh_debian(**changes) -> HostFacts:
     """Debian 12 as installed: no Docker, an old package index, PEP 668 Python."""
-    facts = HostFacts(
+    facts = host_facts(
         os=dict(DEBIAN12_OS),
         kernel="6.1.0-18-amd64",
         addresses=[REGISTRY_IP, "10.0.3.15"],
@@ -114,7 +160,7 @@ def fresh_debian(**changes) -> HostFacts:
         apt_lists_age=86400,
         run_propagation="shared",
     )
-    return replace(facts, **changes)
+    return changed(facts, **changes)
 
 
 def docker_host(version: str = "20.10.24+dfsg1", **changes) -> HostFacts:
@@ -135,7 +181,7 @@ def docker_host(version: str = "20.10.24+dfsg1", **changes) -> HostFacts:
         files={DEFAULT_DOCKER: PACKAGED_DEFAULT_DOCKER},
         image_id=IMAGE_ID,
     )
-    return replace(facts, **changes)
+    return changed(facts, **changes)
 
 
 def docker_ce_host(**changes) -> HostFacts:
@@ -150,7 +196,7 @@ def docker_ce_host(**changes) -> HostFacts:
             "FragmentPath": "/lib/systemd/system/docker.service",
         },
     )
-    return replace(facts, **changes)
+    return changed(facts, **changes)
 
 
 def container(
@@ -204,7 +250,7 @@ def podman_host(version: str = "5.4.2", **changes) -> HostFacts:
         packages={"adduser", "apt", "curl", "python3", "podman"},
         files={"/etc/containers/registries.conf": DEBIAN_REGISTRIES_CONF},
     )
-    return replace(facts, **changes)
+    return changed(facts, **changes)
 
 
 # /etc/containers/registries.conf as Debian's containers-common ships it: all comments.

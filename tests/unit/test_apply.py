@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.engine.plan import RELOAD, RESTART, FileChange, StepPlan
-from fabfile.remote import apply as change
-from fabfile.remote.apply import apply_script, handler_script, rollback_script
-from fabfile.remote.connection import bounded_shell
-from fabfile.remote.marks import MARK, failure_reason
+from fabfile.model.marks import MARK, failure_reason
+from fabfile.model.plan import RELOAD, RESTART, FileChange, StepPlan
+from fabfile.transport import apply as change
+from fabfile.transport.apply import apply_script, handler_script, rollback_script
+from fabfile.transport.connection import bounded_shell
 
 STAMP = "20240108T100000Z"
 OLD = '{\n  "log-driver": "journald"\n}\n'

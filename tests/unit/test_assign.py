@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from fabfile.replicas.assign import assign, healthy_set, moves, ranked, weight
+from fabfile.registry.replicas.assign import assign, healthy_set, moves, ranked, weight
 
 NODES = [f"node{i}" for i in range(1, 61)]
 THREE = ["deploy1", "replica1", "replica2"]

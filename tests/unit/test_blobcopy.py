@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from fabfile import inventory as inv
-from fabfile.remote import blobcopy
-from fabfile.remote.api import COPY_MODULES, helper_source
+from fabfile.payload import blobcopy
+from fabfile.registry.api import COPY_MODULES, helper_source
 
 A, B, C = ("sha256:" + letter * 64 for letter in "abc")
 INDEX = {

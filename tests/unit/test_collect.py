@@ -5,15 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import pytest
 
-from fabfile.docker import collect
-from fabfile.docker.collect import Container, collect_script, prepare_script, restore_script
-from fabfile.remote.marks import failure_reason, marks
+from fabfile.model.marks import failure_reason, marks
+from fabfile.registry import collect
+from fabfile.registry.collect import Container, collect_script, prepare_script, restore_script
 
-from .factories import container, docker_host, make_ctx
+from .factories import changed, container, docker_host, make_ctx
 
 # docker as far as the scripts use it; every call logged, the container's label kept in a file.
 FAKE_DOCKER = """#!{python}
@@ -216,7 +215,7 @@ def test_restore_puts_back_a_registry_left_read_only_or_removed(host, label):
 
 def test_the_container_is_checked_where_hosts_reach_it_with_its_ca_when_secure():
     ctx = make_ctx({"tls": "self-signed"})
-    secure = Container.of(replace(docker_host(), tls={"fingerprint": "AB"}), ctx)
+    secure = Container.of(changed(docker_host(), tls={"fingerprint": "AB"}), ctx)
 
     assert secure.url == "https://192.0.2.10:4000/v2/"
     assert secure.ca == "/etc/docker/certs.d/192.0.2.10:4000/ca.crt"

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from fabfile.docker import config as dc
+from fabfile.engines.docker import config as dc
 
 from .factories import DEBIAN_EXEC_START, DOCKER_1_11_EXEC_START, DOCKER_CE_EXEC_START, READS_DEFAULT_DOCKER
 

@@ -9,21 +9,22 @@ from __future__ import annotations
 import socket
 
 import pytest
+from fabfile.engine.fanout import HostTask, fan_out, finish
 from invoke.exceptions import Exit
 
-from fabfile.docker.config import ConfigError
-from fabfile.engine.address import RegistryAddress
-from fabfile.engine.context import Modes, StepContext
+from fabfile.engine.access import RegistryAccess
 from fabfile.engine.converge import MAX_ROUNDS, converge, run_steps
-from fabfile.engine.fanout import HostTask, fan_out, finish
-from fabfile.engine.hostrun import HostRun, RemoteError
-from fabfile.engine.plan import RELOAD, RESTART, FileChange, StepPlan, merged_handler
-from fabfile.engine.result import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE
-from fabfile.inventory import Host
-from fabfile.remote.apply import CONFLICT_EXIT
-from fabfile.remote.facts import HostFacts
+from fabfile.engine.hostrun import HostRun
+from fabfile.engines.docker.config import ConfigError
+from fabfile.model.context import Modes, StepContext
+from fabfile.model.errors import RemoteError
+from fabfile.model.facts import HostFacts
+from fabfile.model.inventory import Host
+from fabfile.model.marks import CONFLICT_EXIT
+from fabfile.model.outcome import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE
+from fabfile.model.plan import RELOAD, RESTART, FileChange, StepPlan, merged_handler
 
-from .factories import make_ctx, make_inventory
+from .factories import host_facts, make_ctx, make_inventory
 
 CONFIG = "/etc/x.conf"
 
@@ -44,7 +45,7 @@ class ScriptedRun(HostRun):
 
     def gather(self, sections=None) -> HostFacts:
         self.gathered += 1
-        self.facts = HostFacts(files={CONFIG: self.on_disk})
+        self.facts = host_facts(files={CONFIG: self.on_disk})
         return self.facts
 
 
@@ -240,7 +241,7 @@ def test_a_host_that_raises_fails_alone_and_the_others_finish():
             raise RuntimeError("a bug")
         run.report(run.outcome("work", OK, "done", 0.0))
 
-    task = HostTask(make_ctx(), work, lambda ctx: (), RegistryAddress(inventory), step="work")
+    task = HostTask(make_ctx(), work, lambda ctx: (), RegistryAccess(inventory), step="work")
     task.run_class = Connected
 
     outcomes = fan_out(hosts, task, parallel=2)
@@ -255,7 +256,7 @@ def test_a_host_that_raises_fails_alone_and_the_others_finish():
 def test_an_unreachable_host_is_its_own_row():
     inventory = make_inventory({"address": "192.0.2.10"})
     host = Host("down", "127.0.0.1", port=closed_port())
-    task = HostTask(make_ctx(), lambda run: None, lambda ctx: (), RegistryAddress(inventory), step="work")
+    task = HostTask(make_ctx(), lambda run: None, lambda ctx: (), RegistryAccess(inventory), step="work")
 
     [outcome] = fan_out([host], task, parallel=1)
 
@@ -269,7 +270,7 @@ def test_a_registry_address_that_cannot_be_learnt_fails_each_host_before_it_is_t
     inventory = inventory.__class__(inventory.path, deploy, (Host("node1", "192.0.2.1"),))
     touched: list[str] = []
     task = HostTask(
-        make_ctx(), lambda run: touched.append(run.host.name), lambda ctx: (), RegistryAddress(inventory)
+        make_ctx(), lambda run: touched.append(run.host.name), lambda ctx: (), RegistryAccess(inventory)
     )
     task.run_class = Connected
 
@@ -363,7 +364,7 @@ def test_a_host_that_raises_after_writing_is_rolled_back_in_its_row():
         converge(run, wants_new, settle=False)
         raise ConnectionResetError("the link dropped")
 
-    task = HostTask(make_ctx(), work, lambda ctx: (), RegistryAddress(inventory), step="work")
+    task = HostTask(make_ctx(), work, lambda ctx: (), RegistryAccess(inventory), step="work")
     task.run_class = Remembered
 
     [outcome] = fan_out([Host("node1", "192.0.2.1")], task, parallel=1)

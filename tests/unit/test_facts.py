@@ -7,12 +7,14 @@ import json
 import subprocess
 
 import pytest
-
-from fabfile.deploy import deploy_sections
-from fabfile.docker import config as dc
 from fabfile.remote import facts as host_facts
-from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER, PENDING, HostFacts
-from fabfile.remote.marks import MARK, sections
+
+from fabfile.actions.deploy import deploy_sections
+from fabfile.engines.docker import config as dc
+from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER
+from fabfile.model.facts import HostFacts
+from fabfile.model.marks import MARK, sections
+from fabfile.model.paths import PENDING
 
 from .factories import DEBIAN_EXEC_START, IMAGE_ID, PACKAGED_DEFAULT_DOCKER, container, make_ctx
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fabfile import inventory as inv
-from fabfile.inventory import ImageSettings, InventoryError
+from fabfile.model.inventory import ImageSettings, InventoryError
 
 MINIMAL = """\
 deploy_host:

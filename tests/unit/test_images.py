@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from fabfile import cli
-from fabfile.engine.hostrun import RemoteError as StepFailed
-from fabfile.engine.result import FAILED
-from fabfile.images import archive, decide, model, sync, table
+from fabfile.images import archive, decide, model, sync
+from fabfile.images import sync_report as table
 from fabfile.images.model import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
-from fabfile.inventory import ImageSettings
+from fabfile.model.errors import RemoteError as StepFailed
+from fabfile.model.inventory import ImageSettings
+from fabfile.model.outcome import FAILED
+from fabfile.tasks import cli
 
 from .factories import REGISTRY
 

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
+from fabfile.remote import facts
 
 from fabfile import inventory as inv
-from fabfile.docker import collect, hostprep, registry, verify
-from fabfile.engine.address import Instance
-from fabfile.engine.context import StepContext
-from fabfile.engine.plan import FileChange, StepPlan
-from fabfile.images import pull
-from fabfile.podman import registries as podman_registries
-from fabfile.podman import verify as podman_verify
-from fabfile.remote import apply, facts
-from fabfile.remote.api import COPY_MODULES, helper_script
-from fabfile.replicas.placement import health_section
+from fabfile.engines.docker import install as hostprep
+from fabfile.engines.docker import verify
+from fabfile.engines.podman import registries as podman_registries
+from fabfile.engines.podman import verify as podman_verify
+from fabfile.images import pull_plan as pull
+from fabfile.model.context import StepContext
+from fabfile.model.plan import FileChange, StepPlan
+from fabfile.registry import collect
+from fabfile.registry import container as registry
+from fabfile.registry.access import Instance
+from fabfile.registry.api import COPY_MODULES, helper_script
+from fabfile.registry.reach import health_section
+from fabfile.transport import apply
 
-from .factories import docker_host, make_inventory
+from .factories import changed, docker_host, make_inventory
 
 PAYLOADS = [
     "x;touch {canary}",
@@ -166,10 +169,10 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
     plan = StepPlan(
         "s", files=[FileChange(str(where / value.replace("/", "_")), None, value)], handler="reload"
     )
-    install = hostprep.install_docker(replace(docker_host(), packages=set()), ctx)
+    install = hostprep.install_docker(changed(docker_host(), packages=set()), ctx)
     # A TLS registry with a login: the CA's path, the authfile and the password reach the scripts too.
     secure = StepContext(make_inventory({"tls": "self-signed", "auth": "htpasswd"}), value, password=value)
-    both = replace(docker_host(), podman_version=value)
+    both = changed(docker_host(), podman_version=value)
     # The registry prune-registry collects; a secure one puts the address in the CA's path too.
     gc, gc_secure = collect.Container.of(docker_host(), ctx), collect.Container.of(docker_host(), secure)
     return {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fabfile import inventory as inv
-from fabfile.inventory import DockerSettings, Host, InventoryError, RegistrySettings
+from fabfile.model.inventory import DockerSettings, Host, InventoryError, RegistrySettings
 
 FULL = """\
 defaults:

@@ -7,12 +7,13 @@ import subprocess
 import pytest
 import yaml
 
-from fabfile.engine.plan import StepPlan
+from fabfile.facts.base import files, parse, script
 from fabfile.kolla import globals_yaml as kg
 from fabfile.kolla.globals_yaml import globals_planner
-from fabfile.remote.facts import HostFacts, files, parse, script
+from fabfile.model.facts import HostFacts
+from fabfile.model.plan import StepPlan
 
-from .factories import make_ctx
+from .factories import host_facts, make_ctx
 
 VALUES = kg.globals_values("192.0.2.10:4000", "openstack.kolla")
 SET = [
@@ -248,7 +249,7 @@ PODMAN_GLOBALS = KOLLA_SAMPLE.replace(
 def podman_plan(text: str, registry: dict | None = None):
     ctx = make_ctx(registry)
     return globals_planner("/etc/kolla/globals.yml", "openstack.kolla")(
-        HostFacts(files={"/etc/kolla/globals.yml": text}), ctx
+        host_facts(files={"/etc/kolla/globals.yml": text}), ctx
     )
 
 

@@ -8,23 +8,26 @@ import tomllib
 from dataclasses import replace
 
 import pytest
-
-from fabfile.docker.tls import podman_ca_path
-from fabfile.engine.context import Modes
-from fabfile.engine.plan import RELOAD
-from fabfile.engine.result import CHANGED, FAILED, OK
-from fabfile.inventory import Host
-from fabfile.podman import registries as pr
-from fabfile.podman import verify as pv
 from fabfile.remote import facts as host_facts
-from fabfile.remote.facts import DAEMON_JSON, HostFacts
-from fabfile.remote.marks import MARK
-from fabfile.targets import configure_engines, configure_node, target_sections
+
+from fabfile.actions.targets import configure_engines
+from fabfile.engines.docker.paths import DAEMON_JSON
+from fabfile.engines.podman import registries as pr
+from fabfile.engines.podman import verify as pv
+from fabfile.engines.podman.paths import podman_ca_path
+from fabfile.model.context import Modes
+from fabfile.model.facts import HostFacts
+from fabfile.model.inventory import Host
+from fabfile.model.marks import MARK
+from fabfile.model.outcome import CHANGED, FAILED, OK
+from fabfile.model.plan import RELOAD
+from fabfile.tasks.targets import configure_node, target_sections
 
 from .factories import (
     DEBIAN_REGISTRIES_CONF,
     REGISTRY,
     applied,
+    changed,
     docker_host,
     fresh_debian,
     make_ctx,
@@ -50,7 +53,7 @@ def _toml(value) -> str:
 
 
 def with_files(facts: HostFacts, **by_path: str) -> HostFacts:
-    return replace(facts, files={**facts.files, **{path: text for path, text in by_path.values()}})
+    return changed(facts, files={**facts.files, **{path: text for path, text in by_path.values()}})
 
 
 def secure_ctx():
@@ -165,13 +168,13 @@ def test_roots_own_registries_conf_hides_the_dropin():
 
 def test_a_dropin_this_tool_cannot_read_cannot_be_checked():
     odd = f"{pr.REGISTRIES_DIR}/my registry.conf"
-    facts = replace(podman_host(), unreadable={odd: "a file name this tool does not edit"})
+    facts = changed(podman_host(), unreadable={odd: "a file name this tool does not edit"})
 
     assert pr.trust_podman(facts, make_ctx()).error.startswith(f"{odd}: a file name this tool does not edit;")
 
 
 def test_a_folder_named_conf_is_skipped_as_podman_skips_it():
-    facts = replace(podman_host(), unreadable={f"{pr.REGISTRIES_DIR}/old.conf": "not a regular file"})
+    facts = changed(podman_host(), unreadable={f"{pr.REGISTRIES_DIR}/old.conf": "not a regular file"})
 
     assert pr.trust_podman(facts, make_ctx()).error is None
 
@@ -216,7 +219,7 @@ def test_moving_to_tls_keeps_the_insecure_entry_until_tls_verifies():
     before = with_files(podman_host(), ours=(pr.DROPIN, pr.dropin_text(REGISTRY, insecure=True)))
     assert pr.still_insecure(before, REGISTRY)
 
-    first = pr.trust_podman(replace(before, registry_tls="no CA for it yet"), secure_ctx())
+    first = pr.trust_podman(changed(before, registry_tls="no CA for it yet"), secure_ctx())
     assert [change.path for change in first.files] == [podman_ca_path(REGISTRY)]
     assert "stays insecure" in first.notes[0]
 
@@ -303,7 +306,7 @@ def test_a_fresh_podman_node_writes_the_dropin_and_pulls_with_podman_in_one_sess
 
 def test_a_configured_podman_node_checked_in_its_facts_session_needs_no_other():
     facts = applied(podman_host(), pr.trust_podman(podman_host(), make_ctx()))
-    run = FactsRun(replace(facts, podman_verified=(0, f"{MARK} pulled x with podman")))
+    run = FactsRun(changed(facts, podman_verified=(0, f"{MARK} pulled x with podman")))
     configure_node(run)
 
     assert run.scripts == []
@@ -315,7 +318,7 @@ def test_a_configured_podman_node_checked_in_its_facts_session_needs_no_other():
 def test_a_failed_podman_check_in_the_facts_session_fails_the_row():
     facts = applied(podman_host(), pr.trust_podman(podman_host(), make_ctx()))
     failed = f"{MARK} fail podman pull x: manifest unknown"
-    run = FactsRun(replace(facts, podman_verified=(1, failed)))
+    run = FactsRun(changed(facts, podman_verified=(1, failed)))
     configure_node(run)
 
     assert [(o.status, o.message) for o in run.outcomes] == [

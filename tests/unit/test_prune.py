@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fabfile.engine.context import PROBE_REPOSITORY
-from fabfile.engine.result import FAILED
 from fabfile.images.model import Image
-from fabfile.images.prune import (
+from fabfile.images.prune_plan import (
     CURRENT,
     DELETED,
     KEPT,
@@ -21,7 +19,9 @@ from fabfile.images.prune import (
     created_seconds,
     plan_prune,
 )
-from fabfile.images.prune_table import table, totals
+from fabfile.images.prune_report import table, totals
+from fabfile.model.context import PROBE_REPOSITORY
+from fabfile.model.outcome import FAILED
 
 KEYSTONE = "openstack.kolla/keystone"
 NOVA = "openstack.kolla/nova-api"

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from fabfile.docker.collect import Container, shell_functions
 from fabfile.images.model import Image
-from fabfile.images.prune import DELETED, Repository, after_deletes, created_seconds, plan_prune
-from fabfile.remote.api import helper_script
+from fabfile.images.prune_plan import DELETED, Repository, after_deletes, created_seconds, plan_prune
+from fabfile.registry.api import helper_script
+from fabfile.registry.collect import Container, shell_functions
 from tests.conftest import docker_registry_binary
 
 from .factories import container, docker_host, make_ctx

@@ -9,17 +9,18 @@ from dataclasses import replace
 
 import pytest
 
-from fabfile import prune
-from fabfile.docker.collect import GC_PENDING
-from fabfile.docker.registry import spec_of
-from fabfile.engine.context import Modes
-from fabfile.engine.hostrun import HostRun, RemoteError
-from fabfile.engine.result import CHANGED, FAILED, OK
+from fabfile.engine.hostrun import HostRun
 from fabfile.images.model import Image
-from fabfile.inventory import Host
-from fabfile.remote.marks import MARK
+from fabfile.model.context import Modes
+from fabfile.model.errors import RemoteError
+from fabfile.model.inventory import Host
+from fabfile.model.marks import MARK
+from fabfile.model.outcome import CHANGED, FAILED, OK
+from fabfile.registry.collect import GC_PENDING
+from fabfile.registry.container import spec_of
+from fabfile.tasks import prune
 
-from .factories import container, docker_host, make_ctx
+from .factories import changed, container, docker_host, make_ctx
 
 REPOSITORY = "openstack.kolla/keystone"
 
@@ -43,7 +44,7 @@ class Host1(HostRun):
         super().__init__(Host("deploy1", "192.0.2.10"), ctx)
         facts = docker_host(container=container())
         spec = spec_of(facts, ctx) if deployed else "0123456789abcdef"
-        self.facts = replace(facts, container=container(spec), files={GC_PENDING: ""} if pending else {})
+        self.facts = changed(facts, container=container(spec), files={GC_PENDING: ""} if pending else {})
         self.scan, self.kinds, self.requests = scan, [], []
         self.collect_fails = ""
 

@@ -7,13 +7,13 @@ import subprocess
 
 import pytest
 
-from fabfile.engine.result import CHANGED, FAILED, OK
-from fabfile.images import pull
+from fabfile.engines.base import MISSING, PRESENT, PULLED
+from fabfile.images import pull_plan as pull
 from fabfile.images.model import Image
-from fabfile.images.pull import MISSING, PRESENT, PULLED, Pulled
-from fabfile.pull import pulling_engine
-from fabfile.remote.facts import HostFacts
-from fabfile.remote.marks import MARK
+from fabfile.images.pull_plan import Pulled
+from fabfile.model.marks import MARK
+from fabfile.model.outcome import CHANGED, FAILED, OK
+from fabfile.tasks.pull import pulling_engine
 
 REGISTRY = "192.0.2.10:4000"
 KEYSTONE, NOVA, GLANCE = (
@@ -33,6 +33,8 @@ case "$2" in
   *) echo "Error response from daemon: manifest for $2 not found: manifest unknown" >&2; exit 1 ;;
 esac
 """
+
+from .factories import host_facts
 
 
 @pytest.fixture
@@ -139,7 +141,7 @@ def test_podman_pulls_each_image_and_tells_present_from_pulled(docker_env, tmp_p
     ],
 )
 def test_the_engine_that_pulls(docker, podman, asked, pulls):
-    assert pulling_engine(HostFacts(docker_version=docker, podman_version=podman), asked) == pulls
+    assert pulling_engine(host_facts(docker_version=docker, podman_version=podman), asked) == pulls
 
 
 def test_podman_check_script_looks_in_podmans_images():

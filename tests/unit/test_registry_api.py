@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import pytest
 
-from fabfile.remote import registry_api as api
-from fabfile.remote.api import helper_script
+from fabfile.payload import registry_client as api
+from fabfile.registry.api import helper_script
 
 IMAGE = {
     "schemaVersion": 2,

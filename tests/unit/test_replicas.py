@@ -7,18 +7,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fabfile.remote import facts
 
 from fabfile import inventory as inv
-from fabfile.docker import registry
-from fabfile.engine.address import Access, Instance, RegistryAddress
-from fabfile.engine.context import Placement, StepContext
-from fabfile.inventory import Host, InventoryError, RegistrySettings, S3Store
-from fabfile.remote import facts
-from fabfile.replicas import hosts_file
-from fabfile.replicas.hosts_file import ETC_HOSTS, HostsFileError, current_address, with_entry
-from fabfile.replicas.placement import health_section, place_node, placements
-from fabfile.replicas.store_env import ENV_FILE, http_secret, parse_env, registry_env
-from fabfile.targets import configure_engines
+from fabfile.actions.targets import configure_engines
+from fabfile.engine.access import RegistryAccess
+from fabfile.model.context import Placement, StepContext
+from fabfile.model.inventory import Host, InventoryError, RegistrySettings, S3Store
+from fabfile.registry import container as registry
+from fabfile.registry.access import Access, Instance
+from fabfile.registry.paths import ENV_FILE
+from fabfile.registry.reach import health_section
+from fabfile.registry.replicas import hosts_file
+from fabfile.registry.replicas.hosts_file import ETC_HOSTS, HostsFileError, current_address, with_entry
+from fabfile.registry.replicas.placement import place_node, placements
+from fabfile.registry.storage import http_secret, parse_env, registry_env
 
 from .factories import container, docker_host, make_inventory
 
@@ -210,7 +213,7 @@ INSTANCES = (Instance("deploy1", "192.0.2.10"), Instance("replica1", "192.0.2.21
 
 def surveyed(mapped: str | None, answers: dict[str, bool]) -> facts.HostFacts:
     text = DEBIAN_HOSTS + (f"{mapped} {NAME}  # kolla-registry\n" if mapped else "")
-    return facts.HostFacts(files={ETC_HOSTS: text}, instance_answers=answers)
+    return facts.host_facts(files={ETC_HOSTS: text}, instance_answers=answers)
 
 
 def test_nodes_on_a_down_instance_move_and_say_why():
@@ -264,11 +267,11 @@ def test_a_conflicting_hosts_line_fails_the_node_before_anything_is_written():
 # --- which address each host uses ---------------------------------------------------------------
 
 
-def address_for(serving: bool) -> RegistryAddress:
+def address_for(serving: bool) -> RegistryAccess:
     inventory = make_inventory({"hostname": NAME, "address": "192.0.2.10"})
     replicas = (Host("replica1", "192.0.2.21"),)
     inventory = replace(inventory, registry=replace(inventory.registry, replicas=replicas))
-    return RegistryAddress(inventory, serving=serving)
+    return RegistryAccess(inventory, serving=serving)
 
 
 def test_nodes_use_the_name_and_instances_their_own_address_when_serving():
@@ -284,7 +287,7 @@ def test_nodes_use_the_name_and_instances_their_own_address_when_serving():
 
 
 def test_without_a_name_everyone_uses_the_address():
-    address = RegistryAddress(make_inventory({"address": "192.0.2.10"}))
+    address = RegistryAccess(make_inventory({"address": "192.0.2.10"}))
     assert address.seen_from(Host("node1", "192.0.2.11"), Access("192.0.2.10")).address == "192.0.2.10"
     assert RegistrySettings().storage == "filesystem"
 
@@ -296,7 +299,7 @@ def test_status_shows_each_nodes_instance():
     inventory = address_for(False).inventory
     address = address_for(True)
     assert host_role(inventory, Host("replica1", "192.0.2.21")) == REPLICA
-    mapped = facts.HostFacts(files={ETC_HOSTS: f"192.0.2.21 {NAME}  # kolla-registry\n"})
+    mapped = facts.host_facts(files={ETC_HOSTS: f"192.0.2.21 {NAME}  # kolla-registry\n"})
     assert instance_of(mapped, inventory, address) == "replica1"
     assert instance_of(facts.HostFacts(), inventory, address) == ""
     row = HostStatus("node1", "target", "192.0.2.11", True, instance="replica1")

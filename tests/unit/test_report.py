@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fabfile.engine import result as report
-from fabfile.engine.result import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE, Outcome
+from fabfile.model.outcome import CHANGED, FAILED, OK, SKIPPED, UNREACHABLE, Outcome
 
 OUTCOMES = [
     Outcome("deploy1", "update-packages", OK, "package index is 120s old", 0.42),

@@ -7,11 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from fabfile.docker import status as st
-from fabfile.inventory import Host
+from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER
+from fabfile.engines.podman.paths import DROPIN
+from fabfile.engines.podman.registries import dropin_text
 from fabfile.kolla.globals_yaml import kolla_insecure_registry
-from fabfile.podman.registries import DROPIN, dropin_text
-from fabfile.remote.facts import DAEMON_JSON, DEFAULT_DOCKER
+from fabfile.model.inventory import Host
+from fabfile.registry import status as st
 
 from .factories import REGISTRY, container, docker_host, fresh_debian, make_inventory, podman_host
 

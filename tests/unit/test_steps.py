@@ -8,24 +8,18 @@ from dataclasses import replace
 
 import pytest
 
-from fabfile import deploy
-from fabfile.docker import config as dc
-from fabfile.docker import hostprep, trust
-from fabfile.docker import registry as registry_step
-from fabfile.docker.hostprep import SHARED_RUN_TEXT, SHARED_RUN_UNIT
-from fabfile.docker.registry import SPEC_LABEL
-from fabfile.engine.plan import RELOAD, RESTART, FileChange
-from fabfile.remote.apply import handler_script
-from fabfile.remote.facts import (
-    CA_CERT,
-    DAEMON_JSON,
-    DEFAULT_DOCKER,
-    HTPASSWD,
-    PENDING,
-    SERVER_CERT,
-    SERVER_KEY,
-    TLS_DIR,
-)
+from fabfile.engines.docker import config as dc
+from fabfile.engines.docker import install as hostprep
+from fabfile.engines.docker import trust
+from fabfile.engines.docker.install import SHARED_RUN_TEXT, SHARED_RUN_UNIT
+from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER
+from fabfile.model.paths import PENDING
+from fabfile.model.plan import RELOAD, RESTART, FileChange
+from fabfile.registry import container as registry_step
+from fabfile.registry.container import SPEC_LABEL
+from fabfile.registry.paths import CA_CERT, HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR
+from fabfile.tasks import deploy
+from fabfile.transport.apply import handler_script
 
 from .factories import (
     DOCKER_1_11_EXEC_START,
@@ -38,6 +32,7 @@ from .factories import (
     REGISTRY_IP,
     UBUNTU1404_OS,
     applied,
+    changed,
     container,
     docker_ce_host,
     docker_host,
@@ -539,7 +534,7 @@ def test_create_registry_converges_once_the_container_runs():
     [command] = registry_step.create_registry(facts, ctx).commands
     label = command.split(f"--label {SPEC_LABEL}=")[1].split()[0]
 
-    second = registry_step.create_registry(replace(facts, container=container(label)), ctx)
+    second = registry_step.create_registry(changed(facts, container=container(label)), ctx)
 
     assert not second.changed
 
@@ -684,7 +679,7 @@ CE_READING_DOCKER_OPTS = {
 def procedure_node(opts: str = f'DOCKER_OPTS="--insecure-registry {REGISTRY}"\n', **changes):
     """A node set up by hand as the procedure says: DOCKER_OPTS, and a unit that reads it."""
     facts = docker_ce_host(unit=CE_READING_DOCKER_OPTS, files={DEFAULT_DOCKER: opts, **PROCEDURE_DROPINS})
-    return replace(facts, **changes)
+    return changed(facts, **changes)
 
 
 @pytest.mark.parametrize(

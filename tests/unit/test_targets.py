@@ -9,12 +9,12 @@ from dataclasses import replace
 import paramiko
 import pytest
 
-from fabfile.docker.verify import quick_verify_script as verify_script
-from fabfile.engine.context import Modes
-from fabfile.remote import connection, hostkeys
-from fabfile.remote.facts import parse, script
-from fabfile.remote.marks import MARK
-from fabfile.targets import target_sections
+from fabfile.engines.docker.verify import quick_verify_script as verify_script
+from fabfile.facts.base import parse, script
+from fabfile.model.context import Modes
+from fabfile.model.marks import MARK
+from fabfile.tasks.targets import target_sections
+from fabfile.transport import connection, hostkeys
 
 from .factories import REGISTRY, make_ctx
 

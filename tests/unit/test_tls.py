@@ -11,22 +11,16 @@ from dataclasses import replace
 import bcrypt
 import pytest
 
-from fabfile.docker import tls, trust
-from fabfile.docker.verify import quick_verify_script, verify_script
-from fabfile.engine.plan import RELOAD
-from fabfile.inventory import TlsFiles
-from fabfile.remote.facts import (
-    CA_CERT,
-    CA_KEY,
-    DAEMON_JSON,
-    HTPASSWD,
-    PASSWORD,
-    SERVER_CERT,
-    SERVER_KEY,
-    parse,
-)
+from fabfile.engines.docker import trust
+from fabfile.engines.docker.paths import DAEMON_JSON
+from fabfile.engines.docker.verify import quick_verify_script, verify_script
+from fabfile.facts.base import parse
+from fabfile.model.inventory import TlsFiles
+from fabfile.model.plan import RELOAD
+from fabfile.registry import tls
+from fabfile.registry.paths import CA_CERT, CA_KEY, HTPASSWD, PASSWORD, SERVER_CERT, SERVER_KEY
 
-from .factories import REGISTRY, REGISTRY_IP, docker_host, make_ctx
+from .factories import REGISTRY, REGISTRY_IP, changed, docker_host, make_ctx
 
 SECURE = {"tls": "self-signed", "auth": "htpasswd"}
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -40,7 +34,7 @@ def deploy_host_with(**tls_state):
     state["sans"] = {REGISTRY_IP, "deploy1"}
     state.update(tls_state)
     files = {CA_CERT: CA, SERVER_CERT: "cert", PASSWORD: password + "\n", HTPASSWD: f"kolla:{hashed}\n"}
-    return replace(docker_host(), tls=state, names=["deploy1"], files=files)
+    return changed(docker_host(), tls=state, names=["deploy1"], files=files)
 
 
 def test_a_plain_registry_needs_nothing():
@@ -96,7 +90,7 @@ def test_a_login_file_that_does_not_match_the_password_is_rewritten():
 def test_the_commands_make_a_certificate_that_verifies_and_names_the_registry(tmp_path):
     facts = docker_host()
     plan = tls.secure_registry(
-        replace(facts, names=["deploy1", "deploy1.lab"]), make_ctx({"tls": "self-signed"})
+        changed(facts, names=["deploy1", "deploy1.lab"]), make_ctx({"tls": "self-signed"})
     )
     script = "\n".join(["set -e", *plan.commands]).replace("/etc/kolla-registry", str(tmp_path))
 
@@ -124,7 +118,7 @@ def test_the_commands_make_a_certificate_that_verifies_and_names_the_registry(tm
 
 
 def node(**changes):
-    return replace(docker_host(), **changes)
+    return changed(docker_host(), **changes)
 
 
 def test_a_node_gets_the_ca_where_docker_reads_it_and_no_reload():
@@ -217,5 +211,5 @@ def test_the_operators_own_files_are_put_in_place_the_key_as_a_secret(tmp_path):
         (SERVER_CERT, "cert\n", "644", False),
         (SERVER_KEY, "key\n", "600", True),
     ]
-    facts = replace(docker_host(), files={CA_CERT: CA, SERVER_CERT: "cert\n", SERVER_KEY: "key\n"})
+    facts = changed(docker_host(), files={CA_CERT: CA, SERVER_CERT: "cert\n", SERVER_KEY: "key\n"})
     assert not tls.secure_registry(facts, ctx).changed

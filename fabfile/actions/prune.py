@@ -1,0 +1,41 @@
+"""prune-registry: old releases' tags deleted from the registry, then their space freed."""
+
+from __future__ import annotations
+
+from ..engine.action import Action, Step
+from ..engines.docker import facts as docker_facts
+from ..facts.base import Section, files
+from ..images.model import Image
+from ..images.prune_report import STEP
+from ..images.prune_run import prune_planner, scan_query
+from ..model.context import StepContext
+from ..registry import facts as registry_facts
+from ..registry.collect import GC_PENDING
+from ..registry.tls import tls_sections
+
+
+class PruneRegistry(Action):
+    """Keep ``current`` and the ``keep`` newest other images of each repository; delete and collect the rest."""
+
+    name = step = STEP
+    serving = True
+
+    def __init__(self, current: list[Image], keep: int) -> None:
+        self.current = current
+        self.keep = keep
+
+    def sections(self, ctx: StepContext) -> tuple[Section, ...]:
+        """The registry container as create-registry plans it, pending garbage, and every tag."""
+        settings = ctx.inventory.registry
+        return (
+            docker_facts.VERSION,
+            *docker_facts.CONFIG,
+            registry_facts.container(settings.name),
+            registry_facts.image(settings.image),
+            *tls_sections(ctx),
+            files(GC_PENDING),
+            scan_query(ctx),
+        )
+
+    def steps(self, ctx: StepContext) -> tuple[Step, ...]:
+        return (Step(prune_planner(self.current, self.keep), settle=False),)

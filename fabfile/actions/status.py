@@ -1,0 +1,84 @@
+"""status: every host at once, read-only: reachable, OS, engines, trust, the registry from there."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+
+from ..engine.action import Action
+from ..engines import ENGINES
+from ..facts import system
+from ..facts.base import Section, files
+from ..model.context import StepContext
+from ..model.facts import HostFacts
+from ..model.inventory import Host, Inventory
+from ..registry import facts as registry_facts
+from ..registry.api import answer, local_base, query
+from ..registry.reach import tls_check
+from ..registry.replicas.hosts_file import ETC_HOSTS, current_address
+from ..registry.status import host_role, host_status
+from ..registry.tls import tls_sections
+
+STEP = "status"
+
+
+class Status(Action):
+    """One row per host, changing nothing; the task shows them as a table (or JSON)."""
+
+    name = step = STEP
+    serving = True
+    needs_registry = False
+    quiet = True
+
+    def __init__(self, inventory: Inventory, globals_path: str, deploy_address: str) -> None:
+        self.inventory = inventory
+        self.globals_path = globals_path
+        self.deploy_address = deploy_address
+        self._lock = threading.Lock()
+        # Each reached host's facts, for the notes that need another host's (globals.yml on the deployment host).
+        self.facts_of: dict[str, HostFacts] = {}
+
+    def hosts(self, inventory: Inventory) -> tuple[Host, ...]:
+        return inventory.machines
+
+    def sections(self, ctx: StepContext) -> tuple[Section, ...]:
+        """The OS, each engine and its config, a secure registry's TLS from there, what kolla-ansible's
+        bootstrap-servers would meet (the registry container, globals.yml), and the catalog from there."""
+        engines = tuple(section for engine in ENGINES for section in engine.status_sections(ctx))
+        reach = (tls_check(ctx, [engine.ca_path(ctx.registry) for engine in ENGINES]),) if _secure(ctx) else ()
+        catalog = (query("catalog", ctx, {"catalog": local_base(ctx)}),) if ctx.registry_address else ()
+        return (
+            system.OS,
+            *engines,
+            *tls_sections(ctx),
+            *reach,
+            registry_facts.container(ctx.inventory.registry.name),
+            files(self.globals_path),
+            *((files(ETC_HOSTS),) if ctx.inventory.registry.hostname else ()),
+            *catalog,
+        )
+
+    def data(self, facts: HostFacts, ctx: StepContext) -> dict:
+        host = self.inventory.resolve(ctx.host_name)
+        registry = ctx.registry if ctx.registry_address else ""
+        row = host_status(
+            host, host_role(self.inventory, host), facts, registry, answer(facts, "catalog"), self.inventory.registry.secure
+        )
+        row.instance = self.instance_of(facts)
+        with self._lock:
+            self.facts_of[host.name] = facts
+        return asdict(row)
+
+    def instance_of(self, facts: HostFacts) -> str:
+        """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address)."""
+        hostname = self.inventory.registry.hostname
+        mapped = current_address(facts.files.get(ETC_HOSTS), hostname) if hostname else ""
+        if not mapped:
+            return ""
+        known = {self.deploy_address: self.inventory.deploy_host.name}
+        known.update({replica.address: replica.name for replica in self.inventory.registry.replicas})
+        return known.get(mapped, f"{mapped} (not an instance)")
+
+
+def _secure(ctx: StepContext) -> bool:
+    return ctx.inventory.registry.secure and bool(ctx.registry_address)

@@ -1,0 +1,93 @@
+"""Learning the registry's access once per run, however many hosts ask (see ``registry.access``).
+
+From the deployment host's own facts where the run has them (also when it is
+listed as a target), else by asking it once over SSH: so every host agrees.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from fabric import Config
+
+from ..facts import base as facts_base
+from ..model.errors import AddressUnknown
+from ..model.facts import HostFacts
+from ..model.inventory import Host, Inventory
+from ..registry import access as rules
+from ..registry.access import Access, Instance
+from ..transport.connection import connect, execute, run_as_root, unreachable_reason
+
+
+class RegistryAccess:
+    """The registry's ``Access`` for one run: learnt once, from facts where it can."""
+
+    def __init__(self, inventory: Inventory, config: Config | None = None, serving: bool = False) -> None:
+        self.inventory = inventory
+        self.config = config
+        # A task about the instances themselves (deploy-host, sync, prune, status): each registry
+        # host uses its own; else hosts use the registry's name (registry.hostname) when there is one.
+        self.serving = serving
+        self._lock = threading.Lock()
+        self._access = Access(inventory.registry.known_address)
+        self._error = ""
+        self._asked = not rules.needs_deploy_host(inventory)
+
+    def from_facts(self, host: Host) -> bool:
+        """Whether ``host``'s own facts tell it: it is the deployment host (or a target that is it)."""
+        return rules.needs_deploy_host(self.inventory) and self.inventory.is_deploy_host(host)
+
+    def learnt(self, facts: HostFacts) -> Access:
+        """The access from the deployment host's facts (gathered with ``registry.access.SECTIONS``)."""
+        with self._lock:
+            self._access = rules.from_facts(self.inventory, facts)
+            self._asked, self._error = True, ""
+            return self._access
+
+    def start(self) -> None:
+        """Ask the deployment host in the background, so that hosts connecting meanwhile need not wait."""
+        threading.Thread(target=self.known_or_empty, daemon=True).start()
+
+    def known_or_empty(self) -> Access:
+        try:
+            return self.lookup()
+        except AddressUnknown:
+            return self._access
+
+    def lookup(self) -> Access:
+        """The access; asks the deployment host (once per run) when the inventory does not tell it all."""
+        with self._lock:
+            if not self._asked:
+                self._asked = True
+                self._error = self._ask(self.inventory.deploy_host)
+            if self._error:
+                raise AddressUnknown(self._error)
+            return self._access
+
+    def seen_from(self, host: Host, access: Access) -> Access:
+        return rules.seen_from(self.inventory, host, access, self.serving)
+
+    def instances(self) -> tuple[Instance, ...]:
+        """Every instance, the deployment host's first (asks it for its address when needed)."""
+        return rules.instances(self.inventory, self.lookup().address)
+
+    def _ask(self, host: Host) -> str:
+        wanted = rules.SECTIONS if self.inventory.registry.secure else rules.SECTIONS[:1]
+        try:
+            connection = connect(host, self.config)
+            try:
+                if self.inventory.registry.secure:
+                    # The CA and the password: root's to read.
+                    result = run_as_root(connection, host, facts_base.script(wanted), timeout=60)
+                else:
+                    # Only the address: one plain exec, on the path of every target's start.
+                    result = execute(connection, facts_base.script(wanted), timeout=30)
+            finally:
+                connection.close()
+        except Exception as error:  # noqa: BLE001 - any failure to ask is the reason this host fails
+            reason = unreachable_reason(error, host) or f"{type(error).__name__}: {error}"
+            return rules.unknown(self.inventory, f"cannot learn the registry from {host.name}: {reason}")
+        self._access = rules.from_facts(self.inventory, facts_base.parse(result.stdout, wanted))
+        if not self._access.address:
+            return rules.unknown(self.inventory, f"{host.name} has no IPv4 address (hostname -I)")
+        return ""

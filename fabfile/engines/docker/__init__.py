@@ -1,0 +1,1 @@
+"""Docker: daemon.json or DOCKER_OPTS (never both), its CA in certs.d, the handler, the pull check."""

@@ -1,0 +1,66 @@
+"""Docker behind the engine interface."""
+
+from __future__ import annotations
+
+from ...facts.base import Section, files
+from ...model.context import StepContext
+from ...model.facts import HostFacts
+from ...model.plan import StepPlan
+from ..base import PRESENT, PULLED, ContainerEngine
+from . import config as dc
+from .facts import CONFIG, HELD_IMAGES, VERSION
+from .paths import NAME, ca_path
+from .trust import configure_target
+from .verify import engine_and_check, quick_verify_script
+
+
+class Docker(ContainerEngine):
+    name = NAME
+    pull_command = 'docker pull "$ref"'
+    # Docker tells whether it was up to date, and the digest.
+    pull_status = f'case "$out" in *"Image is up to date"*) status={PRESENT} ;; *) status={PULLED} ;; esac'
+    pull_digest = "printf '%s' \"$out\" | sed -n 's/^Digest: //p'"
+
+    def version_sections(self) -> tuple[Section, ...]:
+        return (VERSION,)
+
+    def target_sections(self, ctx: StepContext, verify: bool) -> tuple[Section, ...]:
+        return (*CONFIG, *self._tls(ctx), engine_and_check(ctx, verify=verify))
+
+    def status_sections(self, ctx: StepContext) -> tuple[Section, ...]:
+        return (VERSION, *CONFIG, *self._tls(ctx))
+
+    def _tls(self, ctx: StepContext) -> tuple[Section, ...]:
+        """A secure registry: the CA Docker has for it."""
+        if not ctx.inventory.registry.secure or not ctx.registry_address:
+            return ()
+        return (files(ca_path(ctx.registry)),)
+
+    def held_images(self) -> Section:
+        return HELD_IMAGES
+
+    def trust(self, facts: HostFacts, ctx: StepContext) -> StepPlan:
+        return configure_target(facts, ctx)
+
+    def still_insecure(self, facts: HostFacts, ctx: StepContext) -> bool:
+        try:
+            listed, _ = dc.insecure_registries(facts)
+        except dc.ConfigError:
+            return False
+        return ctx.registry in listed
+
+    def trusted(self, facts: HostFacts, registry: str) -> bool | None:
+        try:
+            from_json, from_flags = dc.insecure_registries(facts)
+        except dc.ConfigError:
+            return None
+        return dc.trusts([*from_json, *from_flags], registry)
+
+    def ca_path(self, registry: str) -> str:
+        return ca_path(registry)
+
+    def verify_script(self, ctx: StepContext) -> str:
+        return quick_verify_script(ctx)
+
+
+DOCKER = Docker()

@@ -1,0 +1,70 @@
+"""Docker's sections: its version and daemon, its service, its config files, the images it holds."""
+
+from __future__ import annotations
+
+import re
+
+from ...facts.base import Section, Texts, fact, files, version_word
+from ...model.facts import HostFacts
+from ...model.paths import PENDING
+from .paths import DAEMON_JSON, DEFAULT_DOCKER, DROPIN_DIR, NAME
+
+DOCKER_CONFIG_FILES = (DAEMON_JSON, DEFAULT_DOCKER, PENDING)
+
+
+def read_version(texts: Texts, facts: HostFacts) -> None:
+    """The engine's version: the server's when it answers, else the installed binary's.
+
+    podman-docker's ``docker`` is podman: its version is podman's, not a Docker's.
+    """
+    server = texts.get("docker-server", "").strip()
+    server = server if re.match(r"\d", server) else ""
+    installed = texts.get("dockerd", "")
+    docker = facts.engine(NAME)
+    docker.answers = bool(server)
+    docker.version = server or ("" if "podman" in installed.lower() else version_word(installed))
+
+
+def _service(texts: Texts, facts: HostFacts) -> None:
+    lines = texts.get("docker-unit", "").splitlines()
+    facts.engine(NAME).service = dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def dropins(facts: HostFacts) -> dict[str, str]:
+    """docker.service's drop-ins this host has, by path."""
+    prefix = DROPIN_DIR + "/"
+    return {path: text for path, text in facts.files.items() if path.startswith(prefix)}
+
+
+VERSION = Section(
+    "docker",
+    "s dockerd; dockerd --version 2>/dev/null || docker --version 2>/dev/null\n"
+    "s docker-server; timeout 20 docker version --format '{{.Server.Version}}' 2>/dev/null",
+    read_version,
+)
+SERVICE = Section(
+    "docker-unit",
+    "s docker-unit; systemctl show docker -p ExecStart -p EnvironmentFiles -p MainPID -p ActiveState "
+    "-p FragmentPath 2>/dev/null",
+    _service,
+)
+CONFIG_FILES = files(*DOCKER_CONFIG_FILES, globs=(f"{DROPIN_DIR}/*.conf",))
+# What a Docker host's trust planners read: its service and its config files.
+CONFIG = (SERVICE, CONFIG_FILES)
+
+
+def _held(text: str) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        ref, _, digest = line.strip().partition(" ")
+        if ref and not ref.endswith(":<none>"):
+            held.setdefault(ref, []).extend([digest] if digest.startswith("sha256:") else [])
+    return held
+
+
+# Every image Docker holds, each tag with its repository digest: what pull-images and status compare.
+HELD_IMAGES = fact(
+    "docker-images",
+    "timeout 60 docker images --digests --format '{{.Repository}}:{{.Tag}} {{.Digest}}' 2>/dev/null",
+    lambda f, t: setattr(f.engine(NAME), "images", _held(t)),
+)

@@ -1,0 +1,168 @@
+"""Verification, step 9: the registry answers, and a probe image round-trips."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import urllib.parse
+
+from ...facts.base import Section, Texts
+from ...model.context import StepContext
+from ...model.facts import HostFacts
+from ...model.inventory import RegistrySettings
+from ...model.marks import FAIL_FUNCTION, MARK, between
+from ...model.paths import PENDING
+from ...registry.paths import REGISTRY_USER
+from ..shell import login_lines, registry_answers
+from .facts import read_version
+from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
+
+VERIFY, VERIFIED = "verify", "verified"
+
+
+def verify_script(ctx: StepContext, push: bool) -> str:
+    """Shell that checks the registry answers, and a probe image round-trips.
+
+    ``push`` is for the deployment host: it also checks the container and its
+    volume, and pushes the probe before pulling it back; targets only pull.
+    """
+    probe = shlex.quote(ctx.probe_image)
+    lines = [
+        "set -e",
+        FAIL_FUNCTION,
+        *(_container_checks(ctx.inventory.registry) if push else []),
+        *registry_answers(ctx, ca_path(ctx.registry)),
+        *(docker_login(ctx) if ctx.login else []),
+        *(_probe_push(ctx.probe_image) if push else []),
+        (
+            f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {probe}: "
+            f"$(docker pull {probe} 2>&1 | tail -1)"
+        ),
+        f"echo {shlex.quote(f'{MARK} pulled {ctx.probe_image}')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def docker_login(ctx: StepContext) -> list[str]:
+    """docker login to the local registry: its credentials go to root's ~/.docker/config.json
+    (0600), where kolla-ansible's own pulls put them too."""
+    return login_lines(ctx.registry, REGISTRY_USER, ctx.password)
+
+
+def _container_checks(settings: RegistrySettings) -> list[str]:
+    name = shlex.quote(settings.name)
+    storage = '{{range .Mounts}}{{if eq .Destination "/var/lib/registry"}}{{.Name}} {{.Source}}{{end}}{{end}}'
+    return [
+        f"state=$(docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null) || fail no container {name}",
+        f'[ "$state" = running ] || fail container {name} is "$state"',
+        (
+            f"docker ps -a --filter {shlex.quote(f'name=^/{settings.name}$')} "
+            f"--format '{MARK} container {{{{.Names}}}} {{{{.Image}}}} {{{{.Status}}}}'"
+        ),
+        f"set -- $(docker inspect -f '{storage}' {name})",
+        # The space left is what decides whether the next push fits.
+        (
+            'space="volume ${1:-none}: $(df -h --output=avail "${2:-/}" | tail -1 | tr -d " ") free'
+            ' of $(df -h --output=size "${2:-/}" | tail -1 | tr -d " ")"'
+        ),
+        f'echo "{MARK} $space"',
+    ]
+
+
+def _probe_push(image: str) -> list[str]:
+    probe = shlex.quote(image)
+    return [
+        f"if ! docker image inspect {probe} >/dev/null 2>&1; then",
+        '  d=$(mktemp -d); echo kolla-registry probe > "$d/probe"',
+        f'  tar -C "$d" -c probe | docker import -m "kolla-registry probe" - {probe} >/dev/null; rm -rf "$d"',
+        "fi",
+        (
+            f"docker push {probe} >/dev/null 2>&1 || fail docker push {probe}: "
+            f'$(docker push {probe} 2>&1 | tail -1) "($space)"'
+        ),
+        f"docker rmi {probe} >/dev/null",
+    ]
+
+
+def engine_and_check(ctx: StepContext, verify: bool) -> Section:
+    """A target's Docker version and, with ``verify``, the registry check, in the facts session.
+
+    Every process counts when twenty nodes share two cores: the engine's version
+    comes from its API socket in the same curl as the check (the docker CLI
+    costs ~40 ms of CPU a call), and the rest is shell builtins where it can be.
+    The check runs only where the registry is named already and nothing is
+    pending: a run that changes nothing then needs no second session.
+    """
+    ping = f"-sS -m 20 --unix-socket {DOCKER_SOCKET} -D - -o /dev/null http://docker/_ping"
+    # Where the node already trusts the registry: named in its config, or (TLS) its CA in place.
+    trusted = (
+        f"[ -s {shlex.quote(ca_path(ctx.registry))} ]"
+        if ctx.inventory.registry.secure
+        else f"{{ names {DAEMON_JSON} || names {DEFAULT_DOCKER}; }}"
+    )
+    check = f"[ ! -s {PENDING} ] && {trusted} && check=yes" if verify else ""
+    shell = f"""names() {{ [ -f "$1" ] && while IFS= read -r l || [ -n "$l" ]; do case $l in *{shlex.quote(ctx.registry)}*) return 0 ;; esac; done < "$1"; return 1; }}
+check=
+{check}
+if [ -n "$check" ]; then out=$({_check_curl(ctx, before=ping + " --next ")}) || out=
+else out=$(curl {ping} 2>/dev/null) || out=; fi
+case $out in *"Server: Docker/"*) v=${{out#*Server: Docker/}}; v=${{v%%[[:space:]]*}} ;; *) v= ;; esac
+[ -n "$v" ] || v=$(timeout 20 docker version --format '{{{{.Server.Version}}}}' 2>/dev/null)
+s docker-server; echo "$v"
+[ -n "$v" ] || {{ s dockerd; dockerd --version 2>/dev/null || docker --version 2>/dev/null; }}
+if [ -n "$check" ]; then
+  s {VERIFY}
+  {{ {_judge(ctx)}
+  }} 2>&1
+  status=$?
+  s {VERIFIED}; echo $status
+fi"""
+    return Section("engine-and-check", shell, _engine_and_check)
+
+
+def _engine_and_check(texts: Texts, facts: HostFacts) -> None:
+    read_version(texts, facts)
+    status = texts.get(VERIFIED, "").strip()
+    checked = between(texts.output, VERIFY, VERIFIED)
+    if status.isdigit() and checked is not None:
+        facts.engine(NAME).checked = (int(status), checked)
+
+
+def quick_verify_script(ctx: StepContext) -> str:
+    """Shell: the registry answers /v2/ and the engine pulls the probe, with one curl.
+
+    When that does not plainly succeed (or there is no curl), the full check of
+    ``verify_script`` runs, so failures read as they always did.
+    """
+    return f"out=$({_check_curl(ctx)}) || out=\n{_judge(ctx)}\n"
+
+
+def _check_curl(ctx: StepContext, before: str = "") -> str:
+    """curl: ``before``, then GET /v2/ on the registry, then the engine's API pulls the probe.
+
+    A secure registry is checked against the CA the node has for it, and the
+    pull logs in with an X-Registry-Auth header read from stdin (never argv).
+    """
+    repository, _, tag = ctx.probe_image.rpartition(":")
+    query = urllib.parse.urlencode({"fromImage": repository, "tag": tag})
+    ca = f"--cacert {shlex.quote(ca_path(ctx.registry))} " if ctx.inventory.registry.secure else ""
+    auth = "-H @- " if ctx.login else ""
+    command = (
+        f"curl {before}-sS -m 20 {ca}-D - -o /dev/null {shlex.quote(f'{ctx.scheme}://{ctx.registry}/v2/')} --next "
+        f"-sS -m 600 {auth}--unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}' 2>&1"
+    )
+    if not ctx.login:
+        return command
+    credentials = json.dumps({"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry})
+    header = base64.urlsafe_b64encode(credentials.encode()).decode()
+    return f"{command} <<'KOLLA_REGISTRY_AUTH'\nX-Registry-Auth: {header}\nKOLLA_REGISTRY_AUTH\n"
+
+
+def _judge(ctx: StepContext) -> str:
+    """Shell: whether "$out" shows a registry and a finished pull; else the full check."""
+    return f"""case $out in
+  *'Docker-Distribution-Api-Version: registry/2.0'*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;
+  *) out= ;;
+esac
+if [ -n "$out" ]; then echo {shlex.quote(f"{MARK} pulled {ctx.probe_image}")}; else ( {verify_script(ctx, push=False)} ); fi"""

@@ -1,0 +1,196 @@
+"""Podman trusts the registry through one registries.conf drop-in this tool owns.
+
+Podman reads /etc/containers/registries.conf, then every ``*.conf`` of
+registries.conf.d in name order; an entry for a prefix replaces any earlier
+entry for it, and the longest matching prefix decides a pull. An entry for the
+registry (or a repository under it) in any other file is either undone by ours
+or undoes it; either way it is the operator's, so it is named, never edited.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+from ...facts.base import Section, files
+from ...model.context import StepContext
+from ...model.facts import HostFacts
+from ...model.plan import FileChange, StepPlan
+from ...registry.paths import CA_CERT
+from ...registry.reach import tls_verified
+from .paths import DROPIN, REGISTRIES_CONF, REGISTRIES_DIR, ROOT_CONF, ROOT_DIR, ca_path
+
+HEADER = (
+    "# Written by kolla-registry (fab configure-targets): podman pulls the Kolla images from this registry.\n"
+    "# This file is the tool's own: a change here is undone on its next run.\n"
+)
+
+
+def podman_files(ctx: StepContext) -> Section:
+    """The registries files podman reads and, for a TLS registry, the CA it has for it."""
+    ca = (ca_path(ctx.registry),) if ctx.inventory.registry.secure and ctx.registry_address else ()
+    return files(REGISTRIES_CONF, ROOT_CONF, *ca, globs=(f"{REGISTRIES_DIR}/*.conf", f"{ROOT_DIR}/*.conf"))
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = "".join(
+        f"\\{char}"
+        if char in '"\\'
+        else f"\\u{ord(char):04x}"
+        if ord(char) < 0x20 or ord(char) == 0x7F
+        else char
+        for char in value
+    )
+    return f'"{escaped}"'
+
+
+def dropin_with(current: str | None, registry: str, insecure: bool) -> str:
+    """The drop-in with ``registry``'s entry set, in its place, and the entries it holds for other registries kept.
+
+    A node may pull from more than one registry (two clouds, a move to a new address),
+    as daemon.json keeps every insecure entry.
+    """
+    try:
+        listed = entries(current or "")
+    except ValueError:
+        listed = []  # the tool's own file, unreadable: written anew
+    pairs = [(_prefix(entry), bool(entry.get("insecure"))) for entry in listed if _prefix(entry)]
+    if registry in dict(pairs):
+        pairs = [(location, insecure if location == registry else flag) for location, flag in pairs]
+    else:
+        pairs.append((registry, insecure))
+    return _render(pairs)
+
+
+def _render(pairs: list[tuple[str, bool]]) -> str:
+    blocks = (
+        f"[[registry]]\nlocation = {toml_string(location)}\ninsecure = {str(insecure).lower()}\n"
+        for location, insecure in dict(pairs).items()
+    )
+    return HEADER + "".join(f"\n{block}" for block in blocks)
+
+
+def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
+    """Make podman trust the registry: the drop-in and, for a TLS registry, its CA in certs.d."""
+    plan = StepPlan("trust-podman")
+    if not ctx.registry_address:
+        plan.error = "no registry address: the deployment host has none, set registry.address"
+        return plan
+    secure = ctx.inventory.registry.secure
+    plan.error = conflict(facts, ctx.registry, insecure=not secure)
+    if plan.error:
+        return plan
+    if secure:
+        ca = ctx.ca or facts.files.get(CA_CERT, "")
+        if not ca:
+            plan.error = "the registry's CA is not on the deployment host yet: run fab deploy-host"
+            return plan
+        path = ca_path(ctx.registry)
+        if facts.files.get(path) != ca:
+            plan.files.append(FileChange(path, facts.files.get(path), ca))
+    # A node moving to TLS keeps its insecure entry until TLS verifies with the CA (as Docker does).
+    keep_insecure = secure and still_insecure(facts, ctx.registry) and not tls_verified(facts)
+    text = dropin_with(facts.files.get(DROPIN), ctx.registry, insecure=not secure or keep_insecure)
+    if facts.files.get(DROPIN) != text:
+        plan.files.append(FileChange(DROPIN, facts.files.get(DROPIN), text))
+    elif keep_insecure:
+        plan.notes.append(f"podman: {ctx.registry} stays insecure in {DROPIN} until TLS verifies from here")
+    else:
+        plan.notes.append(f"podman: {ctx.registry} in {DROPIN}")
+    return plan
+
+
+def still_insecure(facts: HostFacts, registry: str) -> bool:
+    """Whether this tool's drop-in still lists the registry as insecure (from before TLS)."""
+    try:
+        listed = entries(facts.files.get(DROPIN, ""))
+    except ValueError:
+        return False
+    return any(_prefix(entry) == registry and entry.get("insecure") is True for entry in listed)
+
+
+def conflict(facts: HostFacts, registry: str, insecure: bool) -> str | None:
+    """Why podman would not pull from ``registry`` as the drop-in says (naming the file); None if nothing would."""
+    if ROOT_CONF in facts.files:
+        return (
+            f"{ROOT_CONF}: podman reads it instead of {REGISTRIES_CONF} and {REGISTRIES_DIR}, so {DROPIN} "
+            "would be ignored; left as it is (remove it, or add the registry there)"
+        )
+    for path in read_order(facts):
+        if path in facts.unreadable:
+            return f"{path}: {facts.unreadable[path]}; cannot be checked for an entry for {registry}; left as it is"
+        try:
+            listed = entries(facts.files[path])
+        except ValueError as error:
+            return f"{path}: {error}; podman cannot read it either; left as it is"
+        for entry in listed:
+            found = _disagreement(entry, registry, insecure)
+            if found:
+                return f"{path}: {found}, against {DROPIN}; left as it is (remove or fix that entry)"
+    return None
+
+
+def read_order(facts: HostFacts) -> list[str]:
+    """The registries files podman reads (this tool's drop-in aside), in its order; odd names too."""
+    dirs = (REGISTRIES_DIR + "/", ROOT_DIR + "/")
+    # A folder named *.conf is skipped by podman, and by this check.
+    known = [*facts.files, *(path for path, why in facts.unreadable.items() if why != "not a regular file")]
+    dropins = sorted({path for path in known if path.startswith(dirs) and path != DROPIN})
+    main = [REGISTRIES_CONF] if REGISTRIES_CONF in facts.files else []
+    return main + dropins
+
+
+def entries(text: str) -> list[dict]:
+    """The ``[[registry]]`` entries of a registries.conf text; v1 ``[registries.insecure]`` and
+    ``[registries.block]`` lists as the entries podman makes of them. ValueError: not TOML podman reads."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"not valid TOML ({error})") from None
+    listed = data.get("registry", [])
+    if not isinstance(listed, list) or not all(isinstance(entry, dict) for entry in listed):
+        raise ValueError("[[registry]] is not a list of tables")
+    converted: dict[str, dict] = {}
+    v1 = data.get("registries") if isinstance(data.get("registries"), dict) else {}
+    for key, flag in (("block", "blocked"), ("insecure", "insecure")):
+        section = v1.get(key) if isinstance(v1.get(key), dict) else {}
+        for location in section.get("registries") or []:
+            converted.setdefault(str(location), {"location": str(location)})[flag] = True
+    return [*listed, *converted.values()]
+
+
+def _prefix(entry: dict) -> str:
+    return str(entry.get("prefix") or entry.get("location") or "").rstrip("/")
+
+
+def _disagreement(entry: dict, registry: str, insecure: bool) -> str:
+    """What an entry for ``registry`` (or a repository under it) does differently; "" if it agrees or is for another."""
+    prefix = _prefix(entry)
+    if prefix != registry and not prefix.startswith(registry + "/"):
+        return ""
+    where = f"[[registry]] for {prefix}"
+    location = str(entry.get("location") or "").rstrip("/")
+    if entry.get("blocked") is True:
+        return f"{where} blocks it (blocked = true)"
+    if location != prefix:
+        return f"{where} sends its pulls to {location or 'nowhere'} (location)"
+    if bool(entry.get("insecure")) != insecure:
+        return f"{where} sets insecure = {str(bool(entry.get('insecure'))).lower()}"
+    if entry.get("mirror"):
+        return f"{where} pulls through mirrors first (mirror)"
+    return ""
+
+
+def trusted(facts: HostFacts, registry: str) -> bool:
+    """Whether podman pulls from ``registry`` as insecure: an entry says so (the drop-in or the
+    operator's), and none stands against it."""
+    if conflict(facts, registry, insecure=True):
+        return False
+    for path in (*read_order(facts), DROPIN):
+        try:
+            listed = entries(facts.files.get(path, ""))
+        except ValueError:
+            continue
+        if any(_prefix(entry) == registry and not _disagreement(entry, registry, True) for entry in listed):
+            return True
+    return False

@@ -1,0 +1,217 @@
+"""Which tags prune-registry deletes: the current list and the newest others stay, the rest go.
+
+Pure functions of what the registry answered (``registry_api.scan``). The unit a
+registry deletes is a manifest digest, and deleting it removes every tag that
+points at it: a digest is deleted only when no tag that stays points at it, nor
+at a manifest list holding it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ..model.context import PROBE_REPOSITORY
+from ..model.outcome import FAILED
+from .model import Image
+
+# Why a tag stays.
+CURRENT, NEWEST, SAME_IMAGE, UNREAD = "current", "newest", "same image", "unread"
+# What happens to a repository's tags that go.
+TO_DELETE, DELETED, KEPT = "to delete", "deleted", "kept"
+
+
+@dataclass(frozen=True)
+class Tag:
+    """One tag as the registry answered: its manifest, its platform manifests (a list's), its blobs."""
+
+    repository: str
+    name: str
+    digest: str
+    created: float | None = None
+    children: tuple[str, ...] = ()
+    blobs: tuple[tuple[str, int], ...] = ()
+    error: str = ""
+
+    @classmethod
+    def from_answer(cls, repository: str, answer: dict) -> Tag:
+        return cls(
+            repository=repository,
+            name=answer.get("tag") or "",
+            digest=answer.get("digest") or "",
+            created=created_seconds(answer.get("created") or ""),
+            children=tuple(child for child in answer.get("children") or () if child),
+            blobs=tuple((digest, int(size or 0)) for digest, size in answer.get("blobs") or ()),
+            error=answer.get("error") or "",
+        )
+
+    @property
+    def manifests(self) -> tuple[str, ...]:
+        """Its digest and, for a manifest list, its platform manifests' digests."""
+        return (self.digest, *self.children)
+
+
+@dataclass(frozen=True)
+class Repository:
+    """One repository's tags, or why they could not be listed."""
+
+    name: str
+    tags: tuple[Tag, ...] = ()
+    error: str = ""
+
+    @classmethod
+    def from_answer(cls, answer: dict) -> Repository:
+        name = answer.get("name") or ""
+        tags = tuple(Tag.from_answer(name, tag) for tag in answer.get("tags") or ())
+        return cls(name, tags, answer.get("error") or "")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A tag that stays, and why: ``CURRENT``, ``NEWEST``, ``SAME_IMAGE`` (as ``like``), ``UNREAD``."""
+
+    tag: Tag
+    why: str
+    like: str = ""
+
+
+@dataclass(frozen=True)
+class RepositoryPlan:
+    """What happens in one repository: tags kept, tags deleted, the manifests deleted to that end."""
+
+    name: str
+    kept: tuple[Kept, ...] = ()
+    deleted: tuple[Tag, ...] = ()
+    manifests: tuple[str, ...] = ()
+    status: str = KEPT
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """Every repository's plan, the bytes the deletes should free, and how to collect garbage."""
+
+    repositories: tuple[RepositoryPlan, ...] = ()
+    freed: int = 0
+    # registry 2.8's --delete-untagged also deletes the platform manifests of a list that stays.
+    delete_untagged: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def deletes(self) -> list[tuple[str, str]]:
+        """(repository, digest) of every manifest to delete."""
+        return [(repo.name, digest) for repo in self.repositories for digest in repo.manifests]
+
+
+def plan_prune(repositories: Iterable[Repository], current: Iterable[Image], keep: int) -> PrunePlan:
+    """Keep ``current``'s tags and the ``keep`` newest other images per repository; delete the rest."""
+    wanted = {(image.path, image.tag) for image in current}
+    # verify-registry's probe is the tool's own, pushed again on every check.
+    repositories = [repo for repo in repositories if repo.name != PROBE_REPOSITORY]
+    plans = tuple(plan_repository(repo, wanted, max(0, keep)) for repo in repositories)
+    staying = [kept.tag for plan in plans for kept in plan.kept]
+    going = [tag for plan in plans for tag in plan.deleted]
+    lists_stay = any(tag.children for tag in staying)
+    notes = (
+        ("untagged manifests kept: a manifest list stays (registry 2.8 would break it)",)
+        if lists_stay
+        else ()
+    )
+    return PrunePlan(plans, freed_bytes(going, staying), not lists_stay, notes)
+
+
+def plan_repository(repo: Repository, wanted: set[tuple[str, str]], keep: int) -> RepositoryPlan:
+    """One repository: nothing goes when any of its tags could not be read (shared digests unknown)."""
+    unread = [tag for tag in repo.tags if tag.error or not tag.digest]
+    if repo.error or unread:
+        reason = repo.error or f"{unread[0].name}: {unread[0].error or 'no digest'}"
+        every = tuple(Kept(tag, UNREAD) for tag in repo.tags)
+        return RepositoryPlan(repo.name, every, status=KEPT, message=f"nothing deleted: {reason}")
+    kept: list[Kept] = []
+    staying: dict[str, str] = {}  # digest -> the first tag that keeps it
+
+    def stays(tag: Tag, why: str, like: str = "") -> None:
+        kept.append(Kept(tag, why, like))
+        for digest in tag.manifests:
+            staying.setdefault(digest, tag.name)
+
+    others: list[Tag] = []
+    for tag in repo.tags:
+        if (repo.name, tag.name) in wanted:
+            stays(tag, CURRENT)
+        else:
+            others.append(tag)
+    candidates: list[Tag] = []
+    images = 0
+    for tag in sorted(others, key=age, reverse=True):
+        if tag.digest in staying:
+            stays(tag, SAME_IMAGE, staying[tag.digest])
+        elif images < keep:
+            images += 1
+            stays(tag, NEWEST)
+        else:
+            candidates.append(tag)
+    manifests = [d for tag in candidates for d in tag.manifests if d not in staying]
+    status = TO_DELETE if candidates else KEPT
+    return RepositoryPlan(repo.name, tuple(kept), tuple(candidates), tuple(dict.fromkeys(manifests)), status)
+
+
+def age(tag: Tag) -> tuple:
+    """Sort key, oldest first: tags without a created time before dated ones, then by tag."""
+    return (tag.created is not None, tag.created or 0.0, natural(tag.name))
+
+
+def natural(text: str) -> list[tuple[int, int, str]]:
+    """``2024.10`` after ``2024.9``: digits compared as numbers, and after letters."""
+    return [
+        (1, int(part), "") if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", text) if part
+    ]
+
+
+def created_seconds(text: str) -> float | None:
+    """An image config's RFC 3339 ``created`` (nanoseconds, ``Z`` or an offset) as a POSIX time."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", text.strip())
+    if not match:
+        return None
+    moment, fraction, zone = match.groups()
+    if zone in (None, "Z"):
+        zone = "+00:00"
+    elif ":" not in zone:
+        zone = f"{zone[:3]}:{zone[3:]}"
+    try:
+        seconds = datetime.fromisoformat(moment + zone).timestamp()
+    except ValueError:
+        return None
+    return seconds + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+def freed_bytes(going: list[Tag], staying: list[Tag]) -> int:
+    """The blobs only deleted images use: what garbage collection should free (the store is shared)."""
+    used = {digest for tag in staying for digest, _ in tag.blobs}
+    freed = {digest: size for tag in going for digest, size in tag.blobs if digest not in used}
+    return sum(freed.values())
+
+
+def after_deletes(plan: PrunePlan, errors: dict[tuple[str, str], str]) -> PrunePlan:
+    """The plan once deleted: ``errors`` maps (repository, digest) to why its DELETE failed."""
+    return replace(plan, repositories=tuple(_deleted(repo, errors) for repo in plan.repositories))
+
+
+def _deleted(repo: RepositoryPlan, errors: dict[tuple[str, str], str]) -> RepositoryPlan:
+    if repo.status != TO_DELETE:
+        return repo
+    failed = {
+        digest: errors[(repo.name, digest)] for digest in repo.manifests if (repo.name, digest) in errors
+    }
+    if not failed:
+        return replace(repo, status=DELETED)
+    left = [tag.name for tag in repo.deleted if tag.digest in failed]
+    return replace(
+        repo,
+        deleted=tuple(tag for tag in repo.deleted if tag.digest not in failed),
+        manifests=tuple(digest for digest in repo.manifests if digest not in failed),
+        status=FAILED,
+        message=f"not deleted: {', '.join(left) or 'platform manifests'}: {next(iter(failed.values()))}",
+    )

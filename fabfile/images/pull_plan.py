@@ -1,0 +1,116 @@
+"""pull-images as a plan: which of its images a node lacks (or holds under another digest than the
+registry's), and the job that pulls them through its engine, as ``kolla-ansible pull`` would."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..engines import installed, missing_reason, named
+from ..engines.base import PRESENT, PULLED, ContainerEngine
+from ..model.context import StepContext
+from ..model.facts import HostFacts
+from ..model.marks import marks
+from ..model.outcome import FAILED
+from ..model.plan import Done, Job, StepPlan
+from ..registry.diagnose import diagnose
+from .model import Image
+
+STEP = "pull-images"
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """What one node did with one image."""
+
+    image: Image
+    status: str
+    detail: str = ""
+
+
+def pulling_engine(facts: HostFacts, engine: str = "") -> ContainerEngine | None:
+    """The engine that pulls on this node: the one asked for, else its first (Docker before podman,
+    kolla-ansible's default); None when the one asked for is not there."""
+    if engine:
+        chosen = named(engine)
+        return chosen if chosen.installed(facts) else None
+    engines = installed(facts)
+    return engines[0] if engines else None
+
+
+def current(image: Image, held: Mapping[str, list[str]], ref: str, digests: Mapping[Image, str]) -> bool:
+    """Whether the node holds ``image`` as the registry has it (by digest; unknown digest: not current)."""
+    digest = digests.get(image)
+    return bool(digest) and digest in held.get(ref, [])
+
+
+def pull_planner(images: list[Image], digests: Mapping[Image, str], per_node: int, retries: int, engine: str = ""):
+    """The planner: pull what the node lacks or holds under another digest; say what it holds."""
+
+    def plan_pull(facts: HostFacts, ctx: StepContext) -> StepPlan:
+        plan = StepPlan(STEP)
+        cli = pulling_engine(facts, engine)
+        if cli is None:
+            plan.error = f"--engine {engine}: not installed on this node" if engine else missing_reason(ctx.host_name)
+            return plan
+        held = facts.engine(cli.name).images
+        wanted = {image.at(ctx.registry): image for image in images}
+        todo = {ref: image for ref, image in wanted.items() if not current(image, held, ref, digests)}
+        holds = f"holds {len(wanted) - len(todo)}/{len(wanted)}"
+        plan.data = {"images": len(wanted), "held": len(wanted) - len(todo), "engine": cli.name}
+        if not todo:
+            plan.notes.append(holds)
+            return plan
+        names = ", ".join(image.name for image in todo.values())
+        script = cli.pull_script(list(todo), per_node, retries)
+        if ctx.login:
+            # As kolla-ansible logs in: Docker keeps it in root's ~/.docker/config.json, podman in
+            # root's /run/containers/0/auth.json (both 0600).
+            script = "\n".join([*cli.login(ctx), script])
+        plan.jobs.append(
+            Job(
+                summary=f"{holds}; would pull {names}" if ctx.modes.check else f"{holds}; pull {len(todo)}",
+                script=script,
+                done=lambda output: pulled_done(output, wanted, todo, ctx.inventory.registry.secure),
+                diff="".join(f"+ {ref}\n" for ref in todo),
+            )
+        )
+        return plan
+
+    return plan_pull
+
+
+def parse_pulls(output: str, todo: dict[str, Image]) -> list[Pulled]:
+    """One ``Pulled`` per ref pulled, from the script's marks, in order."""
+    found: dict[str, Pulled] = {}
+    for text in marks(output):
+        status, ref, *rest = text.split(" ", 2) + [""]
+        if ref in todo:
+            found[ref] = Pulled(todo[ref], status, rest[0].strip())
+    return [found.get(ref) or Pulled(image, FAILED, "no answer from the node") for ref, image in todo.items()]
+
+
+def pulled_done(output: str, wanted: dict[str, Image], todo: dict[str, Image], secure: bool) -> Done:
+    """The node's row once pulled: what it holds now, and why an image failed (with the fix)."""
+    pulls = parse_pulls(output, todo)
+    failed = [p for p in pulls if p.status == FAILED]
+    held = len(wanted) - len(failed)
+    holds = f"holds {held}/{len(wanted)}"
+    data = {"images": len(wanted), "held": held, "pulled": sum(1 for p in pulls if p.status == PULLED)}
+    if failed:
+        hints = dict.fromkeys(diagnose(p.detail, secure) for p in failed if diagnose(p.detail, secure))
+        reasons = "; ".join(_failures(failed))
+        return Done(f"{holds}; failed {reasons}" + "".join(f" ({hint})" for hint in hints), True, data=data)
+    fresh = sum(1 for p in pulls if p.status != PRESENT)
+    return Done(f"pulled {fresh}; {holds}" if fresh else holds, data=data, changed=bool(fresh))
+
+
+def _failures(failed: list[Pulled]) -> list[str]:
+    """Failures grouped by reason: a registry that is not trusted fails every image alike."""
+    by_reason: dict[str, list[str]] = {}
+    for pulled in failed:
+        by_reason.setdefault(pulled.detail, []).append(pulled.image.name)
+    return [
+        f"{', '.join(names) if len(names) <= 2 else f'{len(names)} images ({names[0]}, ...)'}: {reason}"
+        for reason, names in by_reason.items()
+    ]

@@ -1,0 +1,92 @@
+"""What a sync shows: progress lines, the table of images, the totals."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import replace
+
+from tabulate import tabulate
+
+from ..model.marks import MARK
+from ..model.outcome import FAILED
+from ..model.units import decimal_size, duration
+from .model import COPIED, PRESENT, TO_COPY, Synced
+
+STEP = "sync-images"
+SHOW_EVERY = 5  # seconds: the most a long copy stays silent
+
+
+def transfer(sent: int, size: int, seconds: float) -> str:
+    """Bytes sent / to send, the rate so far and the time left at that rate."""
+    text = f"{decimal_size(sent)}/{decimal_size(size)}"
+    if seconds <= 0 or sent <= 0:
+        return text
+    rate = sent / seconds
+    return f"{text}, {decimal_size(round(rate))}/s, ETA {duration(max(0, size - sent) / rate)}"
+
+
+def progress(host: str, done: int, total: int, transferred: str, what: str = "") -> str:
+    """One progress line: images done / total, then the transfer (see ``transfer``) and what just happened."""
+    return f"{host} | {STEP} | {done}/{total} images, {transferred}" + (f" | {what}" if what else "")
+
+
+def image_done(item: Synced) -> str:
+    """What a progress line says of an image that just finished."""
+    return f"{item.image.name} {item.status}" + (f": {item.message}" if item.message else "")
+
+
+def table(results: list[Synced], check: bool = False) -> str:
+    """image, tag, digest, size, status (and why), one row per image."""
+    rows = [
+        [r.image.path, r.image.tag, r.digest or "-", decimal_size(r.size) if r.size else "-", r.status, r.message]
+        for r in results
+    ]
+    headers = ["image", "tag", "digest", "size", "status", "details"]
+    title = "IMAGES (check mode: nothing was copied)" if check else "IMAGES"
+    shown = tabulate(rows, headers=headers, disable_numparse=True, maxcolwidths=[None] * 5 + [60])
+    return f"{title}\n{shown}\n\n{STEP}: {totals(results)}"
+
+
+def totals(results: list[Synced]) -> str:
+    counts = Counter(result.status for result in results)
+    copied = sum(r.size for r in results if r.status in (COPIED, TO_COPY))
+    parts = [f"{counts[status]} {status}" for status in (COPIED, TO_COPY, PRESENT, FAILED) if counts[status]]
+    return f"{len(results)} images: {', '.join(parts)}" + (f" ({decimal_size(copied)})" if copied else "")
+
+
+class Watch:
+    """The helper's marks as they come, shown as progress lines: bytes, rate, ETA, images done."""
+
+    def __init__(self, host: str, todo: list[Synced]) -> None:
+        self.host = host
+        self.items = {item.image.name: item for item in todo}
+        self.done = self.sent = self.size = 0
+        self.started = self.shown = time.monotonic()
+
+    def line(self, text: str) -> str | None:
+        """The progress line to show for one line of the program's output, or None."""
+        if not text.startswith(f"{MARK} "):
+            return None
+        word, _, rest = text[len(MARK) + 1 :].partition(" ")
+        fields = rest.split(" ", 2)
+        if word == "plan":
+            self.size = int(fields[0])
+        elif word == "progress":
+            self.sent = int(fields[0])
+            # Each image's line shows the bytes too: a line of bytes alone only between images.
+            if time.monotonic() - self.shown >= SHOW_EVERY:
+                return self.show()
+        elif word == "image" and len(fields) > 1:
+            self.done += 1
+            item = self.items.get(fields[1])
+            if item is not None:
+                status = COPIED if fields[0] == COPIED else FAILED
+                message = fields[2] if status == FAILED and len(fields) > 2 else ""
+                return self.show(image_done(replace(item, status=status, message=message)))
+        return None
+
+    def show(self, what: str = "") -> str:
+        self.shown = time.monotonic()
+        elapsed = self.shown - self.started
+        return progress(self.host, self.done, len(self.items), transfer(self.sent, self.size, elapsed), what)

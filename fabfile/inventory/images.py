@@ -1,0 +1,92 @@
+"""Checking an inventory's (or an image list file's) ``images`` section: which Kolla images, from where."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from typing import Any
+
+from ..model import grammar
+from ..model.inventory import ImageSettings
+from .reader import InventoryReader, kind
+
+
+def read_images(reader: InventoryReader, value: Any, key: str) -> ImageSettings:
+        data = reader.mapping(value, key, {f.name for f in fields(ImageSettings)})
+        values: dict[str, Any] = {}
+        if isinstance(data.get("tag"), float):
+            # YAML reads 2023.10 as the number 2023.1: only a quoted tag is what was meant.
+            raise reader.fail(f"{key}.tag", f"{data['tag']!r} was read as a number: quote the tag")
+        for name in ("registry", "namespace", "tag", "archive", "username", "password_file"):
+            if data.get(name) is not None:
+                values[name] = reader.string(data[name], f"{key}.{name}")
+        if "username" in values and not grammar.matches(grammar.REGISTRY_USER, values["username"]):
+            raise reader.fail(f"{key}.username", f"{values['username']!r} is not a registry user name")
+        if "password_file" in values:
+            values["password_file"] = reader.local_path(values["password_file"])
+            if not os.access(values["password_file"], os.R_OK):
+                raise reader.fail(f"{key}.password_file", f"{values['password_file']}: cannot read")
+        if ("username" in values) != ("password_file" in values):
+            raise reader.fail(f"{key}.username", "a private upstream needs both username and password_file")
+        registry = values.get("registry", ImageSettings.registry)
+        if "://" in registry or registry.endswith("/"):
+            raise reader.fail(f"{key}.registry", "give host[:port] only (insecure: true for plain HTTP)")
+        reader.checked(registry, "images.registry", f"{key}.registry")
+        if "namespace" in values and not grammar.IMAGE_PATH.fullmatch(values["namespace"]):
+            raise reader.fail(f"{key}.namespace", f"{values['namespace']!r} is not a repository path")
+        if "tag" in values and not grammar.IMAGE_TAG.fullmatch(values["tag"]):
+            raise reader.fail(f"{key}.tag", f"{values['tag']!r} is not a valid image tag")
+        if "insecure" in data:
+            if not isinstance(data["insecure"], bool):
+                raise reader.fail(f"{key}.insecure", f"expected true or false, got {kind(data['insecure'])}")
+            values["insecure"] = data["insecure"]
+        values["services"] = tuple(
+            _image_name(reader, item, f"{key}.services[{i}]", allow_tag=False, registry=registry)
+            for i, item in enumerate(_sequence(reader, data.get("services"), f"{key}.services"))
+        )
+        values["names"] = tuple(
+            _image_name(reader, item, f"{key}.names[{i}]", allow_tag=True, registry=registry)
+            for i, item in enumerate(_sequence(reader, data.get("names"), f"{key}.names"))
+        )
+        values["platforms"] = tuple(
+            _platform(reader, item, f"{key}.platforms[{i}]")
+            for i, item in enumerate(_sequence(reader, data.get("platforms"), f"{key}.platforms"))
+        )
+        untagged = [name for name in values["names"] if ":" not in name]
+        if (values["services"] or untagged) and "tag" not in values:
+            what = "services" if values["services"] else f"names ({untagged[0]} has no tag)"
+            raise reader.fail(f"{key}.tag", f"missing: {what} need a Kolla release tag")
+        if not values["services"] and not values["names"]:
+            raise reader.fail(key, "no images: give names, or tag with services")
+        if "archive" in values:
+            values["archive"] = reader.local_path(values["archive"])
+        return ImageSettings(**values)
+
+
+def _sequence(reader: InventoryReader, value: Any, key: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise reader.fail(key, f"expected a list, got {kind(value)}")
+    return value
+
+def _platform(reader: InventoryReader, value: Any, key: str) -> str:
+    """``os/architecture[/variant]``, as a manifest list names its images."""
+    text = reader.string(value, key)
+    if not grammar.PLATFORM.fullmatch(text):
+        raise reader.fail(key, f"{text!r} is not a platform (os/architecture[/variant], e.g. linux/amd64)")
+    return text
+
+def _image_name(reader: InventoryReader, value: Any, key: str, allow_tag: bool, registry: str) -> str:
+    """``[REGISTRY/][namespace/]name[:tag]``, without the upstream registry."""
+    text = reader.string(value, key).removeprefix(f"{registry}/")
+    if "@" in text:
+        raise reader.fail(key, f"{text!r}: give a tag, not a digest")
+    path, colon, tag = text.rpartition(":") if ":" in text.rsplit("/", 1)[-1] else (text, "", "")
+    if not grammar.IMAGE_PATH.fullmatch(path):
+        raise reader.fail(key, f"{text!r} is not an image name (lowercase [namespace/]name[:tag])")
+    if colon and not allow_tag:
+        raise reader.fail(key, f"{text!r}: a service is a name without tag (set images.tag)")
+    if colon and not grammar.IMAGE_TAG.fullmatch(tag):
+        raise reader.fail(key, f"{tag!r} is not a valid image tag")
+    return text

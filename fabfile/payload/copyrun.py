@@ -1,0 +1,281 @@
+"""One copy into the local registry, run on the deployment host after registry_api.py and blobcopy.py.
+
+Every image's manifests are resolved first (from the upstream, or given by the
+tasks for an archive), then every blob any of them lacks in the local registry
+is planned once (blobcopy.plan_blobs): fetched once, mounted into the other
+repositories that need it. Blobs go ``workers`` at once; an image's manifests
+are pushed as soon as all its blobs are there, children first, the tag last,
+so that a tag never names a missing blob and an interrupted copy resumes with
+only what is missing. Progress goes out as marks; the answer is one JSON line.
+"""
+
+# ruff: noqa: UP032 - str.format on purpose: f-strings need Python 3.6 on the host
+
+import base64
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from .blobcopy import (  # dropped on the host: defined above it there
+    CopyError,
+    blob_descriptors,
+    chunks_of,
+    fetch,
+    get_manifest,
+    has_blob,
+    is_list,
+    plan_blobs,
+    put_manifest,
+    select_platforms,
+    start_upload,
+    upload,
+)
+from .registry_client import ACCEPT, Client  # dropped on the host: defined above it there
+from .tarblobs import TarBlobs  # dropped on the host: defined above it there
+
+MARK = "::kolla-registry::"
+PROGRESS_EVERY = 2.0  # seconds between two progress marks
+RETRY_DELAY = 5
+HEADS = 16  # blob HEADs at once: small requests, answered at once
+
+
+class Progress:
+    """Bytes sent so far, shown as ``MARK progress DONE TOTAL SECONDS`` at most every PROGRESS_EVERY s."""
+
+    def __init__(self, out=None) -> None:
+        self.out = out or sys.stdout
+        self.lock = threading.Lock()
+        self.total = self.done = 0
+        self.started = self.shown = time.monotonic()
+
+    def add(self, count: int) -> None:
+        with self.lock:
+            self.done += count
+            if time.monotonic() - self.shown >= PROGRESS_EVERY:
+                self._progress()
+
+    def say(self, text: str) -> None:
+        with self.lock:
+            self.out.write("{} {}\n".format(MARK, text))
+            self.out.flush()
+
+    def _progress(self) -> None:
+        self.shown = time.monotonic()
+        self.out.write("{} progress {} {} {:.1f}\n".format(MARK, self.done, self.total, self.shown - self.started))
+        self.out.flush()
+
+    def finish(self) -> None:
+        with self.lock:
+            self._progress()
+
+
+class Copy:
+    """One copy request: ``{"copy": {"target", "source" or "archive", "images", "platforms", "workers",
+    "retries"}, "logins", "cafile"}``."""
+
+    def __init__(self, request: dict, out=None) -> None:
+        job = request["copy"]
+        self.client = Client(request.get("logins"), request.get("cafile", ""))
+        self.target, self.source = job["target"], job.get("source", "")
+        self.archive = TarBlobs(os.path.expandvars(job["archive"])) if job.get("archive") else None
+        self.platforms = job.get("platforms") or []
+        self.workers = max(1, int(job.get("workers") or 4))
+        self.retries = max(0, int(job.get("retries") or 0))
+        self.delay = float(job.get("retry_delay", RETRY_DELAY))
+        self.images = job["images"]
+        self.progress = Progress(out)
+        self.lock = threading.Lock()
+        self.sizes, self.members, self.errors = {}, {}, {}
+        self.stored = set()  # (repository, digest) in the local registry
+        self.fetched = self.mounted = 0
+
+    def resolve(self, image: dict) -> list:
+        """[(reference, media type, body, document)]: the manifests to push, the tag's last."""
+        if "manifests" in image:
+            self.members.update(image.get("blobs") or {})
+            found = []
+            for reference, media_type, encoded in image["manifests"]:
+                body = base64.b64decode(encoded)
+                found.append((reference, media_type, body, json.loads(body.decode())))
+            return found
+        repo, tag = image["repo"], image["tag"]
+        body, media_type, document = get_manifest(self.client, self.source, repo, tag, ACCEPT)
+        if not is_list(document, media_type):
+            return [(tag, media_type, body, document)]
+        chosen = select_platforms(document, self.platforms)
+        if chosen is None:
+            raise CopyError("no {} image in the manifest list".format(" or ".join(self.platforms)), True)
+        found = []
+        for entry in chosen["manifests"]:
+            child, child_type, child_document = get_manifest(self.client, self.source, repo, entry["digest"], ACCEPT)
+            found.append((entry["digest"], child_type, child, child_document))
+        if chosen is not document:
+            body = json.dumps(chosen, indent=3).encode()
+        return found + [(tag, media_type, body, chosen)]
+
+    def run(self) -> dict:
+        """Resolve, plan, copy; one result per image."""
+        resolved, results = {}, {}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for image, answer in zip(self.images, pool.map(self.attempt_resolve, self.images)):
+                key = image["repo"] + ":" + image["tag"]
+                if isinstance(answer, str):
+                    results[key] = {"status": "failed", "error": answer}
+                else:
+                    resolved[key] = (image["repo"], answer)
+        needs, pending = self.needs(resolved)
+        self.stored = self.held(needs)
+        actions = plan_blobs(needs, self.stored)
+        fetches = [action for action in actions if action[0] == "fetch"]
+        self.progress.total = sum(self.sizes[action[1]] for action in fetches)
+        counts = (self.progress.total, len(fetches), len(actions) - len(fetches), len(self.stored))
+        self.progress.say("plan {} {} {} {}".format(*counts))
+        for key in self.ready(pending, []):
+            results[key] = self.push(key, resolved[key])
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for future in as_completed([pool.submit(self.blob, action) for action in actions]):
+                for key in self.ready(pending, future.result()):
+                    results[key] = self.push(key, resolved[key])
+        self.progress.finish()
+        answers = [dict(results[image["repo"] + ":" + image["tag"]], repo=image["repo"], tag=image["tag"]) for image in self.images]
+        return {"images": answers, "fetched": self.fetched, "mounted": self.mounted, "bytes": self.progress.done}
+
+    def held(self, needs: dict) -> set:
+        """The (repository, digest) pairs the local registry already holds (HEAD, many at once)."""
+        pairs = [(repo, digest) for digest, repos in needs.items() for repo in repos]
+
+        def there(pair: tuple) -> bool:
+            return self.attempt(has_blob, self.client, self.target, pair[0], pair[1]) is True
+
+        with ThreadPoolExecutor(max_workers=HEADS) as pool:
+            return {pair for pair, found in zip(pairs, pool.map(there, pairs)) if found}
+
+    def needs(self, resolved: dict) -> tuple:
+        """{digest: [repository, ...]} over all images, and {image: {(repository, digest)}} each lacks."""
+        needs, pending = {}, {}
+        for key, (repo, manifests) in resolved.items():
+            pending[key] = set()
+            for _, _, _, document in manifests:
+                for blob in self.blobs_of(document):
+                    self.sizes[blob["digest"]] = int(blob.get("size") or 0)
+                    users = needs.setdefault(blob["digest"], [])
+                    if repo not in users:
+                        users.append(repo)
+                    pending[key].add((repo, blob["digest"]))
+        return needs, pending
+
+    @staticmethod
+    def blobs_of(document: dict) -> list:
+        return [] if is_list(document) else blob_descriptors(document)
+
+    def ready(self, pending: dict, done: list) -> list:
+        """The images whose last missing blob just arrived (``done``: the (repository, digest) pairs stored)."""
+        with self.lock:
+            self.stored.update(done)
+            ready = [key for key, missing in pending.items() if missing is not None and missing <= self.stored]
+            for key in ready:
+                pending[key] = None
+            failed = [key for key, missing in pending.items() if missing and any(p in self.errors for p in missing)]
+            for key in failed:
+                pending.pop(key)
+        return ready + failed
+
+    def push(self, key: str, image: tuple) -> dict:
+        """Push an image's manifests, unless one of its blobs failed; its result."""
+        repo, manifests = image
+        wanted = [(repo, blob["digest"]) for _, _, _, doc in manifests for blob in self.blobs_of(doc)]
+        errors = [self.errors[pair] for pair in wanted if pair in self.errors]
+        if errors:
+            return self.said(key, {"status": "failed", "error": errors[0]})
+        digest = ""
+        for reference, media_type, body, _ in manifests:
+            digest = self.attempt(put_manifest, self.client, self.target, repo, reference, media_type, body)
+            if isinstance(digest, CopyError):
+                return self.said(key, {"status": "failed", "error": str(digest)})
+        return self.said(key, {"status": "copied", "digest": digest})
+
+    def said(self, key: str, result: dict) -> dict:
+        # The bytes so far first, so that the image's line shows them.
+        self.progress.finish()
+        self.progress.say("image {} {} {}".format(result["status"], key, result.get("error") or result.get("digest")))
+        return result
+
+    def blob(self, action: tuple) -> list:
+        """Carry out one planned action (retried); the (repository, digest) pairs now stored."""
+        kind, digest, first, rest = action
+        into = [first] + rest if kind == "fetch" else rest
+        done = []
+        for repo in into:
+            if kind == "fetch" and repo == first:
+                outcome = self.attempt(self.transfer, digest, repo)
+            else:
+                outcome = self.attempt(self.mount, digest, repo, first)
+            if isinstance(outcome, CopyError):
+                # A blob that could not be fetched cannot be mounted either: each of its images fails.
+                failed = rest if kind == "fetch" and repo == first else []
+                with self.lock:
+                    for where in [repo] + failed:
+                        self.errors[(where, digest)] = str(outcome)
+                if failed:
+                    break
+            else:
+                done.append((repo, digest))
+                self.progress.say("blob {} {}".format(digest, repo))
+        return done
+
+    def mount(self, digest: str, repo: str, holder: str) -> None:
+        """Mount a stored blob into ``repo``; a registry that will not mount gets it streamed again."""
+        location = start_upload(self.client, self.target, repo, digest, holder)
+        if location:
+            self.transfer(digest, repo, location)
+        else:
+            with self.lock:
+                self.mounted += 1
+
+    def transfer(self, digest: str, repo: str, location: str = "") -> None:
+        """Stream one blob from its source into ``repo``; what it sent is taken back if it fails."""
+        sent = [0]
+
+        def count(size: int) -> None:
+            sent[0] += size
+            self.progress.add(size)
+
+        response = None
+        try:
+            if self.archive:
+                chunks = self.archive.chunks(self.members.get(digest, ""))
+            else:
+                response = fetch(self.client, self.source, repo, digest)
+                chunks = chunks_of(response, self.sizes[digest])
+            upload(self.client, self.target, repo, digest, self.sizes[digest], chunks, location, count)
+        except BaseException:
+            self.progress.add(-sent[0])
+            raise
+        finally:
+            if response is not None:
+                response.close()
+        with self.lock:
+            self.fetched += 1
+
+    def attempt(self, action, *args):
+        """``action(*args)``'s value, retried on transient errors; the last CopyError if it never worked."""
+        for tries in range(self.retries + 1):
+            try:
+                return action(*args)
+            except CopyError as error:
+                if error.permanent or tries == self.retries:
+                    return error
+                time.sleep(self.delay)
+        return CopyError("no attempt made")
+
+    def attempt_resolve(self, image: dict):
+        found = self.attempt(self.resolve, image)
+        return str(found) if isinstance(found, CopyError) else found
+
+
+def copy_answer(request: dict) -> dict:
+    """The entry point on the host: ``{"copy": ...}`` -> ``{"images": [...], "fetched", "mounted", "bytes"}``."""
+    return Copy(request).run()

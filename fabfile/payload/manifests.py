@@ -1,0 +1,81 @@
+"""What a registry holds: a manifest's digest, config and size; the catalog. Runs on a host (see __init__)."""
+
+# ruff: noqa: UP032 - str.format on purpose: f-strings need Python 3.6 on the host
+
+import hashlib
+import json
+
+from .registry_client import ACCEPT, LIST_TYPES, PAGE, Client, next_page  # dropped on the host: defined above
+
+
+def pick_platform(index: dict, architecture: str) -> str:
+    """The digest of the linux/``architecture`` image in a manifest list, or ""."""
+    for entry in index.get("manifests") or []:
+        wanted = entry.get("platform") or {}
+        if wanted.get("os") == "linux" and wanted.get("architecture") == architecture:
+            return entry.get("digest", "")
+    return ""
+
+
+def summary(manifest: dict) -> dict:
+    """An image manifest's config digest and its size: config and layers, as stored."""
+    config = manifest.get("config") or {}
+    layers = manifest.get("layers") or []
+    size = (config.get("size") or 0) + sum(layer.get("size") or 0 for layer in layers)
+    return {"config": config.get("digest", ""), "size": size}
+
+
+def manifest(client: Client, base: str, repository: str, tag: str, architecture: str) -> dict:
+    """What a registry holds for ``repository:tag``: digest (HEAD), config and size (GET)."""
+    url = "{}/v2/{}/manifests/{}".format(base, repository, tag)
+    status, headers, _ = client.request("HEAD", url, ACCEPT, repository)
+    result = {"status": status, "digest": headers.get("docker-content-digest", "")}
+    if status != 200:
+        result["error"] = headers.get("x-error") or "HTTP {}".format(status)
+        return result
+    status, headers, body = client.request("GET", url, ACCEPT, repository)
+    try:
+        document = json.loads(body.decode()) if status == 200 else None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        result["error"] = "GET {}: no manifest (HTTP {})".format(url, status)
+        return result
+    result["digest"] = result["digest"] or "sha256:" + hashlib.sha256(body).hexdigest()
+    media_type = document.get("mediaType") or headers.get("content-type", "")
+    result["media_type"] = media_type
+    if media_type in LIST_TYPES or "manifests" in document:
+        child = pick_platform(document, architecture)
+        if not child:
+            result["error"] = "no linux/{} image in the manifest list".format(architecture)
+            return result
+        url = "{}/v2/{}/manifests/{}".format(base, repository, child)
+        status, _, body = client.request("GET", url, ACCEPT, repository)
+        try:
+            document = json.loads(body.decode()) if status == 200 else {}
+        except ValueError:
+            document = {}
+    result.update(summary(document))
+    return result
+
+
+def catalog(client: Client, base: str) -> dict:
+    """Whether ``base`` answers as a registry, and the repositories it lists."""
+    status, headers, _ = client.request("GET", base + "/v2/")
+    api = headers.get("docker-distribution-api-version", "")
+    result = {"status": status, "api": api, "repositories": []}
+    if not api.startswith("registry/2"):
+        result["error"] = headers.get("x-error") or "HTTP {}, not a registry".format(status)
+        return result
+    url = base + "/v2/_catalog?n={}".format(PAGE)
+    while url:
+        status, headers, body = client.request("GET", url)
+        try:
+            if status != 200:
+                raise ValueError(status)
+            result["repositories"] += json.loads(body.decode()).get("repositories") or []
+        except (ValueError, AttributeError):
+            result["error"] = "GET /v2/_catalog: HTTP {}".format(status)
+            break
+        url = next_page(base, headers.get("link", ""))
+    return result

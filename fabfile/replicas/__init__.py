@@ -1,1 +1,0 @@
-"""Several registry instances on one shared store, behind one name the nodes resolve through /etc/hosts."""

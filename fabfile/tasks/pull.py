@@ -1,0 +1,61 @@
+"""pull-images: every target pre-pulls the synced images from the local registry, like ``kolla-ansible pull``."""
+
+from __future__ import annotations
+
+from invoke import Context
+from invoke.exceptions import Exit
+
+from ..actions.pull import PullImages, RegistryDigests
+from ..engine.access import RegistryAccess
+from ..engine.report import finish, print_line
+from ..engines import NAMES
+from ..images.model import Image, image_list
+from ..images.pull_plan import STEP
+from ..model.context import Modes
+from ..model.inventory import Inventory
+from .cli import (
+    JSON_HELP,
+    PARALLEL_HELP,
+    host_task,
+    image_settings_or_exit,
+    inventory_or_exit,
+    run_action,
+    selected_hosts,
+)
+
+
+@host_task(
+    help={
+        "images": "YAML file with the image list, shaped like the inventory's images: section "
+        "(default: that section)",
+        "parallel": PARALLEL_HELP,
+        "per_node": "images pulled at once on each node (default 3)",
+        "retries": "attempts after the first when a pull fails for a transient reason, 5 s apart (default 3)",
+        "check": "change nothing; say which images each node lacks",
+        "diff": "list each image each node would pull",
+        "engine": "pull with docker or podman on nodes that have both (default: docker, kolla-ansible's "
+        "default kolla_container_engine; elsewhere the node's only one)",
+        "json": JSON_HELP,
+    }
+)
+def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=False, diff=False, engine="", json=False):
+    """Pre-pull the synced images on every target from the local registry, like kolla-ansible pull."""
+    if engine not in ("", *NAMES):
+        raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
+    inventory = inventory_or_exit()
+    wanted = image_list(image_settings_or_exit(inventory, images))
+    nodes = selected_hosts(c, inventory, inventory.targets)
+    access = RegistryAccess(inventory, c.config)
+    registry = f"{access.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"
+    if not json:
+        print_line(f"{STEP}: {len(wanted)} images from {registry} on {len(nodes)} nodes")
+    action = PullImages(wanted, registry_digests(c, inventory, wanted), per_node, retries, engine)
+    finish(run_action(c, inventory, action, Modes(check, diff), parallel, access), json)
+
+
+def registry_digests(c: Context, inventory: Inventory, images: list[Image]) -> dict[Image, str]:
+    """The registry's digest of each image, from the deployment host; {} when it cannot tell (every
+    node then pulls every image, as kolla-ansible would)."""
+    result = run_action(c, inventory, RegistryDigests(images), Modes(), 1, hosts=(inventory.deploy_host,))
+    found = next((row.data.get("digests") for row in result.outcomes if not row.failed), None) or {}
+    return {image: found[image.name] for image in images if image.name in found}
