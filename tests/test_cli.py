@@ -151,8 +151,8 @@ def test_a_short_flag_means_the_same_in_every_task(task):
         ("configure-targets", {"--check", "--diff", "--repair"}),
         ("kolla-globals", {"--check", "--diff"}),
         ("sync-images", {"--check", "--diff"}),
-        ("pull-images", {"--check"}),
-        ("prune-registry", {"--check"}),
+        ("pull-images", {"--check", "--diff"}),
+        ("prune-registry", {"--check", "--diff"}),
         ("status", set()),
         ("verify-registry", set()),
     ],
@@ -161,6 +161,12 @@ def test_each_task_offers_the_modes_the_readme_says(task, modes):
     shown = fab("--help", task).stdout
     assert {mode for mode in ("--check", "--diff", "--repair") if mode in shown} == modes
     assert "--parallel" in shown
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_offers_json(task):
+    options = [line.split()[0] for line in fab("--help", task).stdout.splitlines() if line.strip().startswith("-")]
+    assert "--json" in [option.rstrip(",") for option in options], task
 
 
 def closed_port() -> int:
@@ -254,3 +260,48 @@ def test_prune_registry_without_an_image_list_or_with_a_negative_keep_is_refused
     assert result.returncode == 2
     assert result.stderr.strip().endswith(expected) and len(result.stderr.strip().splitlines()) == 1
     assert accepted == []
+
+
+def test_status_exits_non_zero_when_a_host_is_unreachable(tmp_path):
+    port = closed_port()
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(
+        f"deploy_host: {{name: deploy1, address: 127.0.0.1, port: {port}}}\n"
+        f"targets:\n  - {{name: node1, address: 127.0.0.2, port: {port}}}\n"
+        "registry: {address: 127.0.0.1}\n"
+    )
+
+    shown = fab("status", inventory=inventory)
+    as_json = fab("status", "--json", inventory=inventory)
+
+    assert shown.returncode == 1, shown.stderr
+    assert "RECAP" not in shown.stdout  # its own table, once
+    rows = [line.split() for line in shown.stdout.splitlines() if line.startswith(("deploy1 ", "node1 "))]
+    assert [row[:3] for row in rows] == [["deploy1", "deploy", "no:"], ["node1", "target", "no:"]]
+    assert as_json.returncode == 1, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["failed"] is True
+    assert [(host["host"], host["status"], host["reachable"]) for host in document["hosts"]] == [
+        ("deploy1", "unreachable", False),
+        ("node1", "unreachable", False),
+    ]
+    assert document["hosts"][1]["reason"] == f"SSH connection to root@127.0.0.2:{port} refused"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_json_is_one_document_on_stdout_and_nothing_else(task, tmp_path):
+    port = closed_port()
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(
+        f"deploy_host: {{name: deploy1, address: 127.0.0.1, port: {port}}}\n"
+        f"targets:\n  - {{name: node1, address: 127.0.0.2, port: {port}}}\n"
+        "registry: {address: 127.0.0.1}\n"
+        "images: {tag: '2024.1', services: [keystone]}\n"
+    )
+
+    done = fab(task, "--json", inventory=inventory)
+
+    assert done.returncode == 1, done.stderr  # every host is unreachable
+    document = json.loads(done.stdout)  # no progress line, no table around it
+    assert document["task"] and document["failed"] is True
+    assert {host["status"] for host in document["hosts"]} == {"unreachable"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 
 from ..engine.action import Action
@@ -30,9 +31,10 @@ class Status(Action):
     needs_registry = False
     quiet = True
 
-    def __init__(self, inventory: Inventory, globals_path: str, deploy_address: str) -> None:
+    def __init__(self, inventory: Inventory, globals_path: str, deploy_address: Callable[[], str]) -> None:
         self.inventory = inventory
         self.globals_path = globals_path
+        # Asked only when a host maps registry.hostname: the deployment host is not asked up front.
         self.deploy_address = deploy_address
         self._lock = threading.Lock()
         # Each reached host's facts, for the notes that need another host's (globals.yml on the deployment host).
@@ -75,7 +77,7 @@ class Status(Action):
         mapped = current_address(facts.files.get(ETC_HOSTS), hostname) if hostname else ""
         if not mapped:
             return ""
-        known = {self.deploy_address: self.inventory.deploy_host.name}
+        known = {self.deploy_address(): self.inventory.deploy_host.name}
         known.update({replica.address: replica.name for replica in self.inventory.registry.replicas})
         return known.get(mapped, f"{mapped} (not an instance)")
 

@@ -119,6 +119,7 @@ class HostRun:
             self.connection.close()
 
 
+
 class _Counted:
     """A file written through, its bytes counted for a progress callback."""
 
@@ -133,11 +134,15 @@ class _Counted:
         return len(data)
 
 
-def _put_folder(sftp, folder: str, remote: str, callback=None) -> None:
-    """Stream ``folder``'s contents to ``remote`` as a tar, with no temporary file here."""
+def write_folder_tar(folder: str, out, callback=None) -> None:
+    """``folder``'s contents as an uncompressed tar stream into the file ``out`` (no temporary file)."""
     total = sum(entry.stat().st_size for entry in Path(folder).rglob("*") if entry.is_file())
+    with tarfile.open(fileobj=_Counted(out, callback, total), mode="w|") as archive:
+        for name in sorted(os.listdir(folder)):
+            archive.add(os.path.join(folder, name), arcname=name)
+
+
+def _put_folder(sftp, folder: str, remote: str, callback=None) -> None:
     with sftp.open(remote, "wb") as out:
         out.set_pipelined(True)
-        with tarfile.open(fileobj=_Counted(out, callback, total), mode="w|") as archive:
-            for name in sorted(os.listdir(folder)):
-                archive.add(os.path.join(folder, name), arcname=name)
+        write_folder_tar(folder, out, callback)

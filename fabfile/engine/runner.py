@@ -34,8 +34,12 @@ DEBUG_ENV = "KOLLA_REGISTRY_DEBUG"
 class Runner:
     """One action over hosts: connect, learn the registry, gather, converge, check, report."""
 
-    def __init__(self, action: Action, ctx: StepContext, access: RegistryAccess, config: Config | None = None) -> None:
+    def __init__(
+        self, action: Action, ctx: StepContext, access: RegistryAccess, config: Config | None = None, quiet: bool = False
+    ) -> None:
         self.action = action
+        # No progress lines, tables or diffs: the action's table or --json is the only output.
+        self.quiet = quiet or action.quiet
         self.ctx = ctx
         self.access = access
         self.config = config
@@ -57,7 +61,7 @@ class Runner:
             run = self.run_class(host, ctx, self.config)
         except Exception as error:  # noqa: BLE001 - e.g. an unreadable known_hosts: this host fails
             return [self._shown(self._row(host, "connect", error, started), None)]
-        run.quiet = self.action.quiet
+        run.quiet = self.quiet
         run.on_row = lambda outcome: self._shown(outcome, run)
         phase = "connect"
         try:
@@ -65,7 +69,7 @@ class Runner:
             phase = "gather-facts"
             self._start(run)
             phase = self.action.step or "work"
-            self._work(run)
+            self._work(run, started)
         except Exception as error:  # noqa: BLE001 - one host's surprise must not stop the others
             row = self._row(host, phase, error, started)
             row.message += undo_pending(run)
@@ -95,10 +99,10 @@ class Runner:
         run.sections = tuple(action.sections(run.ctx))
         run.gather()
 
-    def _work(self, run: HostRun) -> None:
+    def _work(self, run: HostRun, started: float) -> None:
         steps = self.action.steps(run.ctx)
         if not steps:
-            started = time.monotonic()
+            # A read-only action: one row, timed from the connection on.
             row = run.outcome(self.action.step or self.action.name, OK, "", started)
             row.data = self.action.data(run.facts, run.ctx)
             run.record(row)
@@ -118,7 +122,7 @@ class Runner:
         """A row as it is recorded: the action's explanation added, its progress line printed."""
         if run is not None:
             outcome.message += self.action.explain(outcome, run.ctx)
-        if not self.action.quiet:
+        if not self.quiet:
             print_line(progress_line(outcome))
         return outcome
 

@@ -69,7 +69,9 @@ def prune_job(pruned: PrunePlan, leftover: bool, facts: HostFacts, ctx: StepCont
         f"out=$( {payload.script(deletes)} ) || out=\n"
         f'echo "{MARK} deletes $(printf \'%s\' "$out" | tail -1)"\n'
         f"( {collect_script(container, pruned.delete_untagged, wait, collect_timeout)} )\n"
-        f'echo "{MARK} collect-status $?"\n'
+        f'rc=$?; echo "{MARK} collect-status $rc"\n'
+        # A collection that ended without a word (killed) may have left the registry read-only.
+        f'[ "$rc" -eq 0 ] || ( {restore_script(container, wait)} )\n'
     )
 
     def recover(message: str) -> str:
@@ -103,6 +105,10 @@ def pruned_done(pruned: PrunePlan, output: str) -> Done:
     failures = marks(output, "fail")
     if failures:
         return Done(f"{totals(plan)}; garbage collection: {failures[-1]}", failed=True, detail=table(plan))
+    status = (marks(output, "collect-status") or ["0"])[-1].strip()
+    if status != "0":
+        back = _restored(output) if marks(output, "restored") else "the registry may be read-only: run fab deploy-host"
+        return Done(f"{totals(plan)}; garbage collection: exit {status}; {back}", failed=True, detail=table(plan))
     used = _used(marks(output, "used-before"), marks(output, "used-after"))
     message = totals(plan, used) + ("" if used else "; volume usage unknown")
     message += "".join(f"; {note}" for note in (*plan.notes, "; ".join(marks(output, "collected"))) if note)

@@ -24,6 +24,8 @@ from .model import COPIED, TO_COPY, Archived, Image, Manifest, Synced, upstream_
 from .sync_report import STEP, Watch, table, totals
 
 ARCHIVE_NAME = "images.tar"
+# What a copy tells of itself: blobs fetched from the source, mounted from another repository, bytes sent.
+COUNTS = ("fetched", "mounted", "bytes")
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: S
             totals(results),
             failed=any(item.failed for item in results),
             detail=table(results),
-            data={"images": [_row(item) for item in results]},
+            data={"images": [_row(item) for item in results], **{k: answered.get(k, 0) for k in COUNTS}},
         )
 
     return Job(

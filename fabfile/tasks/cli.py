@@ -141,17 +141,19 @@ def run_action(
     parallel: int = 0,
     access: RegistryAccess | None = None,
     hosts: tuple[Host, ...] | None = None,
+    json: bool = False,
 ) -> Result:
-    """The skeleton every task shares: ``hosts``, else the ``-H`` hosts, else the action's; the context; the run."""
+    """The skeleton every task shares: ``hosts``, else the ``-H`` hosts, else the action's; the context; the run.
+    With ``json``, the JSON document is the only output: no progress lines, tables or diffs."""
     hosts = hosts or selected_hosts(c, inventory, action.hosts(inventory))
     if not hosts:
         raise Exit(f"error: {inventory.path}: targets: no target nodes listed", code=2)
     access = access or RegistryAccess(inventory, c.config, serving=action.serving)
-    runner = Runner(action, step_context(c, inventory, modes), access, c.config)
+    runner = Runner(action, step_context(c, inventory, modes), access, c.config, quiet=json)
     return runner.run(hosts, parallel_or_default(c, parallel))
 
 
 def run_and_finish(c: Context, inventory: Inventory, action: Action, modes: Modes | None = None,
                    parallel: int = 0, json: bool = False) -> None:
     """``run_action``, then its recap (or JSON) and exit status."""
-    finish(run_action(c, inventory, action, modes, parallel), json)
+    finish(run_action(c, inventory, action, modes, parallel, json=json), json)

@@ -50,7 +50,7 @@ def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=
     if not json:
         print_line(f"{STEP}: {len(wanted)} images from {registry} on {len(nodes)} nodes")
     action = PullImages(wanted, registry_digests(c, inventory, wanted), per_node, retries, engine)
-    finish(run_action(c, inventory, action, Modes(check, diff), parallel, access), json)
+    finish(run_action(c, inventory, action, Modes(check, diff), parallel, access, json=json), json)
 
 
 def registry_digests(c: Context, inventory: Inventory, images: list[Image]) -> dict[Image, str]:

@@ -20,8 +20,8 @@ def status(c: Context, json=False, parallel=0):
     inventory = inventory_or_exit()
     access = RegistryAccess(inventory, c.config, serving=True)
     globals_path = setting(c, "globals_path", GLOBALS_PATH)
-    action = Status(inventory, globals_path, access.known_or_empty().address)
-    result = run_action(c, inventory, action, Modes(), parallel, access)
+    action = Status(inventory, globals_path, lambda: access.known_or_empty().address)
+    result = run_action(c, inventory, action, Modes(), parallel, access, json=json)
     known = access.known_or_empty().address
     registry = f"{inventory.registry.hostname or known}:{inventory.registry.port}" if known else ""
     rows = status_rows(inventory, result)

@@ -25,7 +25,7 @@ def configure_targets(c: Context, check=False, diff=False, repair=False, paralle
     access.start()
     placed = survey(c, inventory, access, parallel, rebalance) if inventory.registry.hostname else {}
     action = ConfigureTargets(placed)
-    finish(run_action(c, inventory, action, Modes(check, diff, repair), parallel, access), json)
+    finish(run_action(c, inventory, action, Modes(check, diff, repair), parallel, access, json=json), json)
 
 
 def survey(c: Context, inventory: Inventory, access: RegistryAccess, parallel: int, rebalance: bool) -> dict[str, Placement]:

@@ -9,8 +9,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabfile.registry.storage import parse_env
-
 from .registries import Registry, free_port
 
 CONFIG = """version: 0.1
@@ -90,4 +88,10 @@ def start_instance(folder: Path, env_text: str) -> Registry:
     config = folder / "config.yml"
     # The config names filesystem storage, as the registry:2 image's does: the env turns it into S3.
     config.write_text(CONFIG.format(root=folder / "unused", port=registry.port))
-    return registry.serve(config, env={"PATH": "/usr/bin:/bin", **parse_env(env_text)})
+    return registry.serve(config, env={"PATH": "/usr/bin:/bin", **env_file(env_text)})
+
+
+def env_file(text: str) -> dict[str, str]:
+    """KEY=VALUE lines as ``docker run --env-file`` reads them (comments and blank lines skipped)."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    return {key: value for key, value in pairs}

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from fabfile.actions.sync import SyncImages
 from fabfile.images import archive
-from fabfile.images.model import Image
-from fabfile.images.sync_plan import pack
+from fabfile.images.model import image_list
+from fabfile.images.sync_plan import SyncSource
+from fabfile.model.inventory import ImageSettings
 
+from .local_run import run_locally
 from .registries import Registry
 from .test_blob_copy import copy
 
@@ -103,18 +106,14 @@ def oci_layout(base: bytes, with_docker_manifest: bool) -> tuple[dict[str, bytes
 
 
 def sync_archive(path: Path, local: Registry) -> dict:
-    """What Syncer.copy does for an archive: read it here, then the helper pushes from the tar."""
-    index = archive.read_archive(str(path))
-    layout = archive.Layout(str(path))
-    images = []
-    for name in ("keystone", "nova-api"):
-        found = archive.archived_as(Image(f"kolla/{name}", "1"), index, "quay.io")
-        images.append({"repo": f"kolla/{name}", "tag": "1", **archive.copy_spec(layout, found, "1", [])})
-    tar = pack(str(path)) if path.is_dir() else str(path)
-    job = {"target": local.base, "archive": tar, "images": images, "workers": 4, "retries": 0}
-    answer, _ = copy({"copy": job})
-    assert [image["status"] for image in answer["images"]] == ["copied", "copied"], answer
-    return answer
+    """sync-images from the archive at ``path`` through the engine: read here, uploaded (a folder as a
+    tar stream), pushed from the tar by the program on the host; the copy's row data."""
+    settings = ImageSettings(names=("kolla/keystone:1", "kolla/nova-api:1"))
+    source = SyncSource(settings, str(path), archive.read_archive(str(path)), workers=4, retries=0)
+    result, _ = run_locally(SyncImages(image_list(settings), source), local.port)
+    row = result.outcomes[0]
+    assert [image["status"] for image in row.data["images"]] == ["copied", "copied"], row
+    return row.data
 
 
 @pytest.mark.parametrize("linked", [False, True], ids=["docker-save", "docker-1.x-linked-layer"])

@@ -7,8 +7,8 @@ import os
 import signal
 import subprocess
 
+from fabfile import payload
 from fabfile.model.marks import MARK, marks
-from fabfile.registry.api import COPY_MODULES, helper_script
 
 from .registries import Registry, push_image, push_index
 
@@ -22,7 +22,7 @@ def request(upstream: Registry, local: Registry, images, **job) -> dict:
 
 def copy(wanted: dict) -> tuple[dict, str]:
     """Run the helper under sh; its answer and its whole output."""
-    script = helper_script(wanted, COPY_MODULES, "copy_answer")
+    script = payload.script(wanted, payload.COPY, "copy_answer")
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
@@ -74,7 +74,7 @@ def test_a_second_run_copies_nothing(upstream, local):
 def test_an_interrupted_copy_resumes_with_only_what_is_missing(upstream, local):
     made = [push_image(upstream, f"kolla/big-{i}", "1", [os.urandom(400_000) for _ in range(3)]) for i in range(3)]
     wanted = request(upstream, local, [(m.repo, m.tag) for m in made], workers=1)
-    script = helper_script(wanted, COPY_MODULES, "copy_answer")
+    script = payload.script(wanted, payload.COPY, "copy_answer")
     helper = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
     stored = 0
     for line in helper.stdout:

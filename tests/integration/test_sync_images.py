@@ -1,80 +1,66 @@
-"""Syncer end to end on this machine: its scripts run under sh here, between two real registries."""
+"""sync-images end to end on this machine: the real action through the real engine, between two real registries."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from dataclasses import dataclass, field
 
-from fabfile.images.model import COPIED, PRESENT, TO_COPY, image_list
-from fabfile.images.sync_plan import Syncer
-from fabfile.model.errors import RemoteError
-from fabfile.model.inventory import Host, ImageSettings
-from tests.unit.factories import make_ctx
+from fabfile.actions.sync import SyncImages
+from fabfile.images.model import image_list
+from fabfile.images.sync_plan import SyncSource
+from fabfile.model.context import Modes
+from fabfile.model.inventory import ImageSettings
+from fabfile.model.outcome import CHANGED, FAILED
 
+from .local_run import run_locally
 from .registries import Registry, push_image
 
-
-@dataclass
-class LocalRun:
-    """A HostRun whose host is this machine: scripts under sh, output lines handed on as they come."""
-
-    ctx: object
-    host: Host = field(default_factory=lambda: Host("deploy1", "127.0.0.1"))
-    check: bool = False
-    scripts: list[str] = field(default_factory=list)
-
-    def run(self, script: str, on_line=None, timeout: int = 0) -> str:
-        self.scripts.append(script)
-        process = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if on_line:
-                on_line(line.rstrip("\n"))
-        if process.wait(120):
-            raise RemoteError(f"exit {process.returncode}: {''.join(lines)[-300:]}", process.returncode)
-        return "".join(lines)
-
-    def upload(self, local: str, name: str, callback=None) -> str:
-        return shutil.copy(local, local + ".uploaded")
+NAMES = ("kolla/keystone:1", "kolla/nova-api:1", "kolla/missing:1")
 
 
-def syncer(upstream: Registry, local: Registry, **settings) -> tuple[Syncer, list]:
-    ctx = make_ctx({"port": local.port}, address="127.0.0.1")
-    names = ("kolla/keystone:1", "kolla/nova-api:1", "kolla/missing:1")
-    wanted = ImageSettings(registry=upstream.base.removeprefix("http://"), insecure=True, names=names, **settings)
-    return Syncer(LocalRun(ctx), wanted, "", {}, workers=4, retries=0), image_list(wanted)
+def sync(upstream: Registry, local: Registry, modes: Modes | None = None):
+    settings = ImageSettings(registry=upstream.base.removeprefix("http://"), insecure=True, names=NAMES)
+    action = SyncImages(image_list(settings), SyncSource(settings, workers=4, retries=0))
+    result, runs = run_locally(action, local.port, modes)
+    return result.outcomes[0], runs[0]
 
 
 def test_sync_copies_what_is_missing_with_progress_then_a_second_sync_is_one_round_trip(upstream, local, capsys):
     shared = os.urandom(200_000)
     made = [push_image(upstream, f"kolla/{name}", "1", [shared, os.urandom(1000)]) for name in ("keystone", "nova-api")]
-    sync, images = syncer(upstream, local)
 
-    plan = sync.plan(images)
-    assert [item.status for item in plan] == [TO_COPY, TO_COPY, "failed"]
-    results = sync.copy(plan)
+    row, run = sync(upstream, local)
 
-    assert [item.status for item in results] == [COPIED, COPIED, "failed"]
-    assert [item.digest for item in results[:2]] == [m.digest for m in made]
+    assert row.status == FAILED and "3 images: 2 copied, 1 failed" in row.message, row
+    images = {image["image"]: image for image in row.data["images"]}
+    assert [images[f"kolla/{n}:1"]["digest"] for n in ("keystone", "nova-api")] == [m.digest for m in made]
+    assert images["kolla/missing:1"]["status"] == "failed"
+    for image in made:
+        assert local.manifest_digest(image.repo, image.tag) == image.digest
     shown = capsys.readouterr().out
     assert "deploy1 | sync-images | 2/2 images, 202.1 kB/202.1 kB, " in shown and "/s, ETA" in shown
-    assert len(sync.run.scripts) == 3  # the queries, the copy, the read-back
+    assert "IMAGES\n" in shown
+    assert len(run.scripts) == 2  # the facts (both registries' manifests), the copy
 
-    again, images = syncer(upstream, local)
-    plan = again.plan(images)
-    assert [item.status for item in again.copy(plan)] == [PRESENT, PRESENT, "failed"]
-    assert len(again.run.scripts) == 1
+    again, run = sync(upstream, local)
+    assert again.status == FAILED and "2 present, 1 failed" in again.message
+    assert len(run.scripts) == 1
 
 
-def test_check_mode_copies_nothing(upstream, local):
+def test_check_mode_copies_nothing_and_says_what_it_would(upstream, local, capsys):
     push_image(upstream, "kolla/keystone", "1", [os.urandom(1000)])
-    sync, images = syncer(upstream, local)
-    sync.run.check = True
 
-    plan = sync.plan(images)
+    row, run = sync(upstream, local, Modes(check=True))
 
-    assert sync.copy(plan) == plan and len(sync.run.scripts) == 1
-    assert not local.manifest_digest("kolla/keystone", "1")
+    assert row.status == CHANGED and "1 to copy" in row.message
+    assert len(run.scripts) == 1 and not local.manifest_digest("kolla/keystone", "1")
+    assert "IMAGES (check mode: nothing was copied)" in capsys.readouterr().out
+
+
+def test_diff_mode_lists_each_image_it_would_copy_and_from_where(upstream, local, capsys):
+    push_image(upstream, "kolla/keystone", "1", [os.urandom(1000)])
+
+    sync(upstream, local, Modes(check=True, diff=True))
+
+    shown = capsys.readouterr().out
+    assert "+ kolla/keystone:1 (" in shown and f"from {upstream.base.replace('http', 'https')}" not in shown
+    assert f"from http://{upstream.base.removeprefix('http://')}" in shown

@@ -6,14 +6,29 @@ Every value here is what ``facts.parse`` returns for a real host (see
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from fabfile.engine import access as _access
+from fabfile.engine import action as _action
+from fabfile.engine import hostrun as _hostrun
+from fabfile.engine import report as _report
+from fabfile.engine import runner as _runner
+from fabfile.engine.access import RegistryAccess as _RegistryAccess
+from fabfile.engine.action import Action as _Action
+from fabfile.engine.runner import Runner as _Runner
 from fabfile.engines.docker.paths import DEFAULT_DOCKER
+from fabfile.engines.podman.registries import dropin_with
+from fabfile.facts.base import Texts
 from fabfile.model.context import Modes, StepContext
 from fabfile.model.facts import EngineFacts, HostFacts
 from fabfile.model.inventory import DockerSettings, Host, Inventory, RegistrySettings
 from fabfile.model.plan import StepPlan
+from fabfile.registry.access import Access
 from fabfile.registry.container import SPEC_LABEL
 
 REGISTRY_IP = "192.0.2.10"
@@ -72,8 +87,6 @@ PACKAGED_DEFAULT_DOCKER = """\
 # If you need Docker to use an HTTP proxy, it can also be specified here.
 #export http_proxy="http://127.0.0.1:3128/"
 """
-
-from .factories import host_facts
 
 
 def make_inventory(registry: dict | None = None, docker: dict | None = None) -> Inventory:
@@ -270,3 +283,161 @@ DEBIAN_REGISTRIES_CONF = """\
 # blocked = false
 # location = "internal-registry-for-example.com/bar"
 """
+
+
+# --- Hosts with no SSH, for the engine's path (Runner, converge): they answer as a host would ------
+
+
+
+_REQUEST = re.compile(r"^REQUEST = '([^']*)'$", re.MULTILINE)
+
+
+def request_of(script: str) -> dict | None:
+    """The JSON request a payload program carries in ``script`` (see ``payload.script``), or None."""
+    found = _REQUEST.search(script)
+    return json.loads(base64.b64decode(found.group(1))) if found else None
+
+
+class _StandInConnection:
+    """Connects to nothing: the engine is under test, not SSH."""
+
+    is_connected = True
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class StandInRun(_hostrun.HostRun):
+    """A host run with no SSH.
+
+    ``gather`` gives a copy of ``on_host``; each registry query section asked (``registry.api.query``)
+    gets ``answers[NAME]`` (a dict, or a function of the query's request) through its own parser, and
+    its request is kept in ``asked[NAME]``. ``run`` records each script and returns ``answer(script)``
+    (which may raise ``RemoteError`` as a failing host would), fed line by line to ``on_line``.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        ctx: StepContext,
+        config=None,
+        on_host: HostFacts | None = None,
+        answers: dict | None = None,
+        answer: Callable[[str], str] | None = None,
+    ) -> None:
+        super().__init__(host, ctx, config)
+        self.connection = _StandInConnection()
+        self.on_host = on_host if on_host is not None else HostFacts()
+        self.answers = dict(answers or {})
+        self.answer = answer or (lambda script: "")
+        self.scripts: list[str] = []
+        self.asked: dict[str, dict] = {}
+        self.gatherings = 0
+        self.uploaded: list[tuple[str, str]] = []
+        self.siblings = 0
+
+    def run(self, script: str, on_line=None, timeout: int = 0) -> str:
+        self.scripts.append(script)
+        output = self.answer(script)
+        if on_line is not None:
+            for line in output.splitlines():
+                on_line(line)
+        return output
+
+    def gather(self, sections=None) -> HostFacts:
+        wanted = tuple(self.sections if sections is None else sections)
+        self.gatherings += 1
+        facts = copy.deepcopy(self.on_host)
+        for section in wanted:
+            name = section.name.removeprefix("query-")
+            if not section.name.startswith("query-"):
+                continue
+            request = request_of(section.shell) or {}
+            self.asked[name] = request
+            if name in self.answers:
+                found = self.answers[name]
+                found = found(request) if callable(found) else found
+                section.parse(Texts({section.name: json.dumps(found)}), facts)
+        self.facts = facts
+        return facts
+
+    def upload(self, local: str, name: str, callback=None) -> str:
+        self.uploads = self.uploads or "/tmp/kolla-registry.standin"
+        self.uploaded.append((local, name))
+        return f"{self.uploads}/{name}"
+
+    def sibling(self) -> _hostrun.HostRun:
+        self.siblings += 1
+        return self
+
+    def close(self) -> None:
+        pass
+
+
+def run_stand_ins(
+    action: _action.Action,
+    ctx: StepContext,
+    hosts: Iterable[Host],
+    make: Callable[[Host, StepContext], StandInRun],
+    parallel: int = 1,
+) -> tuple[_report.Result, dict[str, StandInRun]]:
+    """``action`` over ``hosts`` through the engine's ``Runner``, each host the stand-in ``make(host, ctx)``
+    returns; the result, and each host's run by name."""
+    runs: dict[str, StandInRun] = {}
+
+    def run_class(host: Host, host_ctx: StepContext, config=None) -> StandInRun:
+        runs[host.name] = make(host, host_ctx)
+        return runs[host.name]
+
+    runner = _runner.Runner(action, ctx, _access.RegistryAccess(ctx.inventory, serving=action.serving))
+    runner.run_class = run_class
+    return runner.run(list(hosts), parallel), runs
+
+
+# --- One host through the engine's Runner, the registry's access as the context knows it -------------
+
+
+
+def podman_dropin(registry: str, insecure: bool) -> str:
+    """The podman drop-in as this tool writes it holding only ``registry``'s entry."""
+    return dropin_with(None, registry, insecure)
+
+
+class AnsweredAccess(_RegistryAccess):
+    """The engine's registry access, the deployment host (when it must be asked) answering ``told``."""
+
+    def __init__(self, inventory: Inventory, told: Access, serving: bool = False) -> None:
+        super().__init__(inventory, None, serving)
+        self.told = told
+
+    def _ask(self, host: Host) -> str:
+        self._access = self.told
+        return "" if self.told.address else f"{host.name} has no IPv4 address (hostname -I)"
+
+
+def run_on_host(
+    action: _Action,
+    facts: HostFacts,
+    ctx: StepContext | None = None,
+    host: Host | None = None,
+    answer: Callable[[str], str] | None = None,
+    answers: dict | None = None,
+) -> StandInRun:
+    """``action`` on one host (the first target by default) as the engine's Runner runs it: its facts
+    ``facts``, its scripts answered by ``answer``, its registry queries by ``answers`` (see ``StandInRun``),
+    the registry's address, CA and password those ``ctx`` has; the host's run, with its rows and scripts."""
+    ctx = ctx or make_ctx()
+    told = Access(ctx.registry_address, ctx.ca, ctx.password)
+    runs: list[StandInRun] = []
+
+    def run_class(on: Host, host_ctx: StepContext, config=None) -> StandInRun:
+        runs.append(StandInRun(on, host_ctx, config, on_host=facts, answers=answers, answer=answer))
+        return runs[-1]
+
+    runner = _Runner(action, ctx, AnsweredAccess(ctx.inventory, told, action.serving))
+    runner.run_class = run_class
+    runner.on(host or ctx.inventory.targets[0])
+    return runs[0]

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
-from fabfile.registry.replicas.assign import assign, healthy_set, moves, ranked, weight
+from fabfile.registry.replicas.assign import assign, healthy_set, ranked, weight
 
+PROJECT = Path(__file__).resolve().parents[2]
 NODES = [f"node{i}" for i in range(1, 61)]
 THREE = ["deploy1", "replica1", "replica2"]
+# sha256(b"NODE\0INSTANCE")'s first 8 bytes, big-endian, worked out apart from the code under test.
+KNOWN_WEIGHTS = {
+    ("node1", "deploy1"): 10662979608603638410,
+    ("node1", "replica1"): 7120237853744987493,
+    ("node2", "deploy1"): 6653651665423524311,
+    ("node42", "replica2"): 10143991546947335044,
+}
+
+
+def moves(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The nodes whose instance changes: node -> (from, to); a node without one before moves from ""."""
+    return {node: (before.get(node, ""), instance) for node, instance in after.items() if before.get(node) != instance}
 
 
 def spread(assignment: dict[str, str], instances: list[str]) -> tuple[int, int]:
@@ -17,8 +36,37 @@ def spread(assignment: dict[str, str], instances: list[str]) -> tuple[int, int]:
     return min(counts.get(i, 0) for i in instances), max(counts.get(i, 0) for i in instances)
 
 
-def test_weights_are_the_same_every_run_and_differ_per_pair():
-    assert weight("node1", "deploy1") == weight("node1", "deploy1")
+ELSEWHERE = """
+import json, sys
+from fabfile.registry.replicas.assign import assign, ranked, weight
+pairs, nodes, three = json.loads(sys.argv[1])
+print(json.dumps({
+    "weights": [weight(node, instance) for node, instance in pairs],
+    "ranked": {node: ranked(node, three) for node in nodes},
+    "assigned": assign(nodes, three, set(three), {}),
+}))
+"""
+
+
+def computed_elsewhere(hash_seed: str) -> dict:
+    """What another Python process, with its own string hashing, computes: another machine's run."""
+    arguments = json.dumps([list(KNOWN_WEIGHTS), NODES, THREE])
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(PROJECT)}
+    done = subprocess.run(
+        [sys.executable, "-c", ELSEWHERE, arguments], env=env, cwd=PROJECT, capture_output=True, text=True,
+        check=True, timeout=60,
+    )
+    return json.loads(done.stdout)
+
+
+def test_weights_are_the_same_on_every_machine_and_differ_per_pair():
+    here = [weight(node, instance) for node, instance in KNOWN_WEIGHTS]
+    assert here == list(KNOWN_WEIGHTS.values())
+    for seed in ("1", "4242"):
+        elsewhere = computed_elsewhere(seed)
+        assert elsewhere["weights"] == here
+        assert elsewhere["ranked"] == {node: ranked(node, THREE) for node in NODES}
+        assert elsewhere["assigned"] == assign(NODES, THREE, set(THREE), {})
     assert weight("node1", "deploy1") != weight("node2", "deploy1")
     assert ranked("node1", THREE) == ranked("node1", list(reversed(THREE)))
 

@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from fabfile import inventory as inv
+from fabfile import payload
+from fabfile.model.inventory import InventoryError
 from fabfile.payload import blobcopy
-from fabfile.registry.api import COPY_MODULES, helper_source
 
 A, B, C = ("sha256:" + letter * 64 for letter in "abc")
 INDEX = {
@@ -112,7 +113,7 @@ def test_a_blob_everywhere_already_is_not_in_the_plan():
 
 
 def test_the_program_sent_to_the_host_has_no_relative_import_and_one_entry():
-    source = helper_source(COPY_MODULES, "copy_answer")
+    source = payload.program(payload.COPY, "copy_answer")
 
     assert "from ." not in source and source.count('if __name__ == "__main__":') == 1
     assert source.rstrip().endswith("print(json.dumps(copy_answer(json.loads(base64.b64decode(REQUEST).decode()))), flush=True)")
@@ -133,5 +134,5 @@ def test_images_platforms_are_read(platforms):
 def test_images_platforms_that_are_not_platforms_are_refused(value):
     data = {**BASE, "images": {**BASE["images"], "platforms": value}}
 
-    with pytest.raises(inv.InventoryError, match=r"images\.platforms"):
+    with pytest.raises(InventoryError, match=r"images\.platforms"):
         inv.parse(yaml.safe_dump(data), Path("/srv/hosts.yaml"))

@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
-from fabfile.remote import facts as host_facts
 
 from fabfile.actions.deploy import deploy_sections
 from fabfile.engines.docker import config as dc
-from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER
-from fabfile.model.facts import HostFacts
+from fabfile.engines.docker.facts import dropins
+from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER, DROPIN_DIR
+from fabfile.facts import base as host_facts
+from fabfile.facts import system
+from fabfile.model.facts import EngineFacts, HostFacts
 from fabfile.model.marks import MARK, sections
 from fabfile.model.paths import PENDING
+from fabfile.registry import facts as registry_facts
 
 from .factories import DEBIAN_EXEC_START, IMAGE_ID, PACKAGED_DEFAULT_DOCKER, container, make_ctx
 
@@ -24,11 +28,12 @@ DEPLOY_SECTIONS = deploy_sections(make_ctx())
 class facts:
     """The deployment host's facts: every section, as deploy-host gathers them."""
 
-    DROPIN_DIR = host_facts.DROPIN_DIR
+    DROPIN_DIR = DROPIN_DIR
 
     @staticmethod
     def parse(text: str) -> HostFacts:
-        return host_facts.parse(text, DEPLOY_SECTIONS + (host_facts.ADDRESSES,))
+        return host_facts.parse(text, DEPLOY_SECTIONS + (system.ADDRESSES,))
+
 
 DEBIAN12_OS_RELEASE = """\
 PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
@@ -109,61 +114,62 @@ DOCKER_HOST = output(
 def test_fresh_debian_without_docker():
     parsed = facts.parse(FRESH_DEBIAN)
 
-    assert parsed.os["ID"] == "debian" and parsed.os["VERSION_ID"] == "12"
-    assert parsed.os["HOME_URL"] == "https://www.debian.org/"
-    assert parsed.os_name == "Debian GNU/Linux 12 (bookworm)"
-    assert parsed.kernel == "6.1.0-18-amd64"
-    assert parsed.addresses == ["192.0.2.10", "10.0.3.15"]
-    assert parsed.docker_version == ""
-    assert parsed.docker_answers is False
-    assert parsed.unit == {
+    assert parsed.system.os["ID"] == "debian" and parsed.system.os["VERSION_ID"] == "12"
+    assert parsed.system.os["HOME_URL"] == "https://www.debian.org/"
+    assert parsed.system.os_name == "Debian GNU/Linux 12 (bookworm)"
+    assert parsed.system.kernel == "6.1.0-18-amd64"
+    assert parsed.system.addresses == ["192.0.2.10", "10.0.3.15"]
+    assert parsed.engine("docker").version == ""
+    assert parsed.engine("docker").answers is False
+    assert parsed.engine("docker").service == {
         "MainPID": "0",
         "ActiveState": "inactive",
         "FragmentPath": "",
         "ExecStart": "",
         "EnvironmentFiles": "",
     }
-    assert parsed.externally_managed is True
-    assert parsed.pip_version == ""
-    assert parsed.packages == {"adduser", "apt", "curl", "libssl3", "python3"}
-    assert parsed.apt_lists_age == 86400
-    assert parsed.run_propagation == "shared"
-    assert parsed.files == {} and parsed.dropins == {}
-    assert parsed.container is None
-    assert parsed.image_id == ""
+    assert parsed.system.externally_managed is True
+    assert parsed.system.pip_version == ""
+    assert parsed.system.packages == {"adduser", "apt", "curl", "libssl3", "python3"}
+    assert parsed.system.apt_lists_age == 86400
+    assert parsed.system.run_propagation == "shared"
+    assert parsed.files == {} and dropins(parsed) == {}
+    assert parsed.registry.container is None
+    assert parsed.registry.image_id == ""
 
 
 def test_host_with_docker_running_a_registry():
     parsed = facts.parse(DOCKER_HOST)
 
-    assert parsed.docker_version == "20.10.24+dfsg1"
-    assert dc.version(parsed.docker_version) == (20, 10, 24)
-    assert parsed.docker_answers is True
-    assert parsed.unit["ActiveState"] == "active" and parsed.unit["MainPID"] == "612"
-    assert parsed.unit["ExecStart"] == DEBIAN_EXEC_START
-    assert dc.exec_start_argv(parsed.unit["ExecStart"]) == [
+    assert parsed.engine("docker").version == "20.10.24+dfsg1"
+    assert dc.version(parsed.engine("docker").version) == (20, 10, 24)
+    assert parsed.engine("docker").answers is True
+    service = parsed.engine("docker").service
+    assert service["ActiveState"] == "active" and service["MainPID"] == "612"
+    assert service["ExecStart"] == DEBIAN_EXEC_START
+    assert dc.exec_start_argv(service["ExecStart"]) == [
         "/usr/sbin/dockerd",
         "-H",
         "fd://",
         "$DOCKER_OPTS",
     ]
-    assert parsed.unit["EnvironmentFiles"] == "/etc/default/docker (ignore_errors=yes)"
-    assert parsed.pip_version == "23.0.1"
-    assert parsed.packages == {"docker.io", "curl", "python3-pip"}
-    assert parsed.apt_lists_age == 312
+    assert service["EnvironmentFiles"] == "/etc/default/docker (ignore_errors=yes)"
+    assert parsed.system.pip_version == "23.0.1"
+    assert parsed.system.packages == {"docker.io", "curl", "python3-pip"}
+    assert parsed.system.apt_lists_age == 312
     assert parsed.files == {
         DAEMON_JSON: DAEMON_JSON_TEXT,
         DEFAULT_DOCKER: PACKAGED_DEFAULT_DOCKER,
         PENDING: PENDING_TEXT,
         KOLLA_DROPIN: "[Service]\nMountFlags=shared\n",
     }
-    assert parsed.dropins == {KOLLA_DROPIN: "[Service]\nMountFlags=shared\n"}
+    assert dropins(parsed) == {KOLLA_DROPIN: "[Service]\nMountFlags=shared\n"}
     assert dc.load_daemon_json(parsed.files[DAEMON_JSON])["insecure-registries"] == ["10.0.0.5:5000"]
-    assert parsed.container["Name"] == "/registry"
-    assert parsed.container["State"]["Running"] is True
-    assert parsed.container["Config"]["Labels"] == {"kolla-registry.spec": "0123456789abcdef"}
-    assert parsed.container["Mounts"][0]["Name"] == "registry"
-    assert parsed.image_id == IMAGE_ID
+    assert parsed.registry.container["Name"] == "/registry"
+    assert parsed.registry.container["State"]["Running"] is True
+    assert parsed.registry.container["Config"]["Labels"] == {"kolla-registry.spec": "0123456789abcdef"}
+    assert parsed.registry.container["Mounts"][0]["Name"] == "registry"
+    assert parsed.registry.image_id == IMAGE_ID
 
 
 def test_docker_installed_but_not_answering_keeps_the_binarys_version():
@@ -171,37 +177,41 @@ def test_docker_installed_but_not_answering_keeps_the_binarys_version():
         output(("dockerd", "Docker version 20.10.24+dfsg1, build 297e128\n"), ("docker-server", ""))
     )
 
-    assert parsed.docker_version == "20.10.24"
-    assert parsed.docker_answers is False
+    assert parsed.engine("docker").version == "20.10.24"
+    assert parsed.engine("docker").answers is False
 
 
 def test_docker_before_1_12_has_no_dockerd():
     parsed = facts.parse(output(("dockerd", "Docker version 1.11.2, build b9f10c9\n")))
 
-    assert parsed.docker_version == "1.11.2"
+    assert parsed.engine("docker").version == "1.11.2"
 
 
 def test_no_container_is_none():
-    assert facts.parse(output(("container", "[]\n"))).container is None
+    assert facts.parse(output(("container", "[]\n"))).registry.container is None
 
 
 def test_not_json_container_output_is_none():
-    assert facts.parse(output(("container", "Error: No such object: registry\n"))).container is None
+    assert facts.parse(output(("container", "Error: No such object: registry\n"))).registry.container is None
 
 
 def test_output_before_the_first_section_is_ignored():
     parsed = facts.parse("Welcome to deploy1!\nkernel\n" + output(("kernel", "5.10.0-28-amd64\n")))
 
-    assert parsed.kernel == "5.10.0-28-amd64"
+    assert parsed.system.kernel == "5.10.0-28-amd64"
 
 
 def test_nothing_gathered_gives_empty_facts():
-    assert facts.parse("") == HostFacts()
-    assert HostFacts().os_name == "unknown OS"
+    parsed = facts.parse("")
+
+    # Reading an engine's facts makes its (empty) entry: every engine read is empty, and the rest is too.
+    assert all(engine == EngineFacts() for engine in parsed.engines.values())
+    assert replace(parsed, engines={}) == HostFacts()
+    assert HostFacts().system.os_name == "unknown OS"
 
 
 def test_os_name_falls_back_to_id():
-    assert facts.parse(output(("os-release", "ID=alpine\nVERSION_ID=3.19.1\n"))).os_name == "alpine"
+    assert facts.parse(output(("os-release", "ID=alpine\nVERSION_ID=3.19.1\n"))).system.os_name == "alpine"
 
 
 def test_a_file_that_is_not_utf8_is_still_read():
@@ -212,7 +222,7 @@ def test_a_file_that_is_not_utf8_is_still_read():
 
 
 def test_the_script_prints_every_section_its_parsers_read():
-    wanted = DEPLOY_SECTIONS + (host_facts.ADDRESSES,)
+    wanted = DEPLOY_SECTIONS + (system.ADDRESSES,)
     done = subprocess.run(["sh", "-c", host_facts.script(wanted)], capture_output=True, text=True, check=False)
 
     assert done.returncode == 0
@@ -221,19 +231,21 @@ def test_the_script_prints_every_section_its_parsers_read():
         assert name in printed
     for name in ("pip", "packages", "apt-lists-age", "run-propagation", "container", "image"):
         assert name in printed
-    assert facts.parse(done.stdout).kernel == subprocess.run(
+    assert facts.parse(done.stdout).system.kernel == subprocess.run(
         ["uname", "-r"], capture_output=True, text=True, check=True
     ).stdout.strip()
 
 
 def test_a_task_gathers_only_the_sections_it_asks_for():
-    script = host_facts.script([host_facts.KERNEL])
+    script = host_facts.script([system.KERNEL])
 
     assert "s kernel;" in script and "dpkg-query" not in script and "docker inspect" not in script
 
 
 def test_container_and_image_names_are_quoted():
-    script = host_facts.script([host_facts.container("my registry; rm -rf /"), host_facts.image("registry:2")])
+    script = host_facts.script(
+        [registry_facts.container("my registry; rm -rf /"), registry_facts.image("registry:2")]
+    )
 
     assert "docker inspect 'my registry; rm -rf /'" in script
     assert "--format '{{.Id}}' registry:2" in script

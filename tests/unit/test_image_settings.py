@@ -10,6 +10,9 @@ import pytest
 from fabfile import inventory as inv
 from fabfile.model.inventory import ImageSettings, InventoryError
 
+# The project's own hosts.yaml, found from here (not from the code under test).
+PROJECT_HOSTS = Path(__file__).resolve().parents[2] / "hosts.yaml"
+
 MINIMAL = """\
 deploy_host:
   name: deploy1
@@ -191,7 +194,7 @@ def test_a_missing_images_file_names_the_file(tmp_path):
 
 
 def test_the_example_images_block_in_hosts_yaml_is_valid(tmp_path):
-    example = (inv.PROJECT_ROOT / "hosts.yaml").read_text()
+    example = PROJECT_HOSTS.read_text()
     block = example[example.index("# images:") :]
     uncommented = "\n".join(line[2:] for line in block.splitlines())
 

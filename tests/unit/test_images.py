@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shlex
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fabfile.images import archive, decide, model, sync
+from fabfile.actions.sync import SyncImages
+from fabfile.engines.base import PULLED
+from fabfile.engines.docker.engine import DOCKER
+from fabfile.images import archive, decide, model, sync_plan
 from fabfile.images import sync_report as table
 from fabfile.images.model import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
-from fabfile.model.errors import RemoteError as StepFailed
+from fabfile.model.context import Modes
 from fabfile.model.inventory import ImageSettings
-from fabfile.model.outcome import FAILED
+from fabfile.model.marks import MARK
+from fabfile.model.outcome import CHANGED, FAILED
 from fabfile.tasks import cli
 
-from .factories import REGISTRY
+from .factories import REGISTRY, StandInRun, changed, docker_host, make_ctx, request_of, run_stand_ins
 
 UPSTREAM = "10.0.0.5:5000"
 KEYSTONE = Image("openstack.kolla/keystone", "2024.1")
@@ -194,55 +202,42 @@ def test_read_archive_that_is_not_one_is_named(tmp_path):
         archive.read_archive(str(tmp_path / "a.tar"))
 
 
-# --- retries -------------------------------------------------------------------------------
+# --- retries: what the pull script tries again (the job of the old ``decide.transient``) ---------
 
 
 @pytest.mark.parametrize(
     "message, again",
     [
-        ("exit 1: docker pull x: Get https://quay.io/v2/: net/http: TLS handshake timeout", True),
-        ("exit 1: docker pull x: toomanyrequests: rate limit", True),
-        ("exit 1: docker push y: received unexpected HTTP status: 502 Bad Gateway", True),
-        ("exit 1: docker pull x: manifest unknown: manifest unknown", False),
-        ("exit 1: docker pull x: Error response from daemon: repository x not found", False),
-        ("exit 1: docker pull x: unauthorized: access to the requested resource is not authorized", False),
-        ("exit 1: docker pull x: http: server gave HTTP response to HTTPS client", False),
+        ("docker pull x: Get https://quay.io/v2/: net/http: TLS handshake timeout", True),
+        ("docker pull x: toomanyrequests: rate limit", True),
+        ("docker push y: received unexpected HTTP status: 502 Bad Gateway", True),
+        ("docker pull x: manifest unknown: manifest unknown", False),
+        ("docker pull x: Error response from daemon: repository x not found", False),
+        ("docker pull x: unauthorized: access to the requested resource is not authorized", False),
+        ("docker pull x: http: server gave HTTP response to HTTPS client", False),
     ],
 )
-def test_transient(message, again):
-    assert decide.transient(message) is again
+def test_transient(message, again, tmp_path):
+    """A pull that fails with ``message`` once is tried again only when another try may work."""
+    (tmp_path / "docker").write_text(
+        '#!/bin/sh\necho "$*" >> "$LOG"\n'
+        f'[ -e "$LOG.once" ] || {{ touch "$LOG.once"; echo {shlex.quote(message)} >&2; exit 1; }}\n'
+        'echo "Digest: sha256:k"\n'
+    )
+    (tmp_path / "docker").chmod(0o755)
+    (tmp_path / "sleep").write_text("#!/bin/sh\n")
+    (tmp_path / "sleep").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOG": str(tmp_path / "log")}
+    ref = KEYSTONE.at(REGISTRY)
 
+    done = subprocess.run(
+        ["sh", "-c", DOCKER.pull_script([ref], per_node=1, retries=3)],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    )
 
-class Flaky:
-    def __init__(self, *errors: str) -> None:
-        self.errors = list(errors)
-        self.calls = 0
-
-    def __call__(self) -> None:
-        self.calls += 1
-        if self.errors:
-            raise StepFailed(self.errors.pop(0), 1)
-
-
-def test_retrying_tries_again_after_a_transient_error():
-    attempt = Flaky("exit 1: timeout", "exit 1: 502 Bad Gateway")
-
-    assert decide.retrying(attempt, retries=3, delay=0) == ""
-    assert attempt.calls == 3
-
-
-def test_retrying_gives_up_at_once_on_a_permanent_error():
-    attempt = Flaky("exit 1: manifest unknown", "never seen")
-
-    assert decide.retrying(attempt, retries=3, delay=0) == "exit 1: manifest unknown"
-    assert attempt.calls == 1
-
-
-def test_retrying_gives_up_after_the_retries_and_says_how_many_attempts():
-    attempt = Flaky(*["exit 1: timeout"] * 5)
-
-    assert decide.retrying(attempt, retries=2, delay=0) == "exit 1: timeout (after 3 attempts)"
-    assert attempt.calls == 3
+    calls = (tmp_path / "log").read_text().splitlines()
+    assert len(calls) == (2 if again else 1)
+    assert done.stdout.startswith(f"{MARK} {PULLED} {ref}" if again else f"{MARK} failed {ref} {message}")
 
 
 # --- reporting -----------------------------------------------------------------------------
@@ -303,12 +298,159 @@ def test_table_in_check_mode_says_nothing_was_copied():
     )
 
 
-def test_read_back_takes_the_local_registry_s_digest_or_fails_the_image():
-    copied = Synced(KEYSTONE, COPIED, D1, 100)
+def test_the_watch_turns_the_copy_s_marks_into_progress_lines_it_returns():
+    item = Synced(KEYSTONE, TO_COPY, D1, 2_000_000)
+    watch = table.Watch("deploy1", [item])
 
-    assert sync.read_back_one(copied, Manifest(200, D2, C1, 90)) == Synced(KEYSTONE, COPIED, D2, 90)
-    failed = sync.read_back_one(copied, ABSENT)
-    assert failed.status == FAILED and "the registry does not list it" in failed.message
+    assert watch.line("plain output") is None
+    assert watch.line(f"{MARK} plan 10000000 3 0 0") is None
+    shown = watch.line(f"{MARK} image copied {KEYSTONE.name} {D2}")
+
+    assert shown.startswith("deploy1 | sync-images | 1/1 images, 0 B/10.0 MB")
+    assert shown.endswith(f"| {KEYSTONE.name} copied")
+    failed = watch.line(f"{MARK} image failed {KEYSTONE.name} PUT manifest: HTTP 500")
+    assert failed.endswith(f"{KEYSTONE.name} failed: PUT manifest: HTTP 500")
+
+
+# --- the sync as a plan: decisions from one round trip of queries, one copy job -----------------
+
+NOVA = Image("openstack.kolla/nova-api", "2024.1")
+GLANCE = Image("openstack.kolla/glance-api", "2024.1")
+SYNCED = [KEYSTONE, NOVA, GLANCE]
+SOURCE = sync_plan.SyncSource(ImageSettings(tag="2024.1", services=("keystone", "nova-api", "glance-api")))
+
+
+def manifests_answer(request: dict) -> dict:
+    """The deployment host's answer: the local registry holds keystone (as upstream) and an older nova-api."""
+    found = {
+        ("http://192.0.2.10:4000", KEYSTONE.path): {"status": 200, "digest": D1, "config": C1, "size": 500},
+        ("http://192.0.2.10:4000", NOVA.path): {"status": 200, "digest": D2, "config": C2, "size": 300},
+        ("https://quay.io", KEYSTONE.path): {"status": 200, "digest": D1, "config": C1, "size": 500},
+        ("https://quay.io", NOVA.path): {"status": 200, "digest": D1, "config": C1, "size": 700},
+        ("https://quay.io", GLANCE.path): {"status": 200, "digest": D2, "config": C2, "size": 900},
+    }
+    absent = {"status": 404, "digest": "", "error": "HTTP 404"}
+    return {"manifests": [found.get((base, path), absent) for base, path, _ in request["manifests"]]}
+
+
+def copies(script: str) -> str:
+    """The copy program on the deployment host: its marks, then its one JSON answer."""
+    request = request_of(script)
+    keys = [f"{image['repo']}:{image['tag']}" for image in request["copy"]["images"]]
+    lines = [f"{MARK} plan 1600 2 0 0"]
+    lines += [f"{MARK} image copied {key} sha256:{'e' * 64}" for key in keys]
+    answer = {
+        "images": [
+            {"repo": image["repo"], "tag": image["tag"], "status": "copied", "digest": "sha256:" + "e" * 64}
+            for image in request["copy"]["images"]
+        ],
+        "fetched": 2,
+        "mounted": 0,
+        "bytes": 1600,
+    }
+    return "\n".join([*lines, json.dumps(answer)]) + "\n"
+
+
+def synced(modes: Modes, answer=copies, source: sync_plan.SyncSource = SOURCE):
+    ctx = replace(make_ctx(), modes=modes)
+
+    def make(host, host_ctx):
+        return StandInRun(host, host_ctx, on_host=docker_host(), answers={"manifests": manifests_answer}, answer=answer)
+
+    result, runs = run_stand_ins(SyncImages(SYNCED, source), ctx, [ctx.inventory.deploy_host], make)
+    [outcome] = result.outcomes
+    return outcome, runs["deploy1"]
+
+
+def test_both_registries_are_asked_in_one_query_the_local_one_first():
+    _, run = synced(Modes(check=True))
+
+    asked = run.asked["manifests"]["manifests"]
+    local = [["http://192.0.2.10:4000", image.path, image.tag] for image in SYNCED]
+    assert asked == local + [["https://quay.io", image.path, image.tag] for image in SYNCED]
+
+
+def test_check_mode_copies_nothing_and_says_what_would_be_copied(capsys):
+    outcome, run = synced(Modes(check=True))
+
+    assert run.scripts == []
+    assert outcome.status == CHANGED
+    assert outcome.message == "3 images: 2 to copy, 1 present (1.6 kB), from https://quay.io to 192.0.2.10:4000"
+    shown = capsys.readouterr().out
+    assert "IMAGES (check mode: nothing was copied)" in shown
+    assert [row["status"] for row in outcome.data["images"]] == [PRESENT, TO_COPY, TO_COPY]
+
+
+def test_diff_mode_lists_each_image_that_would_be_copied_and_from_where(capsys):
+    synced(Modes(check=True, diff=True))
+
+    shown = capsys.readouterr().out
+    assert (
+        f"+ {NOVA.name} (700 bytes) from https://quay.io\n+ {GLANCE.name} (900 bytes) from https://quay.io\n" in shown
+    )
+    assert f"+ {KEYSTONE.name}" not in shown
+
+
+def test_a_sync_copies_what_the_registry_lacks_in_one_job_and_each_row_takes_the_pushed_digest():
+    outcome, run = synced(Modes())
+
+    [script] = run.scripts
+    request = request_of(script)["copy"]
+    assert request["source"] == "https://quay.io" and request["target"] == "http://192.0.2.10:4000"
+    assert [image["repo"] for image in request["images"]] == [NOVA.path, GLANCE.path]
+    assert outcome.status == CHANGED
+    assert outcome.message == "3 images: 2 copied, 1 present (1.6 kB)"
+    rows = {row["image"]: row for row in outcome.data["images"]}
+    assert rows[NOVA.name]["digest"] == "sha256:" + "e" * 64 and rows[NOVA.name]["status"] == COPIED
+    assert rows[KEYSTONE.name] == {"image": KEYSTONE.name, "status": PRESENT, "digest": D1, "size": 500,
+                                   "message": "same digest as upstream"}
+    assert {key: outcome.data[key] for key in ("fetched", "mounted", "bytes")} == {"fetched": 2, "mounted": 0, "bytes": 1600}
+
+
+def test_an_image_the_copy_failed_or_said_nothing_of_fails_the_row():
+    def half(script: str) -> str:
+        answer = {"images": [{"repo": NOVA.path, "tag": NOVA.tag, "status": "failed", "error": "PUT: HTTP 500"}]}
+        return json.dumps(answer) + "\n"
+
+    outcome, _ = synced(Modes(), half)
+
+    assert outcome.status == FAILED
+    rows = {row["image"]: row for row in outcome.data["images"]}
+    assert (rows[NOVA.name]["status"], rows[NOVA.name]["message"]) == (FAILED, "PUT: HTTP 500")
+    assert (rows[GLANCE.name]["status"], rows[GLANCE.name]["message"]) == (FAILED, "the copy said nothing of it")
+
+
+def test_a_query_that_did_not_answer_fails_the_row_and_copies_nothing():
+    ctx = make_ctx()
+    facts = changed(docker_host(), answers={"manifests": {"error": "registry query: no answer (python3: not found)"}})
+
+    plan = sync_plan.sync_planner(SYNCED, SOURCE)(facts, ctx)
+
+    assert plan.error == "registry query: no answer (python3: not found)" and not plan.jobs
+
+
+def test_an_archive_is_uploaded_once_and_the_program_reads_it_from_the_run_s_folder(tmp_path):
+    folder = tmp_path / "saved"
+    (folder / "abc").mkdir(parents=True)
+    (folder / "abc" / "layer.tar").write_bytes(b"x" * 2048)
+    config = json.dumps({"rootfs": {"diff_ids": ["sha256:" + "d" * 64]}}).encode()
+    (folder / "ff.json").write_bytes(config)
+    saved = [{"Config": "ff.json", "RepoTags": [f"quay.io/{KEYSTONE.name}"], "Layers": ["abc/layer.tar"]}]
+    (folder / "manifest.json").write_text(json.dumps(saved))
+    path = tmp_path / "images.tar"
+    subprocess.run(["tar", "-C", str(folder), "-cf", str(path), "."], check=True)
+    source = sync_plan.SyncSource(ImageSettings(tag="2024.1", services=("keystone",)), str(path), archive.read_archive(str(path)))
+    facts = changed(docker_host(), answers={"manifests": {"manifests": [{"status": 404, "error": "HTTP 404"}]}})
+
+    plan = sync_plan.sync_planner([KEYSTONE], source)(facts, make_ctx())
+
+    [job] = plan.jobs
+    assert job.uploads == [(str(path), sync_plan.ARCHIVE_NAME)]
+    request = request_of(job.script)["copy"]
+    assert request["archive"] == f"$UPLOADS/{sync_plan.ARCHIVE_NAME}" and "source" not in request
+    # Each blob is streamed out of the uploaded tar by its member: nothing is read there but these.
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    assert request["images"][0]["blobs"] == {config_digest: "ff.json", "sha256:" + "d" * 64: "abc/layer.tar"}
 
 
 def test_image_settings_from_a_file_or_the_inventory(tmp_path):

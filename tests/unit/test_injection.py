@@ -14,21 +14,28 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fabfile.remote import facts
 
 from fabfile import inventory as inv
+from fabfile import payload
+from fabfile.actions.targets import pull_checks
+from fabfile.engines.docker import facts as docker_facts
 from fabfile.engines.docker import install as hostprep
 from fabfile.engines.docker import verify
+from fabfile.engines.docker.engine import DOCKER
+from fabfile.engines.podman import facts as podman_facts
 from fabfile.engines.podman import registries as podman_registries
 from fabfile.engines.podman import verify as podman_verify
-from fabfile.images import pull_plan as pull
+from fabfile.engines.podman.engine import PODMAN
+from fabfile.facts import base as facts
 from fabfile.model.context import StepContext
+from fabfile.model.inventory import InventoryError
 from fabfile.model.plan import FileChange, StepPlan
 from fabfile.registry import collect
 from fabfile.registry import container as registry
+from fabfile.registry import facts as registry_facts
 from fabfile.registry.access import Instance
-from fabfile.registry.api import COPY_MODULES, helper_script
-from fabfile.registry.reach import health_section
+from fabfile.registry.api import query
+from fabfile.registry.reach import health_section, tls_check
 from fabfile.transport import apply
 
 from .factories import changed, docker_host, make_inventory
@@ -88,7 +95,7 @@ def inventory_with(section: str, key: str, value: str) -> str:
 def test_every_field_refuses_shell_syntax_naming_the_key(section, key, payload):
     text = inventory_with(section, key, payload.format(canary="/tmp/PWNED"))
     where = r"targets\[0\]" if section == "targets" else section
-    with pytest.raises(inv.InventoryError, match=rf"^/srv/hosts\.yaml: {where}\.{key}(\[0\])?: "):
+    with pytest.raises(InventoryError, match=rf"^/srv/hosts\.yaml: {where}\.{key}(\[0\])?: "):
         inv.parse(text, Path("/srv/hosts.yaml"))
 
 
@@ -129,7 +136,7 @@ def test_every_store_field_refuses_shell_syntax_naming_the_key(path, payload, tm
     secret.write_text("s3cret\n")
     text = store_inventory(path, payload.format(canary="/tmp/PWNED"), secret)
     where = {"replicas": r"registry\.replicas\[0\]\.", "storage": r"registry\.storage\.s3\."}.get(path[0], "registry.")
-    with pytest.raises(inv.InventoryError, match=rf"^/srv/hosts\.yaml: {where}{path[-1]}: "):
+    with pytest.raises(InventoryError, match=rf"^/srv/hosts\.yaml: {where}{path[-1]}: "):
         inv.parse(text, Path("/srv/hosts.yaml"))
 
 
@@ -180,22 +187,29 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "registry run (host network)": registry.registry_run_command(ctx, True, "spec"),
         "verify on the deployment host": verify.verify_script(ctx, push=True),
         "verify on a target": verify.quick_verify_script(ctx),
-        "target facts": facts.script([*facts.DOCKER_CONFIG, verify.engine_and_check(ctx, verify=True)]),
+        "target facts": facts.script([*docker_facts.CONFIG, verify.engine_and_check(ctx, verify=True)]),
         "podman facts": facts.script(
-            [facts.PODMAN, podman_registries.podman_files(secure), podman_verify.podman_check(ctx, verify=True)]
+            [
+                podman_facts.VERSION,
+                podman_registries.podman_files(secure),
+                podman_verify.podman_check(ctx, verify=True),
+            ]
         ),
         "podman facts (TLS)": facts.script([podman_verify.podman_check(secure, verify=True)]),
         "podman verify": podman_verify.podman_verify_script(ctx),
         "podman verify (login)": podman_verify.podman_verify_script(secure),
-        "both engines verify": podman_verify.node_verify_script(secure, both),
+        "both engines verify": pull_checks(both, secure),
         "docker login": "\n".join(verify.docker_login(secure)),
-        "deploy facts": facts.script([facts.container(value), facts.image(value), facts.files(value)]),
-        "registry query": helper_script({"manifests": [[value, value, value]], "logins": [[value, value, value]]}),
-        "copy": helper_script(copy_request(value, where), COPY_MODULES, "copy_answer"),
-        "pull": pull.pull_script([value], 1, 0, delay=0),
-        "look": pull.check_script([value]),
-        "podman pull": pull.pull_script([value], 1, 0, delay=0, cli="podman"),
-        "podman look": pull.check_script([value], "podman"),
+        "podman login": "\n".join(PODMAN.login(secure)),
+        "deploy facts": facts.script(
+            [registry_facts.container(value), registry_facts.image(value), facts.files(value)]
+        ),
+        "registry TLS from a node": facts.script([tls_check(secure, [value])]),
+        "registry query": payload.script({"manifests": [[value, value, value]], "logins": [[value, value, value]]}),
+        "registry query (facts)": facts.script([query("catalog", secure, {"catalog": value})]),
+        "copy": payload.script(copy_request(value, where), payload.COPY, "copy_answer"),
+        "pull": DOCKER.pull_script([value], 1, 0, delay=0),
+        "podman pull": PODMAN.pull_script([value], 1, 0, delay=0),
         "install": "\n".join(install.commands),
         "registry run (read-only)": registry.registry_run_command(ctx, True, "spec", read_only=True),
         "prune: usage": collect.prepare_script(gc, 1),
@@ -230,8 +244,8 @@ def test_no_script_runs_a_value_it_is_given(sandbox, payload, commands, monkeypa
 
 def test_the_registry_helpers_start_no_process_and_take_their_request_from_the_script():
     # Values reach the helpers only inside their embedded JSON: they never reach a shell from there.
-    for module in COPY_MODULES:
+    for module in dict.fromkeys((*payload.QUERY, *payload.COPY)):
         source = module.read_text()
         assert not any(call in source for call in ("subprocess", "os.system", "os.popen", "exec(", "eval(")), module
-    script = helper_script({"manifests": [["x;touch /tmp/PWNED", "a", "b"]]})
-    assert script.count("<<'KOLLA_REGISTRY_API_PY'") == 1 and "touch" not in script
+    script = payload.script({"manifests": [["x;touch /tmp/PWNED", "a", "b"]]})
+    assert script.count(f"<<'{payload.PROGRAM_END}'") == 1 and "touch" not in script

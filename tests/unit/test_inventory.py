@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from fabfile import inventory as inv
-from fabfile.model.inventory import DockerSettings, Host, InventoryError, RegistrySettings
+from fabfile.model.inventory import DockerSettings, Host, Inventory, InventoryError, RegistrySettings
+
+# The project's own hosts.yaml, found from here (not from the code under test).
+PROJECT_HOSTS = Path(__file__).resolve().parents[2] / "hosts.yaml"
 
 FULL = """\
 defaults:
@@ -127,7 +130,7 @@ def test_image_archive_is_resolved_against_the_files_folder(tmp_path, home, arch
 
 
 def test_the_projects_example_hosts_yaml_is_valid():
-    result = inv.load(inv.PROJECT_ROOT / "hosts.yaml")
+    result = inv.load(PROJECT_HOSTS)
 
     assert result.deploy_host == Host("deploy1", "192.0.2.10")
     assert [(t.name, t.address) for t in result.targets] == [("node1", "192.0.2.11"), ("node2", "192.0.2.12")]
@@ -349,13 +352,13 @@ def test_registry_address_accepts_ipv4_and_host_names(tmp_path, address):
 def test_default_path_is_the_projects_hosts_yaml(monkeypatch):
     monkeypatch.delenv(inv.ENV_VAR, raising=False)
 
-    assert inv.default_path() == inv.PROJECT_ROOT / "hosts.yaml"
+    assert inv.default_path() == PROJECT_HOSTS
 
 
 def test_default_path_ignores_an_empty_env_var(monkeypatch):
     monkeypatch.setenv(inv.ENV_VAR, "")
 
-    assert inv.default_path() == inv.PROJECT_ROOT / "hosts.yaml"
+    assert inv.default_path() == PROJECT_HOSTS
 
 
 def test_env_var_selects_the_file_load_reads(tmp_path, monkeypatch):
@@ -392,7 +395,7 @@ def test_resolve_makes_an_ad_hoc_host_with_the_defaults(loaded, home):
 
 
 def test_resolve_without_defaults_uses_root_on_port_22():
-    inventory = inv.Inventory(path=Path("/x/hosts.yaml"), deploy_host=Host("deploy1", "192.0.2.10"))
+    inventory = Inventory(path=Path("/x/hosts.yaml"), deploy_host=Host("deploy1", "192.0.2.10"))
 
     assert inventory.resolve("spare") == Host("spare", "spare", user="root", port=22)
 

@@ -8,20 +8,23 @@ import tomllib
 from dataclasses import replace
 
 import pytest
-from fabfile.remote import facts as host_facts
 
-from fabfile.actions.targets import configure_engines
+from fabfile.actions.targets import ConfigureTargets, configure_engines, pull_checks
+from fabfile.engines import described
+from fabfile.engines import installed as engines_installed
+from fabfile.engines.docker import facts as docker_facts
 from fabfile.engines.docker.paths import DAEMON_JSON
+from fabfile.engines.podman import facts as podman_facts
 from fabfile.engines.podman import registries as pr
 from fabfile.engines.podman import verify as pv
-from fabfile.engines.podman.paths import podman_ca_path
+from fabfile.engines.podman.paths import ca_path as podman_ca_path
+from fabfile.engines.shell import in_turn
+from fabfile.facts import base as host_facts
 from fabfile.model.context import Modes
 from fabfile.model.facts import HostFacts
-from fabfile.model.inventory import Host
 from fabfile.model.marks import MARK
 from fabfile.model.outcome import CHANGED, FAILED, OK
-from fabfile.model.plan import RELOAD
-from fabfile.tasks.targets import configure_node, target_sections
+from fabfile.model.plan import RELOAD, Handler
 
 from .factories import (
     DEBIAN_REGISTRIES_CONF,
@@ -31,9 +34,10 @@ from .factories import (
     docker_host,
     fresh_debian,
     make_ctx,
+    podman_dropin,
     podman_host,
+    run_on_host,
 )
-from .test_engine import ScriptedRun
 
 SECURE = {"tls": "self-signed", "auth": "htpasswd"}
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -72,7 +76,8 @@ def test_toml_strings_read_back_as_written(value):
 
 @pytest.mark.parametrize("insecure", [True, False])
 def test_the_dropin_is_valid_toml_with_one_entry(insecure):
-    assert tomllib.loads(pr.dropin_text(REGISTRY, insecure)) == {
+    # Made anew (no drop-in yet) for one registry: the header, then its one table.
+    assert tomllib.loads(podman_dropin(REGISTRY, insecure)) == {
         "registry": [{"location": REGISTRY, "insecure": insecure}]
     }
 
@@ -110,7 +115,7 @@ def test_an_edited_dropin_is_put_back():
     facts = with_files(podman_host(), ours=(pr.DROPIN, entry(insecure=False)))
 
     [change] = pr.trust_podman(facts, make_ctx()).files
-    assert change.before == entry(insecure=False) and change.after == pr.dropin_text(REGISTRY, True)
+    assert change.before == entry(insecure=False) and change.after == podman_dropin(REGISTRY, True)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +203,7 @@ def test_a_tls_registry_puts_its_ca_where_podman_reads_it_and_a_secure_entry():
     plan = pr.trust_podman(podman_host(), secure_ctx())
 
     by_path = {change.path: change.after for change in plan.files}
-    assert by_path == {podman_ca_path(REGISTRY): CA, pr.DROPIN: pr.dropin_text(REGISTRY, insecure=False)}
+    assert by_path == {podman_ca_path(REGISTRY): CA, pr.DROPIN: podman_dropin(REGISTRY, insecure=False)}
     assert podman_ca_path(REGISTRY) == f"/etc/containers/certs.d/{REGISTRY}/ca.crt"
     assert plan.handler is None
 
@@ -216,16 +221,16 @@ def test_an_insecure_entry_elsewhere_conflicts_with_a_tls_registry():
 
 
 def test_moving_to_tls_keeps_the_insecure_entry_until_tls_verifies():
-    before = with_files(podman_host(), ours=(pr.DROPIN, pr.dropin_text(REGISTRY, insecure=True)))
+    before = with_files(podman_host(), ours=(pr.DROPIN, podman_dropin(REGISTRY, insecure=True)))
     assert pr.still_insecure(before, REGISTRY)
 
     first = pr.trust_podman(changed(before, registry_tls="no CA for it yet"), secure_ctx())
     assert [change.path for change in first.files] == [podman_ca_path(REGISTRY)]
     assert "stays insecure" in first.notes[0]
 
-    verified = replace(applied(before, first), registry_tls="401")
+    verified = changed(applied(before, first), registry_tls="401")
     [change] = pr.trust_podman(verified, secure_ctx()).files
-    assert change.path == pr.DROPIN and change.after == pr.dropin_text(REGISTRY, insecure=False)
+    assert change.path == pr.DROPIN and change.after == podman_dropin(REGISTRY, insecure=False)
     assert not pr.still_insecure(applied(verified, pr.trust_podman(verified, secure_ctx())), REGISTRY)
 
 
@@ -238,14 +243,15 @@ def test_a_node_with_both_engines_gets_both_and_dockers_reload():
     plan = configure_engines(facts, make_ctx())
 
     assert {change.path for change in plan.files} == {DAEMON_JSON, pr.DROPIN}
-    assert plan.handler == RELOAD and len(plan.commands) == 1
+    # Docker's handler fires with the changes (podman has none), expecting the registry insecure.
+    assert plan.handler == RELOAD and plan.fire == Handler(REGISTRY, insecure=True) and plan.commands == []
 
 
 def test_a_podman_node_has_no_docker_files_and_no_handler():
     plan = configure_engines(podman_host(), make_ctx())
 
     assert [change.path for change in plan.files] == [pr.DROPIN]
-    assert plan.handler is None and plan.commands == []
+    assert plan.handler is None and plan.fire is None and plan.commands == []
 
 
 def test_a_podman_conflict_fails_a_node_whose_docker_is_fine():
@@ -264,27 +270,16 @@ def test_a_podman_conflict_fails_a_node_whose_docker_is_fine():
     ],
 )
 def test_the_engine_label(facts, label):
-    assert facts.engine == label
+    assert described(facts) == label
 
 
-class FactsRun(ScriptedRun):
-    """A host run whose facts are given, and whose scripts all succeed."""
-
-    def __init__(self, facts: HostFacts, ctx=None) -> None:
-        super().__init__(Host("node1", "192.0.2.11"), ctx or make_ctx())
-        self.given = facts
-        self.quiet = True
-        self.facts = facts
-
-    def gather(self, sections=None) -> HostFacts:
-        self.gathered += 1
-        self.facts = self.given
-        return self.facts
+def configure_node(facts: HostFacts, ctx=None):
+    """configure-targets on node1, whose facts are ``facts`` and whose scripts all succeed."""
+    return run_on_host(ConfigureTargets(), facts, ctx)
 
 
 def test_a_node_with_neither_engine_is_a_failed_row_naming_the_fix():
-    run = FactsRun(fresh_debian())
-    configure_node(run)
+    run = configure_node(fresh_debian())
 
     [row] = run.outcomes
     assert row.status == FAILED and run.scripts == []
@@ -294,8 +289,7 @@ def test_a_node_with_neither_engine_is_a_failed_row_naming_the_fix():
 
 
 def test_a_fresh_podman_node_writes_the_dropin_and_pulls_with_podman_in_one_session():
-    run = FactsRun(podman_host())
-    configure_node(run)
+    run = configure_node(podman_host())
 
     [row] = run.outcomes
     assert row.status == CHANGED and row.message == f"write {pr.DROPIN}; pulled probe with podman"
@@ -306,8 +300,7 @@ def test_a_fresh_podman_node_writes_the_dropin_and_pulls_with_podman_in_one_sess
 
 def test_a_configured_podman_node_checked_in_its_facts_session_needs_no_other():
     facts = applied(podman_host(), pr.trust_podman(podman_host(), make_ctx()))
-    run = FactsRun(changed(facts, podman_verified=(0, f"{MARK} pulled x with podman")))
-    configure_node(run)
+    run = configure_node(changed(facts, podman_verified=(0, f"{MARK} pulled x with podman")))
 
     assert run.scripts == []
     assert [(o.status, o.message) for o in run.outcomes] == [
@@ -318,8 +311,7 @@ def test_a_configured_podman_node_checked_in_its_facts_session_needs_no_other():
 def test_a_failed_podman_check_in_the_facts_session_fails_the_row():
     facts = applied(podman_host(), pr.trust_podman(podman_host(), make_ctx()))
     failed = f"{MARK} fail podman pull x: manifest unknown"
-    run = FactsRun(changed(facts, podman_verified=(1, failed)))
-    configure_node(run)
+    run = configure_node(changed(facts, podman_verified=(1, failed)))
 
     assert [(o.status, o.message) for o in run.outcomes] == [
         (FAILED, "exit 1: podman pull x: manifest unknown")
@@ -327,8 +319,7 @@ def test_a_failed_podman_check_in_the_facts_session_fails_the_row():
 
 
 def test_check_mode_on_a_podman_node_says_what_it_would_write():
-    run = FactsRun(podman_host(), replace(make_ctx(), modes=Modes(check=True)))
-    configure_node(run)
+    run = configure_node(podman_host(), replace(make_ctx(), modes=Modes(check=True)))
 
     assert run.scripts == [] and [o.status for o in run.outcomes] == [CHANGED]
 
@@ -344,7 +335,9 @@ def output(*sections: tuple[str, str]) -> str:
     "printed, version", [("5.4.2\n", "5.4.2"), ("podman version 4.3.1\n", "4.3.1"), ("", "")]
 )
 def test_podmans_version_is_parsed(printed, version):
-    assert host_facts.parse(output(("podman", printed)), [host_facts.PODMAN]).podman_version == version
+    parsed = host_facts.parse(output(("podman", printed)), [podman_facts.VERSION])
+
+    assert parsed.engine("podman").version == version
 
 
 def test_registries_files_are_gathered_by_glob_and_parsed(tmp_path):
@@ -378,16 +371,16 @@ def test_the_target_facts_read_podman_its_files_and_its_check():
         (pv.VERIFIED, "0\n"),
     )
 
-    parsed = host_facts.parse(text, target_sections(ctx))
+    parsed = host_facts.parse(text, ConfigureTargets().sections(ctx))
 
-    assert parsed.podman_version == "5.4.2" and parsed.files == {pr.REGISTRIES_CONF: "# none\n"}
-    assert parsed.podman_verified == (0, checked + "\n")
-    assert parsed.docker_version == ""
+    assert parsed.engine("podman").version == "5.4.2" and parsed.files == {pr.REGISTRIES_CONF: "# none\n"}
+    assert parsed.engine("podman").checked == (0, checked + "\n")
+    assert parsed.engine("docker").version == ""
 
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])
 def test_the_target_facts_script_is_valid_shell(shell):
-    script = host_facts.script(target_sections(replace(make_ctx(SECURE), password=PASSWORD)))
+    script = host_facts.script(ConfigureTargets().sections(replace(make_ctx(SECURE), password=PASSWORD)))
 
     assert (
         subprocess.run([shell, "-n"], input=script, capture_output=True, text=True, check=False).returncode
@@ -429,7 +422,8 @@ def test_podman_pulls_the_probe_logged_in_with_the_password_only_on_stdin(tmp_pa
     assert done.stdout.splitlines()[-1] == f"{MARK} pulled {ctx.probe_image} with podman"
     argv = (tmp_path / "log").read_text()
     assert PASSWORD not in argv and "--password-stdin" in argv and "pull -q --authfile" in argv
-    assert (tmp_path / "log.stdin").read_text() == PASSWORD + "\n"
+    # The password comes decoded from its here-document, exactly as it is (no newline added).
+    assert (tmp_path / "log.stdin").read_text() == PASSWORD
     # The authfile's private folder is gone once the check ends.
     authfile = (tmp_path / "log.auth").read_text().strip()
     assert authfile.endswith("/auth.json") and not os.path.exists(authfile)
@@ -448,13 +442,13 @@ def test_a_failed_podman_pull_is_a_fail_mark_with_podmans_words(tmp_path):
 
 def test_on_a_node_with_both_engines_a_failed_check_stops_the_next(tmp_path):
     both = docker_host(podman_version="4.3.1")
-    script = "false_check() { return 4; }\n" + pv.in_turn(["false_check\n", "echo second\n"])
+    script = "false_check() { return 4; }\n" + in_turn(["false_check\n", "echo second\n"])
 
     done = run_check(script, tmp_path)
 
     assert done.returncode == 4 and "second" not in done.stdout
-    assert pv.node_verify_script(make_ctx(), both).count("(\n") == 2
-    assert "podman pull" not in pv.node_verify_script(make_ctx(), docker_host())
+    assert pull_checks(both, make_ctx()).count("(\n") == 2
+    assert "podman pull" not in pull_checks(docker_host(), make_ctx())
 
 
 def test_the_facts_session_checks_podman_where_the_dropin_names_the_registry(tmp_path, monkeypatch):
@@ -463,12 +457,12 @@ def test_the_facts_session_checks_podman_where_the_dropin_names_the_registry(tmp
     assert pv.VERIFY not in run_check(host_facts.script([section]), tmp_path).stdout
 
     dropin = tmp_path / "50-kolla-registry.conf"
-    dropin.write_text(pr.dropin_text(REGISTRY, True))
+    dropin.write_text(podman_dropin(REGISTRY, True))
     monkeypatch.setattr(pv, "DROPIN", str(dropin))
     section = pv.podman_check(ctx, verify=True)
     done = run_check(host_facts.script([section]), tmp_path)
 
-    status, said = host_facts.parse(done.stdout, [section]).podman_verified
+    status, said = host_facts.parse(done.stdout, [section]).engine("podman").checked
     assert status == 0 and said.strip() == f"{MARK} pulled {ctx.probe_image} with podman"
     assert pv.podman_check(ctx, verify=False).shell == ""
 
@@ -487,14 +481,16 @@ def test_the_facts_session_checks_podman_where_the_dropin_names_the_registry(tmp
 def test_podman_dockers_docker_command_is_not_taken_for_docker(server, installed):
     text = output(("dockerd", installed), ("docker-server", server), ("podman", "4.3.1\n"))
 
-    parsed = host_facts.parse(text, [host_facts.DOCKER, host_facts.PODMAN])
+    parsed = host_facts.parse(text, [docker_facts.VERSION, podman_facts.VERSION])
 
-    assert (parsed.docker_version, parsed.docker_answers, parsed.engines) == ("", False, ("podman",))
+    docker = parsed.engine("docker")
+    engines = [engine.name for engine in engines_installed(parsed)]
+    assert (docker.version, docker.answers, engines) == ("", False, ["podman"])
 
 
 def test_the_drop_in_keeps_entries_for_other_registries_and_sets_ours_in_its_place():
     other = "198.51.100.7:5000"
-    current = pr.dropin_text(other, True).replace(
+    current = podman_dropin(other, True).replace(
         pr.HEADER, pr.HEADER + "\n[[registry]]\nlocation = " + f'"{REGISTRY}"\ninsecure = false\n'
     )
     merged = pr.dropin_with(current, REGISTRY, insecure=True)
@@ -504,7 +500,7 @@ def test_the_drop_in_keeps_entries_for_other_registries_and_sets_ours_in_its_pla
         {"location": other, "insecure": True},
     ]
     assert pr.dropin_with(merged, REGISTRY, insecure=True) == merged
-    assert tomllib.loads(pr.dropin_with(pr.dropin_text(other, True), REGISTRY, False))["registry"][1] == {
+    assert tomllib.loads(pr.dropin_with(podman_dropin(other, True), REGISTRY, False))["registry"][1] == {
         "location": REGISTRY,
         "insecure": False,
     }

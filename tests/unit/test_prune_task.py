@@ -1,28 +1,27 @@
-"""prune-registry on one host with no SSH: which scripts run in which mode, and the row it reports."""
+"""prune-registry on one host with no SSH: which scripts run in which mode, and the row it reports.
+
+The action runs through the engine's Runner; the deployment host is a stand-in
+that answers the scan (a facts query) and the one prune job as a host would.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-import re
-from dataclasses import replace
-
 import pytest
 
-from fabfile.engine.hostrun import HostRun
+from fabfile.actions.prune import PruneRegistry
 from fabfile.images.model import Image
+from fabfile.images.prune_run import NOT_DEPLOYED
 from fabfile.model.context import Modes
 from fabfile.model.errors import RemoteError
-from fabfile.model.inventory import Host
 from fabfile.model.marks import MARK
 from fabfile.model.outcome import CHANGED, FAILED, OK
 from fabfile.registry.collect import GC_PENDING
 from fabfile.registry.container import spec_of
-from fabfile.tasks import prune
 
-from .factories import changed, container, docker_host, make_ctx
+from .factories import StandInRun, changed, container, docker_host, make_ctx, request_of, run_stand_ins
 
 REPOSITORY = "openstack.kolla/keystone"
+COLLECTED = "3 blobs marked, 2 blobs and 0 manifests"
 
 
 def tag(name: str, day: int) -> dict:
@@ -36,135 +35,164 @@ SCAN = {
 }
 
 
-class Host1(HostRun):
-    """The deployment host: scripts answered by kind (scan, delete, usage, collect, restore)."""
+class Deploy1(StandInRun):
+    """The deployment host: the scan answered from ``scan``; the prune job's parts (the volume's usage,
+    the deletes, the collection) and a restore answered as a host would, each part noted in ``kinds``."""
 
-    def __init__(self, modes: Modes, scan: dict = SCAN, deployed: bool = True, pending: bool = False) -> None:
-        ctx = replace(make_ctx(), modes=modes)
-        super().__init__(Host("deploy1", "192.0.2.10"), ctx)
+    def __init__(self, host, ctx, scan: dict, deployed: bool, pending: bool) -> None:
+        super().__init__(host, ctx, answers={"scan": scan})
         facts = docker_host(container=container())
         spec = spec_of(facts, ctx) if deployed else "0123456789abcdef"
-        self.facts = changed(facts, container=container(spec), files={GC_PENDING: ""} if pending else {})
-        self.scan, self.kinds, self.requests = scan, [], []
-        self.collect_fails = ""
+        self.on_host = changed(facts, container=container(spec), files={GC_PENDING: ""} if pending else {})
+        self.kinds: list[str] = []
+        self.requests: list[dict] = []
+        # How the collection ends: "" (well), a fail mark's text (it put the registry back itself), a
+        # RemoteError (the whole script lost or killed), or "died" (its shell gone without a word).
+        self.collect_ends: str | RemoteError = ""
+        self.answer = self.host_answer
 
-    def run(self, script: str, on_line=None, timeout: int = 0) -> str:
-        found = re.search(r"^REQUEST = '([^']*)'$", script, re.MULTILINE)
-        if found:
-            request = json.loads(base64.b64decode(found.group(1)))
-            self.requests.append(request)
-            self.kinds.append("delete" if "delete" in request else "scan")
-            if "delete" in request:
-                return json.dumps({"deleted": [{"status": 202, "error": ""} for _ in request["delete"]]})
-            return json.dumps(self.scan)
-        if "garbage-collect" in script:
-            self.kinds.append("collect")
-            if self.collect_fails:
-                raise RemoteError(self.collect_fails, 1)
-            summary = "3 blobs marked, 2 blobs and 0 manifests"
-            return f"{MARK} read-only\n{MARK} collected {summary}\n{MARK} used-after 3000000\n"
+    def host_answer(self, script: str) -> str:
+        if "garbage-collect" not in script:
+            self.kinds.append("restore")
+            return f"{MARK} restored\n"
+        lines = []
         if "used-before" in script:
             self.kinds.append("usage")
-            return f"{MARK} used-before 5000000\n"
-        self.kinds.append("restore")
-        return f"{MARK} restored\n"
+            lines.append(f"{MARK} used-before 5000000")
+        request = request_of(script)
+        if request is not None:
+            self.kinds.append("delete")
+            self.requests.append(request)
+            answers = [{"status": 202, "error": ""} for _ in request["delete"]]
+            lines.append(f'{MARK} deletes {{"deleted": {answers}}}'.replace("'", '"'))
+        self.kinds.append("collect")
+        if isinstance(self.collect_ends, RemoteError):
+            raise self.collect_ends
+        if self.collect_ends == "died":
+            lines.append(f"{MARK} read-only")
+            lines.append(f"{MARK} collect-status 137")
+            if "restored already" in script:
+                # The job carries a restore of its own for this case: it puts the registry back.
+                self.kinds.append("restore")
+                lines.append(f"{MARK} restored")
+        elif self.collect_ends:
+            lines.append(f"{MARK} fail {self.collect_ends}")
+            lines.append(f"{MARK} collect-status 1")
+        else:
+            lines += [f"{MARK} read-only", f"{MARK} collected {COLLECTED}", f"{MARK} used-after 3000000"]
+            lines.append(f"{MARK} collect-status 0")
+        return "\n".join(lines) + "\n"
 
-    def sibling(self) -> HostRun:
-        return self
 
-    def close(self) -> None:
-        pass
+def prune(
+    modes: Modes | None = None,
+    keep: int = 1,
+    scan: dict = SCAN,
+    deployed: bool = True,
+    pending: bool = False,
+    collect_ends: str | RemoteError = "",
+):
+    """prune-registry on the deployment host; its one row, and the stand-in host."""
+    ctx = make_ctx(registry={"address": "192.0.2.10"})
+    ctx = ctx.__class__(ctx.inventory, modes=modes or Modes())
 
+    def make(host, host_ctx):
+        run = Deploy1(host, host_ctx, scan, deployed, pending)
+        run.collect_ends = collect_ends
+        return run
 
-def pruned(run: Host1, keep: int = 1) -> str:
-    prune.work([Image(REPOSITORY, "2024.1")], keep)(run)
-    [outcome] = run.outcomes
-    return outcome
+    action = PruneRegistry([Image(REPOSITORY, "2024.1")], keep)
+    result, runs = run_stand_ins(action, ctx, [ctx.inventory.deploy_host], make)
+    [outcome] = result.outcomes
+    return outcome, runs["deploy1"]
 
 
 def test_check_mode_only_asks_and_says_what_would_go():
-    run = Host1(Modes(check=True))
+    outcome, run = prune(Modes(check=True))
 
-    outcome = pruned(run)
-
-    assert run.kinds == ["scan"]
+    assert run.scripts == [] and run.asked["scan"] == {"scan": "http://192.0.2.10:4000"}
     assert outcome.status == CHANGED
     assert outcome.message == "1 repositories: 1 tags to delete (1 manifests), about 1.0 MB to free"
 
 
 def test_a_prune_deletes_then_collects_and_reports_the_space_freed():
-    run = Host1(Modes())
+    outcome, run = prune()
 
-    outcome = pruned(run)
-
-    assert run.kinds == ["scan", "usage", "delete", "collect"]
-    assert run.requests[1]["delete"] == [["http://192.0.2.10:4000", REPOSITORY, tag("2023.1", 1)["digest"]]]
+    assert run.kinds == ["usage", "delete", "collect"]
+    assert len(run.scripts) == 1  # one job: the usage, the deletes and the collection in one session
+    assert run.requests[0]["delete"] == [["http://192.0.2.10:4000", REPOSITORY, tag("2023.1", 1)["digest"]]]
     assert outcome.status == CHANGED
     assert outcome.message == (
-        "1 repositories: 1 tags deleted (1 manifests); freed 2.0 MB (5.0 MB -> 3.0 MB); "
-        "3 blobs marked, 2 blobs and 0 manifests"
+        f"1 repositories: 1 tags deleted (1 manifests); freed 2.0 MB (5.0 MB -> 3.0 MB); {COLLECTED}"
     )
 
 
 @pytest.mark.parametrize("check", [True, False])
 def test_a_registry_deploy_host_has_not_made_deletable_is_refused_before_any_change(check):
-    run = Host1(Modes(check=check), deployed=False)
+    outcome, run = prune(Modes(check=check), deployed=False)
 
-    outcome = pruned(run)
-
-    assert run.kinds == ["scan"]
-    assert outcome.status == FAILED and outcome.message == prune.NOT_DEPLOYED
+    assert run.scripts == []
+    assert outcome.status == FAILED and outcome.message == NOT_DEPLOYED
 
 
 def test_nothing_to_delete_changes_nothing():
-    run = Host1(Modes(), deployed=False)
+    outcome, run = prune(keep=5, deployed=False)
 
-    outcome = pruned(run, keep=5)
-
-    assert run.kinds == ["scan"]
+    assert run.scripts == []
     assert outcome.status == OK and outcome.message.startswith("nothing to delete: ")
 
 
 def test_garbage_an_earlier_run_left_is_collected_even_with_nothing_to_delete():
-    run = Host1(Modes(), pending=True)
+    outcome, run = prune(keep=5, pending=True)
 
-    outcome = pruned(run, keep=5)
-
-    assert run.kinds == ["scan", "usage", "collect"]
+    assert run.kinds[0] == "usage" and run.kinds[-1] == "collect"
+    assert all(request["delete"] == [] for request in run.requests)
     assert outcome.status == CHANGED and "freed 2.0 MB" in outcome.message
 
 
 def test_a_collection_that_failed_without_a_word_on_the_registry_puts_it_back_from_here():
-    run = Host1(Modes())
-    run.collect_fails = "timed out: no answer within 1830 s (kolla_registry.command_timeout)"
+    timed_out = RemoteError("timed out: no answer within 1830 s (kolla_registry.command_timeout)", 124)
 
-    outcome = pruned(run)
+    outcome, run = prune(collect_ends=timed_out)
 
-    assert run.kinds == ["scan", "usage", "delete", "collect", "restore"]
+    assert run.kinds == ["usage", "delete", "collect", "restore"]
+    assert run.siblings == 1  # on a new connection: the one that ran the job may be what failed
     assert outcome.status == FAILED
-    assert outcome.message == (
-        "1 repositories: 1 tags deleted (1 manifests), about 1.0 MB to free; "
-        "garbage collection: timed out: no answer within 1830 s "
-        "(kolla_registry.command_timeout); the registry is back to normal"
+    assert outcome.message.startswith("1 repositories: 1 tags ")
+    assert outcome.message.endswith(
+        "timed out: no answer within 1830 s (kolla_registry.command_timeout); the registry is back to normal"
     )
 
 
-def test_a_collection_that_put_the_registry_back_itself_is_not_restored_again():
-    run = Host1(Modes())
-    run.collect_fails = "exit 1: garbage-collect failed: boom; the registry is back to normal"
+def test_a_collection_whose_shell_died_without_a_word_fails_and_puts_the_registry_back():
+    # The collection's own shell ended (killed: 137) before it said anything or put the registry back.
+    outcome, run = prune(collect_ends="died")
 
-    outcome = pruned(run)
+    assert "restore" in run.kinds  # from here, or by the job itself
+    assert outcome.status == FAILED
+    assert "garbage collection" in outcome.message and "back to normal" in outcome.message
+
+
+def test_a_collection_that_put_the_registry_back_itself_is_not_restored_again():
+    outcome, run = prune(collect_ends="garbage-collect failed: boom; the registry is back to normal")
 
     assert run.kinds[-1] == "collect"
+    assert outcome.status == FAILED
     assert outcome.message.endswith(
-        "garbage collection: exit 1: garbage-collect failed: boom; the registry is back to normal"
+        "garbage collection: garbage-collect failed: boom; the registry is back to normal"
     )
 
 
 def test_a_scan_the_registry_did_not_answer_fails_the_row():
-    run = Host1(Modes(), scan={"error": "HTTP 0, not a registry", "repositories": []})
+    outcome, run = prune(scan={"error": "HTTP 0, not a registry", "repositories": []})
 
-    with pytest.raises(
-        RemoteError, match="the registry did not list its repositories: HTTP 0, not a registry"
-    ):
-        prune.work([], 1)(run)
+    assert run.scripts == []
+    assert outcome.status == FAILED
+    assert outcome.message == "the registry did not list its repositories: HTTP 0, not a registry"
+
+
+def test_diff_mode_lists_each_tag_that_would_be_deleted(capsys):
+    outcome, run = prune(Modes(check=True, diff=True))
+
+    assert run.scripts == [] and outcome.status == CHANGED
+    assert f"--- deploy1 ---\n- {REPOSITORY}:2023.1\n" in capsys.readouterr().out

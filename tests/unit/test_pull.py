@@ -1,25 +1,39 @@
-"""pull: the node's pull script (run here against a fake docker), its marks, and the node's recap row."""
+"""pull: the node's pull script (run here against a fake docker), what a node holds, the plan from
+digests, its marks, and the node's row (through the engine, with stand-in hosts)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from dataclasses import replace
 
 import pytest
 
-from fabfile.engines.base import MISSING, PRESENT, PULLED
+from fabfile.actions.pull import PullImages, RegistryDigests
+from fabfile.engines.base import PRESENT, PULLED
+from fabfile.engines.docker.engine import DOCKER
+from fabfile.engines.docker.facts import HELD_IMAGES as DOCKER_HELD
+from fabfile.engines.podman.engine import PODMAN
+from fabfile.engines.podman.facts import HELD_IMAGES as PODMAN_HELD
+from fabfile.facts import base as facts_base
 from fabfile.images import pull_plan as pull
 from fabfile.images.model import Image
 from fabfile.images.pull_plan import Pulled
+from fabfile.model.context import Modes
 from fabfile.model.marks import MARK
 from fabfile.model.outcome import CHANGED, FAILED, OK
-from fabfile.tasks.pull import pulling_engine
+
+from .factories import StandInRun, docker_host, host_facts, make_ctx, podman_host, request_of, run_stand_ins
 
 REGISTRY = "192.0.2.10:4000"
 KEYSTONE, NOVA, GLANCE = (
     Image(f"openstack.kolla/{name}", "zed") for name in ("keystone", "nova-api", "glance-api")
 )
-WANTED = {image.at(REGISTRY): image for image in (KEYSTONE, NOVA, GLANCE)}
+IMAGES = [KEYSTONE, NOVA, GLANCE]
+WANTED = {image.at(REGISTRY): image for image in IMAGES}
+K_DIGEST, N_DIGEST, G_DIGEST = ("sha256:" + letter * 64 for letter in "abc")
+DIGESTS = {KEYSTONE: K_DIGEST, NOVA: N_DIGEST, GLANCE: G_DIGEST}
 
 # A docker whose pulls: keystone is up to date, nova-api fails once (timeout) then works,
 # glance-api is unknown to the registry. Each call is logged with the time it started.
@@ -34,8 +48,6 @@ case "$2" in
 esac
 """
 
-from .factories import host_facts
-
 
 @pytest.fixture
 def docker_env(tmp_path):
@@ -46,10 +58,17 @@ def docker_env(tmp_path):
     return {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOG": str(tmp_path / "log")}
 
 
-def test_pull_script_pulls_each_image_retries_transient_errors_and_marks_each(docker_env, tmp_path):
-    script = pull.pull_script(list(WANTED), per_node=2, retries=3)
+def sh(script: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60)
 
-    done = subprocess.run(["sh", "-c", script], env=docker_env, capture_output=True, text=True, check=True)
+
+# --- the pull script ---------------------------------------------------------------------------
+
+
+def test_pull_script_pulls_each_image_retries_transient_errors_and_marks_each(docker_env, tmp_path):
+    script = DOCKER.pull_script(list(WANTED), per_node=2, retries=3)
+
+    done = sh(script, docker_env)
 
     marks = sorted(line for line in done.stdout.splitlines() if line.startswith(MARK))
     assert marks == sorted(
@@ -70,32 +89,10 @@ def test_pull_script_pulls_each_image_retries_transient_errors_and_marks_each(do
 def test_pull_script_gives_up_after_its_retries(docker_env, tmp_path):
     (tmp_path / "docker").write_text('#!/bin/sh\necho "$*" >> "$LOG"; echo "502 Bad Gateway" >&2; exit 1\n')
 
-    done = subprocess.run(
-        ["sh", "-c", pull.pull_script([KEYSTONE.at(REGISTRY)], per_node=1, retries=2)],
-        env=docker_env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = sh(DOCKER.pull_script([KEYSTONE.at(REGISTRY)], per_node=1, retries=2), docker_env)
 
     assert done.stdout.strip() == f"{MARK} failed {KEYSTONE.at(REGISTRY)} 502 Bad Gateway"
     assert len((tmp_path / "log").read_text().splitlines()) == 3
-
-
-def test_check_script_only_looks(tmp_path):
-    (tmp_path / "docker").write_text('#!/bin/sh\ncase "$3" in *keystone*) exit 0 ;; esac; exit 1\n')
-    (tmp_path / "docker").chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-
-    done = subprocess.run(
-        ["sh", "-c", pull.check_script(list(WANTED))], env=env, capture_output=True, text=True, check=True
-    )
-
-    assert pull.parse_pulls(done.stdout, WANTED) == [
-        Pulled(KEYSTONE, PRESENT),
-        Pulled(NOVA, MISSING),
-        Pulled(GLANCE, MISSING),
-    ]
 
 
 # A podman that holds keystone already (the same ID before and after its pull), pulls
@@ -117,9 +114,9 @@ esac
 def test_podman_pulls_each_image_and_tells_present_from_pulled(docker_env, tmp_path):
     (tmp_path / "podman").write_text(FAKE_PODMAN)
     (tmp_path / "podman").chmod(0o755)
-    script = pull.pull_script(list(WANTED), per_node=1, retries=1, cli="podman")
+    script = PODMAN.pull_script(list(WANTED), per_node=1, retries=1)
 
-    done = subprocess.run(["sh", "-c", script], env=docker_env, capture_output=True, text=True, check=True)
+    done = sh(script, docker_env)
 
     assert [(p.image, p.status) for p in pull.parse_pulls(done.stdout, WANTED)] == [
         (KEYSTONE, PRESENT),
@@ -130,6 +127,44 @@ def test_podman_pulls_each_image_and_tells_present_from_pulled(docker_env, tmp_p
     assert "docker" not in script
 
 
+# --- what a node holds (read with the facts: looking pulls nothing) ------------------------------
+
+
+def test_docker_s_held_images_are_read_by_looking_only(tmp_path):
+    (tmp_path / "docker").write_text(
+        '#!/bin/sh\necho "$*" >> "$LOG"\n'
+        f"echo '{KEYSTONE.at(REGISTRY)} {K_DIGEST}'\n"
+        f"echo '{NOVA.at(REGISTRY)} <none>'\n"
+        "echo '<none>:<none> <none>'\n"
+    )
+    (tmp_path / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOG": str(tmp_path / "log")}
+
+    done = sh(facts_base.script([DOCKER_HELD]), env)
+    held = facts_base.parse(done.stdout, [DOCKER_HELD]).engine("docker").images
+
+    assert held == {KEYSTONE.at(REGISTRY): [K_DIGEST], NOVA.at(REGISTRY): []}
+    assert [call.split()[0] for call in (tmp_path / "log").read_text().splitlines()] == ["images"]
+
+
+def test_podman_s_held_images_are_read_from_podman_s_own_list(tmp_path):
+    listed = [
+        {"Names": [KEYSTONE.at(REGISTRY)], "RepoDigests": [f"{REGISTRY}/openstack.kolla/keystone@{K_DIGEST}"]},
+        {"Names": None, "RepoDigests": []},
+    ]
+    (tmp_path / "podman").write_text(f"#!/bin/sh\necho \"$*\" >> \"$LOG\"\necho '{json.dumps(listed)}'\n")
+    (tmp_path / "podman").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOG": str(tmp_path / "log")}
+
+    done = sh(facts_base.script([PODMAN_HELD]), env)
+
+    assert facts_base.parse(done.stdout, [PODMAN_HELD]).engine("podman").images == {KEYSTONE.at(REGISTRY): [K_DIGEST]}
+    assert (tmp_path / "log").read_text().split() == ["images", "--format", "json"]
+
+
+# --- which engine pulls, and what the plan pulls -------------------------------------------------
+
+
 @pytest.mark.parametrize(
     "docker, podman, asked, pulls",
     [
@@ -137,15 +172,102 @@ def test_podman_pulls_each_image_and_tells_present_from_pulled(docker_env, tmp_p
         ("", "5.4.2", "", "podman"),
         ("20.10.24", "4.3.1", "", "docker"),
         ("20.10.24", "4.3.1", "podman", "podman"),
-        ("26.1.5", "", "podman", ""),
+        ("26.1.5", "", "podman", None),
+        ("", "", "", None),
     ],
 )
 def test_the_engine_that_pulls(docker, podman, asked, pulls):
-    assert pulling_engine(host_facts(docker_version=docker, podman_version=podman), asked) == pulls
+    engine = pull.pulling_engine(host_facts(docker_version=docker, podman_version=podman), asked)
+
+    assert (engine.name if engine else None) == pulls
 
 
-def test_podman_check_script_looks_in_podmans_images():
-    assert 'podman image inspect "$1"' in pull.check_script(list(WANTED), "podman")
+def held(**images: str) -> dict[str, list[str]]:
+    """Docker's images: a name of ``IMAGES`` -> the digest the node holds it under."""
+    by_name = {image.path.rsplit("/", 1)[1]: image for image in IMAGES}
+    return {by_name[name].at(REGISTRY): [digest] for name, digest in images.items()}
+
+
+def plan_for(facts, digests=DIGESTS, modes: Modes | None = None, engine: str = "", **registry):
+    ctx = replace(make_ctx(registry=registry or None), modes=modes or Modes())
+    return pull.pull_planner(IMAGES, digests, per_node=3, retries=3, engine=engine)(facts, ctx)
+
+
+def test_a_node_pulls_only_what_it_lacks_or_holds_under_another_digest():
+    facts = docker_host(docker_images=held(keystone=K_DIGEST, **{"nova-api": "sha256:" + "f" * 64}))
+
+    plan = plan_for(facts)
+
+    [job] = plan.jobs
+    assert job.diff == f"+ {NOVA.at(REGISTRY)}\n+ {GLANCE.at(REGISTRY)}\n"
+    assert KEYSTONE.at(REGISTRY) not in job.script and NOVA.at(REGISTRY) in job.script
+    assert plan.data == {"images": 3, "held": 1, "engine": "docker"}
+
+
+def test_an_image_whose_registry_digest_is_unknown_is_pulled():
+    facts = docker_host(docker_images=held(keystone=K_DIGEST, **{"nova-api": N_DIGEST, "glance-api": G_DIGEST}))
+
+    plan = plan_for(facts, digests={KEYSTONE: K_DIGEST, NOVA: N_DIGEST})
+
+    assert [line for line in plan.jobs[0].diff.splitlines()] == [f"+ {GLANCE.at(REGISTRY)}"]
+
+
+def test_a_node_holding_everything_under_the_registry_s_digests_has_nothing_to_do():
+    facts = docker_host(docker_images=held(keystone=K_DIGEST, **{"nova-api": N_DIGEST, "glance-api": G_DIGEST}))
+
+    plan = plan_for(facts)
+
+    assert not plan.changed and plan.notes == ["holds 3/3"]
+
+
+def test_podman_s_images_are_compared_when_podman_pulls():
+    facts = podman_host(podman_images={KEYSTONE.at(REGISTRY): ["sha256:" + "9" * 64, K_DIGEST]})
+
+    plan = plan_for(facts)
+
+    assert plan.data["engine"] == "podman" and plan.data["held"] == 1
+    assert "podman pull" in plan.jobs[0].script and "docker pull" not in plan.jobs[0].script
+
+
+def test_a_login_comes_before_the_pulls_and_its_password_never_on_a_command_line():
+    facts = docker_host()
+    ctx = replace(make_ctx(registry={"tls": "self-signed", "auth": "htpasswd"}), password="pa55word")
+
+    [job] = pull.pull_planner(IMAGES, DIGESTS, 3, 3)(facts, ctx).jobs
+
+    assert job.script.index("docker login") < job.script.index("docker pull")
+    assert "pa55word" not in job.script
+
+
+@pytest.mark.parametrize(
+    "facts, engine, error",
+    [
+        (docker_host(), "podman", "--engine podman: not installed on this node"),
+        (host_facts(), "", "neither Docker nor Podman is installed"),
+    ],
+)
+def test_a_node_without_the_engine_fails_with_the_fix(facts, engine, error):
+    assert error in plan_for(facts, engine=engine).error
+
+
+def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the_answer():
+    ctx = make_ctx()
+    action = RegistryDigests(IMAGES)
+    [section] = action.sections(ctx)
+    answered = {
+        "manifests": [
+            {"status": 200, "digest": K_DIGEST},
+            {"status": 404, "digest": "", "error": "HTTP 404"},
+            {"status": 200, "digest": G_DIGEST},
+        ]
+    }
+    facts = host_facts()
+    section.parse(facts_base.Texts({section.name: json.dumps(answered)}), facts)
+
+    assert request_of(section.shell) == {
+        "manifests": [["http://192.0.2.10:4000", image.path, image.tag] for image in IMAGES]
+    }
+    assert action.data(facts, ctx) == {"digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST}}
 
 
 def test_parse_pulls_keeps_the_wanted_order_and_fails_what_got_no_answer():
@@ -160,53 +282,111 @@ def test_parse_pulls_keeps_the_wanted_order_and_fails_what_got_no_answer():
     ]
 
 
+# --- the node's row -----------------------------------------------------------------------------
+
+
+def marked(*pulls: Pulled) -> str:
+    return "".join(f"{MARK} {p.status} {p.image.at(REGISTRY)} {p.detail}\n" for p in pulls)
+
+
 @pytest.mark.parametrize(
-    "pulls, check, status, message",
+    "pulls, failed, changed, message",
     [
-        ([Pulled(KEYSTONE, PRESENT), Pulled(NOVA, PRESENT)], False, OK, "holds 2/2"),
-        ([Pulled(KEYSTONE, PULLED), Pulled(NOVA, PRESENT)], False, CHANGED, "pulled 1; holds 2/2"),
+        ([Pulled(KEYSTONE, PRESENT), Pulled(NOVA, PRESENT)], False, False, "holds 3/3"),
+        ([Pulled(KEYSTONE, PULLED), Pulled(NOVA, PRESENT)], False, True, "pulled 1; holds 3/3"),
         (
-            [Pulled(KEYSTONE, PRESENT), Pulled(NOVA, MISSING)],
+            [Pulled(KEYSTONE, PULLED), Pulled(NOVA, FAILED, "manifest unknown")],
             True,
-            CHANGED,
-            f"holds 1/2; would pull {NOVA.name}",
+            True,
+            f"holds 2/3; failed {NOVA.name}: manifest unknown",
         ),
         (
-            [Pulled(KEYSTONE, PULLED), Pulled(GLANCE, FAILED, "manifest unknown")],
+            [Pulled(image, FAILED, "http: server gave HTTP response to HTTPS client") for image in IMAGES],
+            True,
             False,
-            FAILED,
-            f"holds 1/2; failed {GLANCE.name}: manifest unknown",
-        ),
-        (
-            [
-                Pulled(image, FAILED, "http: server gave HTTP response to HTTPS client")
-                for image in WANTED.values()
-            ],
-            False,
-            FAILED,
             (
                 f"holds 0/3; failed 3 images ({KEYSTONE.name}, ...): http: server gave HTTP response to HTTPS "
                 "client (run fab configure-targets)"
             ),
         ),
         (
-            [
-                Pulled(KEYSTONE, FAILED, "timeout"),
-                Pulled(NOVA, FAILED, "timeout"),
-                Pulled(GLANCE, FAILED, "gone"),
-            ],
+            [Pulled(KEYSTONE, FAILED, "timeout"), Pulled(NOVA, FAILED, "timeout"), Pulled(GLANCE, FAILED, "gone")],
+            True,
             False,
-            FAILED,
             f"holds 0/3; failed {KEYSTONE.name}, {NOVA.name}: timeout; {GLANCE.name}: gone",
         ),
     ],
 )
-def test_node_outcome(pulls, check, status, message):
-    outcome = pull.pull_outcome("node1", pulls, check)
+def test_the_row_once_pulled(pulls, failed, changed, message):
+    todo = {p.image.at(REGISTRY): p.image for p in pulls}
 
-    assert (outcome.host, outcome.step, outcome.status, outcome.message) == (
-        "node1",
-        "pull-images",
-        status,
-        message,
+    done = pull.pulled_done(marked(*pulls), WANTED, todo, secure=False)
+
+    assert (done.failed, done.message) == (failed, message)
+    if not failed:
+        assert done.changed is changed
+
+
+def nodes(modes: Modes, holdings: dict[str, dict], answer=None):
+    """pull-images over node1 and node2 with the engine's Runner; each node holds ``holdings[name]``."""
+    ctx = replace(make_ctx(registry={"address": "192.0.2.10"}), modes=modes)
+
+    def make(host, host_ctx):
+        return StandInRun(host, host_ctx, on_host=docker_host(docker_images=holdings[host.name]), answer=answer)
+
+    action = PullImages(IMAGES, DIGESTS, per_node=3, retries=3)
+    return run_stand_ins(action, ctx, ctx.inventory.targets, make, parallel=2)
+
+
+EVERYTHING = held(keystone=K_DIGEST, **{"nova-api": N_DIGEST, "glance-api": G_DIGEST})
+STALE = held(keystone=K_DIGEST, **{"nova-api": "sha256:" + "f" * 64})
+
+
+def pulls_all(script: str) -> str:
+    """A node whose engine pulls every image it is asked for."""
+    return "".join(f"{MARK} {PULLED} {ref} sha256:x\n" for ref in WANTED if ref in script)
+
+
+def test_check_mode_pulls_nothing_and_says_what_each_node_would_pull():
+    result, runs = nodes(Modes(check=True), {"node1": EVERYTHING, "node2": STALE}, pulls_all)
+
+    assert [run.scripts for run in runs.values()] == [[], []]
+    assert [(o.host, o.status, o.message) for o in result.outcomes] == [
+        ("node1", OK, "holds 3/3"),
+        ("node2", CHANGED, f"holds 1/3; would pull {NOVA.name}, {GLANCE.name}"),
+    ]
+    assert result.outcomes[1].engine == "docker 20.10.24+dfsg1"
+
+
+def test_a_node_pulls_what_it_lacks_and_one_that_holds_everything_runs_nothing():
+    result, runs = nodes(Modes(), {"node1": EVERYTHING, "node2": STALE}, pulls_all)
+
+    assert runs["node1"].scripts == []
+    [script] = runs["node2"].scripts
+    assert NOVA.at(REGISTRY) in script and KEYSTONE.at(REGISTRY) not in script
+    assert [(o.host, o.status, o.message) for o in result.outcomes] == [
+        ("node1", OK, "holds 3/3"),
+        ("node2", CHANGED, "pulled 2; holds 3/3"),
+    ]
+    assert result.outcomes[1].data == {"images": 3, "held": 3, "pulled": 2}
+
+
+def test_diff_mode_lists_each_image_each_node_would_pull(capsys):
+    nodes(Modes(check=True, diff=True), {"node1": EVERYTHING, "node2": STALE})
+
+    shown = capsys.readouterr().out
+    assert f"--- node2 ---\n+ {NOVA.at(REGISTRY)}\n+ {GLANCE.at(REGISTRY)}\n" in shown
+    assert "--- node1 ---" not in shown
+
+
+def test_a_failed_pull_fails_the_node_and_says_why():
+    def refuses(script: str) -> str:
+        return "".join(f"{MARK} failed {ref} manifest unknown\n" for ref in WANTED if ref in script)
+
+    result, _ = nodes(Modes(), {"node1": EVERYTHING, "node2": STALE}, refuses)
+
+    assert result.failed
+    assert (result.outcomes[1].status, result.outcomes[1].message) == (
+        FAILED,
+        f"holds 1/3; failed {NOVA.name}, {GLANCE.name}: manifest unknown",
     )

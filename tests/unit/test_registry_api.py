@@ -1,4 +1,4 @@
-"""registry_api: the script the hosts run, against a fake registry on loopback (no outside address)."""
+"""The registry programs the hosts run (payload), against a fake registry on loopback (no outside address)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from typing import ClassVar
 
 import pytest
 
-from fabfile.payload import registry_client as api
-from fabfile.registry.api import helper_script
+from fabfile import payload
+from fabfile.images.prune_plan import Repository, plan_prune
+from fabfile.payload import manifests, registry_client, registry_scan
+from fabfile.payload.query import answer
 
 IMAGE = {
     "schemaVersion": 2,
@@ -87,6 +89,14 @@ class FakeRegistry(BaseHTTPRequestHandler):
             return self.send(401, {"errors": []}, body, {"WWW-Authenticate": challenge})
         if path == "/v2/":
             return self.send(200, {}, body, {"Docker-Distribution-API-Version": "registry/2.0"})
+        if path in ("/v2/kolla/paged/tags/list", "/v2/kolla/broken/tags/list"):
+            # Two pages; the second one of kolla/broken fails with an error document.
+            if "last=" not in query:
+                link = {"Link": f'<{path}?last=2&n=1000>; rel="next"'}
+                return self.send(200, {"name": path[4:-10], "tags": ["1", "2"]}, body, link)
+            if "broken" in path:
+                return self.send(500, {"errors": [{"code": "UNKNOWN", "message": "storage"}]}, body)
+            return self.send(200, {"name": path[4:-10], "tags": ["3"]}, body)
         if path == "/v2/_catalog":
             last = dict(part.split("=") for part in query.split("&")).get("last")
             start = REPOSITORIES.index(last) + 1 if last else 0
@@ -139,16 +149,16 @@ def registry():
     ],
 )
 def test_parse_challenge(header, expected):
-    assert api.parse_challenge(header) == expected
+    assert registry_client.parse_challenge(header) == expected
 
 
 def test_pick_platform_takes_the_linux_image_of_this_architecture():
-    assert api.pick_platform(INDEX, "arm64") == digest(ARM_IMAGE)
-    assert api.pick_platform(INDEX, "s390x") == ""
+    assert manifests.pick_platform(INDEX, "arm64") == digest(ARM_IMAGE)
+    assert manifests.pick_platform(INDEX, "s390x") == ""
 
 
 def test_summary_is_the_config_digest_and_the_stored_size():
-    assert api.summary(IMAGE) == {"config": "sha256:c1", "size": 24000}
+    assert manifests.summary(IMAGE) == {"config": "sha256:c1", "size": 24000}
 
 
 @pytest.mark.parametrize(
@@ -160,12 +170,12 @@ def test_summary_is_the_config_digest_and_the_stored_size():
     ],
 )
 def test_next_page(link, expected):
-    assert api.next_page("http://r:5000", link) == expected
+    assert registry_client.next_page("http://r:5000", link) == expected
 
 
 def test_manifest_of_an_image_asks_head_with_the_v2_and_list_types(registry):
     FakeRegistry.seen.clear()
-    found = api.manifest(api.Client(), registry, "kolla/keystone", "zed", "amd64")
+    found = manifests.manifest(registry_client.Client(), registry, "kolla/keystone", "zed", "amd64")
 
     assert found == {
         "status": 200,
@@ -181,7 +191,7 @@ def test_manifest_of_an_image_asks_head_with_the_v2_and_list_types(registry):
 
 
 def test_manifest_list_behind_a_token_keeps_the_list_digest_and_this_platforms_config(registry):
-    found = api.manifest(api.Client(), registry, "kolla/nova", "zed", "amd64")
+    found = manifests.manifest(registry_client.Client(), registry, "kolla/nova", "zed", "amd64")
 
     assert found["status"] == 200
     assert found["digest"] == digest(INDEX)
@@ -189,13 +199,13 @@ def test_manifest_list_behind_a_token_keeps_the_list_digest_and_this_platforms_c
 
 
 def test_manifest_list_without_this_platform_is_an_error(registry):
-    found = api.manifest(api.Client(), registry, "kolla/nova", "zed", "s390x")
+    found = manifests.manifest(registry_client.Client(), registry, "kolla/nova", "zed", "s390x")
 
     assert found["error"] == "no linux/s390x image in the manifest list"
 
 
 def test_missing_manifest_is_a_404(registry):
-    assert api.manifest(api.Client(), registry, "kolla/glance", "zed", "amd64") == {
+    assert manifests.manifest(registry_client.Client(), registry, "kolla/glance", "zed", "amd64") == {
         "status": 404,
         "digest": "",
         "error": "HTTP 404",
@@ -203,39 +213,39 @@ def test_missing_manifest_is_a_404(registry):
 
 
 def test_nothing_listening_is_status_0_with_the_reason():
-    found = api.manifest(api.Client(), "http://127.0.0.1:9", "kolla/glance", "zed", "amd64")
+    found = manifests.manifest(registry_client.Client(), "http://127.0.0.1:9", "kolla/glance", "zed", "amd64")
 
     assert found["status"] == 0
     assert "refused" in found["error"].lower()
 
 
 def test_catalog_follows_every_page(registry):
-    found = api.catalog(api.Client(), registry)
+    found = manifests.catalog(registry_client.Client(), registry)
 
     assert found["status"] == 200 and found["api"] == "registry/2.0"
     assert found["repositories"] == REPOSITORIES
 
 
 def test_catalog_of_something_that_is_not_a_registry():
-    found = api.catalog(api.Client(), "http://127.0.0.1:9")
+    found = manifests.catalog(registry_client.Client(), "http://127.0.0.1:9")
 
     assert found["repositories"] == [] and "error" in found
 
 
 def test_the_script_sent_to_hosts_runs_under_sh_and_prints_one_json_answer(registry):
     request = {"manifests": [[registry, "kolla/keystone", "zed"], [registry, "kolla/glance", "zed"]]}
-    done = subprocess.run(["sh", "-c", helper_script(request)], capture_output=True, text=True, check=True)
+    done = subprocess.run(["sh", "-c", payload.script(request)], capture_output=True, text=True, check=True)
 
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [m["status"] for m in answer["manifests"]] == [200, 404]
-    assert answer == api.answer(request)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [m["status"] for m in found["manifests"]] == [200, 404]
+    assert payload.last_json(done.stdout) == found
+    assert found == answer(request)
 
 
-def test_main_reads_its_request_as_base64_json(registry):
+def test_the_program_reads_its_request_as_base64_json(registry):
     request = base64.b64encode(json.dumps({"catalog": registry}).encode()).decode()
-    done = subprocess.run(
-        ["python3", api.__file__, request], capture_output=True, text=True, check=True, timeout=60
-    )
+    source = f"import base64, json\nREQUEST = {request!r}\n" + payload.program(payload.QUERY, "answer")
+    done = subprocess.run(["python3", "-"], input=source, capture_output=True, text=True, check=True, timeout=60)
 
     assert len(json.loads(done.stdout)["repositories"]) == len(REPOSITORIES)
 
@@ -244,11 +254,11 @@ def test_main_reads_its_request_as_base64_json(registry):
 def test_a_login_opens_a_private_upstream_and_a_basic_registry(registry, repository):
     logins = [[registry, "org+robot", "s3cret"]]
 
-    assert api.manifest(api.Client(logins), registry, repository, "1", "amd64")["status"] == 200
-    assert api.manifest(api.Client(), registry, repository, "1", "amd64")["status"] == 401
+    assert manifests.manifest(registry_client.Client(logins), registry, repository, "1", "amd64")["status"] == 200
+    assert manifests.manifest(registry_client.Client(), registry, repository, "1", "amd64")["status"] == 401
     assert (
-        api.manifest(
-            api.Client([["http://elsewhere", "org+robot", "s3cret"]]), registry, repository, "1", "amd64"
+        manifests.manifest(
+            registry_client.Client([["http://elsewhere", "org+robot", "s3cret"]]), registry, repository, "1", "amd64"
         )["status"]
         == 401
     )
@@ -256,8 +266,26 @@ def test_a_login_opens_a_private_upstream_and_a_basic_registry(registry, reposit
 
 def test_the_request_travels_inside_the_script_never_as_an_argument(registry):
     request = {"manifests": [[registry, "basic/app", "1"]], "logins": [[registry, "org+robot", "s3cret"]]}
-    script = helper_script(request)
+    script = payload.script(request)
 
     assert "python3 - <<" in script and "s3cret" not in script.split("<<", 1)[0]
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1])["manifests"][0]["status"] == 200
+
+
+def test_a_tag_list_follows_every_page(registry):
+    found = registry_scan.tag_list(registry_client.Client(), registry, "kolla/paged")
+
+    assert (found["names"], found["error"]) == (["1", "2", "3"], "")
+
+
+def test_a_tag_list_page_that_is_not_200_fails_the_repository_and_nothing_of_it_is_pruned(registry):
+    found = registry_scan.tag_list(registry_client.Client(), registry, "kolla/broken")
+
+    # Its error document has no tags: read as a page of none, two tags would look like all there is.
+    assert found["error"] == "GET /v2/kolla/broken/tags/list: HTTP 500"
+    tags = [{"tag": name, "digest": "sha256:" + name * 64, "created": ""} for name in found["names"]]
+    repository = Repository.from_answer({"name": "kolla/broken", "tags": tags, "error": found["error"]})
+    [plan] = plan_prune([repository], [], keep=0).repositories
+    assert plan.deleted == () and plan.manifests == ()
+    assert plan.message == "nothing deleted: GET /v2/kolla/broken/tags/list: HTTP 500"

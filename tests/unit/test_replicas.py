@@ -7,23 +7,27 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fabfile.remote import facts
 
 from fabfile import inventory as inv
-from fabfile.actions.targets import configure_engines
+from fabfile.actions.status import Status
+from fabfile.actions.targets import SurveyNodes, configure_engines
 from fabfile.engine.access import RegistryAccess
+from fabfile.facts import base as facts
 from fabfile.model.context import Placement, StepContext
-from fabfile.model.inventory import Host, InventoryError, RegistrySettings, S3Store
+from fabfile.model.facts import HostFacts
+from fabfile.model.inventory import Host, Inventory, InventoryError, RegistrySettings, S3Store
+from fabfile.model.marks import MARK
 from fabfile.registry import container as registry
 from fabfile.registry.access import Access, Instance
 from fabfile.registry.paths import ENV_FILE
 from fabfile.registry.reach import health_section
 from fabfile.registry.replicas import hosts_file
 from fabfile.registry.replicas.hosts_file import ETC_HOSTS, HostsFileError, current_address, with_entry
-from fabfile.registry.replicas.placement import place_node, placements
-from fabfile.registry.storage import http_secret, parse_env, registry_env
+from fabfile.registry.replicas.placement import Surveyed, place_node, placements
+from fabfile.registry.status import REPLICA, HostStatus, host_role, status_table
+from fabfile.registry.storage import http_secret, registry_env
 
-from .factories import container, docker_host, make_inventory
+from .factories import changed, container, docker_host, host_facts, make_inventory
 
 NAME = "kolla-registry.internal"
 DEBIAN_HOSTS = "127.0.0.1\tlocalhost\n192.0.2.11\tnode1\n\n# IPv6\n::1 localhost ip6-localhost\n"
@@ -62,7 +66,7 @@ def inventory_text(secret: Path, **registry) -> str:
     return yaml.safe_dump(data)
 
 
-def parse(text: str) -> inv.Inventory:
+def parse(text: str) -> Inventory:
     return inv.parse(text, Path("/srv/hosts.yaml"))
 
 
@@ -132,6 +136,12 @@ def s3_ctx(secret: Path, address: str = "192.0.2.10") -> StepContext:
     return StepContext(make_inventory({"hostname": NAME, "s3": store}), address)
 
 
+def parse_env(text: str) -> dict[str, str]:
+    """KEY=VALUE lines as ``docker run --env-file`` reads them (comments and blank lines skipped)."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    return {key: value for key, value in pairs}
+
+
 def test_every_instance_gets_the_same_env_file_and_http_secret(secret):
     ctx = s3_ctx(secret)
     env = parse_env(registry_env(ctx.inventory.registry))
@@ -154,7 +164,7 @@ def test_the_env_file_is_a_0600_secret_and_the_keys_never_reach_the_command_line
 def test_a_new_store_secret_recreates_the_container_and_the_same_one_does_not(secret):
     ctx = s3_ctx(secret)
     spec = registry.spec_of(docker_host(), ctx)
-    host = replace(docker_host(container=container(spec)), files={ENV_FILE: registry_env(ctx.inventory.registry)})
+    host = changed(docker_host(container=container(spec)), files={ENV_FILE: registry_env(ctx.inventory.registry)})
     assert not registry.create_registry(host, ctx).changed
     secret.write_text("rotated\n")
     plan = registry.create_registry(host, ctx)
@@ -211,9 +221,12 @@ def test_duplicate_owned_lines_become_one():
 INSTANCES = (Instance("deploy1", "192.0.2.10"), Instance("replica1", "192.0.2.21"))
 
 
-def surveyed(mapped: str | None, answers: dict[str, bool]) -> facts.HostFacts:
+def surveyed(mapped: str | None, answers: dict[str, bool]) -> Surveyed:
+    """What the survey of a node tells, as ``SurveyNodes`` reads it from the node's facts."""
     text = DEBIAN_HOSTS + (f"{mapped} {NAME}  # kolla-registry\n" if mapped else "")
-    return facts.host_facts(files={ETC_HOSTS: text}, instance_answers=answers)
+    node = host_facts(files={ETC_HOSTS: text}, instance_answers=answers)
+    told = SurveyNodes(INSTANCES).data(node, StepContext(make_inventory({"hostname": NAME}), "192.0.2.10"))
+    return Surveyed(told["etc_hosts"], told["instances"])
 
 
 def test_nodes_on_a_down_instance_move_and_say_why():
@@ -232,9 +245,21 @@ def test_an_unsurveyed_node_gets_no_placement():
 def test_the_health_probe_quotes_its_values_and_reads_codes():
     section = health_section((Instance("deploy1", "192.0.2.10"),), "https", 4000)
     assert "https://192.0.2.10:4000/v2/ 2>" in section.shell and "-m 3" in section.shell
-    output = "\n##KOLLA-REGISTRY## instances\ndeploy1 401\nreplica1 000\n"
-    parsed = facts.parse(output.replace("##KOLLA-REGISTRY##", facts.MARK), [section])
-    assert parsed.instance_answers == {"deploy1": True, "replica1": False}
+    output = f"\n{MARK} instances\ndeploy1 401\nreplica1 000\n"
+    parsed = facts.parse(output, [section])
+    assert parsed.reach.instances == {"deploy1": True, "replica1": False}
+
+
+def test_the_survey_reads_each_node_s_etc_hosts_and_its_view_of_every_instance():
+    ctx = StepContext(make_inventory({"hostname": NAME}), "192.0.2.10")
+    action = SurveyNodes(INSTANCES)
+
+    names = [section.name for section in action.sections(ctx)]
+    told = action.data(host_facts(files={ETC_HOSTS: DEBIAN_HOSTS}, instance_answers={"deploy1": True}), ctx)
+
+    assert names == ["files", "instances"]
+    assert told == {"etc_hosts": DEBIAN_HOSTS, "instances": {"deploy1": True}}
+    assert action.data(HostFacts(), ctx) == {"etc_hosts": None, "instances": {}}
 
 
 def placed_ctx(address: str = "192.0.2.21") -> StepContext:
@@ -293,14 +318,15 @@ def test_without_a_name_everyone_uses_the_address():
 
 
 def test_status_shows_each_nodes_instance():
-    from fabfile.docker.status import REPLICA, HostStatus, host_role, status_table
-    from fabfile.status import instance_of
-
     inventory = address_for(False).inventory
-    address = address_for(True)
+    status = Status(inventory, "/etc/kolla/globals.yml", lambda: address_for(True).known_or_empty().address)
     assert host_role(inventory, Host("replica1", "192.0.2.21")) == REPLICA
-    mapped = facts.host_facts(files={ETC_HOSTS: f"192.0.2.21 {NAME}  # kolla-registry\n"})
-    assert instance_of(mapped, inventory, address) == "replica1"
-    assert instance_of(facts.HostFacts(), inventory, address) == ""
+    mapped = host_facts(files={ETC_HOSTS: f"192.0.2.21 {NAME}  # kolla-registry\n"})
+    assert status.instance_of(mapped) == "replica1"
+    assert status.instance_of(host_facts(files={ETC_HOSTS: f"192.0.2.10 {NAME}  # kolla-registry\n"})) == "deploy1"
+    assert status.instance_of(host_facts(files={ETC_HOSTS: f"10.9.9.9 {NAME}  # kolla-registry\n"})) == (
+        "10.9.9.9 (not an instance)"
+    )
+    assert status.instance_of(HostFacts()) == ""
     row = HostStatus("node1", "target", "192.0.2.11", True, instance="replica1")
     assert "instance" in status_table([row], f"{NAME}:4000") and "replica1" in status_table([row], f"{NAME}:4000")

@@ -6,15 +6,29 @@ import json
 from dataclasses import replace
 
 import pytest
+from invoke.exceptions import Exit
 
+from fabfile.actions.status import Status
+from fabfile.engine.report import Result, finish
 from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER
 from fabfile.engines.podman.paths import DROPIN
-from fabfile.engines.podman.registries import dropin_text
 from fabfile.kolla.globals_yaml import kolla_insecure_registry
 from fabfile.model.inventory import Host
+from fabfile.model.outcome import OK, UNREACHABLE, Outcome
 from fabfile.registry import status as st
+from fabfile.tasks.status import status_rows
 
-from .factories import REGISTRY, container, docker_host, fresh_debian, make_inventory, podman_host
+from .factories import (
+    REGISTRY,
+    container,
+    docker_host,
+    fresh_debian,
+    make_ctx,
+    make_inventory,
+    podman_dropin,
+    podman_host,
+    run_on_host,
+)
 
 NODE = Host("node1", "192.0.2.11")
 CATALOG = {
@@ -118,7 +132,7 @@ def test_json_lists_every_host_with_its_catalog():
     assert data["hosts"][3]["reason"].startswith("SSH connection")
 
 
-PODMAN_TRUSTING = {DROPIN: dropin_text(REGISTRY, insecure=True)}
+PODMAN_TRUSTING = {DROPIN: podman_dropin(REGISTRY, insecure=True)}
 
 
 @pytest.mark.parametrize(
@@ -149,7 +163,7 @@ def test_the_engine_column_names_each_engine_and_trust_needs_both(facts, engine,
     table = st.status_table([row], REGISTRY)
 
     assert engine in table and row.trusted is trusted
-    assert json.loads(st.status_json([row], REGISTRY))["hosts"][0]["podman"] == facts.podman_version
+    assert json.loads(st.status_json([row], REGISTRY))["hosts"][0]["podman"] == facts.engine("podman").version
 
 
 def test_a_podman_entry_elsewhere_that_says_insecure_counts_as_trusted():
@@ -165,6 +179,42 @@ def test_a_deployment_host_listed_as_a_target_is_one_row_with_both_roles():
     assert [st.host_role(both, host) for host in both.machines] == [st.BOTH, st.TARGET, st.TARGET]
     assert [host.name for host in both.machines] == ["deploy1", "node1", "node2"]
     assert [st.host_role(inventory, host) for host in inventory.machines] == [st.DEPLOY, st.TARGET, st.TARGET]
+
+
+
+# --- the status action and task ---------------------------------------------------------------
+
+
+def test_the_status_action_reads_a_node_and_asks_the_catalog_from_there():
+    ctx = make_ctx()
+    action = Status(ctx.inventory, "/etc/kolla/globals.yml", lambda: ctx.registry_address)
+
+    run = run_on_host(action, docker_host(files=TRUSTING), ctx, NODE, answers={"catalog": CATALOG})
+
+    [row] = run.outcomes
+    assert (row.step, row.status) == ("status", OK) and run.scripts == []
+    assert run.asked["catalog"]["catalog"] == f"http://{REGISTRY}"
+    expected = st.host_status(NODE, st.TARGET, docker_host(files=TRUSTING), REGISTRY, CATALOG)
+    assert st.HostStatus(**row.data) == expected
+    assert set(action.facts_of) == {"node1"}
+
+
+def test_an_unreachable_host_is_its_own_row_and_status_exits_1():
+    inventory = make_inventory()
+    told = st.host_status(NODE, st.TARGET, docker_host(), REGISTRY, CATALOG)
+    reached = Outcome("node1", "status", OK, data=told.__dict__)
+    result = Result("status", [reached, Outcome("node2", "status", UNREACHABLE, "SSH connection refused")])
+
+    rows = status_rows(inventory, result)
+
+    assert [(row.host, row.reachable, row.reason) for row in rows] == [
+        ("node1", True, ""),
+        ("node2", False, "SSH connection refused"),
+    ]
+    with pytest.raises(Exit) as exited:
+        finish(result, render=lambda _: st.status_table(rows, REGISTRY))
+    assert exited.value.code == 1
+    finish(Result("status", [reached]), render=lambda _: st.status_table(rows[:1], REGISTRY))
 
 
 # --- what kolla-ansible's bootstrap-servers would break ---------------------------------------

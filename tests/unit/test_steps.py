@@ -8,18 +8,17 @@ from dataclasses import replace
 
 import pytest
 
+from fabfile.actions import deploy
 from fabfile.engines.docker import config as dc
 from fabfile.engines.docker import install as hostprep
 from fabfile.engines.docker import trust
 from fabfile.engines.docker.install import SHARED_RUN_TEXT, SHARED_RUN_UNIT
 from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER
 from fabfile.model.paths import PENDING
-from fabfile.model.plan import RELOAD, RESTART, FileChange
+from fabfile.model.plan import RELOAD, RESTART, FileChange, Handler
 from fabfile.registry import container as registry_step
 from fabfile.registry.container import SPEC_LABEL
 from fabfile.registry.paths import CA_CERT, HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR
-from fabfile.tasks import deploy
-from fabfile.transport.apply import handler_script
 
 from .factories import (
     DOCKER_1_11_EXEC_START,
@@ -228,7 +227,8 @@ def test_install_docker_installed_and_running_has_nothing_to_do():
 
 def test_install_docker_starts_a_stopped_docker():
     facts = docker_host(
-        docker_answers=False, unit={**docker_host().unit, "ActiveState": "failed", "MainPID": "0"}
+        docker_answers=False,
+        unit={**docker_host().engine("docker").service, "ActiveState": "failed", "MainPID": "0"},
     )
 
     plan = hostprep.install_docker(facts, make_ctx())
@@ -284,7 +284,7 @@ def test_install_docker_old_docker_converges():
     facts = docker_host("17.06.2-ce", run_propagation="private")
     first = hostprep.install_docker(facts, make_ctx())
 
-    after = replace(applied(facts, first), run_propagation="shared")
+    after = changed(applied(facts, first), run_propagation="shared")
     second = hostprep.install_docker(after, make_ctx())
 
     assert first.changed
@@ -670,7 +670,7 @@ PROCEDURE_DROPINS = {
     dc.EXEC_DROPIN: "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// $DOCKER_OPTS\n",
 }
 CE_READING_DOCKER_OPTS = {
-    **docker_ce_host().unit,
+    **docker_ce_host().engine("docker").service,
     "ExecStart": DOCKER_CE_EXEC_START.replace("--containerd=/run/containerd/containerd.sock", "$DOCKER_OPTS"),
     "EnvironmentFiles": READS_DEFAULT_DOCKER,
 }
@@ -751,7 +751,7 @@ UNIT_FLAG_EXEC_START = DOCKER_CE_EXEC_START.replace(" ; ignore", " --insecure-re
 
 def unit_flag_node(registry: str):
     exec_start = UNIT_FLAG_EXEC_START.replace("REG", registry)
-    return docker_ce_host(unit={**docker_ce_host().unit, "ExecStart": exec_start})
+    return docker_ce_host(unit={**docker_ce_host().engine("docker").service, "ExecStart": exec_start})
 
 
 def test_auto_flags_in_the_units_own_execstart_are_refused_with_the_fix():
@@ -816,7 +816,7 @@ def test_trust_registry_repair_moves_the_flags_into_daemon_json():
 
 def test_trust_registry_repair_cannot_edit_the_unit_itself():
     exec_start = DOCKER_CE_EXEC_START.replace(" ; ignore", " --insecure-registry x:1 ; ignore", 1)
-    unit = {**docker_host().unit, "ExecStart": exec_start}
+    unit = {**docker_host().engine("docker").service, "ExecStart": exec_start}
 
     plan = trust.trust_registry(docker_host(unit=unit), make_ctx(repair=True))
 
@@ -827,10 +827,14 @@ def test_trust_registry_repair_cannot_edit_the_unit_itself():
 
 def test_trust_registry_repair_with_flags_in_the_unit_and_docker_opts_is_an_error():
     exec_start = (
-        docker_host().unit["ExecStart"].replace("$DOCKER_OPTS", "--insecure-registry x:1 $DOCKER_OPTS")
+        docker_host()
+        .engine("docker")
+        .service["ExecStart"]
+        .replace("$DOCKER_OPTS", "--insecure-registry x:1 $DOCKER_OPTS")
     )
     facts = docker_host(
-        unit={**docker_host().unit, "ExecStart": exec_start}, files={DEFAULT_DOCKER: PROCEDURE_OPTS}
+        unit={**docker_host().engine("docker").service, "ExecStart": exec_start},
+        files={DEFAULT_DOCKER: PROCEDURE_OPTS},
     )
 
     plan = trust.trust_registry(facts, make_ctx(repair=True))
@@ -857,7 +861,7 @@ def test_trust_registry_docker_opts_edits_etc_default_docker():
 
 
 def test_trust_registry_auto_uses_docker_opts_before_docker_1_12():
-    unit = {**docker_host().unit, "ExecStart": DOCKER_1_11_EXEC_START}
+    unit = {**docker_host().engine("docker").service, "ExecStart": DOCKER_1_11_EXEC_START}
 
     plan = trust.trust_registry(docker_host("1.11.2", unit=unit), make_ctx())
 
@@ -1001,7 +1005,8 @@ def test_add_docker_opts_converges_once_systemd_reloaded_the_unit():
     facts = docker_ce_host()
     first = trust.add_docker_opts(facts, DOCKER_OPTS)
     reloaded = applied(facts, first)
-    reloaded.unit["ExecStart"] = DOCKER_CE_EXEC_START.replace(" ; ignore", " $DOCKER_OPTS ; ignore", 1)
+    exec_start = DOCKER_CE_EXEC_START.replace(" ; ignore", " $DOCKER_OPTS ; ignore", 1)
+    reloaded.engine("docker").service["ExecStart"] = exec_start
 
     assert not trust.add_docker_opts(reloaded, DOCKER_OPTS).changed
 
@@ -1035,7 +1040,8 @@ def test_restart_docker_runs_the_handler_for_pending_changes(pending, action):
 
     plan = trust.restart_docker(facts, make_ctx())
 
-    assert plan.commands == [handler_script(REGISTRY)]
+    assert plan.fire == Handler(REGISTRY, insecure=True) and plan.commands == []
+    assert plan.changed
     assert plan.notes == [f"Docker {action}"]
 
 
@@ -1053,7 +1059,7 @@ def test_restart_docker_checks_the_registry_only_where_it_is_configured(files, e
 
     plan = trust.restart_docker(facts, make_ctx())
 
-    assert plan.commands == [handler_script(expect)]
+    assert plan.fire == Handler(expect, insecure=True)
 
 
 def test_restart_docker_without_a_registry_address_does_not_check_it():
@@ -1063,7 +1069,7 @@ def test_restart_docker_without_a_registry_address_does_not_check_it():
 
     plan = trust.restart_docker(facts, make_ctx(address=""))
 
-    assert plan.commands == [handler_script(None)]
+    assert plan.fire == Handler(None, insecure=True)
 
 
 def test_restart_docker_nothing_pending_leaves_docker_running():
@@ -1086,7 +1092,7 @@ def test_restart_docker_in_check_mode_says_what_would_happen():
 def converged_deploy_host():
     ctx = make_ctx()
     facts = docker_host(files=daemon_json(**{"insecure-registries": [REGISTRY]}))
-    facts.container = container(registry_step.registry_spec(ctx, True, IMAGE_ID))
+    facts.registry.container = container(registry_step.registry_spec(ctx, True, IMAGE_ID))
     return facts, ctx
 
 
@@ -1111,7 +1117,7 @@ def test_every_step_on_a_docker_host_then_a_second_pass_changes_nothing():
         facts = applied(facts, plan)
         if plan.step == "create-registry":
             [command] = plan.commands
-            facts.container = container(command.split(f"--label {SPEC_LABEL}=")[1].split()[0])
+            facts.registry.container = container(command.split(f"--label {SPEC_LABEL}=")[1].split()[0])
 
     assert [plan.step for plan in plans if plan.changed] == [
         "install-docker",

@@ -1,7 +1,9 @@
-"""configure-targets' own pieces: the targets' facts script and what it verified; host keys; sockets."""
+"""configure-targets' own pieces: the targets' facts script and what it verified; a node's row through the
+engine; host keys; sockets."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from dataclasses import replace
@@ -9,16 +11,22 @@ from dataclasses import replace
 import paramiko
 import pytest
 
+from fabfile.actions.targets import ConfigureTargets
+from fabfile.engines.docker.paths import DAEMON_JSON, ca_path
 from fabfile.engines.docker.verify import quick_verify_script as verify_script
+from fabfile.engines.shell import in_turn
 from fabfile.facts.base import parse, script
-from fabfile.model.context import Modes
+from fabfile.model.context import Limits, Modes
+from fabfile.model.errors import RemoteError
 from fabfile.model.marks import MARK
-from fabfile.tasks.targets import target_sections
+from fabfile.model.outcome import CHANGED, FAILED, OK
 from fabfile.transport import connection, hostkeys
+from fabfile.transport.apply import handler_script
 
-from .factories import REGISTRY, make_ctx
+from .factories import REGISTRY, docker_host, make_ctx, run_on_host
 
 SERVER = "20.10.24+dfsg1"
+CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
 
@@ -53,17 +61,17 @@ def facts_script(ctx, verify: bool) -> str:
 
 
 def sections(ctx, verify: bool):
-    return target_sections(replace(ctx, modes=Modes(check=not verify)))
+    return ConfigureTargets().sections(replace(ctx, modes=Modes(check=not verify)))
 
 
 def verification(output: str):
-    return parse(output, sections(make_ctx(), True)).verified
+    return parse(output, sections(make_ctx(), True)).engine("docker").checked
 
 
 def test_the_engine_version_comes_from_the_api_ping(tmp_path):
     facts = parse(run_script(facts_script(make_ctx(), verify=False), tmp_path, PING), sections(make_ctx(), False))
-    assert facts.docker_version == SERVER
-    assert facts.unit["ActiveState"] == "active"
+    assert facts.engine("docker").version == SERVER
+    assert facts.engine("docker").service["ActiveState"] == "active"
 
 
 def test_no_verification_where_the_registry_is_not_named(tmp_path):
@@ -158,3 +166,98 @@ def test_fingerprints_read_as_openssh_shows_them(tmp_path):
     ).stdout
 
     assert hostkeys.fingerprint(key) == shown.split()[1]
+
+
+# --- a node through the engine (no SSH): its one row, and the sessions it costs -------------------
+
+
+def trusting(**changes):
+    """A Docker node whose daemon.json already lists the registry."""
+    return docker_host(files={DAEMON_JSON: json.dumps({"insecure-registries": [REGISTRY]})}, **changes)
+
+
+def test_a_fresh_docker_node_is_configured_reloaded_and_checked_in_one_more_session():
+    run = run_on_host(ConfigureTargets(), docker_host())
+
+    [row] = run.outcomes
+    assert (row.step, row.status) == ("configure-targets", CHANGED)
+    assert row.message == f"write {DAEMON_JSON}; Docker reload; pulled probe"
+    assert row.engine == "docker 20.10.24+dfsg1"
+    # The changes, the Docker handler (expecting the registry insecure) and the pull check: one script.
+    [script] = run.scripts
+    assert handler_script(REGISTRY, Limits().docker_wait, insecure=True) in script
+    assert script.index("apply pending Docker changes") < script.index("images/create")
+
+
+def test_a_configured_node_checked_in_its_facts_session_costs_no_other_session():
+    run = run_on_host(ConfigureTargets(), trusting(verified=(0, f"{MARK} pulled x")))
+
+    assert run.scripts == [] and run.gatherings == 1
+    assert [(o.status, o.message) for o in run.outcomes] == [(OK, f"{REGISTRY} trusted; pulled probe")]
+
+
+def test_a_configured_node_not_checked_yet_runs_only_the_check():
+    run = run_on_host(ConfigureTargets(), trusting())
+
+    [script] = run.scripts
+    assert script == in_turn([verify_script(run.ctx)])
+    assert [(o.status, o.message) for o in run.outcomes] == [(OK, f"{REGISTRY} trusted; pulled probe")]
+
+
+def test_a_failed_check_in_the_facts_session_fails_the_row_with_its_fix():
+    failed = f"{MARK} fail docker pull x: x509: certificate signed by unknown authority"
+    run = run_on_host(ConfigureTargets(), trusting(verified=(1, failed)))
+
+    [row] = run.outcomes
+    assert run.scripts == [] and row.status == FAILED
+    assert row.message == (
+        "exit 1: docker pull x: x509: certificate signed by unknown authority "
+        "(this node does not trust the registry's CA: run fab configure-targets)"
+    )
+
+
+def test_a_pull_that_fails_after_the_changes_fails_the_row_naming_them():
+    def answer(script: str) -> str:
+        if "images/create" in script:
+            raise RemoteError("exit 1: docker pull x: http: server gave HTTP response to HTTPS client", 1)
+        return ""
+
+    run = run_on_host(ConfigureTargets(), docker_host(), answer=answer)
+
+    [row] = run.outcomes
+    assert row.status == FAILED
+    assert row.message.startswith(f"write {DAEMON_JSON}; Docker reload: exit 1: docker pull x: http: server")
+    assert row.message.endswith("(run fab configure-targets)")
+
+
+def test_check_mode_says_what_would_change_and_runs_nothing():
+    run = run_on_host(ConfigureTargets(), docker_host(), replace(make_ctx(), modes=Modes(check=True)))
+
+    assert run.scripts == []
+    assert [(o.status, o.message) for o in run.outcomes] == [(CHANGED, f"write {DAEMON_JSON}; Docker reload")]
+
+
+def test_a_node_moving_to_tls_drops_its_insecure_entry_in_a_second_round_once_tls_verifies():
+    ctx = replace(make_ctx({"tls": "self-signed"}), ca=CA)
+    facts = trusting(registry_tls="no CA for it yet")
+
+    def answer(script: str) -> str:
+        # The node as the scripts leave it: the CA in place (TLS verifies), then the entry gone.
+        if ca_path(REGISTRY) in script and ca_path(REGISTRY) not in facts.files:
+            facts.files[ca_path(REGISTRY)] = CA
+            facts.reach.tls = "200"
+        elif "apply pending Docker changes" in script:
+            facts.files[DAEMON_JSON] = json.dumps({"insecure-registries": []})
+        return ""
+
+    run = run_on_host(ConfigureTargets(), facts, ctx, answer=answer)
+
+    [row] = run.outcomes
+    assert row.status == CHANGED and row.message == (
+        f"write {ca_path(REGISTRY)}; write {DAEMON_JSON}; Docker reload; pulled probe"
+    )
+    # First round: the CA and the pull check; second: the entry out, the handler expecting TLS.
+    first, second = run.scripts
+    assert "apply pending Docker changes" not in first
+    assert handler_script(REGISTRY, Limits().docker_wait, insecure=False) in second
+    assert run.gatherings == 3

@@ -18,6 +18,7 @@ from fabfile.facts.base import parse
 from fabfile.model.inventory import TlsFiles
 from fabfile.model.plan import RELOAD
 from fabfile.registry import tls
+from fabfile.registry.diagnose import diagnose
 from fabfile.registry.paths import CA_CERT, CA_KEY, HTPASSWD, PASSWORD, SERVER_CERT, SERVER_KEY
 
 from .factories import REGISTRY, REGISTRY_IP, changed, docker_host, make_ctx
@@ -108,8 +109,8 @@ def test_the_commands_make_a_certificate_that_verifies_and_names_the_registry(tm
         check=True,
     ).stdout
     found = parse(state, [tls._STATE])
-    assert found.tls["signed"] is True and 360 <= found.tls["days"] <= 365
-    assert {REGISTRY_IP, "deploy1", "deploy1.lab"} <= found.tls["sans"]
+    assert found.registry.tls["signed"] is True and 360 <= found.registry.tls["days"] <= 365
+    assert {REGISTRY_IP, "deploy1", "deploy1.lab"} <= found.registry.tls["sans"]
     assert oct(os.stat(tmp_path / "tls" / "ca.key").st_mode & 0o777) == "0o600"
     assert oct(os.stat(tmp_path / "tls" / "server.key").st_mode & 0o777) == "0o600"
 
@@ -144,7 +145,7 @@ def test_a_node_that_trusted_the_insecure_registry_loses_the_entry_once_tls_veri
 
 def test_the_target_plan_with_only_a_new_ca_runs_no_docker_handler():
     plan = trust.configure_target(node(), replace(make_ctx(SECURE), ca=CA))
-    assert len(plan.files) == 1 and plan.commands == [] and plan.handler is None
+    assert len(plan.files) == 1 and plan.commands == [] and plan.handler is None and plan.fire is None
 
 
 def test_no_ca_yet_says_to_deploy_first():
@@ -166,7 +167,7 @@ def test_no_ca_yet_says_to_deploy_first():
     ],
 )
 def test_failures_name_their_fix(text, fix):
-    assert (fix in tls.diagnose(text)) if fix else tls.diagnose(text) == ""
+    assert (fix in diagnose(text)) if fix else diagnose(text) == ""
 
 
 def test_the_login_never_reaches_a_command_line(tmp_path):

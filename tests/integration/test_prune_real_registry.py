@@ -1,0 +1,255 @@
+"""prune-registry against the real registry (Debian's docker-registry, distribution 2.8) on loopback.
+
+Two releases are pushed through the API (random layers, a base layer both
+share, two tags on the old one); the scan is the prune's own facts section and
+the deletes its program, each run under sh exactly as the deployment host runs
+them; garbage is collected with the registry read-only, as prune-registry does
+it. The storage must shrink, and the kept release must still be served whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+from fabfile import payload
+from fabfile.facts import base as facts_base
+from fabfile.images.model import Image
+from fabfile.images.prune_plan import DELETED, Repository, after_deletes, created_seconds, plan_prune
+from fabfile.images.prune_run import scan_query
+from fabfile.model.context import StepContext
+from fabfile.registry.api import answer, local_base, with_access
+from fabfile.registry.collect import Container, shell_functions
+from tests.unit.factories import container, docker_host, make_ctx
+
+from .registries import DOCKER_CONFIG, DOCKER_IMAGE, OCI_INDEX, Registry, binary, push_blob
+
+REPOSITORIES = ("openstack.kolla/keystone", "openstack.kolla/nova-api")
+OLD, OLD_ALIAS, NEW = "2023.2", "2023.2-final", "2024.1"
+LAYER_SIZE = 300_000
+READ_ONLY = '{"enabled":true}'
+
+
+def restart(registry: Registry, read_only: bool = False, deletes: bool = True) -> None:
+    """The registry again, with its settings as the container gets them: REGISTRY_<SECTION>_<KEY> variables."""
+    registry.stop()
+    registry.serve(registry.folder / "config.yml", environment(read_only, deletes))
+
+
+def environment(read_only: bool = False, deletes: bool = True) -> dict:
+    env = {**os.environ, "REGISTRY_STORAGE_DELETE_ENABLED": "true" if deletes else "false"}
+    return {**env, "REGISTRY_STORAGE_MAINTENANCE_READONLY": READ_ONLY} if read_only else env
+
+
+def context(registry: Registry) -> StepContext:
+    """The deployment host's context for the registry on loopback."""
+    return make_ctx(registry={"address": "127.0.0.1", "port": registry.port}, address="127.0.0.1")
+
+
+def call(method: str, url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def push_image(registry: Registry, repository: str, tags: tuple[str, ...], day: int, base_layer: bytes) -> dict:
+    """An image of a shared base layer and its own random layer, created on day ``day``; its manifest."""
+    layers = [push_blob(registry, repository, base_layer), push_blob(registry, repository, os.urandom(LAYER_SIZE))]
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": f"2024-01-{day:02}T00:00:00.123456789Z",
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_IMAGE,
+        "config": dict(push_blob(registry, repository, json.dumps(config).encode()), mediaType=DOCKER_CONFIG),
+        "layers": layers,
+    }
+    for tag in tags:
+        url = f"{registry.base}/v2/{repository}/manifests/{tag}"
+        status, _, _ = call("PUT", url, json.dumps(manifest).encode(), {"Content-Type": DOCKER_IMAGE})
+        assert status == 201, status
+    return manifest
+
+
+def scanned(registry: Registry) -> list[Repository]:
+    """prune-registry's scan: its facts section, run under sh as the deployment host runs it."""
+    section = scan_query(context(registry))
+    script = facts_base.script([section])
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    found = answer(facts_base.parse(done.stdout, [section]), "scan")
+    assert "error" not in found, found
+    return [Repository.from_answer(repository) for repository in found["repositories"]]
+
+
+def deleted(registry: Registry, deletes: list[tuple[str, str]]) -> list[dict]:
+    """prune-registry's deletes: its program, run under sh as the deployment host runs it."""
+    ctx = context(registry)
+    request = with_access(ctx, {"delete": [[local_base(ctx), repository, digest] for repository, digest in deletes]})
+    done = subprocess.run(["sh", "-c", payload.script(request)], capture_output=True, text=True, check=True, timeout=60)
+    return payload.last_json(done.stdout)["deleted"]
+
+
+def stored_bytes(storage: Path) -> int:
+    return sum(path.stat().st_size for path in storage.rglob("*") if path.is_file())
+
+
+def served(registry: Registry, repository: str, manifest: dict) -> bool:
+    """Every blob of ``manifest`` comes back whole."""
+    for blob in [manifest["config"], *manifest["layers"]]:
+        status, _, body = call("GET", f"{registry.base}/v2/{repository}/blobs/{blob['digest']}")
+        if status != 200 or "sha256:" + hashlib.sha256(body).hexdigest() != blob["digest"]:
+            return False
+    return True
+
+
+def collect(registry: Registry, *flags: str) -> subprocess.CompletedProcess:
+    """The registry's garbage collection, as prune-registry runs it in the read-only container."""
+    return subprocess.run(
+        [binary(), "garbage-collect", *flags, str(registry.folder / "config.yml")],
+        env=environment(read_only=True),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+
+def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space(local):
+    registry = local
+    kept, gone = {}, {}
+    for repository in REPOSITORIES:
+        shared = os.urandom(100_000)
+        gone[repository] = push_image(registry, repository, (OLD, OLD_ALIAS), day=1, base_layer=shared)
+        kept[repository] = push_image(registry, repository, (NEW,), day=2, base_layer=shared)
+    storage = registry.folder / "storage"
+    before = stored_bytes(storage)
+
+    plan = plan_prune(scanned(registry), [Image(repository, NEW) for repository in REPOSITORIES], keep=0)
+
+    assert [repo.name for repo in plan.repositories] == list(REPOSITORIES)
+    for repo in plan.repositories:
+        assert sorted(tag.name for tag in repo.deleted) == [OLD, OLD_ALIAS]
+        assert [kept.tag.name for kept in repo.kept] == [NEW]
+        assert len(repo.manifests) == 1  # two tags, one image
+    assert plan.freed == len(REPOSITORIES) * (LAYER_SIZE + gone[REPOSITORIES[0]]["config"]["size"])
+
+    answers = deleted(registry, plan.deletes)
+    assert [found["status"] for found in answers] == [202, 202]
+    assert {repo.status for repo in after_deletes(plan, {}).repositories} == {DELETED}
+    for repository in REPOSITORIES:
+        url = f"{registry.base}/v2/{repository}/manifests/{OLD_ALIAS}"
+        assert call("HEAD", url, headers={"Accept": DOCKER_IMAGE})[0] == 404
+
+    # prune-registry's collection: the registry read-only (pulls served, pushes refused) meanwhile.
+    restart(registry, read_only=True)
+    assert call("POST", f"{registry.base}/v2/{REPOSITORIES[0]}/blobs/uploads/")[0] in (405, 503)
+    assert "blobs marked" in collect(registry, "--delete-untagged").stdout
+    assert all(served(registry, repository, kept[repository]) for repository in REPOSITORIES)
+    restart(registry)
+
+    assert before - stored_bytes(storage) >= len(REPOSITORIES) * LAYER_SIZE
+    for repository in REPOSITORIES:
+        url = f"{registry.base}/v2/{repository}/manifests/{NEW}"
+        status, _, body = call("GET", url, headers={"Accept": DOCKER_IMAGE})
+        assert status == 200 and json.loads(body) == kept[repository]
+        assert served(registry, repository, kept[repository])
+        assert not served(registry, repository, {"config": gone[repository]["config"], "layers": []})
+    # Pushes work again, and a second scan finds only the kept release.
+    assert [tag.name for tag in scanned(registry)[0].tags] == [NEW]
+    push_image(registry, REPOSITORIES[0], ("2024.2",), day=3, base_layer=b"new")
+
+
+def test_a_registry_without_deletes_refuses_and_the_program_says_why(local):
+    restart(local, deletes=False)
+    push_image(local, REPOSITORIES[0], (OLD,), day=1, base_layer=b"base")
+    [found] = scanned(local)
+
+    [reply] = deleted(local, [(REPOSITORIES[0], found.tags[0].digest)])
+
+    assert reply == {"status": 405, "error": "the registry does not allow deletes (storage.delete is off)"}
+
+
+def test_the_collection_waits_for_the_real_registry_to_answer_and_gives_up_in_time(local):
+    """The ``up`` wait of the collect script, with the host's python3, for the registry and a closed port."""
+    answering = replace(Container.of(docker_host(container=container()), make_ctx()), url=f"{local.base}/v2/")
+    closed = replace(answering, url="http://127.0.0.1:9/v2/")
+
+    def up(target: Container) -> int:
+        script = f"{shell_functions(target, 2)}\nup\n"
+        return subprocess.run(["sh", "-c", script], capture_output=True, check=False, timeout=30).returncode
+
+    started = time.monotonic()
+    assert up(answering) == 0
+    assert up(closed) == 1
+    assert time.monotonic() - started < 10
+
+
+def push_platforms(registry: Registry, repository: str, tag: str, day: int) -> tuple[dict, dict]:
+    """A manifest list of an amd64 and an arm64 image, each pushed by digest only; (index, amd64 manifest)."""
+    children = {}
+    for architecture in ("amd64", "arm64"):
+        manifest = push_image(registry, repository, (), day=day, base_layer=os.urandom(1000))
+        body = json.dumps(manifest).encode()
+        child = "sha256:" + hashlib.sha256(body).hexdigest()
+        url = f"{registry.base}/v2/{repository}/manifests/{child}"
+        status, _, _ = call("PUT", url, body, {"Content-Type": DOCKER_IMAGE})
+        assert status == 201, status
+        children[architecture] = (child, len(body), manifest)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": DOCKER_IMAGE, "digest": digest, "size": size, "platform": {"os": "linux", "architecture": arch}}
+            for arch, (digest, size, _) in children.items()
+        ],
+    }
+    url = f"{registry.base}/v2/{repository}/manifests/{tag}"
+    status, _, _ = call("PUT", url, json.dumps(index).encode(), {"Content-Type": OCI_INDEX})
+    assert status == 201, status
+    return index, children["amd64"][2]
+
+
+def test_a_kept_manifest_list_keeps_its_platform_images_which_delete_untagged_would_not(local):
+    registry, repository = local, REPOSITORIES[0]
+    _, old_amd64 = push_platforms(registry, repository, OLD, day=1)
+    index, amd64 = push_platforms(registry, repository, NEW, day=2)
+    storage = registry.folder / "storage"
+    before = stored_bytes(storage)
+
+    # Both platform images of a release were made the same day: whichever this host's is, it dates the list.
+    plan = plan_prune(scanned(registry), [Image(repository, NEW)], keep=0)
+
+    [repo] = plan.repositories
+    assert [tag.name for tag in repo.deleted] == [OLD]
+    assert len(repo.manifests) == 3  # the list and both its platform images
+    assert [kept.tag.created for kept in repo.kept] == [created_seconds("2024-01-02T00:00:00.123456789Z")]
+    assert not plan.delete_untagged
+    assert [found["status"] for found in deleted(registry, plan.deletes)] == [202, 202, 202]
+
+    restart(registry, read_only=True)
+    collect(registry)  # as prune-registry runs it when a manifest list stays
+    restart(registry)
+
+    assert before - stored_bytes(storage) >= 2 * LAYER_SIZE
+    assert served(registry, repository, amd64) and not served(registry, repository, old_amd64)
+    child = index["manifests"][0]["digest"]
+    url = f"{registry.base}/v2/{repository}/manifests/{child}"
+    assert call("GET", url, headers={"Accept": DOCKER_IMAGE})[0] == 200
+    # What --delete-untagged would have done (distribution#3178): the kept list loses its images.
+    restart(registry, read_only=True)
+    collect(registry, "--delete-untagged")
+    restart(registry)
+    assert call("GET", url, headers={"Accept": DOCKER_IMAGE})[0] == 404
