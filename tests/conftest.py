@@ -1,5 +1,6 @@
 """Shared fixtures: the lab of real hosts for e2e tests, and no user SSH config anywhere."""
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -8,7 +9,7 @@ import pytest
 from fabric import config as fabric_config
 
 from tests.lab import Lab, LabError, LabUnavailable
-from tests.lab.config import suite_targets
+from tests.lab.config import paths, suite_targets
 from tests.lab.host import ensure_tools
 
 KEEP_ENV = "KOLLA_LAB_KEEP"
@@ -47,7 +48,7 @@ def docker_registry_binary() -> str:
 
 
 @pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
+def lab(lab_lock: None) -> Iterator[Lab]:
     """deploy1 and node1..nodeN ($KOLLA_LAB_TARGETS, default 5), up once per session.
 
     Torn down at the end (images kept), unless KOLLA_LAB_KEEP=1.
@@ -59,6 +60,23 @@ def lab() -> Iterator[Lab]:
     yield running
     if os.environ.get(KEEP_ENV) != "1":
         running.down()
+
+
+@pytest.fixture(scope="session")
+def lab_lock() -> Iterator[None]:
+    """One test session at a time uses the lab (two on one machine wait for each other, not break)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    root = paths().root
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "suite.lock", "w") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"\nwaiting for another test session to release the lab ({root / 'suite.lock'})", flush=True)
+            fcntl.flock(held, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(autouse=True)

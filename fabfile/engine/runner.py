@@ -100,17 +100,18 @@ class Runner:
         run.gather()
 
     def _work(self, run: HostRun, started: float) -> None:
-        steps = self.action.steps(run.ctx)
-        if not steps:
-            # A read-only action: one row, timed from the connection on.
-            row = run.outcome(self.action.step or self.action.name, OK, "", started)
-            row.data = self.action.data(run.facts, run.ctx)
-            run.record(row)
+        action = self.action
+        steps = action.steps(run.ctx)
+        if steps and not run_steps(run, steps):
             return
-        if run_steps(run, steps):
-            check = self.action.check(run.facts, run.ctx)
-            if check is not None:
-                run.record(checked(run, check, time.monotonic()))
+        check = action.check(run.facts, run.ctx)
+        if check is not None:
+            run.record(checked(run, check, time.monotonic()))
+        elif not steps:
+            # A read-only action: one row, timed from the connection on, with what it read.
+            row = run.outcome(action.step or action.name, OK, "", started)
+            row.data = action.data(run.facts, run.ctx)
+            run.record(row)
 
     def _close(self, run: HostRun, started: float) -> None:
         try:

@@ -73,7 +73,8 @@ def test_status_table_reports_each_node_as_it_is(mixed, fab, hosts):
     before = snapshot(hosts, UNCONFIGURED)
     result = fab("status", inventory=mixed)
 
-    assert result.code == 0, result.output
+    # A switched-off host fails the run: exit 1, every other row shown all the same.
+    assert result.code == 1, result.output
     registry = f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
     assert result.output.splitlines()[0] == f"registry: {registry}"
     shown = rows(result.output)
@@ -98,8 +99,9 @@ def test_status_table_reports_each_node_as_it_is(mixed, fab, hosts):
 def test_status_json(mixed, fab):
     result = fab("status", "--json", inventory=mixed)
 
-    assert result.code == 0, result.output
+    assert result.code == 1, result.output
     data = json.loads(result.output)
+    assert data["failed"] is True and data["totals"][STOPPED]["unreachable"] == 1
     by_host = {host["host"]: host for host in data["hosts"]}
     assert [host["host"] for host in data["hosts"]] == ["deploy1", CONFIGURED, UNCONFIGURED, STOPPED]
     assert by_host["deploy1"]["role"] == "deploy" and by_host[CONFIGURED]["role"] == "target"

@@ -612,3 +612,21 @@ def test_json_output_still_exits_1_when_a_host_failed(capsys):
     with pytest.raises(Exit):
         finish(Result("status", rows()), json_output=True)
     assert json.loads(capsys.readouterr().out)["failed"] is True
+
+
+def test_an_action_of_no_steps_with_a_check_runs_the_check_as_its_row():
+    class Verify(Action):
+        name = "verify-registry"
+
+        def check(self, facts, ctx):
+            return Check("verify-registry", script="verify")
+
+    ctx = make_ctx({"address": "192.0.2.10"})
+
+    def make(host, host_ctx):
+        return StandInRun(host, host_ctx, answer=lambda script: f"{MARK} pulled probe\n" if script == "verify" else "")
+
+    result, runs = run_stand_ins(Verify(), ctx, [NODE], make)
+
+    assert [(o.step, o.status, o.message) for o in result.outcomes] == [("verify-registry", OK, "pulled probe")]
+    assert runs["node1"].scripts[-1] == "verify"
