@@ -20,15 +20,18 @@ if Path(sys.prefix).resolve() != venv.VENV.resolve():
     python = str(venv.ensure())
     os.execv(python, [python, __file__, *sys.argv[1:]])
 
-# only inside the bench venv
-if sys.argv[1:2] == ["distribution"]:
-    from benchmarks.distribution import main
+# only inside the bench venv; one user of the lab at a time (a test session waits, and is waited for)
+from tests.lab.lock import lab_lock
 
-    sys.exit(main(sys.argv[2:]))
-if sys.argv[1:2] == ["replicas"]:
-    from benchmarks.replicas_bench import main
+with lab_lock():
+    if sys.argv[1:2] == ["distribution"]:
+        from benchmarks.distribution import main
 
-    sys.exit(main(sys.argv[2:]))
-from benchmarks.cli import main
+        sys.exit(main(sys.argv[2:]))
+    if sys.argv[1:2] == ["replicas"]:
+        from benchmarks.replicas_bench import main
 
-sys.exit(main())
+        sys.exit(main(sys.argv[2:]))
+    from benchmarks.cli import main
+
+    sys.exit(main())

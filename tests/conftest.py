@@ -1,6 +1,5 @@
 """Shared fixtures: the lab of real hosts for e2e tests, and no user SSH config anywhere."""
 
-import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -9,8 +8,9 @@ import pytest
 from fabric import config as fabric_config
 
 from tests.lab import Lab, LabError, LabUnavailable
-from tests.lab.config import paths, suite_targets
+from tests.lab.config import suite_targets
 from tests.lab.host import ensure_tools
+from tests.lab.lock import lab_lock as held_lab_lock
 
 KEEP_ENV = "KOLLA_LAB_KEEP"
 
@@ -64,18 +64,8 @@ def lab(lab_lock: None) -> Iterator[Lab]:
 
 @pytest.fixture(scope="session")
 def lab_lock() -> Iterator[None]:
-    """One test session at a time uses the lab (two on one machine wait for each other, not break)."""
-    if os.geteuid() != 0:
-        yield
-        return
-    root = paths().root
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "suite.lock", "w") as held:
-        try:
-            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"\nwaiting for another test session to release the lab ({root / 'suite.lock'})", flush=True)
-            fcntl.flock(held, fcntl.LOCK_EX)
+    """One user of the lab at a time: another test session or a benchmark is waited for, not broken."""
+    with held_lab_lock():
         yield
 
 
