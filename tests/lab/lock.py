@@ -22,11 +22,12 @@ def lab_lock() -> Iterator[None]:
         return
     root = paths().root
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "suite.lock", "w") as held:
+    path = root / "suite.lock"
+    with open(path, "w") as held:
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"waiting for another user of the lab to finish ({root / "suite.lock"})", file=sys.stderr, flush=True)
+            print(f"waiting for another user of the lab to finish ({path})", file=sys.stderr, flush=True)
             fcntl.flock(held, fcntl.LOCK_EX)
         os.environ[HELD_ENV] = "1"
         try:
