@@ -60,7 +60,7 @@ def pull_checks(facts: HostFacts, ctx: StepContext) -> str:
 
 def proof(facts: HostFacts, ctx: StepContext, changed: bool) -> Check:
     """The node pulls: done with the changes when it changed, else known from the facts session, or run now."""
-    pulled = f"pulled probe{_with(facts)}"
+    pulled = f"pulled probe{engines_that_pulled(facts)}"
     if changed:
         return Check(STEP, passed=pulled)
     engines = installed(facts)
@@ -72,7 +72,7 @@ def proof(facts: HostFacts, ctx: StepContext, changed: bool) -> Check:
     return Check(STEP, script=in_turn(unchecked), passed=f"{ctx.registry} trusted; {pulled}")
 
 
-def _with(facts: HostFacts) -> str:
+def engines_that_pulled(facts: HostFacts) -> str:
     """Which engines pulled, where Docker is not the only one (a Docker node's row reads as it always did)."""
     names = [engine.name for engine in installed(facts)]
     return "" if names in ([], [ENGINES[0].name]) else f" with {' and '.join(names)}"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
@@ -196,10 +195,6 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
     # An instance's own row answers for it: its /v2/ column is that instance's health.
     shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=widths)
     return f"registry: {registry or 'unknown (deployment host not reached; set registry.address)'}\n{shown}"
-
-
-def status_json(rows: list[HostStatus], registry: str) -> str:
-    return json.dumps({"registry": registry, "hosts": [asdict(row) for row in rows]}, indent=2)
 
 
 def _engine(row: HostStatus) -> str:

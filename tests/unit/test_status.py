@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 from invoke.exceptions import Exit
 
 from fabfile.actions.status import Status
-from fabfile.engine.report import Result, finish
+from fabfile.engine.report import Result, as_json, finish
 from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER
 from fabfile.engines.podman.paths import DROPIN
 from fabfile.kolla.globals_yaml import kolla_insecure_registry
@@ -118,8 +118,14 @@ def test_table_without_a_registry_says_why():
     assert text.splitlines()[0].startswith("registry: unknown (deployment host not reached")
 
 
+def status_json(rows: list) -> str:
+    """The rows as ``fab status --json`` prints them: each a row of the one result, with its fields."""
+    outcomes = [Outcome(row.host, "status", "ok", data=asdict(row)) for row in rows]
+    return as_json(Result("status", outcomes, extra={"registry": REGISTRY}))
+
+
 def test_json_lists_every_host_with_its_catalog():
-    data = json.loads(st.status_json(ROWS, REGISTRY))
+    data = json.loads(status_json(ROWS))
 
     assert data["registry"] == REGISTRY
     assert [(h["host"], h["reachable"], h["trusted"]) for h in data["hosts"]] == [
@@ -163,7 +169,7 @@ def test_the_engine_column_names_each_engine_and_trust_needs_both(facts, engine,
     table = st.status_table([row], REGISTRY)
 
     assert engine in table and row.trusted is trusted
-    assert json.loads(st.status_json([row], REGISTRY))["hosts"][0]["podman"] == facts.engine("podman").version
+    assert json.loads(status_json([row]))["hosts"][0]["podman"] == facts.engine("podman").version
 
 
 def test_a_podman_entry_elsewhere_that_says_insecure_counts_as_trusted():
@@ -291,7 +297,7 @@ def test_kolla_notes_read_globals_yml_from_the_deployment_host_row():
     table = st.status_table(rows, REGISTRY).splitlines()
     assert table[1].endswith("after kolla bootstrap-servers") and len(table) == 7  # a line per host
     assert "bootstrap-servers" not in st.status_table(rows[:2], REGISTRY)
-    assert json.loads(st.status_json(rows, REGISTRY))["hosts"][2]["kolla"] == rows[2].kolla
+    assert json.loads(status_json(rows))["hosts"][2]["kolla"] == rows[2].kolla
 
 
 @pytest.mark.parametrize(
