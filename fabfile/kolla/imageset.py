@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +57,17 @@ def kolla_images(
     config_dir: str = "/etc/kolla",
     kolla_ansible: str | None = None,
     share: str | None = None,
+    facts: Mapping[str, Mapping[str, object]] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> KollaImageSet:
     """The image set of these inventories and this config dir, from the kolla-ansible in the
-    ``kolla_ansible`` virtualenv, or else the one on PATH."""
+    ``kolla_ansible`` virtualenv, or else the one on PATH. ``facts``: each host's Ansible facts
+    (``{"os_family": "Debian"}``), for the few services kolla-ansible places by them."""
     request: dict[str, object] = {"inventory": [str(path) for path in inventory], "config_dir": config_dir}
     if share:
         request["share"] = share
+    if facts:
+        request["facts"] = {host: dict(values) for host, values in facts.items()}
     return image_set(run_payload(kolla_python(kolla_ansible), request, timeout))
 
 

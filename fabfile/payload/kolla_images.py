@@ -2,7 +2,7 @@
 
 A standalone program for the operator's kolla-ansible interpreter (it imports nothing from
 fabfile): one JSON request on stdin, ``{"inventory": [PATH, ...], "config_dir": "/etc/kolla",
-"share": optional}``, and one JSON answer on stdout, ``{"kolla_ansible": VERSION, "hosts":
+"share": optional, "facts": optional {HOST: {"os_family": "Debian", ...}}}``, and one JSON answer on stdout, ``{"kolla_ansible": VERSION, "hosts":
 {HOST: [REF, ...]}, "registry": ..., "namespace": ...}``, or ``{"error": "one line"}`` and exit 1.
 
 site.yml is loaded with Ansible's Playbook API. Each play's hosts come from Ansible's
@@ -15,6 +15,10 @@ Ansible's, with kolla-ansible's filter plugins, so ``enable_*`` and every servic
 and ``group`` mean exactly what they mean to kolla-ansible. Hosts are followed one after the
 other within a play, not task by task across hosts as the linear strategy does: the same result
 as long as no host's task reads what another host's later task changes (true of `pull` today).
+
+A few of kolla-ansible's choices depend on a host's facts (with cinder's LVM backend, tgtd
+runs only where ``ansible_facts.os_family`` is not RedHat). Nothing is gathered here: facts come
+from the request, or from Ansible's fact cache when the operator's ansible.cfg keeps one.
 """
 
 from __future__ import annotations
@@ -68,6 +72,11 @@ def pulled_images(request: Mapping) -> dict:
     hosts = inventory.get_hosts("all")
     if not hosts:
         raise Failure(f"inventory {', '.join(inventories)}: no hosts")
+    for name, facts in (request.get("facts") or {}).items():
+        if inventory.get_host(name) is None:
+            raise Failure(f"facts for {name}: no such host in the inventory")
+        # Stored as the setup module returns them, ansible_ prefixed; Ansible namespaces them as ansible_facts.
+        variables.set_host_facts(name, {k if k.startswith("ansible_") else f"ansible_{k}": v for k, v in facts.items()})
     settings = lazy_templar(loader, variables.get_vars(host=hosts[0])).available_variables
     walk = PullWalk(loader, inventory, variables)
     for play in playbook_plays(share, loader, variables):
@@ -211,6 +220,14 @@ def lazy_templar(loader, variables: Mapping):
     return engine
 
 
+def where(task) -> str:
+    """The outermost role a task is in (cinder, not the service-images-pull it imports), else the task."""
+    role, node = None, task
+    while node is not None:
+        role, node = getattr(node, "_role", None) or role, getattr(node, "_parent", None)
+    return f"role {role.get_name()}" if role else f"task '{task.get_name()}'"
+
+
 def flat_tasks(blocks: list):
     """Every task of these blocks, nested blocks included, in order."""
     from ansible.playbook.block import Block
@@ -247,7 +264,12 @@ class PullWalk:
             try:
                 self.task(play, task, action, host, names)
             except AnsibleError as error:
-                raise Failure(f"host {host.name}: task '{task.get_name()}': {one_line(error)}") from None
+                raise Failure(f"host {host.name}: {where(task)}: {one_line(error)}{self.facts_hint(host)}") from None
+
+    def facts_hint(self, host) -> str:
+        if self.variables.get_vars(host=host, include_hostvars=False).get("ansible_facts"):
+            return ""
+        return " (this host has no facts: give its Ansible facts, e.g. os_family, with the request)"
 
     def task(self, play, task, action: str, host, names: list[str]) -> None:
         task_vars = self.variables.get_vars(play=play, host=host, task=task, _hosts=names, _hosts_all=names)
