@@ -146,7 +146,7 @@ def check_vars_file(loader, path: str) -> None:
     from ansible.errors import AnsibleError
 
     try:
-        data = loader.load_from_file(path)
+        data = loader.load_from_file(path, cache="none")  # not cached: Ansible loads it again, trusted as a template
     except AnsibleError as error:
         line = getattr(error.obj, "line_num", None)
         raise Failure(f"{path}: not valid YAML" + (f" (line {line})" if line else "")) from None

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabfile.kolla.imageset import KollaImageSet, kolla_images
+from fabfile.kolla.imageset import KollaImagesError, KollaImageSet, kolla_images
 from tests.conftest import unavailable
 from tests.kolla_env import KollaEnvUnavailable, kolla_venv
 
@@ -204,3 +204,89 @@ def test_kolla_ansible_pull_pulls_exactly_what_was_computed(kolla: KollaLab, sce
     for host in sorted(HOSTS):
         assert refs(computed, host) == recorded.get(host, set()), host
     assert computed.kolla_ansible == "23.0.0"
+
+
+def test_default_services_land_on_their_groups_and_a_host_in_two_groups_gets_both(kolla: KollaLab) -> None:
+    default = kolla.computed("default")
+    every = {ref for host in HOSTS for ref in refs(default, host)}
+    assert all(re.fullmatch(rf"quay\.io/openstack\.kolla/[a-z0-9-]+:{TAG}", ref) for ref in every)
+    common = {"cron", "fluentd", "kolla-toolbox"}
+    assert names(refs(default, "mon1")) == names(refs(default, "sto1")) == common
+    control, network = {"nova-api", "keystone-api", "mariadb-server", "heat-engine"}, {"neutron-l3-agent"}
+    assert control | network <= names(refs(default, "ctl1"))  # control and network
+    assert control <= names(refs(default, "ctl2")) and not network & names(refs(default, "ctl2"))
+    assert {"nova-compute", "nova-libvirt"} <= names(refs(default, "cmp1")) and "nova-api" not in names(refs(default, "cmp1"))
+    assert not any(name.startswith("cinder") for name in names(every))
+
+
+def changes(kolla: KollaLab, host: str) -> tuple[set[str], set[str]]:
+    """The image names ``changed`` adds on a host, and those it removes, compared with ``default``."""
+    before, after = refs(kolla.computed("default"), host), refs(kolla.computed("changed"), host)
+    return names(after - before), names(before - after)
+
+
+def test_enabling_cinder_adds_its_images_to_control_and_storage_hosts_only(kolla: KollaLab) -> None:
+    assert changes(kolla, "sto1")[0] == {"cinder-volume", "cinder-backup", "iscsid", "tgtd"}
+    for host in ("ctl1", "ctl2"):
+        assert {"cinder-api", "cinder-scheduler"} == changes(kolla, host)[0]
+    for host in ("cmp1", "cmp2"):  # iscsid serves the compute hosts' volumes too
+        assert changes(kolla, host)[0] == {"iscsid", "nova-compute"}
+    assert changes(kolla, "mon1") == (set(), set())
+
+
+def test_turning_heat_off_removes_exactly_its_images(kolla: KollaLab) -> None:
+    for host in ("ctl1", "ctl2"):
+        assert changes(kolla, host)[1] == {"heat-api", "heat-api-cfn", "heat-engine"}
+
+
+def test_a_tag_override_changes_that_service_tag_only(kolla: KollaLab) -> None:
+    changed = kolla.computed("changed")
+    retagged = {host: {p.image.name for p in changed.hosts[host] if p.image.tag != TAG} for host in HOSTS}
+    assert retagged == {
+        host: {"openstack.kolla/nova-compute:2026.2-custom"} if host.startswith("cmp") else set() for host in HOSTS
+    }
+
+
+def test_podman_pulls_the_same_services_from_the_configured_registry_with_the_tag_suffix(kolla: KollaLab) -> None:
+    podman, default = kolla.computed("podman"), kolla.computed("default")
+    assert (podman.registry, podman.namespace) == ("registry.lab:4000", "kolla")
+    for host in HOSTS:
+        assert names(refs(podman, host)) == names(refs(default, host))
+        for pulled in podman.hosts[host]:
+            assert pulled.registry == "registry.lab:4000"
+            assert pulled.image.path.startswith("kolla/") and pulled.image.tag == f"{TAG}-aarch64"
+
+
+def test_facts_decide_where_tgtd_runs_and_their_absence_is_one_line(kolla: KollaLab) -> None:
+    inventory, config = kolla.scenario("changed")
+    redhat = kolla_images([str(inventory)], str(config), str(kolla.venv), facts={h: {"os_family": "RedHat"} for h in HOSTS})
+    assert "cinder-volume" in names(refs(redhat, "sto1")) and "tgtd" not in names(refs(redhat, "sto1"))
+    with pytest.raises(KollaImagesError, match=r"^host \w+: role \S+: .*os_family.* \(this host has no facts"):
+        kolla_images([str(inventory)], str(config), str(kolla.venv))
+
+
+@pytest.mark.parametrize(
+    ("globals_yml", "expected"),
+    [
+        (None, r"^/\S+/globals\.yml: not found$"),
+        ("a: 1\nb: [1,\nc: 3\n", r"^/\S+/globals\.yml: not valid YAML \(line \d+\)$"),
+        ("- a list\n", r"^/\S+/globals\.yml: not a mapping of variables"),
+        ("nova_compute_image_full: '{{ no_such_var }}'\n", r"^host cmp1: service nova-compute: image undefined: .*no_such_var"),
+    ],
+)
+def test_what_is_wrong_is_one_line(kolla: KollaLab, tmp_path: Path, globals_yml: str | None, expected: str) -> None:
+    inventory, _ = kolla.scenario("default")
+    if globals_yml is not None:
+        (tmp_path / "globals.yml").write_text(globals_yml)
+    with pytest.raises(KollaImagesError, match=expected) as raised:
+        kolla_images([str(inventory)], str(tmp_path), str(kolla.venv))
+    assert "\n" not in str(raised.value)
+
+
+def test_a_missing_or_unparsable_inventory_is_named(kolla: KollaLab, tmp_path: Path) -> None:
+    _, config = kolla.scenario("default")
+    with pytest.raises(KollaImagesError, match=rf"^inventory {tmp_path}/multinode: not found$"):
+        kolla_images([str(tmp_path / "multinode")], str(config), str(kolla.venv))
+    (tmp_path / "broken").write_text("[control\nctl1\n")
+    with pytest.raises(KollaImagesError, match=rf"^inventory {tmp_path}/broken: "):
+        kolla_images([str(tmp_path / "broken")], str(config), str(kolla.venv))
