@@ -164,7 +164,7 @@ def test_a_request_names_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(payload.Failure, match="^no inventory given$"):
         payload.request_paths({})
     with pytest.raises(payload.Failure, match="^inventory /nowhere/multinode: not found$"):
-        payload.request_paths({"inventory": "/nowhere/multinode"})
+        payload.request_paths({"inventory": ["/nowhere/multinode"]})
     with pytest.raises(payload.Failure, match=r"^/nowhere/kolla: not found \(kolla-ansible's configuration directory\)$"):
         payload.request_paths({"inventory": [str(tmp_path)], "config_dir": "/nowhere/kolla"})
     assert payload.request_paths({"inventory": [str(tmp_path)], "config_dir": str(tmp_path)}) == ([str(tmp_path)], str(tmp_path))
