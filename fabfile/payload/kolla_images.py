@@ -10,7 +10,7 @@ and each host's tasks are followed as far as `pull` goes (group_by, add_host, in
 ``when`` and loop, kolla_container's pull_image) with the VariableManager's variables (group_vars,
 role defaults, globals as the CLI's extra vars), templated by Ansible with kolla-ansible's filters.
 Hosts go one after the other, not task by task: the same while no host reads what another's later
-task changes (true of `pull`). Facts are not gathered: the request's, or Ansible's fact cache.
+task changes (true of `pull`). Facts are not gathered: the request's are used (none by default).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ try:  # there in the operator's kolla-ansible Python; else kolla_ansible_version
     from ansible.vars import manager as vars_manager
     from ansible.vars.hostvars import HostVars
     from kolla_ansible import utils as kolla_utils
-
     IMPORT_ERROR = None
 except ImportError as error:
     IMPORT_ERROR = error
@@ -156,6 +155,7 @@ def ansible_setup(inventories: list[str], config_dir: str, share: str):
     context.CLIARGS = ImmutableDict(extra_vars=(*extra, "kolla_action=pull", f"CONFIG_DIR={config_dir}"))
     init_plugin_loader()
     constants.INVENTORY_ANY_UNPARSED_IS_FAILED = True  # an inventory Ansible cannot parse is an error here
+    constants.CACHE_PLUGIN = "memory"  # facts are the request's: the operator's fact cache is neither read nor written
     loader.set_basedir(share)  # the playbook's directory: its group_vars/ are kolla-ansible's defaults
     try:
         inventory = InventoryManager(loader, sources=inventories)

@@ -138,7 +138,9 @@ class KollaLab:
             done = subprocess.run(
                 [self.venv / "bin" / "kolla-ansible", "pull", "-i", inventory, "--configdir", config,
                  "-p", self.playbooks / "site.yml"],
-                env={**os.environ, "PATH": f"{self.venv / 'bin'}:{os.environ['PATH']}"},
+                # one fork per host and pipelining: a third faster, and no bearing on what is pulled
+                env={**os.environ, "PATH": f"{self.venv / 'bin'}:{os.environ['PATH']}",
+                     "ANSIBLE_FORKS": str(len(HOSTS)), "ANSIBLE_PIPELINING": "1"},
                 capture_output=True, text=True, timeout=900, check=False,
             )
             print(f"kolla-ansible pull {name}: {time.monotonic() - started:.1f} s")
