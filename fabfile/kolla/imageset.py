@@ -100,16 +100,19 @@ def script_interpreter(script: Path) -> str:
         named = shutil.which(words[-1]) or words[-1]
     else:
         named = words[0] if words else ""
+    if not Path(named).name.startswith("python"):
+        raise KollaImagesError(f"{script}: started by {named or 'nothing'}, not by a Python; {SET_IT}")
     if not os.access(named, os.X_OK):
-        raise KollaImagesError(f"{script}: its Python {named or '(none)'} is missing; {SET_IT}")
+        raise KollaImagesError(f"{script}: its Python {named} is missing; {SET_IT}")
     return named
 
 
 def run_payload(python: str, request: dict, timeout: float) -> dict:
-    """The payload's answer for one request, run by ``python`` in isolated mode (no shell)."""
+    """The payload's answer for one request, run by ``python`` (no shell) as kolla-ansible would be: with
+    the same environment, so a kolla-ansible installed with ``pip --user`` is found as it is by its CLI."""
     try:
         done = subprocess.run(
-            [python, "-I", str(PAYLOAD)],
+            [python, str(PAYLOAD)],
             input=json.dumps(request),
             capture_output=True,
             text=True,

@@ -98,6 +98,7 @@ def test_kolla_ansible_on_path_gives_the_python_its_script_starts(
     [
         ("#!/nowhere/python3\n", r": its Python /nowhere/python3 is missing; "),
         ("echo not a python script\n", r": no #! line naming its Python; "),
+        ("#!/bin/sh\nexec /opt/kolla/bin/kolla-ansible \"$@\"\n", r": started by /bin/sh, not by a Python; "),
     ],
 )
 def test_a_kolla_ansible_without_a_python_is_named(
@@ -115,7 +116,7 @@ def test_the_payload_gets_the_request_on_stdin_and_its_answer_is_returned(tmp_pa
     answer = run_payload(str(fake), {"inventory": ["/x"]}, timeout=10)
     assert answer == {"kolla_ansible": "23.0.0", "hosts": {}}
     assert json.loads((tmp_path / "stdin").read_text()) == {"inventory": ["/x"]}
-    assert (tmp_path / "args").read_text().split() == ["-I", str(PAYLOAD)]
+    assert (tmp_path / "args").read_text().split() == [str(PAYLOAD)]
 
 
 @pytest.mark.parametrize(
