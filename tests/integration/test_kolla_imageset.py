@@ -95,19 +95,16 @@ class KollaLab:
         form, settings = SCENARIOS[name]
         (run / "config").mkdir(parents=True)
         example = (self.share.parent / "etc_examples" / "kolla").resolve()
-        globals_yml = (example / "globals.yml").read_text() + yaml.safe_dump(settings) if settings else ""
-        (run / "config" / "globals.yml").write_text(globals_yml or (example / "globals.yml").read_text())
+        settings_yml = yaml.safe_dump(settings) if settings else ""  # the example's own settings, then these
+        (run / "config" / "globals.yml").write_text((example / "globals.yml").read_text() + settings_yml)
         shutil.copy(example / "passwords.yml", run / "config" / "passwords.yml")
         subprocess.run([self.venv / "bin" / "kolla-genpwd", "-p", run / "config" / "passwords.yml"],
                        check=True, capture_output=True)
-        host_vars = {host: self.local_connection(run, host) for host in HOSTS}
+        host_vars = {host: {"ansible_connection": "local", "ansible_python_interpreter": str(self.venv / "bin" / "python"),
+                            "ansible_remote_tmp": str(run / "hosts" / host)} for host in HOSTS}
         text = ini_inventory(self.share, host_vars) if form == "ini" else yaml_inventory(self.share, host_vars)
         (run / "inventory").write_text(text)
         return run / "inventory", run / "config"
-
-    def local_connection(self, run: Path, host: str) -> dict[str, str]:
-        return {"ansible_connection": "local", "ansible_python_interpreter": str(self.venv / "bin" / "python"),
-                "ansible_remote_tmp": str(run / "hosts" / host)}
 
     def computed(self, name: str) -> KollaImageSet:
         if name not in self._computed:
@@ -146,8 +143,7 @@ class KollaLab:
             print(f"kolla-ansible pull {name}: {time.monotonic() - started:.1f} s")
             assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
             pulls = defaultdict(set)
-            for line in (inventory.parent / "pulls.jsonl").read_text().splitlines():
-                pull = json.loads(line)
+            for pull in map(json.loads, (inventory.parent / "pulls.jsonl").read_text().splitlines()):
                 pulls[pull["host"]].add(pull["image"])
             self._recorded[name] = dict(pulls)
         return self._recorded[name]
@@ -212,8 +208,7 @@ def test_default_services_land_on_their_groups_and_a_host_in_two_groups_gets_bot
     default = kolla.computed("default")
     every = {ref for host in HOSTS for ref in refs(default, host)}
     assert all(re.fullmatch(rf"quay\.io/openstack\.kolla/[a-z0-9-]+:{TAG}", ref) for ref in every)
-    common = {"cron", "fluentd", "kolla-toolbox"}
-    assert names(refs(default, "mon1")) == names(refs(default, "sto1")) == common
+    assert names(refs(default, "mon1")) == names(refs(default, "sto1")) == {"cron", "fluentd", "kolla-toolbox"}
     control, network = {"nova-api", "keystone-api", "mariadb-server", "heat-engine"}, {"neutron-l3-agent"}
     assert control | network <= names(refs(default, "ctl1"))  # control and network
     assert control <= names(refs(default, "ctl2")) and not network & names(refs(default, "ctl2"))
@@ -265,6 +260,17 @@ def test_facts_decide_where_tgtd_runs_and_their_absence_is_one_line(kolla: Kolla
     assert "cinder-volume" in names(refs(redhat, "sto1")) and "tgtd" not in names(refs(redhat, "sto1"))
     with pytest.raises(KollaImagesError, match=r"^host \w+: role \S+: .*os_family.* \(this host has no facts"):
         kolla_images([str(inventory)], str(config), str(kolla.venv))
+
+
+def test_globals_d_files_come_after_globals_yml_by_name(kolla: KollaLab) -> None:
+    inventory, config = kolla.scenario("default")
+    shutil.copytree(config, kolla.root / "layered")
+    (kolla.root / "layered" / "globals.d").mkdir()
+    for name, text in {"b.yml": "openstack_tag_suffix: -b\n", "a.yml": "openstack_tag_suffix: -a\nnova_ssh_tag: a\n",
+                       "c.txt": "openstack_tag_suffix: -c\n"}.items():  # c.txt: not a vars file to the CLI
+        (kolla.root / "layered" / "globals.d" / name).write_text(text)
+    layered = kolla_images([str(inventory)], str(kolla.root / "layered"), str(kolla.venv))
+    assert {pulled.image.tag for host in HOSTS for pulled in layered.hosts[host]} == {f"{TAG}-b", "a"}
 
 
 @pytest.mark.parametrize(
