@@ -204,9 +204,9 @@ def where(task) -> str:
 
 
 def flat_tasks(blocks: list):
-    """Every task of these blocks, nested blocks included, in order."""
+    """Every task of these blocks that runs when nothing fails (no rescue), nested blocks included, in order."""
     for block in blocks:
-        for task in (*block.block, *block.rescue, *block.always):
+        for task in (*block.block, *block.always):
             yield from flat_tasks([task]) if isinstance(task, Block) else [task]
 
 
