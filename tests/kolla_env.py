@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.lab.config import DEFAULT_ROOT, ROOT_ENV
+
 # PyPI's `ansible` 14 carries the collections kolla-ansible's requirements-core.yml asks for.
 PINS = ("kolla-ansible==23.0.0", "ansible==14.5.0")
 PYTHONS = ("/root/.pyenv/versions/3.12.*/bin/python3", "/root/.pyenv/versions/3.13.*/bin/python3")
@@ -23,13 +25,9 @@ class KollaEnvUnavailable(Exception):
     """The virtualenv cannot be built here, and why."""
 
 
-def lab_root() -> Path:
-    return Path(os.environ.get("KOLLA_LAB_ROOT", "/var/lib/kolla-registry-lab"))
-
-
 def kolla_venv() -> Path:
     """The virtualenv with the pinned kolla-ansible, built when missing or pinned otherwise."""
-    venv = lab_root() / "kolla-ansible-venv"
+    venv = Path(os.environ.get(ROOT_ENV, DEFAULT_ROOT)) / "kolla-ansible-venv"  # beside the lab's state
     if stamp_matches(venv):
         return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +60,10 @@ def base_python() -> str:
 
 
 def run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise KollaEnvUnavailable(f"{what} failed: {error}") from None
     if done.returncode != 0:
         said = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         raise KollaEnvUnavailable(f"{what} failed: {said[-1] if said else f'exit {done.returncode}'}")
