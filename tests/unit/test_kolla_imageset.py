@@ -23,6 +23,7 @@ from fabfile.kolla.imageset import (
     split_ref,
 )
 from fabfile.payload import kolla_images as payload
+from tests import kolla_env
 
 SET_IT = "set images.kolla_ansible to its virtualenv"
 
@@ -177,3 +178,15 @@ def test_the_payload_answers_one_json_line_and_fails_with_status_1(monkeypatch: 
     assert payload.main() == 1
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and json.loads(out[0])["error"].startswith("JSONDecodeError: ")
+
+
+def test_the_kolla_venv_is_reused_while_its_stamp_names_the_pins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    venv = tmp_path / "kolla-ansible-venv"
+    executable(venv / "bin" / "kolla-ansible", "")
+    (venv / kolla_env.STAMP).write_text("\n".join(kolla_env.PINS) + "\n")
+    monkeypatch.setenv("KOLLA_LAB_ROOT", str(tmp_path))
+    built: list[Path] = []
+    monkeypatch.setattr(kolla_env, "build", built.append)
+    assert kolla_env.kolla_venv() == venv and built == []
+    (venv / kolla_env.STAMP).write_text("kolla-ansible==22.0.0\nansible==13.0.0\n")
+    assert kolla_env.kolla_venv() == venv and built == [venv]
