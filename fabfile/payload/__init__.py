@@ -1,4 +1,7 @@
-"""The standard-library programs the tasks send to hosts, and how one is assembled and run there.
+"""The programs that run elsewhere than this tool's Python, and how one is assembled and run.
+
+The standard-library programs go to hosts (the registry client, manifests, scans and deletes, the
+blob copy); ``kolla_images.py`` runs here, in the operator's kolla-ansible interpreter.
 
 A program is some of this package's modules joined in order (each uses the
 names the ones before it define: their relative imports are dropped), then a
