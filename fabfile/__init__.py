@@ -2,15 +2,15 @@
 
 ``fab -H deploy1 deploy-host`` runs the documented steps on the deployment host;
 ``fab configure-targets`` points every target node's Docker at the registry;
-``sync-images``, ``kolla-globals``, ``pull-images`` and ``status`` fill it, wire
-kolla-ansible to it and check the hosts; ``prune-registry`` deletes old releases from it.
+``sync-images``, ``kolla-globals``, ``pull-images``, ``check-images`` and ``status`` fill it,
+wire kolla-ansible to it and check the hosts; ``prune-registry`` deletes old releases from it.
 Hosts come from ``hosts.yaml`` (or ``$KOLLA_REGISTRY_HOSTS``).
 """
 
 from invoke import Collection
 
 from .kolla.globals_yaml import GLOBALS_PATH
-from .tasks import deploy, kolla_globals, prune, pull, status, sync, targets
+from .tasks import check, deploy, kolla_globals, prune, pull, status, sync, targets
 
 ns = Collection(
     *deploy.STEP_TASKS,
@@ -21,6 +21,7 @@ ns = Collection(
     prune.prune_registry,
     kolla_globals.kolla_globals,
     pull.pull_images,
+    check.check_images,
     status.status,
 )
 ns.configure(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..engine.action import Action, Step
 from ..engines import ENGINES
 from ..facts.base import Section
 from ..images.model import Image, Manifest
 from ..images.pull_plan import STEP, pull_planner
+from ..images.wanted import Wanted
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
@@ -16,15 +17,15 @@ from ..registry.api import answer, local_base, query
 
 
 class PullImages(Action):
-    """Pull on each node what it lacks of ``images`` (by digest), ``per_node`` at once."""
+    """Pull on each node what it lacks of its images (by digest), ``per_node`` at once."""
 
     name = step = STEP
     with_engine = True
 
     def __init__(
-        self, images: list[Image], digests: Mapping[Image, str], per_node: int, retries: int, engine: str = ""
+        self, wanted: Wanted, digests: Mapping[Image, str], per_node: int, retries: int, engine: str = ""
     ) -> None:
-        self.planner = pull_planner(images, digests, per_node, retries, engine)
+        self.planner = pull_planner(wanted, digests, per_node, retries, engine)
 
     def hosts(self, inventory: Inventory) -> tuple[Host, ...]:
         return inventory.targets
@@ -38,18 +39,28 @@ class PullImages(Action):
 
 
 class RegistryDigests(Action):
-    """The registry's digest of each image, asked once from the deployment host (quietly)."""
+    """The registry's digest of each image (and the upstream's, given its base URL and logins), asked
+    once from the deployment host (quietly)."""
 
     name = step = "registry-digests"
     serving = True
     quiet = True
 
-    def __init__(self, images: list[Image]) -> None:
+    def __init__(self, images: list[Image], upstream: str = "", logins: Sequence[list] = ()) -> None:
         self.images = images
+        self.upstream = upstream
+        self.logins = logins
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
-        return (query("manifests", ctx, {"manifests": [[local_base(ctx), i.path, i.tag] for i in self.images]}),)
+        bases = [local_base(ctx), *([self.upstream] if self.upstream else [])]
+        queries = [[base, image.path, image.tag] for base in bases for image in self.images]
+        return (query("manifests", ctx, {"manifests": queries}, self.logins),)
 
     def data(self, facts: HostFacts, ctx: StepContext) -> dict:
         found = [Manifest.from_answer(item) for item in answer(facts, "manifests").get("manifests") or []]
-        return {"digests": {image.name: m.digest for image, m in zip(self.images, found) if m.exists and m.digest}}
+        local, upstream = found[: len(self.images)], found[len(self.images) :]
+        return {"digests": _digests(self.images, local), "upstream": _digests(self.images, upstream)}
+
+
+def _digests(images: list[Image], found: list[Manifest]) -> dict[str, str]:
+    return {image.name: m.digest for image, m in zip(images, found, strict=False) if m.exists and m.digest}

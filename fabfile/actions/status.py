@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from ..engine.action import Action
-from ..engines import ENGINES
+from ..engines import ENGINES, installed
 from ..facts import system
 from ..facts.base import Section, files
+from ..images.wanted import Wanted
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
@@ -31,8 +32,12 @@ class Status(Action):
     needs_registry = False
     quiet = True
 
-    def __init__(self, inventory: Inventory, globals_path: str, deploy_address: Callable[[], str]) -> None:
+    def __init__(
+        self, inventory: Inventory, globals_path: str, deploy_address: Callable[[], str], wanted: Wanted | None = None
+    ) -> None:
         self.inventory = inventory
+        # The images each host should hold (the inventory's list, or kolla-ansible's set): counted per host.
+        self.wanted = wanted
         self.globals_path = globals_path
         # Asked only when a host maps registry.hostname: the deployment host is not asked up front.
         self.deploy_address = deploy_address
@@ -58,6 +63,7 @@ class Status(Action):
             files(self.globals_path),
             *((files(ETC_HOSTS),) if ctx.inventory.registry.hostname else ()),
             *catalog,
+            *(engine.held_images() for engine in ENGINES if self.wanted is not None),
         )
 
     def data(self, facts: HostFacts, ctx: StepContext) -> dict:
@@ -67,9 +73,19 @@ class Status(Action):
             host, host_role(self.inventory, host), facts, registry, answer(facts, "catalog"), self.inventory.registry.secure
         )
         row.instance = self.instance_of(facts)
+        row.images = self.held(facts, ctx, host) if registry and self.wanted is not None else ""
         with self._lock:
             self.facts_of[host.name] = facts
         return asdict(row)
+
+    def held(self, facts: HostFacts, ctx: StepContext, host: Host) -> str:
+        """How many of its images the host holds, through its first engine: ``12/15``."""
+        wanted = self.wanted.of(host)
+        engines = installed(facts)
+        if not wanted or not engines:
+            return ""
+        images = facts.engine(engines[0].name).images
+        return f"{sum(1 for image in wanted if image.at(ctx.registry) in images)}/{len(wanted)}"
 
     def instance_of(self, facts: HostFacts) -> str:
         """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address)."""

@@ -62,6 +62,10 @@ class ContainerEngine:
         """Every image it holds, each name with its repository digests."""
         raise NotImplementedError
 
+    def resolve(self, ctx: StepContext, refs: list[str]) -> Section:
+        """Each ref resolved from the registry through it, no layer downloaded: ``engine.resolved``."""
+        raise NotImplementedError
+
     def trust(self, facts: HostFacts, ctx: StepContext) -> StepPlan:
         """The plan that makes it trust the registry (files, and the Docker handler where it has one)."""
         raise NotImplementedError

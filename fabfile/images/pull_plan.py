@@ -15,6 +15,7 @@ from ..model.outcome import FAILED
 from ..model.plan import Done, Job, StepPlan
 from ..registry.diagnose import diagnose
 from .model import Image
+from .wanted import Wanted
 
 STEP = "pull-images"
 
@@ -44,20 +45,25 @@ def current(image: Image, held: Mapping[str, list[str]], ref: str, digests: Mapp
     return bool(digest) and digest in held.get(ref, [])
 
 
-def pull_planner(images: list[Image], digests: Mapping[Image, str], per_node: int, retries: int, engine: str = ""):
-    """The planner: pull what the node lacks or holds under another digest; say what it holds."""
+def pull_planner(wanted: Wanted, digests: Mapping[Image, str], per_node: int, retries: int, engine: str = ""):
+    """The planner: pull what the node lacks of its images or holds under another digest; say what it holds."""
 
     def plan_pull(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
+        host = ctx.inventory.resolve(ctx.host_name)
+        if not wanted.names_host(host):
+            plan.notes.append(f"not a host of {wanted.source}: no images to pull")
+            return plan
+        images = wanted.of(host)
         cli = pulling_engine(facts, engine)
         if cli is None:
             plan.error = f"--engine {engine}: not installed on this node" if engine else missing_reason(ctx.host_name)
             return plan
         held = facts.engine(cli.name).images
-        wanted = {image.at(ctx.registry): image for image in images}
-        todo = {ref: image for ref, image in wanted.items() if not current(image, held, ref, digests)}
-        holds = f"holds {len(wanted) - len(todo)}/{len(wanted)}"
-        plan.data = {"images": len(wanted), "held": len(wanted) - len(todo), "engine": cli.name}
+        refs = {image.at(ctx.registry): image for image in images}
+        todo = {ref: image for ref, image in refs.items() if not current(image, held, ref, digests)}
+        holds = f"holds {len(refs) - len(todo)}/{len(refs)}"
+        plan.data = {"images": len(refs), "held": len(refs) - len(todo), "engine": cli.name}
         if not todo:
             plan.notes.append(holds)
             return plan
@@ -71,7 +77,7 @@ def pull_planner(images: list[Image], digests: Mapping[Image, str], per_node: in
             Job(
                 summary=f"{holds}; would pull {names}" if ctx.modes.check else f"{holds}; pull {len(todo)}",
                 script=script,
-                done=lambda output: pulled_done(output, wanted, todo, ctx.inventory.registry.secure),
+                done=lambda output: pulled_done(output, refs, todo, ctx.inventory.registry.secure),
                 diff="".join(f"+ {ref}\n" for ref in todo),
             )
         )

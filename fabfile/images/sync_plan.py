@@ -38,16 +38,27 @@ class SyncSource:
     password: str = ""
     workers: int = 4
     retries: int = 3
+    # kolla-ansible's set: the hosts that pull each image, shown in the table.
+    needed_by: dict[Image, tuple[str, ...]] | None = None
 
     @property
     def logins(self) -> list[list[str]]:
         """A private upstream's login, asked with in the program's request (never on a command line)."""
-        settings = self.settings
-        return [[upstream_base(settings), settings.username, self.password]] if settings.username else []
+        return upstream_logins(self.settings, self.password)
 
     @property
     def name(self) -> str:
         return self.archive or upstream_base(self.settings)
+
+
+def upstream_logins(settings: ImageSettings, password: str | None = None) -> list[list[str]]:
+    """A private upstream's login ([[BASE, USER, PASSWORD]]), its password read from its file when not given."""
+    if not settings.username:
+        return []
+    if password is None:
+        with open(settings.password_file, encoding="utf-8") as secret:
+            password = secret.read().strip()
+    return [[upstream_base(settings), settings.username, password]]
 
 
 def manifests_query(images: list[Image], source: SyncSource, ctx: StepContext):
@@ -89,7 +100,7 @@ def sync_planner(images: list[Image], source: SyncSource):
             return plan
         plan.data = {"images": [_row(item) for item in found]}
         todo = [item for item in found if item.status == TO_COPY]
-        plan.detail = table(found, check=ctx.modes.check)
+        plan.detail = table(found, ctx.modes.check, source.needed_by)
         if todo:
             plan.jobs.append(copy_job(found, todo, source, ctx))
         else:
@@ -129,7 +140,7 @@ def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: S
         return Done(
             totals(results),
             failed=any(item.failed for item in results),
-            detail=table(results),
+            detail=table(results, needed_by=source.needed_by),
             data={"images": [_row(item) for item in results], **{k: answered.get(k, 0) for k in COUNTS}},
         )
 

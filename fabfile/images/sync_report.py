@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 
 from tabulate import tabulate
@@ -11,7 +12,7 @@ from tabulate import tabulate
 from ..model.marks import MARK
 from ..model.outcome import FAILED
 from ..model.units import decimal_size, duration
-from .model import COPIED, PRESENT, TO_COPY, Synced
+from .model import COPIED, PRESENT, TO_COPY, Image, Synced
 
 STEP = "sync-images"
 SHOW_EVERY = 5  # seconds: the most a long copy stays silent
@@ -36,16 +37,25 @@ def image_done(item: Synced) -> str:
     return f"{item.image.name} {item.status}" + (f": {item.message}" if item.message else "")
 
 
-def table(results: list[Synced], check: bool = False) -> str:
-    """image, tag, digest, size, status (and why), one row per image."""
+def table(results: list[Synced], check: bool = False, needed_by: Mapping[Image, tuple[str, ...]] | None = None) -> str:
+    """image, tag, digest, size, status (and why), one row per image; with ``needed_by`` (kolla-ansible's
+    set), the hosts that pull each image."""
     rows = [
-        [r.image.path, r.image.tag, r.digest or "-", decimal_size(r.size) if r.size else "-", r.status, r.message]
+        [r.image.path, r.image.tag, r.digest or "-", decimal_size(r.size) if r.size else "-", r.status]
+        + ([hosts_text(needed_by.get(r.image, ()))] if needed_by else [])
+        + [r.message]
         for r in results
     ]
-    headers = ["image", "tag", "digest", "size", "status", "details"]
+    headers = ["image", "tag", "digest", "size", "status"] + (["hosts"] if needed_by else []) + ["details"]
     title = "IMAGES (check mode: nothing was copied)" if check else "IMAGES"
-    shown = tabulate(rows, headers=headers, disable_numparse=True, maxcolwidths=[None] * 5 + [60])
+    widths = [None] * 5 + ([40] if needed_by else []) + [60]
+    shown = tabulate(rows, headers=headers, disable_numparse=True, maxcolwidths=widths)
     return f"{title}\n{shown}\n\n{STEP}: {totals(results)}"
+
+
+def hosts_text(hosts: tuple[str, ...]) -> str:
+    """The hosts that pull an image: all of them named while few, else how many and the first."""
+    return ", ".join(hosts) if len(hosts) <= 3 else f"{len(hosts)} hosts ({hosts[0]}, ...)"
 
 
 def totals(results: list[Synced]) -> str:

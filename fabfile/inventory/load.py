@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..model.inventory import Host, ImageSettings, Inventory, InventoryError
-from .images import read_images
+from .images import KOLLA_ANSIBLE, read_images
 from .reader import InventoryReader
 
 ENV_VAR = "KOLLA_REGISTRY_HOSTS"
@@ -60,7 +60,11 @@ def parse(text: str, path: Path) -> Inventory:
     if "deploy_host" not in top:
         raise InventoryError(f"{path}: deploy_host: missing (the host that runs the registry)")
     deploy_host = reader.host(top["deploy_host"], "deploy_host", defaults)
-    targets = reader.targets(top.get("targets") or [], defaults)
+    images = read_images(reader, top["images"], "images") if top.get("images") is not None else None
+    from_kolla = top.get("targets") == KOLLA_ANSIBLE
+    if from_kolla and (images is None or images.kolla is None):
+        raise reader.fail("targets", f"{KOLLA_ANSIBLE}: needs images.from: {KOLLA_ANSIBLE} (its inventory holds the hosts)")
+    targets = () if from_kolla else reader.targets(top.get("targets") or [], defaults)
     reader.no_duplicates(deploy_host, targets)
     return Inventory(
         path=path,
@@ -69,5 +73,6 @@ def parse(text: str, path: Path) -> Inventory:
         registry=reader.registry(top.get("registry") or {}, defaults, (deploy_host, *targets)),
         docker=reader.docker(top.get("docker") or {}),
         defaults=defaults,
-        images=read_images(reader, top["images"], "images") if top.get("images") is not None else None,
+        images=images,
+        kolla_targets=from_kolla,
     )

@@ -123,7 +123,11 @@ def selects_podman(text: str | None) -> bool:
 
 
 def _password_plan(path: str, current: str | None, password: str) -> StepPlan:
-    """docker_registry_password in passwords.yml: a secret, never shown, the file 0600 if new."""
+    """docker_registry_password in passwords.yml: a secret, never shown. A missing passwords.yml is not
+    made here: kolla-genpwd fills only an existing file's empty keys, so one holding our key alone would
+    leave every other password of the cloud unset."""
+    if current is None:
+        return StepPlan(STEP, error=f"{path}: missing: run kolla-genpwd first (it makes kolla-ansible's passwords), then fab kolla-globals")
     plan = globals_plan(path, current, {"docker_registry_password": password})
     plan.notes = ["docker_registry_password in place"] if not plan.files and not plan.error else []
     plan.files = [replace(change, mode="600", secret=True) for change in plan.files]

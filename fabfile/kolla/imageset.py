@@ -14,10 +14,14 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..images.model import Image
+from ..images.wanted import Wanted, per_host
+from ..model import grammar
+from ..model.inventory import Host
+from .cache import cached
 
 PAYLOAD = Path(__file__).resolve().parent.parent / "payload" / "kolla_images.py"
 DEFAULT_TIMEOUT = 120.0
@@ -44,12 +48,14 @@ class PulledImage:
 
 @dataclass(frozen=True)
 class KollaImageSet:
-    """The images `kolla-ansible pull` would pull on each inventory host, and where they come from."""
+    """The images `kolla-ansible pull` would pull on each inventory host, and where they come from;
+    how Ansible reaches each host (address, user, port, key, connection, where the inventory says)."""
 
     kolla_ansible: str
     registry: str
     namespace: str
     hosts: dict[str, tuple[PulledImage, ...]]
+    connections: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def kolla_images(
@@ -68,7 +74,8 @@ def kolla_images(
         request["share"] = share
     if facts:
         request["facts"] = {host: dict(values) for host, values in facts.items()}
-    return image_set(run_payload(kolla_python(kolla_ansible), request, timeout))
+    python = kolla_python(kolla_ansible)
+    return image_set(cached(python, request, lambda: run_payload(python, request, timeout)))
 
 
 def kolla_python(virtualenv: str | None) -> str:
@@ -148,6 +155,7 @@ def image_set(answer: dict) -> KollaImageSet:
         registry=str(answer.get("registry") or ""),
         namespace=str(answer.get("namespace") or ""),
         hosts={host: tuple(split_ref(ref) for ref in refs) for host, refs in answer["hosts"].items()},
+        connections={host: dict(found) for host, found in (answer.get("connections") or {}).items()},
     )
 
 
@@ -162,3 +170,50 @@ def split_ref(ref: str) -> PulledImage:
     if slash and ("." in first or ":" in first or first == "localhost"):
         registry, path = first, rest
     return PulledImage(registry, Image(path, tag))
+
+
+def wanted(found: KollaImageSet) -> Wanted:
+    """The set as every task uses it: each host's images, every image once with the hosts that need it;
+    an image name this tool would not put in a script is named."""
+    sets = {host: tuple(_sane(host, pulled) for pulled in images) for host, images in found.hosts.items() if images}
+    aliases = {conn["address"]: host for host, conn in found.connections.items() if conn.get("address")}
+    return per_host(sets, aliases, f"kolla-ansible {found.kolla_ansible}")
+
+
+def kolla_targets(found: KollaImageSet, defaults: Host) -> tuple[Host, ...]:
+    """The inventory's hosts that pull images, reached as its variables say (else as ``defaults`` says);
+    a value this tool would not use is named."""
+    hosts = []
+    for name, images in found.hosts.items():
+        conn = found.connections.get(name, {})
+        if not images or conn.get("connection") == "local":
+            continue
+        hosts.append(replace(defaults, name=name, **_checked(name, conn)))
+    return tuple(hosts)
+
+
+def _checked(name: str, conn: dict[str, str]) -> dict:
+    """The host's name, address, user, port and key from kolla-ansible's inventory, each checked."""
+    if not grammar.matches(grammar.HOST_NAME, name):
+        raise KollaImagesError(f"kolla-ansible inventory host {name!r}: not a host name this tool uses")
+    values: dict = {"address": conn.get("address") or name}
+    if not grammar.is_address(values["address"]):
+        raise KollaImagesError(f"host {name}: ansible_host {values['address']!r} is not a host name or IP address")
+    if conn.get("user"):
+        if not grammar.matches(grammar.USER, conn["user"]):
+            raise KollaImagesError(f"host {name}: ansible_user {conn['user']!r} is not a user name")
+        values["user"] = conn["user"]
+    if conn.get("port"):
+        if not conn["port"].isdigit() or not 0 < int(conn["port"]) < 65536:
+            raise KollaImagesError(f"host {name}: ansible_port {conn['port']!r} is not a port")
+        values["port"] = int(conn["port"])
+    if conn.get("key"):
+        values["key"] = os.path.expanduser(conn["key"])
+    return values
+
+
+def _sane(host: str, pulled: PulledImage) -> Image:
+    image = pulled.image
+    if not grammar.matches(grammar.IMAGE_PATH, image.path) or not grammar.matches(grammar.IMAGE_TAG, image.tag):
+        raise KollaImagesError(f"host {host}: {pulled.ref!r} is not an image reference this tool uses")
+    return image

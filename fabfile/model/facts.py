@@ -41,6 +41,9 @@ class EngineFacts:
     checked: tuple[int, str] | None = None
     # The images it holds of those asked for: reference -> its repository digests.
     images: dict[str, list[str]] = field(default_factory=dict)
+    # Images resolved from the registry through it, nothing downloaded: reference -> (HTTP-like
+    # status, the digest when found, else what the registry or the engine said).
+    resolved: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass

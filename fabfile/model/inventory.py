@@ -112,6 +112,16 @@ class DockerSettings:
 
 
 @dataclass(frozen=True)
+class KollaSource:
+    """kolla-ansible's own files on this machine: its inventory, its config dir (globals.yml, globals.d/),
+    and the virtualenv it runs from (None: the kolla-ansible on PATH)."""
+
+    inventory: tuple[str, ...]
+    config_dir: str = "/etc/kolla"
+    virtualenv: str | None = None
+
+
+@dataclass(frozen=True)
 class ImageSettings:
     """Which Kolla images to copy into the local registry, and from where."""
 
@@ -127,6 +137,8 @@ class ImageSettings:
     password_file: str | None = None
     # The platforms of a multi-platform image to copy (os/architecture[/variant]); empty: all.
     platforms: tuple[str, ...] = ()
+    # images.from: kolla-ansible: each host's images are those kolla-ansible pull puts there.
+    kolla: KollaSource | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,8 @@ class Inventory:
     docker: DockerSettings = field(default_factory=DockerSettings)
     defaults: Host | None = None
     images: ImageSettings | None = None
+    # targets: kolla-ansible: the targets are the hosts of images.inventory that pull images.
+    kolla_targets: bool = False
 
     def is_deploy_host(self, host: Host) -> bool:
         """Whether ``host`` is the deployment host (a target may be: same name or same address)."""

@@ -54,6 +54,8 @@ class HostStatus:
     kolla: str = ""
     # With registry.hostname: the instance this node's /etc/hosts maps the name to.
     instance: str = ""
+    # How many of the images it should hold it holds ("12/15"; "" when no image list is known).
+    images: str = ""
 
 
 def trusted(facts: HostFacts, registry: str) -> bool | None:
@@ -165,15 +167,16 @@ def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
 
 
 def status_table(rows: list[HostStatus], registry: str) -> str:
-    """The rows as a table, under the registry they were checked against."""
-    secure = any(row.tls for row in rows)
-    kolla = any(row.kolla for row in rows)
-    placed = any(row.instance for row in rows)
-    headers = ["host", "role", "reachable", "os", "engine", "trusted", "/v2/", "catalog"] + (
-        ["instance"] if placed else []
-    ) + (
-        ["tls"] if secure else []
-    ) + (["after kolla bootstrap-servers"] if kolla else [])
+    """The rows as a table, under the registry they were checked against; the columns only some
+    setups have (images, instance, tls, the kolla note) only when a row has a value there."""
+    optional = [
+        (name, [getattr(row, name) for row in rows])
+        for name in ("images", "instance", "tls", "kolla")
+        if any(getattr(row, name) for row in rows)
+    ]
+    titles = {"kolla": "after kolla bootstrap-servers"}
+    headers = ["host", "role", "reachable", "os", "engine", "trusted", "/v2/", "catalog"]
+    headers += [titles.get(name, name) for name, _ in optional]
     table = [
         [
             row.host,
@@ -185,14 +188,12 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
             _answers(row) if registry else "-",
             _catalog(row),
         ]
-        + ([row.instance or "-"] if placed else [])
-        + ([row.tls or "-"] if secure else [])
-        + ([row.kolla or "-"] if kolla else [])
-        for row in rows
+        + [values[index] or "-" for _, values in optional]
+        for index, row in enumerate(rows)
     ]
+    kolla = bool(optional) and optional[-1][0] == "kolla"
     # The note is one line of advice: wider than the other columns.
     widths = [None, None, 40] + [30] * (len(headers) - 3 - kolla) + [90] * kolla
-    # An instance's own row answers for it: its /v2/ column is that instance's health.
     shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=widths)
     return f"registry: {registry or 'unknown (deployment host not reached; set registry.address)'}\n{shown}"
 

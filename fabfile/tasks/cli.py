@@ -8,8 +8,9 @@ task fans out over those hosts in parallel with one recap and one exit status.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from fabric import Connection
@@ -22,10 +23,13 @@ from ..engine.access import RegistryAccess
 from ..engine.action import Action
 from ..engine.report import Result, finish
 from ..engine.runner import Runner
+from ..images.model import image_list
+from ..images.wanted import Wanted, every_host_wants
 from ..inventory import load, load_images
+from ..kolla.imageset import KollaImagesError, KollaImageSet, kolla_images, kolla_targets, wanted
 from ..model import grammar
 from ..model.context import Limits, Modes, StepContext
-from ..model.inventory import Host, ImageSettings, Inventory, InventoryError
+from ..model.inventory import Host, ImageSettings, Inventory, InventoryError, KollaSource
 
 CLI_HOSTS = "cli_hosts"
 # One meaning per short flag in every task; any other flag is long only.
@@ -93,11 +97,36 @@ def step_context(c: Context, inventory: Inventory, modes: Modes | None = None) -
 
 
 def inventory_or_exit() -> Inventory:
-    """The inventory, or exit status 2 with its one-line error."""
+    """The inventory (its targets from kolla-ansible's inventory, with ``targets: kolla-ansible``), or
+    exit status 2 with its one-line error."""
     try:
-        return load()
+        inventory = load()
     except InventoryError as error:
         raise Exit(f"error: {error}", code=2) from None
+    if not inventory.kolla_targets:
+        return inventory
+    found = kolla_set_or_exit(inventory, inventory.images.kolla)
+    try:
+        return replace(inventory, targets=kolla_targets(found, inventory.defaults or Host("", "")))
+    except KollaImagesError as error:
+        raise Exit(f"error: {inventory.path}: targets: {error}", code=2) from None
+
+
+@functools.lru_cache(maxsize=4)
+def kolla_set_or_exit(inventory: Inventory, source: KollaSource) -> KollaImageSet:
+    """kolla-ansible's image set (once per run, and kept between runs while its inputs stay), or exit 2."""
+    try:
+        return kolla_images(source.inventory, source.config_dir, source.virtualenv)
+    except KollaImagesError as error:
+        raise Exit(f"error: {inventory.path}: images.from kolla-ansible: {error}", code=2) from None
+
+
+def wanted_or_exit(inventory: Inventory, path: str) -> Wanted:
+    """The images of this run: the ``--images`` file's or the inventory's list, or kolla-ansible's set."""
+    settings = image_settings_or_exit(inventory, path)
+    if settings.kolla is not None:
+        return wanted(kolla_set_or_exit(inventory, settings.kolla))
+    return every_host_wants(image_list(settings))
 
 
 def image_settings_or_exit(inventory: Inventory, path: str) -> ImageSettings:

@@ -9,18 +9,19 @@ from ..actions.pull import PullImages, RegistryDigests
 from ..engine.access import RegistryAccess
 from ..engine.report import finish, print_line
 from ..engines import NAMES
-from ..images.model import Image, image_list
+from ..images.model import Image, upstream_base
 from ..images.pull_plan import STEP
+from ..images.sync_plan import upstream_logins
 from ..model.context import Modes
-from ..model.inventory import Inventory
+from ..model.inventory import ImageSettings, Inventory
 from .cli import (
     JSON_HELP,
     PARALLEL_HELP,
     host_task,
-    image_settings_or_exit,
     inventory_or_exit,
     run_action,
     selected_hosts,
+    wanted_or_exit,
 )
 
 
@@ -43,19 +44,29 @@ def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=
     if engine not in ("", *NAMES):
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     inventory = inventory_or_exit()
-    wanted = image_list(image_settings_or_exit(inventory, images))
+    wanted = wanted_or_exit(inventory, images)
     nodes = selected_hosts(c, inventory, inventory.targets)
     access = RegistryAccess(inventory, c.config)
     registry = f"{access.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"
     if not json:
-        print_line(f"{STEP}: {len(wanted)} images from {registry} on {len(nodes)} nodes")
-    action = PullImages(wanted, registry_digests(c, inventory, wanted), per_node, retries, engine)
+        each = f" ({wanted.source}: each node its own)" if wanted.by_host is not None else ""
+        print_line(f"{STEP}: {len(wanted.images)} images{each} from {registry} on {len(nodes)} nodes")
+    digests, _ = registry_digests(c, inventory, list(wanted.images))
+    action = PullImages(wanted, digests, per_node, retries, engine)
     finish(run_action(c, inventory, action, Modes(check, diff), parallel, access, json=json), json)
 
 
-def registry_digests(c: Context, inventory: Inventory, images: list[Image]) -> dict[Image, str]:
-    """The registry's digest of each image, from the deployment host; {} when it cannot tell (every
-    node then pulls every image, as kolla-ansible would)."""
-    result = run_action(c, inventory, RegistryDigests(images), Modes(), 1, hosts=(inventory.deploy_host,))
-    found = next((row.data.get("digests") for row in result.outcomes if not row.failed), None) or {}
-    return {image: found[image.name] for image in images if image.name in found}
+def registry_digests(
+    c: Context, inventory: Inventory, images: list[Image], upstream: ImageSettings | None = None
+) -> tuple[dict[Image, str], dict[Image, str]]:
+    """The registry's digest of each image (and, given the upstream's settings, the upstream's), from the
+    deployment host; {} when it cannot tell (every node then pulls every image, as kolla-ansible would)."""
+    base = upstream_base(upstream) if upstream else ""
+    logins = upstream_logins(upstream) if upstream else []
+    action = RegistryDigests(images, base, logins)
+    result = run_action(c, inventory, action, Modes(), 1, hosts=(inventory.deploy_host,))
+    found = next((row.data for row in result.outcomes if not row.failed), {})
+    return tuple(  # type: ignore[return-value]
+        {image: (found.get(kind) or {})[image.name] for image in images if image.name in (found.get(kind) or {})}
+        for kind in ("digests", "upstream")
+    )

@@ -11,7 +11,7 @@ from ..kolla.globals_yaml import GLOBALS_PATH
 from ..model.context import Modes
 from ..model.inventory import Inventory
 from ..registry.status import HostStatus, host_role, status_table, unreachable_status, with_kolla_notes
-from .cli import JSON_HELP, PARALLEL_HELP, host_task, inventory_or_exit, run_action, setting
+from .cli import JSON_HELP, PARALLEL_HELP, host_task, inventory_or_exit, run_action, setting, wanted_or_exit
 
 
 @host_task(help={"json": JSON_HELP, "parallel": PARALLEL_HELP})
@@ -20,7 +20,8 @@ def status(c: Context, json=False, parallel=0):
     inventory = inventory_or_exit()
     access = RegistryAccess(inventory, c.config, serving=True)
     globals_path = setting(c, "globals_path", GLOBALS_PATH)
-    action = Status(inventory, globals_path, lambda: access.known_or_empty().address)
+    wanted = wanted_or_exit(inventory, "") if inventory.images is not None else None
+    action = Status(inventory, globals_path, lambda: access.known_or_empty().address, wanted)
     result = run_action(c, inventory, action, Modes(), parallel, access, json=json)
     known = access.known_or_empty().address
     registry = f"{inventory.registry.hostname or known}:{inventory.registry.port}" if known else ""

@@ -7,7 +7,6 @@ from invoke.exceptions import Exit
 
 from ..actions.sync import SyncImages
 from ..images.archive import ArchiveError, read_archive
-from ..images.model import image_list
 from ..images.sync_plan import SyncSource
 from ..model.context import Modes
 from .cli import (
@@ -17,6 +16,7 @@ from .cli import (
     inventory_or_exit,
     run_and_finish,
     setting,
+    wanted_or_exit,
 )
 
 
@@ -37,6 +37,7 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
     """Copy Kolla images into the local registry, skipping those it already holds."""
     inventory = inventory_or_exit()
     settings = image_settings_or_exit(inventory, images)
+    wanted = wanted_or_exit(inventory, images)
     archive = archive or settings.archive or ""
     try:
         index = read_archive(archive) if archive else {}
@@ -47,7 +48,7 @@ def sync_images(c: Context, images="", archive="", parallel=0, retries=3, check=
         with open(settings.password_file, encoding="utf-8") as secret:
             password = secret.read().strip()
     workers = parallel or setting(c, "sync_parallel", 4)
-    source = SyncSource(settings, archive, index, password, workers, retries)
-    action = SyncImages(image_list(settings), source)
+    source = SyncSource(settings, archive, index, password, workers, retries, wanted.needed_by or None)
+    action = SyncImages(list(wanted.images), source)
     # One deployment host at a time: each copy is already parallel, blob by blob.
     run_and_finish(c, inventory, action, Modes(check, diff), 1, json)

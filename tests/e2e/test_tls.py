@@ -118,6 +118,10 @@ def test_fresh_targets_pull_over_verified_tls_with_a_login(lab, hosts, fab, secu
 
     globals_yml = "/tmp/kolla-tls-test/globals.yml"
     hosts.run("deploy1", "rm -rf /tmp/kolla-tls-test")
+    refused = fab("kolla-globals", "--path", globals_yml, inventory=secure_lab)
+    assert refused.code == 1 and "passwords.yml: missing: run kolla-genpwd first" in refused.output
+    # As kolla-genpwd leaves it: every key, the registry's empty.
+    hosts.write("deploy1", "/tmp/kolla-tls-test/passwords.yml", "database_password: x\ndocker_registry_password:\n")
     wired = fab("kolla-globals", "--path", globals_yml, inventory=secure_lab)
     assert wired.code == 0, wired.output
     text = hosts.run("deploy1", f"cat {globals_yml}")

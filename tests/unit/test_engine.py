@@ -28,6 +28,7 @@ from fabfile.engines.docker.config import ConfigError
 from fabfile.facts.base import PREAMBLE
 from fabfile.images.model import Image, image_list
 from fabfile.images.sync_plan import SyncSource
+from fabfile.images.wanted import every_host_wants
 from fabfile.model.context import Modes
 from fabfile.model.errors import RemoteError
 from fabfile.model.inventory import Host, ImageSettings
@@ -552,7 +553,7 @@ EVERY_TASK = [
     pytest.param(lambda ctx: KollaGlobals("/etc/kolla/globals.yml", "openstack.kolla"), id="kolla-globals"),
     pytest.param(lambda ctx: _sync(), id="sync-images"),
     pytest.param(_prune, id="prune-registry"),
-    pytest.param(lambda ctx: PullImages(IMAGES, {}, 3, 0), id="pull-images"),
+    pytest.param(lambda ctx: PullImages(every_host_wants(IMAGES), {}, 3, 0), id="pull-images"),
 ]
 
 

@@ -291,3 +291,25 @@ def test_podman_on_a_tls_registry_is_not_insecure():
 )
 def test_selects_podman(text, podman):
     assert kg.selects_podman(text) is podman
+
+
+def secure_plan(files: dict[str, str]):
+    ctx = make_ctx({"tls": "self-signed", "auth": "htpasswd"})
+    ctx = ctx.__class__(ctx.inventory, ctx.registry_address, ctx.modes, ca="CA PEM\n", password="pw-123")
+    return globals_planner("/etc/kolla/globals.yml", "openstack.kolla")(host_facts(files=files), ctx)
+
+
+def test_a_missing_passwords_yml_is_left_to_kolla_genpwd():
+    plan = secure_plan({"/etc/kolla/globals.yml": "---\n"})
+
+    # An error plan: the engine writes none of its files (globals.yml waits for the passwords too).
+    assert plan.error == "/etc/kolla/passwords.yml: missing: run kolla-genpwd first (it makes kolla-ansible's passwords), then fab kolla-globals"
+    assert not any(change.path.endswith("passwords.yml") for change in plan.files)
+
+
+def test_the_registry_password_fills_kolla_genpwds_file_as_a_secret():
+    plan = secure_plan({"/etc/kolla/globals.yml": "---\n", "/etc/kolla/passwords.yml": "database_password: x\ndocker_registry_password:\n"})
+
+    change = next(change for change in plan.files if change.path == "/etc/kolla/passwords.yml")
+    assert change.after == 'database_password: x\ndocker_registry_password: "pw-123"\n'
+    assert change.secret and change.mode == "600" and "pw-123" not in plan.summary()

@@ -20,6 +20,7 @@ from fabfile.facts import base as facts_base
 from fabfile.images import pull_plan as pull
 from fabfile.images.model import Image
 from fabfile.images.pull_plan import Pulled
+from fabfile.images.wanted import every_host_wants
 from fabfile.model.context import Modes
 from fabfile.model.marks import MARK
 from fabfile.model.outcome import CHANGED, FAILED, OK
@@ -190,7 +191,7 @@ def held(**images: str) -> dict[str, list[str]]:
 
 def plan_for(facts, digests=DIGESTS, modes: Modes | None = None, engine: str = "", **registry):
     ctx = replace(make_ctx(registry=registry or None), modes=modes or Modes())
-    return pull.pull_planner(IMAGES, digests, per_node=3, retries=3, engine=engine)(facts, ctx)
+    return pull.pull_planner(every_host_wants(IMAGES), digests, per_node=3, retries=3, engine=engine)(facts, ctx)
 
 
 def test_a_node_pulls_only_what_it_lacks_or_holds_under_another_digest():
@@ -233,7 +234,7 @@ def test_a_login_comes_before_the_pulls_and_its_password_never_on_a_command_line
     facts = docker_host()
     ctx = replace(make_ctx(registry={"tls": "self-signed", "auth": "htpasswd"}), password="pa55word")
 
-    [job] = pull.pull_planner(IMAGES, DIGESTS, 3, 3)(facts, ctx).jobs
+    [job] = pull.pull_planner(every_host_wants(IMAGES), DIGESTS, 3, 3)(facts, ctx).jobs
 
     assert job.script.index("docker login") < job.script.index("docker pull")
     assert "pa55word" not in job.script
@@ -334,7 +335,7 @@ def nodes(modes: Modes, holdings: dict[str, dict], answer=None):
     def make(host, host_ctx):
         return StandInRun(host, host_ctx, on_host=docker_host(docker_images=holdings[host.name]), answer=answer)
 
-    action = PullImages(IMAGES, DIGESTS, per_node=3, retries=3)
+    action = PullImages(every_host_wants(IMAGES), DIGESTS, per_node=3, retries=3)
     return run_stand_ins(action, ctx, ctx.inventory.targets, make, parallel=2)
 
 

@@ -10,6 +10,7 @@ from ..base import PRESENT, PULLED, ContainerEngine
 from . import config as dc
 from .facts import CONFIG, HELD_IMAGES, VERSION
 from .paths import NAME, ca_path
+from .resolve import resolve_section
 from .trust import configure_target
 from .verify import engine_and_check, quick_verify_script
 
@@ -35,6 +36,9 @@ class Docker(ContainerEngine):
         if not ctx.inventory.registry.secure or not ctx.registry_address:
             return ()
         return (files(ca_path(ctx.registry)),)
+
+    def resolve(self, ctx: StepContext, refs: list[str]) -> Section:
+        return resolve_section(ctx, refs)
 
     def held_images(self) -> Section:
         return HELD_IMAGES

@@ -10,6 +10,7 @@ from ..base import PRESENT, PULLED, ContainerEngine
 from . import registries
 from .facts import HELD_IMAGES, VERSION
 from .paths import NAME, ca_path
+from .resolve import resolve_section
 from .verify import podman_check, podman_verify_script
 
 
@@ -31,6 +32,9 @@ class Podman(ContainerEngine):
 
     def status_sections(self, ctx: StepContext) -> tuple[Section, ...]:
         return (VERSION, registries.podman_files(ctx))
+
+    def resolve(self, ctx: StepContext, refs: list[str]) -> Section:
+        return resolve_section(ctx, refs)
 
     def held_images(self) -> Section:
         return HELD_IMAGES

@@ -1,0 +1,44 @@
+"""check-images: proof before deploy or upgrade that every host would pass ``kolla-ansible pull``."""
+
+from __future__ import annotations
+
+from invoke import Context
+from invoke.exceptions import Exit
+
+from ..actions.check import CheckImages
+from ..engine.access import RegistryAccess
+from ..engine.report import finish
+from ..engines import NAMES
+from ..model.context import Modes
+from .cli import (
+    JSON_HELP,
+    PARALLEL_HELP,
+    host_task,
+    image_settings_or_exit,
+    inventory_or_exit,
+    run_action,
+    wanted_or_exit,
+)
+from .pull import registry_digests
+
+
+@host_task(
+    help={
+        "images": "YAML file with the image list, shaped like the inventory's images: section "
+        "(default: that section; with images.from: kolla-ansible, each host's own images)",
+        "engine": "check with docker or podman on nodes that have both (default: docker, kolla-ansible's default)",
+        "parallel": PARALLEL_HELP,
+        "json": JSON_HELP,
+    }
+)
+def check_images(c: Context, images="", engine="", parallel=0, json=False):
+    """Prove every host resolves each image it needs, with the registry's digest (nothing downloaded)."""
+    if engine not in ("", *NAMES):
+        raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
+    inventory = inventory_or_exit()
+    wanted = wanted_or_exit(inventory, images)
+    settings = image_settings_or_exit(inventory, images)
+    digests, upstream = registry_digests(c, inventory, list(wanted.images), settings)
+    action = CheckImages(wanted, digests, upstream, engine)
+    access = RegistryAccess(inventory, c.config)
+    finish(run_action(c, inventory, action, Modes(), parallel, access, json=json), json)
