@@ -268,7 +268,21 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
     assert request_of(section.shell) == {
         "manifests": [["http://192.0.2.10:4000", image.path, image.tag] for image in IMAGES]
     }
-    assert action.data(facts, ctx) == {"digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST}}
+    assert action.data(facts, ctx) == {"digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST}, "upstream": {}}
+
+
+def test_the_upstreams_digests_are_asked_in_the_same_query_with_its_login():
+    ctx = make_ctx()
+    action = RegistryDigests(IMAGES, "https://quay.io", [["https://quay.io", "robot", "pw"]])
+    [section] = action.sections(ctx)
+    answered = {"manifests": [{"status": 200, "digest": K_DIGEST}] * 3 + [{"status": 200, "digest": N_DIGEST}] * 3}
+    facts = host_facts()
+    section.parse(facts_base.Texts({section.name: json.dumps(answered)}), facts)
+
+    asked = request_of(section.shell)
+    assert [query[0] for query in asked["manifests"]] == ["http://192.0.2.10:4000"] * 3 + ["https://quay.io"] * 3
+    assert asked["logins"] == [["https://quay.io", "robot", "pw"]]
+    assert action.data(facts, ctx)["upstream"] == {image.name: N_DIGEST for image in IMAGES}
 
 
 def test_parse_pulls_keeps_the_wanted_order_and_fails_what_got_no_answer():
