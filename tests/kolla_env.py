@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,3 +68,14 @@ def run(command: list[str], what: str) -> None:
     if done.returncode != 0:
         said = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         raise KollaEnvUnavailable(f"{what} failed: {said[-1] if said else f'exit {done.returncode}'}")
+
+
+def share(venv: Path) -> Path:
+    """kolla-ansible's playbooks, inventories and defaults in the virtualenv."""
+    return venv / "share" / "kolla-ansible" / "ansible"
+
+
+def sample_children(venv: Path) -> str:
+    """The sample multinode inventory's ``[GROUP:children]`` sections, as they are."""
+    sample = (share(venv) / "inventory" / "multinode").read_text()
+    return sample[re.search(r"^\[[^\]]+:children\]", sample, re.MULTILINE).start():]

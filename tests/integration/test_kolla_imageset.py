@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from fabfile.kolla.imageset import KollaImagesError, KollaImageSet, kolla_images
+from tests import kolla_env
 from tests.conftest import unavailable
 from tests.kolla_env import KollaEnvUnavailable, kolla_venv
 
@@ -151,8 +152,7 @@ class KollaLab:
 
 def sample_children(share: Path) -> str:
     """The sample multinode inventory's ``[GROUP:children]`` sections, as they are."""
-    sample = (share / "inventory" / "multinode").read_text()
-    return sample[re.search(r"^\[[^\]]+:children\]", sample, re.MULTILINE).start():]
+    return kolla_env.sample_children(share.parents[2])
 
 
 def ini_inventory(share: Path, host_vars: dict[str, dict[str, str]]) -> str:
