@@ -193,14 +193,30 @@ def test_a_missing_images_file_names_the_file(tmp_path):
         inv.load_images(tmp_path / "images.yaml")
 
 
-def test_the_example_images_block_in_hosts_yaml_is_valid(tmp_path):
+def example_blocks() -> list[str]:
+    """hosts.yaml's commented images: examples, each uncommented (the list, then kolla-ansible's)."""
     example = PROJECT_HOSTS.read_text()
-    block = example[example.index("# images:") :]
-    uncommented = "\n".join(line[2:] for line in block.splitlines())
+    blocks = example[example.index("# images:") :].split("\n# Or each host's own images")
+    kolla = blocks[1][blocks[1].index("# images:") :]
+    return ["\n".join(line[2:] for line in block.splitlines()) for block in (blocks[0], kolla)]
 
-    images = inv.load(write(tmp_path, MINIMAL + uncommented)).images
+
+def test_the_example_images_block_in_hosts_yaml_is_valid(tmp_path):
+    images = inv.load(write(tmp_path, MINIMAL + example_blocks()[0])).images
 
     assert images.tag == "2024.1-ubuntu-jammy" and "nova-api" in images.services
+
+
+def test_the_example_kolla_ansible_block_in_hosts_yaml_is_valid(tmp_path):
+    (tmp_path / "multinode").write_text("[control]\nctl1\n")
+    (tmp_path / "kolla").mkdir()
+    (tmp_path / "venv").mkdir()
+    block = example_blocks()[1].replace("/etc/kolla/multinode", "multinode").replace("/etc/kolla", "kolla")
+
+    images = inv.load(write(tmp_path, MINIMAL + block.replace("~/kolla-venv", "venv"))).images
+
+    assert images.kolla.inventory == (str(tmp_path / "multinode"),) and images.kolla.config_dir == str(tmp_path / "kolla")
+    assert images.kolla.virtualenv == str(tmp_path / "venv") and images.services == ()
 
 
 def test_a_private_upstream_gives_its_user_and_a_password_file(tmp_path):
