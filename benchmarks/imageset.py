@@ -85,6 +85,14 @@ def build(sizes: Sizes, folder: Path) -> ImageSet:
     return ImageSet(layers, images)
 
 
+def build_named(sizes: Sizes, folder: Path, names: list[str]) -> ImageSet:
+    """Like ``build``, for the images ``names`` (kolla-ansible's): base + openstack-base + a leaf each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {"base": sizes.base, "openstack-base": sizes.openstack_base, **{f"leaf-{n}": sizes.leaf for n in names}}
+    layers = {name: _layer(folder, name, size) for name, size in wanted.items()}
+    return ImageSet(layers, {name: ("base", "openstack-base", f"leaf-{name}") for name in names})
+
+
 def _layer(folder: Path, name: str, size: int) -> Blob:
     """A gzipped tar holding ``size`` seeded random bytes; cached with its digests beside it."""
     path = folder / f"{name}-{size}.tar.gz"
@@ -110,8 +118,8 @@ def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def push(image_set: ImageSet, registry: str) -> None:
-    """Every image into ``registry`` (plain HTTP) over the API: blobs once, then manifests."""
+def push(image_set: ImageSet, registry: str, tag: str = TAG) -> None:
+    """Every image into ``registry`` (plain HTTP) over the API, under ``tag``: blobs once, then manifests."""
     base = f"http://{registry}/v2/{NAMESPACE}"
     for service, names in image_set.images.items():
         for name in names:
@@ -129,7 +137,7 @@ def push(image_set: ImageSet, registry: str) -> None:
             ],
         }
         body = json.dumps(manifest).encode()
-        _call("PUT", f"{base}/{service}/manifests/{TAG}", body, {"Content-Type": MANIFEST_V2})
+        _call("PUT", f"{base}/{service}/manifests/{tag}", body, {"Content-Type": MANIFEST_V2})
 
 
 def _config(diff_ids: list[str]) -> bytes:

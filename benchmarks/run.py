@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run the benchmark: python3 benchmarks/run.py [--targets 1,5,10,20] [--repeat 3] [--out DIR],
 or the distribution benchmark: python3 benchmarks/run.py distribution [--quick] [--rate 400mbit],
-or several registries on one store: python3 benchmarks/run.py replicas [--instances 1,2,3].
+or several registries on one store: python3 benchmarks/run.py replicas [--instances 1,2,3],
+or each host its own images (kolla-ansible's sets): python3 benchmarks/run.py kolla-sets.
 
 With any Python it first makes benchmarks/.venv (the tool with its bench extra:
 ansible-core, pyinfra, matplotlib) and runs itself there. See benchmarks/README.md.
@@ -30,6 +31,10 @@ with lab_lock():
         sys.exit(main(sys.argv[2:]))
     if sys.argv[1:2] == ["replicas"]:
         from benchmarks.replicas_bench import main
+
+        sys.exit(main(sys.argv[2:]))
+    if sys.argv[1:2] == ["kolla-sets"]:
+        from benchmarks.kolla_bench import main
 
         sys.exit(main(sys.argv[2:]))
     from benchmarks.cli import main
