@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     inventory, config = _kolla_cloud(lab, venv, args.out)
     found = kolla_images([str(inventory)], str(config), str(venv))
     sets = {host: {pulled.image for pulled in images} for host, images in found.hosts.items() if images}
-    union = sorted({image for images in sets.values() for image in images})
+    union = sorted({image for images in sets.values() for image in images}, key=lambda image: image.name)
     tag = union[0].tag
     names = [image.path.rsplit("/", 1)[1] for image in union]
     image_set = imageset.build_named(SIZES, paths().root / "bench-images", names)

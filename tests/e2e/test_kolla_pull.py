@@ -79,7 +79,7 @@ def upstream(lab, kolla, tmp_path_factory):
     venv, inventory, config = kolla
     built = tmp_path_factory.mktemp("stand-ins")
     found = kolla_images([str(inventory)], str(config), str(venv))
-    images = sorted({pulled.image for pulled in (p for host in found.hosts.values() for p in host)})
+    images = sorted({pulled.image for host in found.hosts.values() for pulled in host}, key=lambda image: image.name)
     lab.docker("rm", "-f", "-v", UPSTREAM_CONTAINER, check=False)
     lab.docker("run", "-d", "--name", UPSTREAM_CONTAINER, "--network", "kolla-lab", "--ip", UPSTREAM_IP,
                "-p", "127.0.0.1::5000", "registry:2")  # fmt: skip
