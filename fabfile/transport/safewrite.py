@@ -17,6 +17,7 @@ owner before any content, is synced, and renamed over the old one with
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from ..model.marks import MARK
@@ -148,3 +149,33 @@ def restore_function() -> str:
 restore_pending() {{
   tac "$1" | while read -r act path backup owner; do restore_one "$path" "$backup" "$owner"; done
 }}"""
+
+
+# Root's own folder for a run's uploads: on the same filesystem as the login user's, so taking a file is a rename.
+ROOT_UPLOADS_PREFIX = "/tmp/kolla-registry-root."
+UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def adopt_script(inbox: str, name: str, folder: str = "") -> str:
+    """Shell, as root: move the upload ``name`` out of the login user's ``inbox`` into root's private ``folder``
+    (made when empty: ``mktemp -d``, 0700) and print that folder.
+
+    Once moved, only root can change the name: the file is then checked (a
+    regular file with no other link, never a symlink the login user swapped in
+    to make root read another file) and made root's. A file that is not is removed, and the run fails.
+    """
+    if not UPLOAD_NAME.fullmatch(name):
+        raise ValueError(f"not an upload name: {name!r}")
+    made = f"$(mktemp -d {ROOT_UPLOADS_PREFIX}XXXXXXXX)" if not folder else shlex.quote(folder)
+    source, target = shlex.quote(f"{inbox}/{name}"), f'"$d"/{shlex.quote(name)}'
+    return f"""set -e
+d={made}
+case $d in {ROOT_UPLOADS_PREFIX}*) ;; *) echo "{MARK} fail cannot make a private folder for uploads"; exit 1 ;; esac
+[ "$(stat -c '%u %a' -- "$d")" = "0 700" ] && [ ! -L "$d" ] || {{ echo "{MARK} fail $d is not root's private folder"; exit 1; }}
+mv -T -f -- {source} {target}
+if [ -L {target} ] || [ ! -f {target} ] || [ "$(stat -c %h -- {target})" != 1 ]; then
+  rm -f -- {target}; echo "{MARK} fail upload {name}: not a regular file of its own (a link?): refused"; exit 1
+fi
+chown 0:0 -- {target}; chmod 600 -- {target}
+echo "{MARK} uploads $d"
+"""
