@@ -114,4 +114,4 @@ def test_with_write_as_the_operator_writes_and_a_planted_link_reaches_nothing_of
     assert digests(hosts) == before
     assert hosts.run("deploy1", f"test -e {SUDOERS_DROPIN} && echo made || echo none") == "none"
     assert hosts.run("deploy1", f"cat {ROOT_ONLY}") == "secret: 1"
-    assert hosts.run("deploy1", "ls -A /etc/sudoers.d /root | grep -c kolla-registry. || true") == "0"
+    assert hosts.run("deploy1", "ls -A /etc/sudoers.d /root | grep -cF .kolla-registry. || true") == "0"
