@@ -92,7 +92,7 @@ def apply(run: HostRun, plan: StepPlan, then: str = "") -> tuple[list[str], bool
         if plan.fire:
             commands.append(handler_script(plan.fire.registry, run.ctx.limits.docker_wait, plan.fire.insecure))
         work = replace(plan, commands=commands)
-        run.run(apply_script(work, run.stamp, run.ctx.limits.backups_kept, run.uploads) + then)
+        run.run(apply_script(work, run.stamp, run.ctx.limits.backups_kept, run.uploads, run.host.write_as) + then)
         run.left_pending = run.left_pending and not plan.fire
     data: dict = {}
     changed = bool(messages)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fabric import Config, Connection
+from paramiko import SFTPClient
 
 from ..facts import base as facts_base
 from ..facts.base import Section
@@ -19,10 +20,20 @@ from ..model.context import StepContext
 from ..model.errors import RemoteError
 from ..model.facts import HostFacts
 from ..model.inventory import Host
-from ..model.marks import failure_reason
+from ..model.marks import failure_reason, marks
 from ..model.outcome import Outcome
 from ..registry.access import Access
-from ..transport.connection import CommandTimeout, LineCallback, connect, execute, run_as_root, sudo_hint
+from ..transport.connection import (
+    SFTP_TIMEOUT,
+    CommandTimeout,
+    LineCallback,
+    connect,
+    execute,
+    open_sftp,
+    run_as_root,
+    sudo_hint,
+)
+from ..transport.safewrite import adopt_script
 
 UPLOAD_PREFIX = "/tmp/kolla-registry."
 
@@ -39,7 +50,11 @@ class HostRun:
         self.facts = HostFacts()
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.outcomes: list[Outcome] = []
+        # The login user's folder that SFTP writes to, and the folder scripts read uploads from ($UPLOADS):
+        # root's own, once root took them (the same folder when the login user is root).
+        self.inbox = ""
         self.uploads = ""
+        self.sftp: SFTPClient | None = None
         # A read-only task whose table is the output: no progress lines, no tables of steps.
         self.quiet = False
         # This run wrote files whose Docker handler may not have run yet (see converge.undo_pending).
@@ -88,36 +103,52 @@ class HostRun:
     def upload(self, local: str, name: str, callback=None) -> str:
         """Put a file from this machine into this run's private folder on the host; its path there.
 
-        A folder goes as an uncompressed tar of its contents. The folder is made by ``mktemp -d`` (mode 0700, as the login user, so that
-        SFTP can write it) once per run, and removed when the run closes.
+        A folder goes as an uncompressed tar of its contents. SFTP writes it, as the login user, into a
+        folder made by ``mktemp -d`` (0700) once per run; a login user other than root then hands it to
+        root, which moves it into its own private folder and reads it only from there (see
+        ``safewrite.adopt_script``). Every SFTP wait is bounded. Both folders go when the run closes.
         """
-        if not self.uploads:
+        if not self.inbox:
             made = execute(self.connection, f"mktemp -d {UPLOAD_PREFIX}XXXXXXXX", timeout=30)
             if not made.ok or not made.stdout.strip().startswith(UPLOAD_PREFIX):
                 raise RemoteError(f"cannot make a private upload folder: {made.stderr.strip() or made.stdout}")
-            self.uploads = made.stdout.strip()
-        remote = f"{self.uploads}/{name}"
+            self.inbox = made.stdout.strip()
+        remote = f"{self.inbox}/{name}"
         try:
             if os.path.isdir(local):
-                _put_folder(self.connection.sftp(), local, remote, callback)
+                _put_folder(self._sftp(), local, remote, callback)
             else:
-                self.connection.sftp().put(local, remote, callback=callback)
+                self._sftp().put(local, remote, callback=callback)
+        except (TimeoutError, CommandTimeout):
+            raise RemoteError(f"upload of {local} stalled: the host answered nothing for {SFTP_TIMEOUT} s") from None
         except OSError as error:
             raise RemoteError(f"upload of {local} failed: {error.strerror or error}") from None
-        return remote
+        if self.host.user == "root":
+            self.uploads = self.inbox
+        else:
+            output = self.run(adopt_script(self.inbox, name, self.uploads), timeout=60)
+            self.uploads = (marks(output, "uploads") or [""])[-1]
+        return f"{self.uploads}/{name}"
+
+    def _sftp(self) -> SFTPClient:
+        if self.sftp is None:
+            self.sftp = open_sftp(self.connection, SFTP_TIMEOUT)
+        return self.sftp
 
     def sibling(self) -> HostRun:
         """Another connection to the same host (the one in use may be what failed)."""
         return HostRun(self.host, self.ctx, self.config)
 
     def close(self) -> None:
-        """Remove the upload folder and close the connection."""
+        """Remove the upload folders (root's as root) and close the connection."""
         try:
-            if self.uploads and self.connection.is_connected:
-                execute(self.connection, f"rm -rf {shlex.quote(self.uploads)}", timeout=60)
+            if self.connection.is_connected:
+                if self.uploads and self.uploads != self.inbox:
+                    self.run(f"rm -rf -- {shlex.quote(self.uploads)}", timeout=60)
+                if self.inbox:
+                    execute(self.connection, f"rm -rf -- {shlex.quote(self.inbox)}", timeout=60)
         finally:
             self.connection.close()
-
 
 
 class _Counted:

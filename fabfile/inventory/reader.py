@@ -102,6 +102,8 @@ class InventoryReader:
                 values[name] = self.port(raw, where)
             elif name == "host_key_policy":
                 values[name] = self.choice(raw, name, where)
+            elif name == "write_as":
+                values[name] = self.write_as(raw, where)
             else:
                 values[name] = self.checked(self.string(raw, where), name, where)
         if "address" in values and not grammar.is_address(values["address"]):
@@ -111,6 +113,22 @@ class InventoryReader:
         if "known_hosts" in values:
             values["known_hosts"] = os.path.expanduser(values["known_hosts"])
         return replace(defaults, **values)
+
+    def write_as(self, value: Any, key: str) -> tuple[tuple[str, str], ...]:
+        """``{FOLDER: USER}``: absolute folders on the host (not ``/``), each written as the user that owns it."""
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping of folders to user names, got {kind(value)}")
+        entries = []
+        for raw_folder, raw_user in value.items():
+            folder = self.string(raw_folder, key).rstrip("/")
+            where = f"{key}.{raw_folder}"
+            if not folder or not grammar.matches(grammar.HOST_PATH, folder):
+                raise self.fail(where, f"{raw_folder!r} is not an absolute folder (no blanks, quotes or '..'; not /)")
+            user = self.string(raw_user, where)
+            if not grammar.matches(grammar.USER, user) or user == "root":
+                raise self.fail(where, f"{user!r} is not a user name other than root")
+            entries.append((folder, user))
+        return tuple(entries)
 
     def targets(self, value: Any, defaults: Host) -> tuple[Host, ...]:
         if not isinstance(value, list):

@@ -42,6 +42,9 @@ def is_address(value: str) -> bool:
 
 
 def is_ip(value: str, version: int | None = None) -> bool:
+    """An IPv4 or IPv6 address; an IPv6 zone id (``fe80::1%eth0``) is refused: it is free text after ``%``."""
+    if "%" in value:
+        return False
     try:
         parsed = ipaddress.ip_address(value)
     except ValueError:

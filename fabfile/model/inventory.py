@@ -20,6 +20,9 @@ class Host:
     known_hosts: str | None = None
     # accept-new: check known keys, save a new host's key; strict: known keys only; off: accept any.
     host_key_policy: str = "accept-new"
+    # (folder, user): files at or below a folder that user owns (chown $USER /etc/kolla) are written as
+    # that user; any other folder or link on a path root writes must be root's.
+    write_as: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,15 @@
 
 A step's plan is data (files to write, commands to run, the Docker handler to
 notify). ``apply_script`` turns it into one POSIX shell script, so applying a
-plan costs one SSH round trip. Under a lock on the host, every file is
-written to a temporary file that has its final mode before it gets any
-content, checked (where a checker is given), flushed to disk and renamed over
-the old one (never partial); a symlink is written through to its target and
-kept. The old file is kept in ``BACKUP_DIR`` (the newest ``keep`` copies per
-file), and the intent is recorded in ``PENDING`` *before* the rename, so an
-interrupted run still fires the Docker handler next time.
+plan costs one SSH round trip. Under a lock on the host, every file's path is
+checked (``safewrite``: no folder or link on it that another user controls),
+then the file is written to a unique temporary file beside it that has its
+final mode before it gets any content, checked (where a checker is given),
+flushed to disk and renamed over the old one (never partial); a root symlink
+is written through to its target and kept. The old file is kept in
+``BACKUP_DIR`` (root's alone; the newest ``keep`` copies per file), and the
+intent is recorded in ``PENDING`` *before* the rename, so an interrupted run
+still fires the Docker handler next time.
 """
 
 from __future__ import annotations
@@ -20,19 +22,29 @@ import shlex
 from ..model.marks import CONFLICT_EXIT, FAIL_FUNCTION, MARK
 from ..model.paths import BACKUP_DIR, LOCK, PENDING, STATE_DIR
 from ..model.plan import RELOAD, RESTART, FileChange, StepPlan
+from .safewrite import DIGEST_SH, PUT_SH, RESOLVE, owners_function, restore_function
 
 DOCKER_WAIT_SECONDS = 60
 BACKUPS_KEPT = 10
-TMP_SUFFIX = ".kolla-registry.tmp"
 
 
-def apply_script(plan: StepPlan, stamp: str, keep: int = BACKUPS_KEPT, uploads: str = "") -> str:
+def apply_script(
+    plan: StepPlan,
+    stamp: str,
+    keep: int = BACKUPS_KEPT,
+    uploads: str = "",
+    write_as: tuple[tuple[str, str], ...] = (),
+) -> str:
     """Shell that applies ``plan``: files atomically with backups, then commands.
 
-    Each file must still be what the plan was made from; otherwise nothing is
-    written and the script exits ``CONFLICT_EXIT`` so the caller re-gathers and
-    plans again (two runs never lose an entry). Commands run without the lock's
-    file descriptor, so a daemon they start never holds the lock.
+    Every file's path is checked first (see ``safewrite``): a folder or link on
+    it that is not root's, or a folder others may write, refuses the whole plan
+    before anything is written, unless ``write_as`` (folder, user) names that
+    folder's owner, who then writes it. Each file must still be what the plan
+    was made from; otherwise nothing is written and the script exits
+    ``CONFLICT_EXIT`` so the caller re-gathers and plans again (two runs never
+    lose an entry). Commands run without the lock's file descriptor, so a
+    daemon they start never holds the lock.
     """
     lines = [
         "set -e",
@@ -40,10 +52,12 @@ def apply_script(plan: StepPlan, stamp: str, keep: int = BACKUPS_KEPT, uploads: 
         "export DEBIAN_FRONTEND=noninteractive",
         f"UPLOADS={shlex.quote(uploads)}",
         FAIL_FUNCTION,
-        f"mkdir -p {BACKUP_DIR} {STATE_DIR}",
+        RESOLVE,
+        owners_function(write_as),
+        _functions(stamp, max(1, keep)),
+        _own_folders(),
         f"exec 9>{LOCK}",
         f"flock -w 120 9 || fail another run holds {LOCK}",
-        _functions(stamp, max(1, keep)),
     ]
     lines += [_unchanged_check(change) for change in plan.files]
     for change in plan.files:
@@ -52,36 +66,52 @@ def apply_script(plan: StepPlan, stamp: str, keep: int = BACKUPS_KEPT, uploads: 
     return "\n".join(lines) + "\n"
 
 
+def _own_folders() -> str:
+    """The tool's own folders, checked like any path; backups are root's alone (0700): a secret's old copy too."""
+    return "\n".join(
+        [
+            f"for d in {STATE_DIR} {BACKUP_DIR}; do resolve \"$d\" || fail \"$why\"; done",
+            f"mkdir -p {STATE_DIR} {BACKUP_DIR}",
+            f"chmod 700 {BACKUP_DIR}",
+        ]
+    )
+
+
 def _functions(stamp: str, keep: int) -> str:
-    """real: where a path really is (a symlink's target). backup: a copy named after
-    the path and the run's time (.1, .2 for more in the same second), the newest
-    ``keep`` kept. put: the new content, mode and owner first (a secret's mode always its
-    own, e.g. 0600, whatever the old file had), synced, then renamed; a file that is a mount point
-    (a container's /etc/hosts, bind-mounted by its engine) cannot be renamed over, so it is
-    rewritten in place from the synced copy.
+    """place: who writes a path and where it really is (links resolved), or fail. unchanged: the file is
+    still what the facts showed (read as whoever writes it). backup: a copy named after the path and the
+    run's time (.1, .2 for more in the same second), no wider than the file's new mode, the newest ``keep``
+    kept. write_file / remove_file: the change, recorded in PENDING (for the Docker handler) first.
     """
-    return f"""real() {{ readlink -f -- "$1" 2>/dev/null || printf '%s\\n' "$1"; }}
-digest() {{ if [ -e "$1" ]; then sha256sum < "$1" | cut -d' ' -f1; else echo absent; fi; }}
-unchanged() {{ [ "$(digest "$(real "$1")")" = "$2" ] || {{ echo "{MARK} conflict $1 changed since facts were gathered"; exit {CONFLICT_EXIT}; }}; }}
-backup() {{
-  [ -e "$1" ] || {{ b=-; return 0; }}
-  base={BACKUP_DIR}/$(printf '%s' "$1" | sed 's|^/||; s|/|_|g')
-  b=$base.{stamp}; n=0
-  while [ -e "$b" ]; do n=$((n + 1)); b=$base.{stamp}.$n; done
-  cp -p "$1" "$b"
-  ls -1t "$base".[0-9]* 2>/dev/null | tail -n +$(({keep} + 1)) | while read -r old; do rm -f "$old"; done
+    return f"""place() {{ who "$1" && resolve "$1" "$o_folder" "$o_uid" "$o_gid" || fail "$why"; }}
+unchanged() {{
+  place "$1"
+  d=$(${{o_user:+as_owner}} sh -c {DIGEST_SH} digest "$f") || fail "$1: cannot be read${{o_user:+ as $o_user}}"
+  # Absent to its owner but there to root: the owner cannot reach it (a link into root's files).
+  [ "$d" != absent ] || [ ! -e "$f" ] || fail "$1: cannot be read${{o_user:+ as $o_user}}"
+  [ "$d" = "$2" ] || {{ echo "{MARK} conflict $1 changed since facts were gathered"; exit {CONFLICT_EXIT}; }}
 }}
-put() {{
-  t=$1{TMP_SUFFIX}
-  mkdir -p "$(dirname "$1")"
-  (umask 077; : > "$t")
-  if [ -e "$1" ]; then chmod --reference="$1" "$t"; chown --reference="$1" "$t"; else chmod "${{3:-644}}" "$t"; fi
-  [ "$4" != secret ] || chmod "$3" "$t"
-  base64 -d > "$t"
-  if [ -n "$2" ]; then out=$($2 "$t" 2>&1) || {{ rm -f "$t"; fail "$1: the new content was refused ($2): $out"; }}; fi
-  sync "$t"
-  if mountpoint -q "$1" 2>/dev/null; then cat "$t" > "$1"; rm -f "$t"; else mv -f "$t" "$1"; fi
-  sync "$(dirname "$1")"
+backup() {{
+  b=-
+  ${{o_user:+as_owner}} test -e "$f" || return 0
+  b_base={BACKUP_DIR}/$(printf '%s' "$f" | sed 's|^/||; s|/|_|g')
+  b=$b_base.{stamp}; b_n=0
+  while [ -e "$b" ]; do b_n=$((b_n + 1)); b=$b_base.{stamp}.$b_n; done
+  ${{o_user:+as_owner}} cat -- "$f" > "$b" || {{ rm -f -- "$b"; fail "$1: cannot be read${{o_user:+ as $o_user}}"; }}
+  b_mode=$(${{o_user:+as_owner}} stat -c %a -- "$f")
+  [ "$3" != secret ] || b_mode=$(printf '%o' $((0$b_mode & 0$2)))
+  chmod "$b_mode" -- "$b"
+  ls -1t "$b_base".[0-9]* 2>/dev/null | tail -n +$(({keep} + 1)) | while read -r old; do rm -f -- "$old"; done
+}}
+pending() {{ [ -z "$1" ] || echo "$1 $f $b${{o_user:+ $o_user:$o_folder}}" >> {PENDING}; }}
+write_file() {{
+  place "$1"; backup "$1" "$3" "$4"; pending "$5"
+  out=$(${{o_user:+as_owner}} sh -c {PUT_SH} put "$f" "$2" "$3" "$4" 2>&1) \\
+    || fail "$1: ${{o_user:+as $o_user: }}$(printf '%s\\n' "$out" | tail -n 1)"
+}}
+remove_file() {{
+  place "$1"; backup "$1"; pending "$2"
+  ${{o_user:+as_owner}} rm -f -- "$f" || fail "$1: cannot remove it${{o_user:+ as $o_user}}"
 }}"""
 
 
@@ -140,16 +170,15 @@ def _digest(text: str | None) -> str:
 
 
 def _file_lines(change: FileChange, handler: str | None) -> list[str]:
-    lines = [f"f=$(real {shlex.quote(change.path)})", 'backup "$f"']
-    if handler:
-        lines.append(f'echo "{handler} $f $b" >> {PENDING}')
+    path = shlex.quote(change.path)
     if change.after is None:
-        return lines + ['rm -f "$f"', f"echo {shlex.quote(f'{MARK} removed {change.path}')}"]
+        return [f"remove_file {path} {handler or ''}", f"echo {shlex.quote(f'{MARK} removed {change.path}')}"]
     encoded = base64.b64encode(change.after.encode()).decode()
     checker = shlex.quote(change.checker) if change.checker else "''"
     kind = "secret" if change.secret else "plain"
-    return lines + [
-        f"put \"$f\" {checker} {shlex.quote(change.mode)} {kind} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
+    call = f"write_file {path} {checker} {shlex.quote(change.mode)} {kind} {handler or ''}"
+    return [
+        f"{call} <<'KOLLA_REGISTRY_CONTENT'\n{encoded}\nKOLLA_REGISTRY_CONTENT",
         f"echo {shlex.quote(f'{MARK} wrote {change.path}')}",
     ]
 
@@ -172,16 +201,4 @@ rm -f "$p"
 
 
 def _restore_function() -> str:
-    """restore_pending FILE: each file it lists back from its backup (or removed, if it was new), last first."""
-    return f"""restore_pending() {{
-  tac "$1" | while read -r act path backup; do
-    if [ "$backup" = - ]; then
-      case $path in /etc/systemd/system/*.service) systemctl disable "${{path##*/}}" >/dev/null 2>&1 || true ;; esac
-      rm -f "$path" && echo "{MARK} restored $path (removed)" || echo "{MARK} not-restored $path"
-    elif cp -p "$backup" "$path{TMP_SUFFIX}" && mv -f "$path{TMP_SUFFIX}" "$path"; then
-      echo "{MARK} restored $path"
-    else
-      echo "{MARK} not-restored $path"
-    fi
-  done
-}}"""
+    return RESOLVE + "\n" + restore_function()

@@ -6,18 +6,27 @@ import errno
 import shlex
 import socket
 import threading
-from collections.abc import Callable
+from dataclasses import replace
 
 import paramiko
 from fabric import Config, Connection
 from fabric.runners import Result
 
 from ..model.inventory import Host
-from .hostkeys import checking_client, fingerprint, known_hosts_path
+from .channel import CommandTimeout, LineCallback, SudoGate, execute
+from .hostkeys import (
+    HostKeyFileError,
+    RevokedHostKey,
+    UnknownHostKey,
+    checking_client,
+    fingerprint,
+    known_hosts_file,
+    known_hosts_path,
+)
 
 CONNECT_TIMEOUT = 10
-# Called with each line of a command's output as it arrives.
-LineCallback = Callable[[str], None] | None
+# How long an SFTP upload may wait for the host: to open the session or a file, or for each write to go.
+SFTP_TIMEOUT = 120
 
 
 class NoDelayConnection(Connection):
@@ -72,8 +81,10 @@ def connect(host: Host, config: Config | None = None, timeout: int = CONNECT_TIM
     accept-new (default, as OpenSSH's StrictHostKeyChecking=accept-new): keys in the
     known_hosts file (the inventory's, else ~/.ssh/known_hosts) are checked, an
     unknown host's key is accepted and saved there; strict: known keys only; off:
-    any key (Fabric's default). A changed key is always refused.
+    any key (Fabric's default), refused with a sudo password. A changed or revoked
+    key is always refused. Every ProxyJump gateway on the way is checked the same way.
     """
+    refuse_unchecked_password(host, config.sudo.password if config else None)
     connect_kwargs = {"key_filename": host.key} if host.key else {}
     connection = NoDelayConnection(
         host.address,
@@ -85,17 +96,30 @@ def connect(host: Host, config: Config | None = None, timeout: int = CONNECT_TIM
     )
     if host.host_key_policy != "off":
         connection.client = checking_client(host)
+        for gateway in gateways(connection):
+            gateway.client = checking_client(gateway_host(host, gateway))
     return connection
+
+
+def gateways(connection: Connection) -> list[Connection]:
+    """The ProxyJump hops (from ssh_config or Fabric's gateway setting) before ``connection``, nearest first."""
+    found = []
+    hop = connection.gateway
+    while isinstance(hop, Connection):
+        found.append(hop)
+        hop = hop.gateway
+    return found
+
+
+def gateway_host(host: Host, gateway: Connection) -> Host:
+    """A gateway as a host whose key is checked like ``host``'s: the same known_hosts file and policy."""
+    return replace(host, name=gateway.host, address=gateway.host, port=gateway.port, user=gateway.user, key=None)
 
 
 # A script comes on stdin, never on the command line, where any local user would see it (and
 # the files it writes) in ps: the shell reads all of it, then runs it with stdin from /dev/null.
 FROM_STDIN = 'eval "$(cat)" </dev/null'
 COMMAND_TIMEOUT = 1800
-
-
-class CommandTimeout(Exception):
-    """A command did not finish in time; on the host it was killed, so it holds no lock."""
 
 
 def bounded_shell(timeout: int) -> str:
@@ -108,98 +132,79 @@ def run_as_root(
 ) -> Result:
     """Run a shell script as root, killed on the host after ``timeout`` s; never raises for a non-zero exit.
 
-    ``on_line`` sees each line of its output as it comes (not under sudo with a password)."""
+    ``on_line`` sees each line of its output as it comes. With a sudo password, sudo reads it on stdin
+    and the script follows it there (``channel.SudoGate``): never a file, never an argument."""
     shell = bounded_shell(timeout)
     # The local wait is a little longer, so that the host's timeout speaks first.
     waited = timeout + 30
     if host.user == "root":
         return execute(connection, shell, script, waited, on_line)
-    if connection.config.sudo.password is None:
+    password = connection.config.sudo.password
+    if password is None:
         # -n: fail at once instead of waiting for a password nobody will type.
         return execute(connection, "sudo -n " + shell, script, waited, on_line)
-    return _sudo_with_password(connection, script, timeout)
+    refuse_unchecked_password(host, password)
+    return execute(connection, "", script, waited, on_line, SudoGate(shell, password))
 
 
-def _sudo_with_password(connection: Connection, script: str, timeout: int) -> Result:
-    """sudo reads its password on stdin, so the script goes as a file only its owner can read."""
-    made = execute(connection, "mktemp", timeout=30)
-    path = made.stdout.strip()
-    if not made.ok or not path.startswith("/"):
-        return made
-    try:
-        with connection.sftp().open(path, "w") as remote:
-            remote.write(script)
-        # Only invoke's runner answers sudo's password prompt.
-        command = f"timeout -k 10 {int(timeout)} sh {shlex.quote(path)} </dev/null"
-        return connection.sudo(command, hide=True, warn=True, in_stream=False, timeout=timeout + 30)
-    finally:
-        execute(connection, f"rm -f {shlex.quote(path)}", timeout=30)
+def refuse_unchecked_password(host: Host, password: str | None) -> None:
+    """A sudo password never goes to a host whose key is not checked: whoever answers at its address would get it."""
+    if password is not None and host.host_key_policy == "off":
+        raise UncheckedHost(
+            f"{host.user}@{host.address}: host_key_policy off with a sudo password: refused "
+            "(the password would go to whoever answers there; use accept-new or strict)"
+        )
 
 
-def execute(
-    connection: Connection, command: str, stdin: str = "", timeout: float | None = None, on_line: LineCallback = None
-) -> Result:
-    """Run ``command`` in one exec session, ``stdin`` sent to it; its output and exit status.
+class UncheckedHost(Exception):
+    """A sudo password was given for a host whose key is not checked (host_key_policy off)."""
 
-    Straight on paramiko's channel: invoke's runner polls every 10 ms and
-    starts three threads per command, which a fan-out to many hosts pays for.
-    Raises ``CommandTimeout`` when no output or exit comes for ``timeout`` s.
+
+def open_sftp(connection: Connection, timeout: float = SFTP_TIMEOUT) -> paramiko.SFTPClient:
+    """An SFTP session whose every wait (opening it, opening a file, each read or write) ends after ``timeout`` s.
+
+    paramiko waits for the server's answer to the subsystem request with no
+    limit: the connection is closed when that takes longer, which ends the wait.
     """
     connection.open()
-    channel = connection.transport.open_session()
-    channel.settimeout(timeout)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        connection.close()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
     try:
-        channel.exec_command(command)
-        if stdin:
-            channel.sendall(stdin.encode())
-        channel.shutdown_write()  # the end of stdin: a command reading it sees EOF
-        stderr: list[bytes] = []
-        # stderr is drained alongside stdout, so that neither can fill the window and stall the other.
-        reader = threading.Thread(target=lambda: stderr.append(_read_all(channel.makefile_stderr("rb"))))
-        reader.start()
-        stdout = _read_all(channel.makefile("rb"), on_line)
-        reader.join()
-        if stdout is None or None in stderr or not channel.status_event.wait(timeout):
-            raise CommandTimeout(f"no answer within {timeout:.0f} s")
-        exited = channel.recv_exit_status()
+        channel = connection.transport.open_session(timeout=timeout)
+        channel.settimeout(timeout)
+        channel.invoke_subsystem("sftp")
+        return paramiko.SFTPClient(channel)
+    except (paramiko.SSHException, EOFError, OSError):
+        if expired.is_set():
+            raise CommandTimeout(f"no SFTP session within {timeout:.0f} s") from None
+        raise
     finally:
-        channel.close()
-    return Result(
-        connection=connection,
-        command=command,
-        stdout=stdout.decode("utf-8", "replace"),
-        stderr=b"".join(stderr).decode("utf-8", "replace"),
-        exited=exited,
-        hide=("stdout", "stderr"),
-    )
-
-
-def _read_all(stream, on_line: LineCallback = None) -> bytes | None:
-    try:
-        if on_line is None:
-            return stream.read()
-        lines = []
-        for line in stream:
-            lines.append(line)
-            on_line(line.decode("utf-8", "replace").rstrip("\n"))
-        return b"".join(lines)
-    except TimeoutError:
-        return None
+        timer.cancel()
 
 
 def unreachable_reason(error: BaseException, host: Host) -> str | None:
-    """A one-line reason when ``error`` means ``host`` could not be reached."""
+    """A one-line reason when ``error`` means ``host`` could not be reached (or was refused before anything went)."""
     where = f"{host.user}@{host.address}:{host.port}"
+    if isinstance(error, (UncheckedHost, HostKeyFileError)):
+        return str(error)
     if isinstance(error, paramiko.BadHostKeyException):
         return (
-            f"host key of {where} has CHANGED: {known_hosts_path(host)} has {fingerprint(error.expected_key)}, "
-            f"the host showed {fingerprint(error.key)}: refused"
+            f"host key of {_who(error.hostname, host, where)} has CHANGED: {known_hosts_path(host)} has "
+            f"{fingerprint(error.expected_key)}, the host showed {fingerprint(error.key)}: refused"
         )
+    if isinstance(error, RevokedHostKey):
+        return f"host key of {_who(error.hostname, host, where)} ({fingerprint(error.key)}) is @revoked in {known_hosts_path(host)}: refused"
+    if isinstance(error, UnknownHostKey):
+        return f"unknown host key for {_who(error.hostname, host, where)} (not in {known_hosts_path(host)}; host_key_policy strict): refused{_authorities_note(host)}"
     if isinstance(error, paramiko.AuthenticationException):
         key = f" with key {host.key}" if host.key else ""
         return f"authentication failed for {where}{key}"
-    if isinstance(error, paramiko.SSHException) and "known_hosts" in str(error):
-        return f"unknown host key for {where} (not in {known_hosts_path(host)}; host_key_policy strict): refused"
     if isinstance(error, socket.gaierror):
         return f"no known address for {host.address}"
     if isinstance(error, (socket.timeout, TimeoutError)):
@@ -211,8 +216,23 @@ def unreachable_reason(error: BaseException, host: Host) -> str | None:
     return None
 
 
+def _who(hostname: str, host: Host, where: str) -> str:
+    """``where`` when paramiko's ``hostname`` is the host itself, else the gateway it names."""
+    return where if hostname in (host.address, f"[{host.address}]:{host.port}") else f"the gateway {hostname}"
+
+
+def _authorities_note(host: Host) -> str:
+    try:
+        skipped = known_hosts_file(known_hosts_path(host)).authorities
+    except HostKeyFileError:
+        return ""
+    return f" (its {skipped} @cert-authority line(s) are not used: host certificates are not checked; add the host's own key)" if skipped else ""
+
+
 def sudo_hint(result: Result) -> str:
     """Why a command that never ran as root failed, if that is the reason."""
     if "a password is required" in result.stderr:
         return "sudo needs a password: run fab with --prompt-for-sudo-password"
+    if "incorrect password" in result.stderr or "no password was provided" in result.stderr:
+        return "sudo refused the password given with --prompt-for-sudo-password"
     return ""

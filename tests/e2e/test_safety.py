@@ -193,8 +193,11 @@ def test_docker_refusing_the_change_is_rolled_back(lab, hosts, fab, all_targets,
 
 
 DAEMON_JSON = "/etc/docker/daemon.json"
-# Where the apply script writes daemon.json before renaming it (fabfile/remote/apply.py).
-DAEMON_JSON_TMP = DAEMON_JSON + ".kolla-registry.tmp"
+# The apply script's temporary files for daemon.json (mktemp beside it, fabfile/transport/safewrite.py).
+DAEMON_JSON_TMPS = "/etc/docker/.daemon.json.kolla-registry.*"
+# A `sync` found first on root's PATH that never returns: the apply script's write stops after the
+# temporary file is filled and before the rename.
+STUCK_SYNC = "/usr/local/sbin/sync"
 PENDING = "/var/lib/kolla-registry/pending"
 # The blocked apply script and its subshells: every process that holds the host's lock open.
 LOCK_HOLDERS = (
@@ -213,13 +216,17 @@ def wait_until(what: str, done, timeout: float = 120) -> None:
 def test_an_interrupted_run_leaves_whole_files_and_the_next_run_finishes(lab, hosts, fab, all_targets):
     """fab is killed while node1's apply script is inside its write: after the backup and PENDING.
 
-    A FIFO at the temporary path makes that write block (no reader), so the kill
-    always lands mid-apply, never before or after it.
+    A ``sync`` that never returns makes that write block before its rename, so
+    the kill always lands mid-apply, never before or after it.
     """
     stuck, others = all_targets[0], all_targets[1:]
     registry = registry_of(hosts)
     old = '{"debug": false}'
-    hosts.run(stuck, f"echo '{old}' > {DAEMON_JSON} && rm -f {DAEMON_JSON_TMP} && mkfifo {DAEMON_JSON_TMP}")
+    hosts.run(
+        stuck,
+        f"echo '{old}' > {DAEMON_JSON} && rm -f {DAEMON_JSON_TMPS} && "
+        f"printf '#!/bin/sh\\nexec sleep 3600\\n' > {STUCK_SYNC} && chmod 755 {STUCK_SYNC}",
+    )
     before = sha(hosts, stuck, DAEMON_JSON)
     env = {**os.environ, "KOLLA_REGISTRY_HOSTS": str(lab.inventory)}
     run = subprocess.Popen(
@@ -234,22 +241,24 @@ def test_an_interrupted_run_leaves_whole_files_and_the_next_run_finishes(lab, ho
 
     def in_the_write() -> bool:
         assert run.poll() is None, "fab ended before it reached the write"
-        return hosts.run(stuck, f"test -s {PENDING} && echo yes || echo no") == "yes"
+        return hosts.run(stuck, f"ls {DAEMON_JSON_TMPS} 2>/dev/null | wc -l") == "1"
 
     try:
-        wait_until(f"{PENDING} on {stuck}", in_the_write)
+        wait_until(f"the temporary file beside {DAEMON_JSON} on {stuck}", in_the_write)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
         print(run.communicate()[0])
-        # The remote script outlives its SSH session, blocked on the FIFO and holding the host lock.
+        # The remote script outlives its SSH session, blocked in its sync and holding the host lock.
         hosts.run(stuck, f"kill -KILL $({LOCK_HOLDERS}) 2>/dev/null", check=False)
         wait_until(
             "the blocked script to end",
             lambda: hosts.run(stuck, f"{LOCK_HOLDERS}; echo none", check=False) == "none",
             timeout=30,
         )
-        hosts.run(stuck, f"rm -f {DAEMON_JSON_TMP}")
+        hosts.run(stuck, f"rm -f {STUCK_SYNC}")
+    # The killed write left its temporary file, whole or not: never the file itself.
+    assert hosts.run(stuck, f"ls {DAEMON_JSON_TMPS} 2>/dev/null | wc -l") == "1"
 
     # The interrupted node: the old file, whole; its backup and the intent recorded before the write.
     assert sha(hosts, stuck, DAEMON_JSON) == before
@@ -270,7 +279,8 @@ def test_an_interrupted_run_leaves_whole_files_and_the_next_run_finishes(lab, ho
         "insecure-registries": [registry],
     }
     assert hosts.run(stuck, f"test -e {PENDING} || echo gone") == "gone"
-    assert hosts.run(stuck, f"test -e {DAEMON_JSON_TMP} || echo gone") == "gone"
+    # The next run clears it (under the host's lock, no other run's write is in progress).
+    assert hosts.run(stuck, f"ls {DAEMON_JSON_TMPS} 2>/dev/null | wc -l") == "0"
     for name in all_targets:
         assert trusted(hosts, name, registry)
 

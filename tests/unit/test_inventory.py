@@ -425,3 +425,49 @@ def test_the_deployment_host_may_be_a_target_too(tmp_path, target):
 )
 def test_the_registry_address_the_inventory_gives_is_its_address_else_its_bind(registry, known):
     assert RegistrySettings(**registry).known_address == known
+
+
+# --- write_as: the folders a user owns, written as that user (issue 19, item 1) ---------------------
+
+
+def test_write_as_maps_folders_to_the_users_that_write_them(tmp_path):
+    text = "defaults:\n  write_as: {/etc/kolla/: operator}\n" + MINIMAL + "  write_as:\n    /srv/kolla: kolla\n"
+    loaded = inv.load(write(tmp_path, text))
+
+    assert loaded.defaults.write_as == (("/etc/kolla", "operator"),)
+    assert loaded.deploy_host.write_as == (("/srv/kolla", "kolla"),)
+
+
+@pytest.mark.parametrize(
+    "value, key, problem",
+    [
+        ("operator", "deploy_host.write_as", "expected a mapping of folders to user names, got a string"),
+        ("{etc/kolla: operator}", "deploy_host.write_as.etc/kolla", "is not an absolute folder"),
+        ("{/: operator}", "deploy_host.write_as./", "is not an absolute folder"),
+        ("{'/etc/kolla $(id)': operator}", "deploy_host.write_as./etc/kolla $(id)", "is not an absolute folder"),
+        ("{/etc/../root: operator}", "deploy_host.write_as./etc/../root", "is not an absolute folder"),
+        ("{/etc/kolla: 'op;rm'}", "deploy_host.write_as./etc/kolla", "'op;rm' is not a user name other than root"),
+        ("{/etc/kolla: root}", "deploy_host.write_as./etc/kolla", "'root' is not a user name other than root"),
+    ],
+)
+def test_a_bad_write_as_is_named(tmp_path, value, key, problem):
+    path = write(tmp_path, MINIMAL + f"  write_as: {value}\n")
+
+    with pytest.raises(InventoryError) as caught:
+        inv.load(path)
+
+    assert str(caught.value) == f"{path}: {key}: {caught.value.args[0].split(': ', 2)[2]}"
+    assert problem in str(caught.value)
+
+
+# --- addresses: an IPv6 zone id is no address (issue 19, item 11) ---------------------------------
+
+
+@pytest.mark.parametrize("address", ["fe80::1%$(reboot)", "fe80::1%`id`", "fe80::1%eth0", "fe80::1%25eth0"])
+def test_an_ipv6_zone_id_is_refused(tmp_path, address):
+    path = write(tmp_path, f'deploy_host:\n  name: deploy1\n  address: "{address}"\n')
+
+    with pytest.raises(InventoryError) as caught:
+        inv.load(path)
+
+    assert str(caught.value) == f"{path}: deploy_host.address: {address!r} is not a host name or IP address"
