@@ -114,7 +114,7 @@ STORE_FIELDS = [
 def store_inventory(path: tuple[str, ...], value: str, secret: Path) -> str:
     """An inventory with replicas on S3, ``value`` in the field at ``path``."""
     data = yaml.safe_load(yaml.safe_dump(BASE))
-    s3 = {"endpoint": "http://store:8333", "bucket": "registry", "region": "us-east-1", "access_key": "kolla"}
+    s3 = {"endpoint": "https://store:8333", "bucket": "registry", "region": "us-east-1", "access_key": "kolla"}
     data["registry"] = {
         "hostname": "kolla-registry.internal",
         "replicas": [{"name": "replica1", "address": "192.0.2.21"}],
