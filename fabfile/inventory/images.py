@@ -40,6 +40,13 @@ def read_images(reader: InventoryReader, value: Any, key: str) -> ImageSettings:
             if not isinstance(data["insecure"], bool):
                 raise reader.fail(f"{key}.insecure", f"expected true or false, got {kind(data['insecure'])}")
             values["insecure"] = data["insecure"]
+        if values.get("insecure") and "username" in values:
+            # The login would cross the network in the clear (Basic, or to a token service).
+            raise reader.fail(
+                f"{key}.insecure",
+                "a private upstream's login (username, password_file) is never sent over plain HTTP: "
+                "use the upstream over https (insecure: false)",
+            )
         values["services"] = tuple(
             _image_name(reader, item, f"{key}.services[{i}]", allow_tag=False, registry=registry)
             for i, item in enumerate(_sequence(reader, data.get("services"), f"{key}.services"))

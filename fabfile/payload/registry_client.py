@@ -101,7 +101,9 @@ class Client:
         challenge = parse_challenge(headers_in.get("www-authenticate", ""))
         authorization = ""
         if challenge["scheme"] == "bearer" and challenge.get("realm"):
-            token = self.token(challenge, repository, self.basic(url))
+            # The login goes to the token service only over https (the realm names any address).
+            secure = challenge["realm"].lower().startswith("https://")
+            token = self.token(challenge, repository, self.basic(url) if secure else "")
             authorization = "Bearer " + token if token else ""
         elif challenge["scheme"] == "basic":
             authorization = self.basic(url)
@@ -111,7 +113,9 @@ class Client:
         return status, headers_in, body
 
     def basic(self, url: str) -> str:
-        """The Basic authorization for ``url``'s registry, or ""."""
+        """The Basic authorization for ``url``'s registry, or "": credentials go over https only."""
+        if not url.lower().startswith("https://"):
+            return ""
         for base, user, password in self.logins:
             if url.startswith(base + "/") and password:
                 return "Basic " + base64.b64encode("{}:{}".format(user, password).encode()).decode()
