@@ -354,6 +354,6 @@ def test_a_tag_list_page_that_is_not_200_fails_the_repository_and_nothing_of_it_
     assert found["error"] == "GET /v2/kolla/broken/tags/list: HTTP 500"
     tags = [{"tag": name, "digest": "sha256:" + name * 64, "created": ""} for name in found["names"]]
     repository = Repository.from_answer({"name": "kolla/broken", "tags": tags, "error": found["error"]})
-    [plan] = plan_prune([repository], [], keep=0).repositories
+    [plan] = plan_prune([repository], [], keep=0, every=True).repositories
     assert plan.deleted == () and plan.manifests == ()
     assert plan.message == "nothing deleted: GET /v2/kolla/broken/tags/list: HTTP 500"
