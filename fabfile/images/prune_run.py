@@ -24,7 +24,7 @@ from ..registry.collect import (
 from ..registry.container import create_registry
 from .host_lock import lock_not_taken, locked
 from .model import Image
-from .prune_plan import PrunePlan, Repository, plan_prune
+from .prune_plan import SINCE, PrunePlan, Repository, plan_prune
 from .prune_report import STEP, table, totals
 from .prune_result import Rechecked, after_deletes, going
 
@@ -143,7 +143,8 @@ def pruned_done(pruned: PrunePlan, output: str) -> Done:
     if failed:
         message += f"; {failed[0].name}: {failed[0].message}"
     # Tags kept because they changed since the scan: said, though nothing failed.
-    message += "".join(f"; {repo.name}: {repo.message}" for repo in plan.repositories if repo.status != FAILED and repo.message)
+    since = [repo for repo in plan.repositories if repo.status != FAILED and any(k.why == SINCE for k in repo.kept)]
+    message += "".join(f"; {repo.name}: {repo.message}" for repo in since)
     return Done(message, failed=bool(failed), detail=table(plan))
 
 
