@@ -15,14 +15,16 @@ from ..registry.tls import tls_sections
 
 
 class PruneRegistry(Action):
-    """Keep ``current`` and the ``keep`` newest other images of each repository; delete and collect the rest."""
+    """Keep ``current`` and the ``keep`` newest other images of each repository of the list (of every
+    repository with ``every``); delete and collect the rest."""
 
     name = step = STEP
     serving = True
 
-    def __init__(self, current: list[Image], keep: int) -> None:
+    def __init__(self, current: list[Image], keep: int, every: bool = False) -> None:
         self.current = current
         self.keep = keep
+        self.every = every
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
         """The registry container as create-registry plans it, pending garbage, and every tag."""
@@ -38,4 +40,4 @@ class PruneRegistry(Action):
         )
 
     def steps(self, ctx: StepContext) -> tuple[Step, ...]:
-        return (Step(prune_planner(self.current, self.keep), settle=False),)
+        return (Step(prune_planner(self.current, self.keep, self.every), settle=False),)

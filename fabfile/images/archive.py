@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -24,6 +25,8 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_TAR_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 # Annotations that name an image in an OCI layout's index.json (containerd's, then the OCI one).
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+# A digest becomes a file name (blobs/sha256/HEX) and a URL: nothing else may pass for one.
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class ArchiveError(Exception):
@@ -37,8 +40,10 @@ class Layout:
         self.path = path
         self.folder = os.path.isdir(path)
         if self.folder:
-            root = Path(path)
-            self.sizes = {str(f.relative_to(root)): f.stat().st_size for f in root.rglob("*") if f.is_file()}
+            # Only the folder's own files: a link out of it (to ~/.docker/config.json...) is not one.
+            self.root = Path(path).resolve()
+            found = (f for f in self.root.rglob("*") if f.is_file() and _inside(self.root, f))
+            self.sizes = {f.relative_to(self.root).as_posix(): f.stat().st_size for f in found}
             return
         with tarfile.open(path) as archive:
             # A tar made by hand names its members ./manifest.json; docker save's, manifest.json.
@@ -50,8 +55,12 @@ class Layout:
         return resolve(self.members, name)
 
     def read(self, name: str) -> bytes:
+        """A member's bytes; in a folder, only a file of the folder (never one a name or link leads out to)."""
         if self.folder:
-            return (Path(self.path) / name).read_bytes()
+            path = self.root / name
+            if name not in self.sizes or not _inside(self.root, path):
+                raise ArchiveError(f"{name}: not a file of {self.path}")
+            return path.read_bytes()
         with tarfile.open(self.path) as archive:
             return archive.extractfile(self.member(name)).read()
 
@@ -59,9 +68,25 @@ class Layout:
         return json.loads(self.read(name))
 
 
+def _inside(root: Path, path: Path) -> bool:
+    """Whether ``path``, links followed, is under ``root`` (itself resolved)."""
+    try:
+        path.resolve().relative_to(root)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def checked_digest(digest: object) -> str:
+    """``digest`` when it is ``sha256:`` and 64 hex digits; else ArchiveError (it would be a path)."""
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        raise ArchiveError(f"{str(digest)[:100]!r} is not a sha256 digest (sha256: and 64 hex digits)")
+    return digest
+
+
 def blob_name(digest: str) -> str:
     """Where an OCI layout keeps a blob."""
-    return "blobs/" + digest.replace(":", "/", 1)
+    return "blobs/sha256/" + checked_digest(digest).removeprefix("sha256:")
 
 
 def archive_index(manifest: list[dict], sizes: dict[str, int]) -> dict[str, Archived]:
@@ -118,6 +143,8 @@ def read_archive(path: str) -> dict[str, Archived]:
             for ref, archived in saved.items():
                 oci = by_config.get(archived.config)
                 index[ref] = Archived(ref, oci.config, oci.size, descriptor=oci.descriptor) if oci else archived
+    except ArchiveError as error:
+        raise ArchiveError(f"{path}: {error}") from None
     except (OSError, tarfile.TarError, KeyError, ValueError, AttributeError, TypeError) as error:
         raise ArchiveError(f"{path}: not a docker save archive or OCI layout ({error})") from None
     if not index:
@@ -130,7 +157,7 @@ def copy_spec(layout: Layout, archived: Archived, tag: str, platforms: list[str]
     if archived.descriptor:
         return _oci_spec(layout, json.loads(archived.descriptor), tag, platforms)
     config = layout.read(archived.config_file)
-    diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+    diff_ids = [checked_digest(diff_id) for diff_id in json.loads(config)["rootfs"]["diff_ids"]]
     if len(diff_ids) != len(archived.layer_files):
         raise ArchiveError(f"{archived.ref}: {len(archived.layer_files)} layers, but {len(diff_ids)} in its config")
     layers = [

@@ -3,24 +3,29 @@
 Pure functions of what the registry answered (``registry_api.scan``). The unit a
 registry deletes is a manifest digest, and deleting it removes every tag that
 points at it: a digest is deleted only when no tag that stays points at it, nor
-at a manifest list holding it.
+at a manifest list holding it. Only the image list's repositories are pruned
+(unless told every one): another cloud's release or the operator's own images
+in the same registry are not this list's to judge. A tag whose image has no
+creation date (a signature, an attestation) cannot be ranked by age: it stays.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..model.context import PROBE_REPOSITORY
-from ..model.outcome import FAILED
 from .model import Image
 
 # Why a tag stays.
-CURRENT, NEWEST, SAME_IMAGE, UNREAD = "current", "newest", "same image", "unread"
-# What happens to a repository's tags that go.
-TO_DELETE, DELETED, KEPT = "to delete", "deleted", "kept"
+CURRENT, NEWEST, SAME_IMAGE, UNREAD, UNDATED = "current", "newest", "same image", "unread", "undated"
+# Outside the image list (pruned only with --all-repositories); changed since the scan (seen just
+# before the deletes: another tag now uses its image, or it names another image now).
+OUTSIDE, SINCE = "not in the image list", "changed since the scan"
+# What happens to a repository's tags that go; a repository outside the image list is left alone.
+TO_DELETE, DELETED, KEPT, LEFT_ALONE = "to delete", "deleted", "kept", "left alone"
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class RepositoryPlan:
     manifests: tuple[str, ...] = ()
     status: str = KEPT
     message: str = ""
+    # Left alone (outside the image list): the tags --all-repositories would delete here.
+    would: tuple[Tag, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,9 @@ class PrunePlan:
     # registry 2.8's --delete-untagged also deletes the platform manifests of a list that stays.
     delete_untagged: bool = True
     notes: tuple[str, ...] = field(default=())
+    # The repositories outside the image list, left alone; each one's message says what
+    # --all-repositories would delete there.
+    others: tuple[RepositoryPlan, ...] = ()
 
     @property
     def deletes(self) -> list[tuple[str, str]]:
@@ -105,13 +115,24 @@ class PrunePlan:
         return [(repo.name, digest) for repo in self.repositories for digest in repo.manifests]
 
 
-def plan_prune(repositories: Iterable[Repository], current: Iterable[Image], keep: int) -> PrunePlan:
-    """Keep ``current``'s tags and the ``keep`` newest other images per repository; delete the rest."""
+def plan_prune(
+    repositories: Iterable[Repository], current: Iterable[Image], keep: int, every: bool = False
+) -> PrunePlan:
+    """Keep ``current``'s tags and the ``keep`` newest other images per repository of the list (of
+    every repository with ``every``); delete the rest."""
+    current = list(current)
     wanted = {(image.path, image.tag) for image in current}
+    listed = {image.path for image in current}
     # verify-registry's probe is the tool's own, pushed again on every check.
     repositories = [repo for repo in repositories if repo.name != PROBE_REPOSITORY]
-    plans = tuple(plan_repository(repo, wanted, max(0, keep)) for repo in repositories)
-    staying = [kept.tag for plan in plans for kept in plan.kept]
+    plans = tuple(plan_repository(repo, wanted, max(0, keep)) for repo in repositories if every or repo.name in listed)
+    others = tuple(
+        left_alone(plan_repository(repo, wanted, max(0, keep)))
+        for repo in repositories
+        if not (every or repo.name in listed)
+    )
+    # Garbage collection is registry-wide: what the other repositories hold stays in use too.
+    staying = [kept.tag for plan in plans + others for kept in plan.kept]
     going = [tag for plan in plans for tag in plan.deleted]
     lists_stay = any(tag.children for tag in staying)
     notes = (
@@ -119,7 +140,15 @@ def plan_prune(repositories: Iterable[Repository], current: Iterable[Image], kee
         if lists_stay
         else ()
     )
-    return PrunePlan(plans, freed_bytes(going, staying), not lists_stay, notes)
+    return PrunePlan(plans, freed_bytes(going, staying), not lists_stay, notes, others)
+
+
+def left_alone(plan: RepositoryPlan) -> RepositoryPlan:
+    """A repository outside the image list: every tag stays; the message says what --all-repositories would delete."""
+    tags = [kept.tag for kept in plan.kept] + list(plan.deleted)
+    would = f"; --all-repositories would delete {', '.join(tag.name for tag in plan.deleted)}" if plan.deleted else ""
+    every = tuple(Kept(tag, OUTSIDE) for tag in tags)
+    return RepositoryPlan(plan.name, every, status=LEFT_ALONE, message=OUTSIDE + would, would=plan.deleted)
 
 
 def plan_repository(repo: Repository, wanted: set[tuple[str, str]], keep: int) -> RepositoryPlan:
@@ -148,6 +177,9 @@ def plan_repository(repo: Repository, wanted: set[tuple[str, str]], keep: int) -
     for tag in sorted(others, key=age, reverse=True):
         if tag.digest in staying:
             stays(tag, SAME_IMAGE, staying[tag.digest])
+        elif tag.created is None:
+            # No date to rank it by (a signature's or an attestation's manifest): not ours to call old.
+            stays(tag, UNDATED)
         elif images < keep:
             images += 1
             stays(tag, NEWEST)
@@ -192,26 +224,3 @@ def freed_bytes(going: list[Tag], staying: list[Tag]) -> int:
     used = {digest for tag in staying for digest, _ in tag.blobs}
     freed = {digest: size for tag in going for digest, size in tag.blobs if digest not in used}
     return sum(freed.values())
-
-
-def after_deletes(plan: PrunePlan, errors: dict[tuple[str, str], str]) -> PrunePlan:
-    """The plan once deleted: ``errors`` maps (repository, digest) to why its DELETE failed."""
-    return replace(plan, repositories=tuple(_deleted(repo, errors) for repo in plan.repositories))
-
-
-def _deleted(repo: RepositoryPlan, errors: dict[tuple[str, str], str]) -> RepositoryPlan:
-    if repo.status != TO_DELETE:
-        return repo
-    failed = {
-        digest: errors[(repo.name, digest)] for digest in repo.manifests if (repo.name, digest) in errors
-    }
-    if not failed:
-        return replace(repo, status=DELETED)
-    left = [tag.name for tag in repo.deleted if tag.digest in failed]
-    return replace(
-        repo,
-        deleted=tuple(tag for tag in repo.deleted if tag.digest not in failed),
-        manifests=tuple(digest for digest in repo.manifests if digest not in failed),
-        status=FAILED,
-        message=f"not deleted: {', '.join(left) or 'platform manifests'}: {next(iter(failed.values()))}",
-    )

@@ -6,16 +6,21 @@ from tabulate import tabulate
 
 from ..model.outcome import FAILED
 from ..model.units import decimal_size
-from .prune_plan import CURRENT, DELETED, NEWEST, SAME_IMAGE, UNREAD, Kept, PrunePlan
+from .prune_plan import CURRENT, DELETED, NEWEST, OUTSIDE, SAME_IMAGE, SINCE, UNDATED, UNREAD, Kept, PrunePlan
 
 STEP = "prune-registry"
 
 
 def kept_text(kept: Kept) -> str:
-    """``2024.1 (current)``, ``2023.2 (newest)``, ``2023.2-b (same image as 2023.2)``."""
-    why = {CURRENT: "current", NEWEST: "newest", UNREAD: "unread"}.get(kept.why, "")
+    """``2024.1 (current)``, ``2023.2 (newest)``, ``2023.2-b (same image as 2023.2)``; outside the image
+    list, the tag alone (the row says why)."""
+    if kept.why == OUTSIDE:
+        return kept.tag.name
+    why = {CURRENT: "current", NEWEST: "newest", UNREAD: "unread", UNDATED: "undated"}.get(kept.why, "")
     if kept.why == SAME_IMAGE:
         why = f"same image as {kept.like}"
+    elif kept.why == SINCE:
+        why = f"{SINCE}: {kept.like} uses it" if kept.like else f"{SINCE}: another image now"
     return f"{kept.tag.name} ({why})"
 
 
@@ -29,7 +34,7 @@ def table(plan: PrunePlan, planned: bool = False) -> str:
             repo.status,
             repo.message,
         ]
-        for repo in plan.repositories
+        for repo in plan.repositories + plan.others
     ]
     headers = ["repository", "kept", "to delete" if planned else "deleted", "status", "details"]
     title = "REGISTRY (nothing was deleted)" if planned else "REGISTRY"
@@ -49,4 +54,14 @@ def totals(plan: PrunePlan, used: tuple[int, int] | None = None) -> str:
         before, after = used
         freed = decimal_size(max(0, before - after))
         return f"{text}; freed {freed} ({decimal_size(before)} -> {decimal_size(after)})"
-    return f"{text}, about {decimal_size(plan.freed)} to free" if plan.deletes else text
+    text = f"{text}, about {decimal_size(plan.freed)} to free" if plan.deletes else text
+    return text + _others(plan)
+
+
+def _others(plan: PrunePlan) -> str:
+    """The repositories outside the image list: left alone, and what --all-repositories would delete there."""
+    if not plan.others:
+        return ""
+    would = sum(len(repo.would) for repo in plan.others)
+    more = f" (--all-repositories would delete {would} tags there)" if would else ""
+    return f"; {len(plan.others)} repositories not in the image list left alone{more}"

@@ -1,5 +1,6 @@
-"""prune-registry as a plan: which tags go (from one scan of the registry), and the one job that
-deletes them by digest and collects the garbage with the registry read-only meanwhile."""
+"""prune-registry as a plan: which tags go (from one scan of the registry), and the one job that,
+under the host's lock, deletes them by digest and collects the garbage with the registry read-only
+meanwhile (the deletes through a writer only root reaches, each repository's tags looked at again first)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ from ..model.facts import HostFacts
 from ..model.marks import MARK, marks
 from ..model.outcome import FAILED
 from ..model.plan import Done, Job, StepPlan
-from ..registry.api import answer, local_base, query, with_access
-from ..registry.collect import GC_PENDING, Container, collect_script, prepare_script, restore_script
+from ..registry.api import answer, local_base, query
+from ..registry.collect import (
+    GC_PENDING,
+    WRITER_SOCKET,
+    Container,
+    collect_script,
+    prepare_script,
+    restore_script,
+)
 from ..registry.container import create_registry
+from .host_lock import lock_not_taken, locked
 from .model import Image
-from .prune_plan import PrunePlan, Repository, after_deletes, plan_prune
+from .prune_plan import SINCE, PrunePlan, Repository, plan_prune
 from .prune_report import STEP, table, totals
+from .prune_result import Rechecked, after_deletes, going
 
 NOT_DEPLOYED = (
     "the registry container is not as deploy-host makes it (deletes need REGISTRY_STORAGE_DELETE_ENABLED, "
@@ -30,8 +40,9 @@ def scan_query(ctx: StepContext):
     return query("scan", ctx, {"scan": local_base(ctx)})
 
 
-def prune_planner(current: list[Image], keep: int):
-    """The planner: the tags that go, and the job that deletes them and frees their space."""
+def prune_planner(current: list[Image], keep: int, every: bool = False):
+    """The planner: the tags that go (in the list's repositories; in all of them with ``every``), and the
+    job that deletes them and frees their space."""
 
     def plan_registry_prune(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
@@ -41,7 +52,7 @@ def prune_planner(current: list[Image], keep: int):
             plan.error = registry.error or f"the registry did not list its repositories: {scanned['error']}"
             return plan
         repositories = [Repository.from_answer(found) for found in scanned.get("repositories") or ()]
-        pruned = plan_prune(repositories, current, keep)
+        pruned = plan_prune(repositories, current, keep, every)
         leftover = GC_PENDING in facts.files
         plan.detail = table(pruned, planned=True)
         if not pruned.deletes and not leftover:
@@ -56,28 +67,30 @@ def prune_planner(current: list[Image], keep: int):
 
 
 def prune_job(pruned: PrunePlan, leftover: bool, facts: HostFacts, ctx: StepContext) -> Job:
-    """One script: note the pending garbage and the volume's size, delete, collect read-only, put the
-    registry back; a failure anywhere puts the registry back before it says so."""
+    """One script under the host's lock: note the pending garbage and the volume's size, make the registry
+    read-only, delete (through the writer), collect, put the registry back; a failure anywhere puts the
+    registry back before it says so."""
     container = Container.of(facts, ctx)
     wait = ctx.limits.docker_wait
     # The collection may take what is left of the host's time limit once the registry has had its
-    # waits (read-only, back to normal, a restore); at least a minute.
-    collect_timeout = max(60, ctx.limits.command_timeout - 3 * wait - 60)
-    deletes = with_access(ctx, {"delete": [[local_base(ctx), repo, digest] for repo, digest in pruned.deletes]})
-    script = (
+    # waits (read-only, the writer, back to normal, a restore) and the lock its own; at least a minute.
+    collect_timeout = max(60, ctx.limits.command_timeout - 4 * wait - 180)
+    deletes = payload.script(deletes_request(pruned)) if pruned.deletes else ""
+    script = locked(
         f"( {prepare_script(container, wait)} ) || exit $?\n"
-        f"out=$( {payload.script(deletes)} ) || out=\n"
-        f'echo "{MARK} deletes $(printf \'%s\' "$out" | tail -1)"\n'
-        f"( {collect_script(container, pruned.delete_untagged, wait, collect_timeout)} )\n"
+        f"( {collect_script(container, pruned.delete_untagged, wait, collect_timeout, deletes)} )\n"
         f'rc=$?; echo "{MARK} collect-status $rc"\n'
         # A collection that ended without a word (killed) may have left the registry read-only.
         f'[ "$rc" -eq 0 ] || ( {restore_script(container, wait)} )\n'
     )
 
     def recover(message: str) -> str:
-        # The script puts the registry back itself when it can say so; lost or killed, from here.
+        # The script puts the registry back itself when it can say so; lost or killed, from here. A run
+        # that never got the lock changed nothing.
         said = ("back to normal", "run fab deploy-host")
-        return "" if any(words in message for words in said) else restore_script(container, wait)
+        if lock_not_taken(message) or any(words in message for words in said):
+            return ""
+        return restore_script(container, wait)
 
     return Job(
         summary=_would(pruned, leftover),
@@ -89,19 +102,33 @@ def prune_job(pruned: PrunePlan, leftover: bool, facts: HostFacts, ctx: StepCont
     )
 
 
+def deletes_request(pruned: PrunePlan) -> dict:
+    """The program's request: per repository, the manifests to delete and the tags planned to go."""
+    repositories = [
+        {"name": repo.name, "manifests": list(repo.manifests), "going": going(repo)}
+        for repo in pruned.repositories
+        if repo.manifests
+    ]
+    return {"prune": {"socket": WRITER_SOCKET, "repositories": repositories}}
+
+
 def pruned_done(pruned: PrunePlan, output: str) -> Done:
-    """The row and table once the script ran: what was deleted, what failed, the space freed."""
+    """The row and table once the script ran: what was deleted, kept since the scan, failed; the space freed."""
     plan = pruned
     found = marks(output, "deletes")
     try:
-        answers = json.loads(found[-1]).get("deleted") if found else None
+        answered = json.loads(found[-1]) if found else {}
+        answers, current = answered.get("deleted") or [], answered.get("current") or {}
     except (ValueError, AttributeError):
-        answers = None
-    if not isinstance(answers, list) or len(answers) != len(pruned.deletes):
+        answers, current = None, {}
+    if pruned.deletes and (not isinstance(answers, list) or len(answers) != len(pruned.deletes)):
         counted = len(answers) if isinstance(answers, list) else 0
-        return Done(f"the registry answered {counted} of {len(pruned.deletes)} deletes", failed=True, detail=table(plan))
-    errors = {item: a["error"] for item, a in zip(pruned.deletes, answers, strict=True) if a.get("error")}
-    plan = after_deletes(pruned, errors)
+        failures = marks(output, "fail")
+        why = f": {failures[-1]}" if failures else ""
+        return Done(
+            f"the registry answered {counted} of {len(pruned.deletes)} deletes{why}", failed=True, detail=table(plan)
+        )
+    plan = after_deletes(pruned, {}, Rechecked.from_answer(pruned.deletes, answers or [], current))
     failures = marks(output, "fail")
     if failures:
         return Done(f"{totals(plan)}; garbage collection: {failures[-1]}", failed=True, detail=table(plan))
@@ -115,6 +142,9 @@ def pruned_done(pruned: PrunePlan, output: str) -> Done:
     failed = [repo for repo in plan.repositories if repo.status == FAILED]
     if failed:
         message += f"; {failed[0].name}: {failed[0].message}"
+    # Tags kept because they changed since the scan: said, though nothing failed.
+    since = [repo for repo in plan.repositories if repo.status != FAILED and any(k.why == SINCE for k in repo.kept)]
+    message += "".join(f"; {repo.name}: {repo.message}" for repo in since)
     return Done(message, failed=bool(failed), detail=table(plan))
 
 

@@ -1,5 +1,5 @@
 """sync-images as a plan: which images the local registry lacks (from one round trip of registry
-queries on the deployment host), and the job that copies them blob by blob.
+queries on the deployment host), and the job that copies them blob by blob, under the host's lock.
 
 The copy is registry to registry over the HTTP API, run on the deployment host
 by the standard-library program (``payload.copyrun``): blobs are streamed from
@@ -20,6 +20,7 @@ from ..model.plan import Done, Job, StepPlan
 from ..registry.api import answer, local_base, query, with_access
 from .archive import ArchiveError, Layout, archived_as, copy_spec
 from .decide import decide_archive, decide_upstream
+from .host_lock import locked
 from .model import COPIED, TO_COPY, Archived, Image, Manifest, Synced, upstream_base
 from .sync_report import STEP, Watch, table, totals
 
@@ -146,7 +147,8 @@ def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: S
 
     return Job(
         summary=f"{totals(found)}, from {source.name} to {ctx.registry}",
-        script=payload.script(request, payload.COPY, "copy_answer"),
+        # Under the host's lock: no prune deletes nor collects while blobs and manifests go in.
+        script=locked(payload.script(request, payload.COPY, "copy_answer")),
         done=done,
         diff="".join(f"+ {item.image.name} ({item.size} bytes) from {source.name}\n" for item in todo),
         uploads=uploads,

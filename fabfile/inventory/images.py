@@ -62,6 +62,13 @@ def _upstream(reader: InventoryReader, data: dict, key: str) -> dict[str, Any]:
         if not isinstance(data["insecure"], bool):
             raise reader.fail(f"{key}.insecure", f"expected true or false, got {kind(data['insecure'])}")
         values["insecure"] = data["insecure"]
+    if values.get("insecure") and "username" in values:
+        # The login would cross the network in the clear (Basic, or to a token service).
+        raise reader.fail(
+            f"{key}.insecure",
+            "a private upstream's login (username, password_file) is never sent over plain HTTP: "
+            "use the upstream over https (insecure: false)",
+        )
     return values
 
 

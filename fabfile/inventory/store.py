@@ -10,6 +10,8 @@ from ..model.inventory import FILESYSTEM, OFF, S3, SELF_SIGNED, Host, S3Store
 
 STORE_KEYS = {"hostname", "replicas", "storage"}
 _S3_KEYS = {"endpoint", "bucket", "region", "access_key", "secret_key_file"}
+# Optional: true lets an http:// endpoint through (the images then cross the network unprotected).
+_S3_INSECURE = "insecure"
 _S3_GRAMMAR = {
     "endpoint": (grammar.S3_ENDPOINT, "is not an endpoint URL (http[s]://host[:port])"),
     "bucket": (grammar.S3_BUCKET, "is not an S3 bucket name"),
@@ -73,7 +75,7 @@ def _storage(reader, raw: Any) -> S3Store | None:
         return None
     if not isinstance(raw, dict) or set(raw) != {S3}:
         raise reader.fail("registry.storage", f"{raw!r} is not {FILESYSTEM} or a mapping with s3")
-    data = reader.mapping(raw[S3], "registry.storage.s3", _S3_KEYS)
+    data = reader.mapping(raw[S3], "registry.storage.s3", _S3_KEYS | {_S3_INSECURE})
     found: dict[str, str] = {}
     for name in sorted(_S3_KEYS):
         where = f"registry.storage.s3.{name}"
@@ -87,7 +89,24 @@ def _storage(reader, raw: Any) -> S3Store | None:
     if not os.access(path, os.R_OK):
         raise reader.fail("registry.storage.s3.secret_key_file", f"{path}: cannot read")
     _check_secret(reader, path)
-    return S3Store(found["endpoint"].rstrip("/"), found["bucket"], found["region"], found["access_key"], path)
+    insecure = _insecure(reader, data.get(_S3_INSECURE, False), found["endpoint"])
+    endpoint = found["endpoint"].rstrip("/")
+    return S3Store(endpoint, found["bucket"], found["region"], found["access_key"], path, insecure)
+
+
+def _insecure(reader, raw: Any, endpoint: str) -> bool:
+    """An http:// endpoint only with ``insecure: true``: whoever sits between the registries and the
+    store could otherwise swap the images every node runs, without anyone having said yes to that."""
+    where = "registry.storage.s3.insecure"
+    if not isinstance(raw, bool):
+        raise reader.fail(where, f"expected true or false, got {raw!r}")
+    if endpoint.lower().startswith("http://") and not raw:
+        raise reader.fail(
+            "registry.storage.s3.endpoint",
+            f"{endpoint!r} is plain HTTP: anyone between the registries and the store can read and swap "
+            "the images; use https://, or set registry.storage.s3.insecure: true to accept that",
+        )
+    return raw
 
 
 def _check_secret(reader, path: str) -> None:

@@ -48,6 +48,8 @@ class S3Store:
     access_key: str
     # A file on this machine holding the secret key: never inline, never on a command line.
     secret_key_file: str
+    # An http:// endpoint, accepted only when the operator says so (anyone on the path can swap images).
+    insecure: bool = False
 
     def secret_key(self) -> str:
         """The secret key, read from its file now (so that it is never kept in the inventory)."""

@@ -5,17 +5,22 @@
 from concurrent.futures import ThreadPoolExecutor
 
 from .manifests import catalog, manifest  # dropped on the host: defined above
-from .registry_client import WORKERS, Client, host_architecture  # likewise
-from .registry_scan import delete, scan  # likewise
+from .registry_client import WORKERS, Client, UnixClient, host_architecture  # likewise
+from .registry_scan import recheck_and_delete, scan  # likewise
+
+# The base URL of a registry on a unix socket: the socket is the address, the host is ignored.
+UNIX_BASE = "http://localhost"
 
 
 def answer(request: dict) -> dict:
     """``{"catalog": BASE}``, ``{"manifests": [[BASE, REPOSITORY, TAG], ...]}``, ``{"scan": BASE}`` or
-    ``{"delete": [[BASE, REPOSITORY, DIGEST], ...]}``, with the logins and CA to ask with."""
+    ``{"prune": {"socket": PATH, "repositories": [...]}}`` (see ``recheck_and_delete``), with the logins and
+    CA to ask with."""
+    if "prune" in request:
+        job = request["prune"]
+        return recheck_and_delete(UnixClient(job["socket"]), UNIX_BASE, job["repositories"])
     client = Client(request.get("logins"), request.get("cafile", ""))
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        if "delete" in request:
-            return {"deleted": list(pool.map(lambda item: delete(client, *item), request["delete"]))}
         if "scan" in request:
             return scan(client, request["scan"], host_architecture(request))
         if "catalog" in request:

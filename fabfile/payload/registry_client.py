@@ -9,8 +9,10 @@ runs them. Each answers with one JSON line.
 # ruff: noqa: UP032 - str.format on purpose: f-strings need Python 3.6 on the host
 
 import base64
+import http.client
 import json
 import platform
+import socket
 import ssl
 import urllib.error
 import urllib.parse
@@ -101,7 +103,9 @@ class Client:
         challenge = parse_challenge(headers_in.get("www-authenticate", ""))
         authorization = ""
         if challenge["scheme"] == "bearer" and challenge.get("realm"):
-            token = self.token(challenge, repository, self.basic(url))
+            # The login goes to the token service only over https (the realm names any address).
+            secure = challenge["realm"].lower().startswith("https://")
+            token = self.token(challenge, repository, self.basic(url) if secure else "")
             authorization = "Bearer " + token if token else ""
         elif challenge["scheme"] == "basic":
             authorization = self.basic(url)
@@ -111,7 +115,9 @@ class Client:
         return status, headers_in, body
 
     def basic(self, url: str) -> str:
-        """The Basic authorization for ``url``'s registry, or ""."""
+        """The Basic authorization for ``url``'s registry, or "": credentials go over https only."""
+        if not url.lower().startswith("https://"):
+            return ""
         for base, user, password in self.logins:
             if url.startswith(base + "/") and password:
                 return "Basic " + base64.b64encode("{}:{}".format(user, password).encode()).decode()
@@ -150,6 +156,43 @@ class Client:
             return response.status, _lower(response.headers), response
         with response:
             return response.status, _lower(response.headers), response.read()
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket: a registry only root on this host can reach."""
+
+    def __init__(self, path: str, timeout: int = TIMEOUT) -> None:
+        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+class UnixClient(Client):
+    """The client of a registry listening on the unix socket ``path`` (its URLs' host is ignored): no
+    login, no TLS, since the socket itself is the access control."""
+
+    def __init__(self, path: str) -> None:
+        Client.__init__(self)
+        self.path = path
+
+    def _send(self, method: str, url: str, accept: str, authorization: str, data=None, headers=None, stream=False):
+        target = "/" + url.split("://", 1)[-1].split("/", 1)[-1]
+        sent = dict(headers or {})
+        if accept:
+            sent["Accept"] = accept
+        connection = UnixConnection(self.path)
+        try:
+            connection.request(method, target, body=data, headers=sent)
+            response = connection.getresponse()
+            return response.status, _lower(response.headers), response.read()
+        except Exception as error:  # noqa: BLE001 - any failure to connect is an answer: nothing answered
+            return 0, {"x-error": str(error)}, b""
+        finally:
+            connection.close()
 
 
 def host_architecture(request: dict) -> str:

@@ -126,6 +126,44 @@ def created(client: Client, base: str, repository: str, document: dict) -> str:
     return (config.get("created") or "") if isinstance(config, dict) else ""
 
 
+def recheck_and_delete(client: Client, base: str, repositories: list) -> dict:
+    """Each repository's tags again, then its deletes: ``[{"name", "manifests": [DIGEST, ...], "going":
+    [[TAG, DIGEST], ...]}]``. A manifest that a tag not going now uses (itself, or a list of it) is kept
+    and named; the others are deleted. Meant to run while nobody else can push (see registry/collect.py)."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        done = list(pool.map(lambda repo: recheck_repository(client, base, repo), repositories))
+    return {
+        "deleted": [answer for answers, _ in done for answer in answers],
+        "current": {repo["name"]: tags for repo, (_, tags) in zip(repositories, done) if tags is not None},
+    }
+
+
+def recheck_repository(client: Client, base: str, repo: dict) -> tuple:
+    """([answer per manifest], {tag: digest} as found, or None when the tags could not be read)."""
+    name, going = repo["name"], {tuple(pair) for pair in repo.get("going") or []}
+    listed = tag_list(client, base, name)
+    tags, uses, error = {}, {}, listed["error"]
+    for tag in [] if error else listed["names"]:
+        document, digest, _, error = fetch_manifest(client, base, name, tag)
+        if error:
+            break
+        tags[tag] = digest
+        if (tag, digest) not in going:
+            for used in [digest] + [entry.get("digest", "") for entry in document.get("manifests") or []]:
+                uses.setdefault(used, tag)
+    if error:
+        # Not knowing what uses a manifest now, delete none of this repository's.
+        failed = {"status": 0, "error": "looking again before deleting: " + error, "kept": ""}
+        return [dict(failed) for _ in repo["manifests"]], None
+    answers = []
+    for digest in repo["manifests"]:
+        if digest in uses:
+            answers.append({"status": 0, "error": "", "kept": uses[digest]})
+        else:
+            answers.append(dict(delete(client, base, name, digest), kept=""))
+    return answers, tags
+
+
 def delete(client: Client, base: str, repository: str, digest: str) -> dict:
     """DELETE one manifest by digest: 202 deleted, 404 already gone, 405 deletes are off."""
     url = "{}/v2/{}/manifests/{}".format(base, repository, digest)

@@ -14,7 +14,7 @@ from ..model.facts import HostFacts
 from ..model.inventory import OFF, RegistrySettings
 from ..model.plan import StepPlan
 from .paths import HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR
-from .storage import carry_data, env_file_change, registry_env, storage_option
+from .storage import carry_data, env_file_change, registry_env, storage_option, store_notes
 
 ARCHIVE_NAME = "registry-image.tar"
 
@@ -36,6 +36,7 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     if not host_network and dc.bridge_or_iptables_off(daemon, dockerd_flags(facts)):
         plan.notes.append(BRIDGE_OFF)
     plan.files += env_file_change(facts, settings)
+    plan.notes += store_notes(settings)
     spec = spec_of(facts, ctx)
     current = facts.registry.container
     labels = (current or {}).get("Config", {}).get("Labels") or {}

@@ -58,6 +58,18 @@ def env_file_change(facts: HostFacts, settings: RegistrySettings) -> list[FileCh
     return [FileChange(ENV_FILE, facts.files.get(ENV_FILE), text, mode="600", secret=True)]
 
 
+def store_notes(settings: RegistrySettings) -> list[str]:
+    """What the deploy-host row says of the store: a plain-HTTP one, every run (the operator allowed it)."""
+    store = settings.s3
+    if not store or not store.endpoint.lower().startswith("http://"):
+        return []
+    warning = (
+        f"the S3 store {store.endpoint} is plain HTTP (registry.storage.s3.insecure: true): "
+        "anyone between the registries and the store can swap the images the nodes run"
+    )
+    return [warning]
+
+
 def storage_option(settings: RegistrySettings) -> str:
     """The named volume, or the S3 store's env file (its keys stay off the command line)."""
     if settings.s3:

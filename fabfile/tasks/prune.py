@@ -1,9 +1,11 @@
 """prune-registry: delete the tags of old releases from the registry, then free their space.
 
-The current image list's tags stay, and the ``--keep`` newest other images of
-each repository (one by default: the release before, to roll back to). The
-rest are deleted by digest through the registry API, and the registry's
-garbage collection frees their blobs with the registry read-only meanwhile.
+Only the image list's repositories are pruned (``--all-repositories``: every
+one). The current image list's tags stay, and the ``--keep`` newest other
+images of each repository (one by default: the release before, to roll back
+to), and every tag whose image has no creation date. The rest are deleted by
+digest through the registry API, and the registry's garbage collection frees
+their blobs, with the registry read-only and the host's lock held meanwhile.
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ from .cli import (
         "(by the image's created time; default 1: the release before, to roll back to)",
         "images": "YAML file with the current image list, shaped like the inventory's images: section "
         "(default: that section); its tags are always kept",
+        "all-repositories": "prune every repository in the registry, not only the image list's (--check shows "
+        "what that would delete besides)",
         "check": "change nothing; list the tags that would be deleted and the space expected back",
         "diff": "list each tag that would be deleted",
         "parallel": PARALLEL_HELP,
         "json": JSON_HELP,
     }
 )
-def prune_registry(c: Context, keep=1, images="", check=False, diff=False, parallel=0, json=False):
-    """Delete old releases' tags from the registry and garbage-collect their space (read-only meanwhile)."""
+def prune_registry(
+    c: Context, keep=1, images="", all_repositories=False, check=False, diff=False, parallel=0, json=False
+):
+    """Delete old releases' tags from the image list's repositories and garbage-collect their space."""
     inventory = inventory_or_exit()
     if int(keep) < 0:
         raise Exit("error: --keep: must be 0 or more", code=2)
@@ -45,4 +51,5 @@ def prune_registry(c: Context, keep=1, images="", check=False, diff=False, paral
         # Garbage collection must see no push meanwhile; read-only mode here leaves the replicas writable.
         raise Exit(f"error: {inventory.path}: registry.replicas: prune-registry does not collect a shared store yet", code=2)
     current = image_list(image_settings_or_exit(inventory, images))
-    run_and_finish(c, inventory, PruneRegistry(current, int(keep)), Modes(check, diff), parallel, json)
+    action = PruneRegistry(current, int(keep), bool(all_repositories))
+    run_and_finish(c, inventory, action, Modes(check, diff), parallel, json)

@@ -1,9 +1,12 @@
 """prune-registry on the lab: two releases in deploy1's registry, the old one deleted and its space freed.
 
 deploy1 pushes two releases of one repository into its own registry (``docker
-import`` of a few MB of random bytes each, so that they share no layer). The
-image list given to prune names the new release and every tag other modules
-left in the registry, so only the old release goes whatever ran before.
+import`` of a few MB of random bytes each, so that they share no layer), and
+two releases of the operator's own ``ops/tool``. The image list given to prune
+names the new release and every tag already in the registry (other modules',
+an earlier run's), so only the old release goes; it does not name ``ops/tool``,
+whose tags stay because prune touches only the list's repositories. The prune
+runs while another run holds the host's lock for a while: it waits for it.
 """
 
 from __future__ import annotations
@@ -18,19 +21,25 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fabfile.images.prune_plan import created_seconds
+
 from .conftest import ensure_deployed, inventory_variant, registry_of
 
 pytestmark = pytest.mark.e2e
 
 REPOSITORY = "openstack.kolla/prune-e2e"
+OPS_TOOL = "ops/tool"
 PROBE = "kolla-registry/probe"
+LOCK = "/var/lib/kolla-registry/lock"
+LOCK_HELD = 15  # seconds another run holds the host's lock when the prune starts
+RELEASED = "/tmp/kolla-e2e-lock-released"
 LAYER_BYTES = 4_000_000
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
 
-def has_manifest(registry: str, tag: str) -> bool:
+def has_manifest(registry: str, tag: str, repository: str = REPOSITORY) -> bool:
     request = urllib.request.Request(
-        f"http://{registry}/v2/{REPOSITORY}/manifests/{tag}", method="HEAD", headers={"Accept": ACCEPT}
+        f"http://{registry}/v2/{repository}/manifests/{tag}", method="HEAD", headers={"Accept": ACCEPT}
     )
     try:
         with urllib.request.urlopen(request, timeout=10):
@@ -64,9 +73,9 @@ def registry_container(hosts) -> str:
     return hosts.run("deploy1", "docker inspect -f '{{.Id}} {{json .Config.Env}}' registry")
 
 
-def push_release(hosts, registry: str, tag: str) -> None:
+def push_release(hosts, registry: str, tag: str, repository: str = REPOSITORY) -> None:
     """A release on deploy1: an image of random bytes, pushed to its registry, then removed there."""
-    image = f"{registry}/{REPOSITORY}:{tag}"
+    image = f"{registry}/{repository}:{tag}"
     hosts.run(
         "deploy1",
         f'd=$(mktemp -d) && head -c {LAYER_BYTES} /dev/urandom > "$d/release" && '
@@ -98,12 +107,17 @@ def releases(lab, fab, hosts, tmp_path_factory):
     """deploy1's registry (deletable) with an old and a new release; the image lists that keep the new."""
     ensure_deployed(fab)
     registry = registry_of(hosts)
+    # Every tag already there is in the list (so that nothing of other modules', nor an earlier run's
+    # release, could go whatever prune did), but for the operator's own ops/tool: only prune's scope
+    # keeps its tags.
+    others = [name for name in every_tag(registry) if not name.startswith(f"{OPS_TOOL}:")]
     old, new = time.strftime("prune-%Y%m%d%H%M%S-old"), time.strftime("prune-%Y%m%d%H%M%S-new")
     push_release(hosts, registry, old)
     time.sleep(1.1)  # created times one second apart at least: the new one is the newest
     push_release(hosts, registry, new)
+    for tool in ("v1", "v2"):
+        push_release(hosts, registry, tool, OPS_TOOL)
     folder = tmp_path_factory.mktemp("prune")
-    others = [name for name in every_tag(registry) if not name.startswith(f"{REPOSITORY}:")]
     keep = images_file(folder, [*others, f"{REPOSITORY}:{new}"], new)
     only_new = images_file(folder, [f"{REPOSITORY}:{new}"], new)
     inventory = inventory_variant(Path(lab.inventory), folder, targets=["node1"])
@@ -120,7 +134,14 @@ def checked(fab, hosts, releases):
 
 @pytest.fixture(scope="module")
 def pruned(fab, hosts, releases, checked):
+    """The prune, started while another run holds deploy1's lock for LOCK_HELD seconds."""
     before = volume_bytes(hosts)
+    hosts.run(
+        "deploy1",
+        f"rm -f {RELEASED}; setsid nohup flock {LOCK} sh -c 'sleep {LOCK_HELD}; date +%s > {RELEASED}' "
+        ">/dev/null 2>&1 < /dev/null &",
+    )
+    time.sleep(1)
     result = fab("prune-registry", "--keep", "0", "--images", str(releases.keep))
     return result, before, volume_bytes(hosts)
 
@@ -132,11 +153,22 @@ def test_check_lists_the_old_release_and_changes_nothing(checked, releases):
     assert result.code == 0, result.output
     assert "REGISTRY (nothing was deleted)" in result.output
     row = next(line for line in result.output.splitlines() if line.startswith(REPOSITORY))
-    assert old in row and "to delete" in row and f"{new} (current)" in row
+    assert old in row and "to delete" in row
+    assert f"{new} (current)" in result.output  # in the kept column (wrapped when earlier runs' releases stay)
     assert "deploy1 | prune-registry | CHANGED | " in result.output
     assert "1 tags to delete (1 manifests), about 4.0 MB to free" in result.output  # the random layer
     assert after == before  # the same container (no read-only recreate), the same bytes
     assert has_manifest(registry, old) and has_manifest(registry, new)
+
+
+def test_check_shows_the_repository_outside_the_list_left_alone_and_what_all_repositories_would_delete(checked):
+    result, _, _ = checked
+
+    row = next(line for line in result.output.splitlines() if line.startswith(OPS_TOOL))
+    assert row.split()[1:3] == ["v2,", "v1"] and "left alone" in row
+    assert "not in the image list; --all-repositories would delete v2," in row
+    line = next(line for line in result.output.splitlines() if line.startswith("deploy1 | prune-registry | CHANGED"))
+    assert line.endswith("1 repositories not in the image list left alone (--all-repositories would delete 2 tags there)")
 
 
 def test_prune_deletes_the_old_release_and_the_volume_shrinks(pruned, releases, hosts):
@@ -152,6 +184,28 @@ def test_prune_deletes_the_old_release_and_the_volume_shrinks(pruned, releases, 
     environment = registry_container(hosts)
     assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in environment
     assert "MAINTENANCE" not in environment
+    # The writer the deletes went through is gone, and its socket.
+    assert hosts.run("deploy1", "docker ps -aq --filter name=registry-writer") == ""
+    assert hosts.run("deploy1", "test -e /run/kolla-registry/registry.sock && echo left || echo gone") == "gone"
+
+
+def test_prune_leaves_the_operator_s_own_repository_alone(pruned, releases):
+    result, _, _ = pruned
+
+    assert result.code == 0, result.output
+    assert has_manifest(releases.registry, "v1", OPS_TOOL) and has_manifest(releases.registry, "v2", OPS_TOOL)
+    row = next(line for line in result.output.splitlines() if line.startswith(OPS_TOOL))
+    assert "left alone" in row
+
+
+def test_prune_waited_for_the_host_s_lock_before_changing_anything(pruned, hosts):
+    result, _, _ = pruned
+
+    assert result.code == 0, result.output
+    released = float(hosts.run("deploy1", f"cat {RELEASED}"))
+    # The registry container prune-registry put back last started after the other run let go of the lock.
+    started = created_seconds(hosts.run("deploy1", "docker inspect -f '{{.State.StartedAt}}' registry"))
+    assert started is not None and started >= released
 
 
 def test_after_a_prune_the_registry_is_as_deploy_host_left_it_and_takes_pushes(pruned, fab, hosts):

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks import imageset, labnet
 from tests.lab import paths
-from tests.lab.store import HOSTNAME, down_replicas, replica_ip, up_replicas
+from tests.lab.store import HOSTNAME, S3_PORT, STORE_IP, down_replicas, replica_ip, up_replicas
 
 from .conftest import (
     UNMARK_HOSTS,
@@ -96,9 +96,37 @@ def node_state(hosts: Hosts, name: str) -> tuple:
     return hosts.docker_pid(name), hosts.containers(name), hosts.run(name, "cat /etc/docker/daemon.json")
 
 
+PLAIN_HTTP = f"the S3 store http://{STORE_IP}:{S3_PORT} is plain HTTP (registry.storage.s3.insecure: true)"
+
+
+def test_the_lab_s_plain_http_store_is_refused_without_insecure_and_nothing_changes(store_lab, hosts, tmp_path):
+    """The lab's SeaweedFS speaks http: an inventory that does not say insecure: true is refused when read."""
+
+    def without_insecure(data: dict) -> None:
+        del data["registry"]["storage"]["s3"]["insecure"]
+
+    inventory = inventory_variant(store_lab[0], tmp_path, edit=without_insecure)
+    before = hosts.run("deploy1", "docker ps -aq --no-trunc")
+
+    result = Fab(inventory)("deploy-host")
+
+    assert result.code == 2, result.output
+    assert (
+        f"registry.storage.s3.endpoint: 'http://{STORE_IP}:{S3_PORT}' is plain HTTP: anyone between the registries "
+        "and the store can read and swap the images; use https://, or set registry.storage.s3.insecure: true"
+    ) in result.output
+    assert hosts.run("deploy1", "docker ps -aq --no-trunc") == before
+
+
 def test_deploy_host_brings_up_every_instance_on_the_store(deployed_replicas):
     for name in INSTANCES:
         assert f"{name} | verify-registry | OK" in deployed_replicas.output
+
+
+def test_every_instance_s_row_says_its_store_is_plain_http(deployed_replicas):
+    for name in INSTANCES:
+        row = next(line for line in deployed_replicas.output.splitlines() if line.startswith(f"{name} | create-registry |"))
+        assert PLAIN_HTTP in row, row
 
 
 def test_nodes_are_spread_evenly_and_trust_the_one_name(spread, rhosts):

@@ -3,16 +3,22 @@
 Two releases are pushed through the API (random layers, a base layer both
 share, two tags on the old one); the scan is the prune's own facts section and
 the deletes its program, each run under sh exactly as the deployment host runs
-them; garbage is collected with the registry read-only, as prune-registry does
-it. The storage must shrink, and the kept release must still be served whole.
+them. As prune-registry does it, the registry is read-only from the deletes to
+the end of the garbage collection, and the deletes go through a second
+registry on the same storage that listens on a unix socket (the writer). The
+storage must shrink, and the kept release must still be served whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,10 +28,11 @@ from pathlib import Path
 from fabfile import payload
 from fabfile.facts import base as facts_base
 from fabfile.images.model import Image
-from fabfile.images.prune_plan import DELETED, Repository, after_deletes, created_seconds, plan_prune
-from fabfile.images.prune_run import scan_query
+from fabfile.images.prune_plan import DELETED, Repository, created_seconds, plan_prune
+from fabfile.images.prune_result import Rechecked, after_deletes
+from fabfile.images.prune_run import deletes_request, scan_query
 from fabfile.model.context import StepContext
-from fabfile.registry.api import answer, local_base, with_access
+from fabfile.registry.api import answer
 from fabfile.registry.collect import Container, shell_functions
 from tests.unit.factories import container, docker_host, make_ctx
 
@@ -94,12 +101,42 @@ def scanned(registry: Registry) -> list[Repository]:
     return [Repository.from_answer(repository) for repository in found["repositories"]]
 
 
-def deleted(registry: Registry, deletes: list[tuple[str, str]]) -> list[dict]:
-    """prune-registry's deletes: its program, run under sh as the deployment host runs it."""
-    ctx = context(registry)
-    request = with_access(ctx, {"delete": [[local_base(ctx), repository, digest] for repository, digest in deletes]})
+@contextlib.contextmanager
+def writer(registry: Registry, deletes: bool = True):
+    """The writer: a second registry on ``registry``'s storage, on a unix socket only; its socket's path."""
+    folder = tempfile.mkdtemp(prefix="kr-writer-", dir="/tmp")  # a socket's path has at most 107 bytes
+    path = os.path.join(folder, "registry.sock")
+    env = {**environment(deletes=deletes), "REGISTRY_HTTP_NET": "unix", "REGISTRY_HTTP_ADDR": path}
+    with open(registry.folder / "writer.log", "ab") as log:
+        process = subprocess.Popen([binary(), "serve", str(registry.folder / "config.yml")], stdout=log, stderr=log, env=env)
+    try:
+        deadline = time.monotonic() + 15
+        while not answers_on(path):
+            assert time.monotonic() < deadline, (registry.folder / "writer.log").read_text()[-2000:]
+            time.sleep(0.05)
+        yield path
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def answers_on(path: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as unix:
+            unix.connect(path)
+            unix.sendall(b"GET /v2/ HTTP/1.0\r\n\r\n")
+            return unix.recv(64).startswith(b"HTTP/1.0 200")
+    except OSError:
+        return False
+
+
+def deleted(plan, path: str) -> dict:
+    """prune-registry's deletes: its program, run under sh as the deployment host runs it, through the writer."""
+    request = deletes_request(plan)
+    request["prune"]["socket"] = path
     done = subprocess.run(["sh", "-c", payload.script(request)], capture_output=True, text=True, check=True, timeout=60)
-    return payload.last_json(done.stdout)["deleted"]
+    return payload.last_json(done.stdout)
 
 
 def stored_bytes(storage: Path) -> int:
@@ -146,16 +183,17 @@ def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space(lo
         assert len(repo.manifests) == 1  # two tags, one image
     assert plan.freed == len(REPOSITORIES) * (LAYER_SIZE + gone[REPOSITORIES[0]]["config"]["size"])
 
-    answers = deleted(registry, plan.deletes)
-    assert [found["status"] for found in answers] == [202, 202]
-    assert {repo.status for repo in after_deletes(plan, {}).repositories} == {DELETED}
+    # prune-registry's deletes and collection: the registry read-only (pulls served, pushes refused) meanwhile.
+    restart(registry, read_only=True)
+    assert call("POST", f"{registry.base}/v2/{REPOSITORIES[0]}/blobs/uploads/")[0] in (405, 503)
+    with writer(registry) as path:
+        found = deleted(plan, path)
+    assert [answer["status"] for answer in found["deleted"]] == [202, 202]
+    rechecked = Rechecked.from_answer(plan.deletes, found["deleted"], found["current"])
+    assert {repo.status for repo in after_deletes(plan, {}, rechecked).repositories} == {DELETED}
     for repository in REPOSITORIES:
         url = f"{registry.base}/v2/{repository}/manifests/{OLD_ALIAS}"
         assert call("HEAD", url, headers={"Accept": DOCKER_IMAGE})[0] == 404
-
-    # prune-registry's collection: the registry read-only (pulls served, pushes refused) meanwhile.
-    restart(registry, read_only=True)
-    assert call("POST", f"{registry.base}/v2/{REPOSITORIES[0]}/blobs/uploads/")[0] in (405, 503)
     assert "blobs marked" in collect(registry, "--delete-untagged").stdout
     assert all(served(registry, repository, kept[repository]) for repository in REPOSITORIES)
     restart(registry)
@@ -172,14 +210,43 @@ def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space(lo
     push_image(registry, REPOSITORIES[0], ("2024.2",), day=3, base_layer=b"new")
 
 
-def test_a_registry_without_deletes_refuses_and_the_program_says_why(local):
-    restart(local, deletes=False)
+def test_a_writer_without_deletes_refuses_and_the_program_says_why(local):
     push_image(local, REPOSITORIES[0], (OLD,), day=1, base_layer=b"base")
-    [found] = scanned(local)
+    plan = plan_prune(scanned(local), [Image(REPOSITORIES[0], NEW)], keep=0)
 
-    [reply] = deleted(local, [(REPOSITORIES[0], found.tags[0].digest)])
+    with writer(local, deletes=False) as path:
+        [reply] = deleted(plan, path)["deleted"]
 
-    assert reply == {"status": 405, "error": "the registry does not allow deletes (storage.delete is off)"}
+    assert reply == {"status": 405, "error": "the registry does not allow deletes (storage.delete is off)", "kept": ""}
+
+
+def test_a_tag_pushed_after_the_scan_keeps_the_manifest_it_names_and_the_others_go(local):
+    registry, repository = local, REPOSITORIES[0]
+    old = push_image(registry, repository, (OLD,), day=1, base_layer=b"base")
+    push_image(registry, repository, ("2023.1",), day=1, base_layer=b"older")
+    push_image(registry, repository, (NEW,), day=2, base_layer=b"base")
+    plan = plan_prune(scanned(registry), [Image(repository, NEW)], keep=0)
+    assert sorted(tag.name for tag in plan.repositories[0].deleted) == ["2023.1", OLD]
+    # After the scan, before prune-registry makes the registry read-only: someone tags the old release.
+    body = json.dumps(old).encode()
+    assert call("PUT", f"{registry.base}/v2/{repository}/manifests/rollback", body, {"Content-Type": DOCKER_IMAGE})[0] == 201
+    restart(registry, read_only=True)
+
+    with writer(registry) as path:
+        found = deleted(plan, path)
+
+    old_digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    kept = {answer["kept"] for answer in found["deleted"]}
+    assert kept == {"rollback", ""}
+    [done] = after_deletes(plan, {}, Rechecked.from_answer(plan.deletes, found["deleted"], found["current"])).repositories
+    assert [tag.name for tag in done.deleted] == ["2023.1"]
+    assert done.message == f"kept, changed since the scan: {OLD} (rollback uses it)"
+    restart(registry)
+    for tag in (OLD, "rollback", NEW):
+        url = f"{registry.base}/v2/{repository}/manifests/{tag}"
+        assert call("HEAD", url, headers={"Accept": DOCKER_IMAGE})[0] == 200, tag
+    assert call("HEAD", f"{registry.base}/v2/{repository}/manifests/2023.1", headers={"Accept": DOCKER_IMAGE})[0] == 404
+    assert old_digest in found["current"][repository].values()
 
 
 def test_the_collection_waits_for_the_real_registry_to_answer_and_gives_up_in_time(local):
@@ -237,9 +304,10 @@ def test_a_kept_manifest_list_keeps_its_platform_images_which_delete_untagged_wo
     assert len(repo.manifests) == 3  # the list and both its platform images
     assert [kept.tag.created for kept in repo.kept] == [created_seconds("2024-01-02T00:00:00.123456789Z")]
     assert not plan.delete_untagged
-    assert [found["status"] for found in deleted(registry, plan.deletes)] == [202, 202, 202]
 
     restart(registry, read_only=True)
+    with writer(registry) as path:
+        assert [found["status"] for found in deleted(plan, path)["deleted"]] == [202, 202, 202]
     collect(registry)  # as prune-registry runs it when a manifest list stays
     restart(registry)
 

@@ -216,6 +216,8 @@ def _write_inventory(names: list[str], target: Path) -> Path:
             "storage": {
                 "s3": {
                     "endpoint": f"http://{STORE_IP}:{S3_PORT}",
+                    # SeaweedFS speaks plain HTTP in the lab: said here, or the inventory is refused.
+                    "insecure": True,
                     "bucket": BUCKET,
                     "region": "us-east-1",
                     "access_key": ACCESS_KEY,

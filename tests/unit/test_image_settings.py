@@ -236,6 +236,10 @@ def test_a_private_upstream_gives_its_user_and_a_password_file(tmp_path):
         ("username: org+robot\n", "images.username: a private upstream needs both username and password_file"),
         ("username: 'x;y'\npassword_file: /etc/hostname\n", "images.username: 'x;y' is not a registry user name"),
         ("username: u\npassword_file: /nonexistent/pw\n", "images.password_file: /nonexistent/pw: cannot read"),
+        (
+            "insecure: true\nusername: org+robot\npassword_file: /etc/hostname\n",
+            "images.insecure: a private upstream's login (username, password_file) is never sent over plain HTTP",
+        ),
     ],
 )
 def test_a_private_upstream_login_is_checked(tmp_path, extra, problem):

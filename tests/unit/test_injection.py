@@ -27,6 +27,7 @@ from fabfile.engines.podman import registries as podman_registries
 from fabfile.engines.podman import verify as podman_verify
 from fabfile.engines.podman.engine import PODMAN
 from fabfile.facts import base as facts
+from fabfile.images import host_lock
 from fabfile.model.context import StepContext
 from fabfile.model.inventory import InventoryError
 from fabfile.model.plan import FileChange, StepPlan
@@ -114,7 +115,7 @@ STORE_FIELDS = [
 def store_inventory(path: tuple[str, ...], value: str, secret: Path) -> str:
     """An inventory with replicas on S3, ``value`` in the field at ``path``."""
     data = yaml.safe_load(yaml.safe_dump(BASE))
-    s3 = {"endpoint": "http://store:8333", "bucket": "registry", "region": "us-east-1", "access_key": "kolla"}
+    s3 = {"endpoint": "https://store:8333", "bucket": "registry", "region": "us-east-1", "access_key": "kolla"}
     data["registry"] = {
         "hostname": "kolla-registry.internal",
         "replicas": [{"name": "replica1", "address": "192.0.2.21"}],
@@ -166,6 +167,10 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(apply, "LOCK", str(tmp_path / "state" / "lock"))
     monkeypatch.setattr(collect, "STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(collect, "GC_PENDING", str(tmp_path / "state" / "gc-pending"))
+    monkeypatch.setattr(collect, "WRITER_DIR", str(tmp_path / "writer"))
+    monkeypatch.setattr(collect, "WRITER_SOCKET", str(tmp_path / "writer" / "registry.sock"))
+    monkeypatch.setattr(host_lock, "STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(host_lock, "LOCK", str(tmp_path / "state" / "lock"))
     return tmp_path
 
 
@@ -216,10 +221,21 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "prune: collect": collect.collect_script(gc, True, 1, 5),
         "prune: collect (TLS)": collect.collect_script(gc_secure, False, 1, 5),
         "prune: restore": collect.restore_script(gc, 1),
+        "prune: delete through the writer and collect": host_lock.locked(
+            collect.collect_script(gc, True, 1, 5, payload.script(prune_request(value)))
+        ),
+        "copy under the host's lock": host_lock.locked(
+            payload.script(copy_request(value, where), payload.COPY, "copy_answer")
+        ),
         "instance probes": facts.script([health_section((Instance(value, value), Instance("b", value)), "http", 1)]),
         "apply and handle": apply.apply_script(plan, "20240108T100000Z")
         + apply.handler_script(value, wait=1),
     }
+
+
+def prune_request(value: str) -> dict:
+    """prune-registry's deletes with ``value`` as the repository, its digests and tags."""
+    return {"prune": {"socket": value, "repositories": [{"name": value, "manifests": [value], "going": [[value, value]]}]}}
 
 
 def copy_request(value: str, where: Path) -> dict:

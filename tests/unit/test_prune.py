@@ -9,17 +9,21 @@ from fabfile.images.prune_plan import (
     CURRENT,
     DELETED,
     KEPT,
+    LEFT_ALONE,
     NEWEST,
+    OUTSIDE,
     SAME_IMAGE,
+    SINCE,
     TO_DELETE,
+    UNDATED,
     UNREAD,
     Repository,
     Tag,
-    after_deletes,
     created_seconds,
     plan_prune,
 )
-from fabfile.images.prune_report import table, totals
+from fabfile.images.prune_report import kept_text, table, totals
+from fabfile.images.prune_result import Rechecked, after_deletes
 from fabfile.model.context import PROBE_REPOSITORY
 from fabfile.model.outcome import FAILED
 
@@ -88,13 +92,26 @@ def test_newest_is_by_the_images_created_time_not_the_tag():
     assert names(plan.deleted) == ["2024.1"]
 
 
-def test_without_created_times_the_highest_tag_is_the_newest_and_dated_images_come_first():
-    registry = repo(tag("2023.9"), tag("2023.10"), tag("2023.2"), tag("old-but-dated", day=1))
+def test_a_tag_without_a_creation_date_stays_and_counts_for_no_release():
+    # A signature (cosign's sha256-HEX.sig) or an attestation has no created time: it cannot be called old.
+    registry = repo(
+        tag("2024.1", day=9), tag("2023.2", day=5), tag("2023.1", day=1), tag("sha256-abc.sig"), tag("2023.9")
+    )
 
-    [plan] = plan_prune([registry], [], keep=2).repositories
+    [plan] = plan_prune([registry], current("2024.1"), keep=1).repositories
 
-    assert names(plan.kept) == ["old-but-dated", "2023.10"]
-    assert names(plan.deleted) == ["2023.9", "2023.2"]
+    assert [(k.tag.name, k.why) for k in plan.kept] == [
+        ("2024.1", CURRENT), ("2023.2", NEWEST), ("2023.9", UNDATED), ("sha256-abc.sig", UNDATED),
+    ]  # fmt: skip
+    assert names(plan.deleted) == ["2023.1"] and plan.manifests == (digest("2023.1"),)
+
+
+def test_the_highest_tag_breaks_a_tie_of_created_times():
+    registry = repo(tag("2023.9", day=1), tag("2023.10", day=1), tag("2023.2", day=1))
+
+    [plan] = plan_prune([registry], current("x"), keep=1).repositories
+
+    assert names(plan.kept) == ["2023.10"] and names(plan.deleted) == ["2023.9", "2023.2"]
 
 
 def test_a_digest_a_kept_tag_points_at_is_never_deleted():
@@ -180,7 +197,7 @@ def test_a_repository_with_a_tag_it_could_not_read_deletes_nothing():
 
 
 def test_a_repository_that_did_not_list_its_tags_deletes_nothing():
-    [plan] = plan_prune([Repository(KEYSTONE, (), "GET /v2/x/tags/list: HTTP 401")], [], keep=0).repositories
+    [plan] = plan_prune([Repository(KEYSTONE, (), "GET /v2/x/tags/list: HTTP 401")], current("x"), keep=0).repositories
 
     assert plan.status == KEPT and plan.message.endswith("HTTP 401")
 
@@ -190,7 +207,7 @@ def test_the_current_list_is_per_repository_and_the_probe_is_left_alone():
     nova = repo(tag("2024.1", day=2, repository=NOVA), tag("2023.1", day=1, repository=NOVA), name=NOVA)
     probe = Repository(PROBE_REPOSITORY, (Tag(PROBE_REPOSITORY, "latest", digest("p")),))
 
-    result = plan_prune([keystone, nova, probe], current("2024.1"), keep=0)
+    result = plan_prune([keystone, nova, probe], current("2024.1"), keep=0, every=True)
 
     assert [r.name for r in result.repositories] == [KEYSTONE, NOVA]
     assert names(result.repositories[0].deleted) == ["2023.1"]
@@ -213,16 +230,16 @@ def test_deletes_list_every_repository_and_manifest():
     keystone = repo(tag("cur", day=9), tag("old", day=1))
     nova = repo(tag("old", day=1, repository=NOVA), name=NOVA)
 
-    assert plan_prune([keystone, nova], current("cur"), keep=0).deletes == [
+    assert plan_prune([keystone, nova], current("cur"), keep=0, every=True).deletes == [
         (KEYSTONE, digest("old")),
         (NOVA, digest("old")),
     ]
 
 
 def test_after_deletes_a_failed_delete_keeps_its_tags_and_fails_its_repository():
-    keystone = repo(tag("cur", day=9), tag("old", day=1), tag("older", day=0))
+    keystone = repo(tag("cur", day=9), tag("old", day=2), tag("older", day=1))
     nova = repo(tag("old", day=1, repository=NOVA), name=NOVA)
-    plan = plan_prune([keystone, nova], current("cur"), keep=0)
+    plan = plan_prune([keystone, nova], current("cur"), keep=0, every=True)
 
     done = after_deletes(plan, {(KEYSTONE, digest("older")): "DELETE ...: HTTP 500"})
 
@@ -271,3 +288,93 @@ def test_the_table_shows_per_repository_what_stays_and_goes():
     assert totals(done, (10_000_000, 7_000_000)) == (
         "1 repositories: 1 tags deleted (1 manifests); freed 3.0 MB (10.0 MB -> 7.0 MB)"
     )
+
+
+# --- which repositories: the image list's, unless every one -----------------------------------------
+
+
+OTHER_CLOUD, OPS = "othercloud/keystone", "ops/backup-agent"
+
+
+def registry_of_three_owners() -> list[Repository]:
+    """The list's keystone, another cloud's keystone, and the operator's own repository."""
+    return [
+        repo(tag("2024.1", day=9), tag("2023.2", day=5), tag("2023.1", day=1)),
+        repo(tag("2023.1", day=1, repository=OTHER_CLOUD), tag("2023.2", day=5, repository=OTHER_CLOUD), name=OTHER_CLOUD),
+        repo(tag("v1", day=1, repository=OPS), tag("v2", day=3, repository=OPS), name=OPS),
+    ]
+
+
+def test_only_the_image_list_s_repositories_are_pruned_the_others_are_left_alone():
+    plan = plan_prune(registry_of_three_owners(), current("2024.1"), keep=1)
+
+    assert [repo.name for repo in plan.repositories] == [KEYSTONE]
+    assert plan.deletes == [(KEYSTONE, digest("2023.1"))]
+    other, ops = plan.others
+    assert (other.name, other.status, other.deleted, other.manifests) == (OTHER_CLOUD, LEFT_ALONE, (), ())
+    assert {kept.why for kept in other.kept + ops.kept} == {OUTSIDE}
+    assert sorted(names(ops.kept)) == ["v1", "v2"]
+    # What --all-repositories would delete there, for --check to show.
+    assert names(other.would) == ["2023.1"] and names(ops.would) == ["v1"]
+    assert ops.message == "not in the image list; --all-repositories would delete v1"
+
+
+def test_all_repositories_prunes_every_one_as_before():
+    plan = plan_prune(registry_of_three_owners(), current("2024.1"), keep=1, every=True)
+
+    assert plan.others == ()
+    assert plan.deletes == [(KEYSTONE, digest("2023.1")), (OTHER_CLOUD, digest("2023.1")), (OPS, digest("v1"))]
+
+
+def test_check_shows_the_repositories_left_alone_and_what_all_repositories_would_add():
+    plan = plan_prune(registry_of_three_owners(), current("2024.1"), keep=1)
+
+    shown = table(plan, planned=True)
+
+    row = next(line for line in shown.splitlines() if line.startswith(OPS))
+    assert "v2, v1" in row and "left alone" in row and "--all-repositories would delete v1" in row
+    assert shown.endswith(
+        "1 repositories: 1 tags to delete (1 manifests), about 0 B to free; "
+        "2 repositories not in the image list left alone (--all-repositories would delete 2 tags there)"
+    )
+
+
+def test_what_other_repositories_hold_stays_in_use_for_the_collection():
+    # The blob and the manifest list of a repository left alone are in use: registry-wide collection.
+    keystone = repo(tag("cur", day=9), tag("old", day=1, blobs=(("shared", 500), ("own", 70))))
+    ops = repo(tag("v1", day=1, repository=OPS, children=("v1-amd64",), blobs=(("shared", 500),)), name=OPS)
+
+    plan = plan_prune([keystone, ops], current("cur"), keep=0)
+
+    assert plan.freed == 70 and not plan.delete_untagged
+
+
+# --- after the deletes: what the program saw just before deleting ------------------------------------
+
+
+def test_a_manifest_a_tag_pushed_since_the_scan_uses_is_kept_and_so_is_its_tag():
+    plan = plan_prune([repo(tag("cur", day=9), tag("old", day=2), tag("older", day=1))], current("cur"), keep=0)
+    rechecked = Rechecked(
+        kept={(KEYSTONE, digest("old")): "rollback"},
+        current={KEYSTONE: {"cur": digest("cur"), "old": digest("old"), "older": digest("older"), "rollback": digest("old")}},
+    )
+
+    [done] = after_deletes(plan, {}, rechecked).repositories
+
+    assert done.status == DELETED and names(done.deleted) == ["older"]
+    assert done.manifests == (digest("older"),)
+    assert [(k.tag.name, k.why, k.like) for k in done.kept][-1] == ("old", SINCE, "rollback")
+    assert done.message == "kept, changed since the scan: old (rollback uses it)"
+    assert kept_text(done.kept[-1]) == "old (changed since the scan: rollback uses it)"
+
+
+def test_a_tag_that_names_another_image_since_the_scan_is_not_counted_as_deleted():
+    plan = plan_prune([repo(tag("cur", day=9), tag("old", day=1))], current("cur"), keep=0)
+    rechecked = Rechecked(current={KEYSTONE: {"cur": digest("cur"), "old": digest("new-push")}})
+
+    [done] = after_deletes(plan, {}, rechecked).repositories
+
+    # Its old manifest went (nothing else used it); the tag itself, re-pushed, stays.
+    assert done.deleted == () and done.manifests == (digest("old"),)
+    assert done.message == "kept, changed since the scan: old"
+

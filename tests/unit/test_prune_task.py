@@ -6,16 +6,19 @@ that answers the scan (a facts query) and the one prune job as a host would.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fabfile.actions.prune import PruneRegistry
+from fabfile.images.host_lock import HELD, LOCK_WAIT
 from fabfile.images.model import Image
 from fabfile.images.prune_run import NOT_DEPLOYED
 from fabfile.model.context import Modes
 from fabfile.model.errors import RemoteError
 from fabfile.model.marks import MARK
 from fabfile.model.outcome import CHANGED, FAILED, OK
-from fabfile.registry.collect import GC_PENDING
+from fabfile.registry.collect import GC_PENDING, WRITER_SOCKET
 from fabfile.registry.container import spec_of
 
 from .factories import StandInRun, changed, container, docker_host, make_ctx, request_of, run_stand_ins
@@ -49,9 +52,24 @@ class Deploy1(StandInRun):
         # How the collection ends: "" (well), a fail mark's text (it put the registry back itself), a
         # RemoteError (the whole script lost or killed), or "died" (its shell gone without a word).
         self.collect_ends: str | RemoteError = ""
+        # What the program sees when it looks again just before deleting: each repository's tags, and
+        # the tag that now keeps a manifest ((repository, digest) -> tag).
+        self.current: dict[str, dict[str, str]] = {}
+        self.kept: dict[tuple[str, str], str] = {}
+        # Another run holds the host's lock for longer than the job waits.
+        self.locked_out = False
         self.answer = self.host_answer
 
+    def deleted(self, repository: str, digest: str) -> dict:
+        if (repository, digest) in self.kept:
+            return {"status": 0, "error": "", "kept": self.kept[(repository, digest)]}
+        return {"status": 202, "error": "", "kept": ""}
+
     def host_answer(self, script: str) -> str:
+        if "garbage-collect" in script and f"flock -w {LOCK_WAIT} 9" in script:
+            self.kinds.append("lock")
+            if self.locked_out:
+                raise RemoteError(f"exit 1: {HELD} (waited {LOCK_WAIT} s): nothing was changed; try again once it ends", 1)
         if "garbage-collect" not in script:
             self.kinds.append("restore")
             return f"{MARK} restored\n"
@@ -63,8 +81,9 @@ class Deploy1(StandInRun):
         if request is not None:
             self.kinds.append("delete")
             self.requests.append(request)
-            answers = [{"status": 202, "error": ""} for _ in request["delete"]]
-            lines.append(f'{MARK} deletes {{"deleted": {answers}}}'.replace("'", '"'))
+            answers = [self.deleted(repo["name"], d) for repo in request["prune"]["repositories"] for d in repo["manifests"]]
+            found = {"deleted": answers, "current": self.current}
+            lines.append(f"{MARK} deletes {json.dumps(found)}")
         self.kinds.append("collect")
         if isinstance(self.collect_ends, RemoteError):
             raise self.collect_ends
@@ -91,17 +110,21 @@ def prune(
     deployed: bool = True,
     pending: bool = False,
     collect_ends: str | RemoteError = "",
+    every: bool = False,
+    **host,
 ):
-    """prune-registry on the deployment host; its one row, and the stand-in host."""
+    """prune-registry on the deployment host; its one row, and the stand-in host (``host``: its attributes)."""
     ctx = make_ctx(registry={"address": "192.0.2.10"})
     ctx = ctx.__class__(ctx.inventory, modes=modes or Modes())
 
-    def make(host, host_ctx):
-        run = Deploy1(host, host_ctx, scan, deployed, pending)
+    def make(host_, host_ctx):
+        run = Deploy1(host_, host_ctx, scan, deployed, pending)
         run.collect_ends = collect_ends
+        for name, value in host.items():
+            setattr(run, name, value)
         return run
 
-    action = PruneRegistry([Image(REPOSITORY, "2024.1")], keep)
+    action = PruneRegistry([Image(REPOSITORY, "2024.1")], keep, every)
     result, runs = run_stand_ins(action, ctx, [ctx.inventory.deploy_host], make)
     [outcome] = result.outcomes
     return outcome, runs["deploy1"]
@@ -118,9 +141,15 @@ def test_check_mode_only_asks_and_says_what_would_go():
 def test_a_prune_deletes_then_collects_and_reports_the_space_freed():
     outcome, run = prune()
 
-    assert run.kinds == ["usage", "delete", "collect"]
+    assert run.kinds == ["lock", "usage", "delete", "collect"]
     assert len(run.scripts) == 1  # one job: the usage, the deletes and the collection in one session
-    assert run.requests[0]["delete"] == [["http://192.0.2.10:4000", REPOSITORY, tag("2023.1", 1)["digest"]]]
+    old = tag("2023.1", 1)["digest"]
+    assert run.requests[0] == {
+        "prune": {
+            "socket": WRITER_SOCKET,
+            "repositories": [{"name": REPOSITORY, "manifests": [old], "going": [["2023.1", old]]}],
+        }
+    }
     assert outcome.status == CHANGED
     assert outcome.message == (
         f"1 repositories: 1 tags deleted (1 manifests); freed 2.0 MB (5.0 MB -> 3.0 MB); {COLLECTED}"
@@ -145,8 +174,8 @@ def test_nothing_to_delete_changes_nothing():
 def test_garbage_an_earlier_run_left_is_collected_even_with_nothing_to_delete():
     outcome, run = prune(keep=5, pending=True)
 
-    assert run.kinds[0] == "usage" and run.kinds[-1] == "collect"
-    assert all(request["delete"] == [] for request in run.requests)
+    assert run.kinds == ["lock", "usage", "collect"]
+    assert run.requests == []  # no writer, no program: nothing to delete
     assert outcome.status == CHANGED and "freed 2.0 MB" in outcome.message
 
 
@@ -155,7 +184,7 @@ def test_a_collection_that_failed_without_a_word_on_the_registry_puts_it_back_fr
 
     outcome, run = prune(collect_ends=timed_out)
 
-    assert run.kinds == ["usage", "delete", "collect", "restore"]
+    assert run.kinds == ["lock", "usage", "delete", "collect", "restore"]
     assert run.siblings == 1  # on a new connection: the one that ran the job may be what failed
     assert outcome.status == FAILED
     assert outcome.message.startswith("1 repositories: 1 tags ")
@@ -196,3 +225,70 @@ def test_diff_mode_lists_each_tag_that_would_be_deleted(capsys):
 
     assert run.scripts == [] and outcome.status == CHANGED
     assert f"--- deploy1 ---\n- {REPOSITORY}:2023.1\n" in capsys.readouterr().out
+
+
+# --- the host's lock, the image list's repositories, what changed since the scan --------------------------
+
+
+def test_a_prune_waits_for_the_host_s_lock_and_fails_its_row_changing_nothing_when_another_run_holds_it():
+    outcome, run = prune(locked_out=True)
+
+    assert run.kinds == ["lock"] and run.siblings == 0  # nothing deleted, nothing to put back
+    assert outcome.status == FAILED
+    assert outcome.message.endswith(
+        f"exit 1: another run holds /var/lib/kolla-registry/lock (waited {LOCK_WAIT} s): "
+        "nothing was changed; try again once it ends"
+    )
+
+
+def test_the_job_takes_the_apply_script_s_lock_before_anything_else():
+    _, run = prune()
+
+    [script] = run.scripts
+    body = script.split("\n", 2)[2]
+    assert script.splitlines()[1].startswith("mkdir -p /var/lib/kolla-registry && exec 9>/var/lib/kolla-registry/lock")
+    assert f"flock -w {LOCK_WAIT} 9 ||" in script.splitlines()[2]
+    assert body.index("flock") < body.index("used-before") < body.index("read-only") < body.index("garbage-collect")
+
+
+SCAN_OF_THREE = {
+    "repositories": [
+        {"name": REPOSITORY, "tags": [tag("2023.1", 1), tag("2023.2", 2), tag("2024.1", 3)]},
+        {"name": "othercloud/keystone", "tags": [tag("2023.1", 1), tag("2023.2", 2)]},
+        {"name": "ops/backup-agent", "tags": [tag("v1", 1), tag("v2", 2)]},
+    ]
+}
+
+
+def test_only_the_image_list_s_repositories_are_pruned_by_default(capsys):
+    outcome, run = prune(keep=1, scan=SCAN_OF_THREE)
+
+    [request] = run.requests
+    assert [repo["name"] for repo in request["prune"]["repositories"]] == [REPOSITORY]
+    assert outcome.status == CHANGED and outcome.message.startswith("1 repositories: 1 tags deleted (1 manifests)")
+    shown = capsys.readouterr().out
+    assert "othercloud/keystone" in shown and "left alone" in shown
+
+
+def test_check_says_what_all_repositories_would_delete_besides():
+    outcome, _ = prune(Modes(check=True), keep=1, scan=SCAN_OF_THREE)
+
+    # keystone 2023.1's layer is othercloud's 2023.1's too (the stand-in's blobs go by tag): it stays in use.
+    assert outcome.message == (
+        "1 repositories: 1 tags to delete (1 manifests), about 0 B to free; "
+        "2 repositories not in the image list left alone (--all-repositories would delete 2 tags there)"
+    )
+    wide, _ = prune(Modes(check=True), keep=1, scan=SCAN_OF_THREE, every=True)
+    assert wide.message == "3 repositories: 3 tags to delete (3 manifests), about 2.0 MB to free"  # one layer twice
+
+
+def test_a_manifest_tagged_since_the_scan_is_kept_and_the_row_says_so():
+    old = tag("2023.1", 1)["digest"]
+    current = {REPOSITORY: {"2023.1": old, "2024.1": tag("2024.1", 3)["digest"], "rollback": old}}
+
+    outcome, _ = prune(keep=0, current=current, kept={(REPOSITORY, old): "rollback"})
+
+    assert outcome.status == CHANGED
+    assert outcome.message.startswith("1 repositories: 1 tags deleted (1 manifests)")
+    # 2023.2 went; 2023.1 stayed with the tag pushed since the scan.
+    assert "openstack.kolla/keystone: kept, changed since the scan: 2023.1 (rollback uses it)" in outcome.message

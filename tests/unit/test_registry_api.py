@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import ssl
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +51,8 @@ class FakeRegistry(BaseHTTPRequestHandler):
     """/v2/ API: kolla/keystone:zed (image), kolla/nova:zed (index, behind a token), a paged catalog."""
 
     seen: ClassVar[list] = []
+    # (server's base, path, Authorization) of every request that carried credentials.
+    credentials: ClassVar[list] = []
 
     def log_message(self, *args):
         pass
@@ -62,6 +65,8 @@ class FakeRegistry(BaseHTTPRequestHandler):
 
     def answer(self, body: bool):
         self.seen.append((self.command, self.path, self.headers.get("Accept", "")))
+        if self.headers.get("Authorization", "").startswith("Basic "):
+            self.credentials.append((self.server.base, self.path, self.headers["Authorization"]))
         path, _, query = self.path.partition("?")
         manifests = {
             "/v2/kolla/keystone/manifests/zed": IMAGE,
@@ -77,7 +82,7 @@ class FakeRegistry(BaseHTTPRequestHandler):
         if path == "/token":
             return self.send(200, {"token": "t0k3n"}, body)
         if path.startswith("/v2/private/") and self.headers.get("Authorization") != "Bearer pr1v4t3":
-            challenge = f'Bearer realm="http://127.0.0.1:{self.server.server_port}/token",service="fake"'
+            challenge = f'Bearer realm="{self.server.realm}",service="fake"'
             return self.send(401, {"errors": []}, body, {"WWW-Authenticate": challenge})
         if path.startswith("/v2/basic/") and self.headers.get("Authorization") != ROBOT:
             return self.send(401, {"errors": []}, body, {"WWW-Authenticate": 'Basic realm="kolla-registry"'})
@@ -85,7 +90,7 @@ class FakeRegistry(BaseHTTPRequestHandler):
             extra = {"Docker-Content-Digest": digest(IMAGE), "Content-Type": IMAGE["mediaType"]}
             return self.send(200, IMAGE, body, extra)
         if path.startswith("/v2/kolla/nova/") and self.headers.get("Authorization") != "Bearer t0k3n":
-            challenge = f'Bearer realm="http://127.0.0.1:{self.server.server_port}/token",service="fake"'
+            challenge = f'Bearer realm="{self.server.realm}",service="fake"'
             return self.send(401, {"errors": []}, body, {"WWW-Authenticate": challenge})
         if path == "/v2/":
             return self.send(200, {}, body, {"Docker-Distribution-API-Version": "registry/2.0"})
@@ -121,14 +126,51 @@ class FakeRegistry(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
-@pytest.fixture(scope="module")
-def registry():
+def serve(tls: tuple[str, str] | None = None, realm: str = ""):
+    """The fake registry on loopback, over TLS with ``tls`` (certificate, key); its token service at
+    ``realm`` (a base URL; default its own)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRegistry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.base = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"
+    server.realm = f"{realm or server.base}/token"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop(server) -> None:
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def registry():
+    server = serve()
+    yield server.base
+    stop(server)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, and its key (made with openssl)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def secure_registry(certificate):
+    """The fake registry over https, its token service on https too."""
+    server = serve(certificate)
+    yield server.base
+    stop(server)
 
 
 @pytest.mark.parametrize(
@@ -251,21 +293,47 @@ def test_the_program_reads_its_request_as_base64_json(registry):
 
 
 @pytest.mark.parametrize("repository", ["private/app", "basic/app"])
-def test_a_login_opens_a_private_upstream_and_a_basic_registry(registry, repository):
+def test_a_login_opens_a_private_upstream_and_a_basic_registry_over_https(secure_registry, certificate, repository):
+    registry, cafile = secure_registry, certificate[0]
     logins = [[registry, "org+robot", "s3cret"]]
 
-    assert manifests.manifest(registry_client.Client(logins), registry, repository, "1", "amd64")["status"] == 200
-    assert manifests.manifest(registry_client.Client(), registry, repository, "1", "amd64")["status"] == 401
-    assert (
-        manifests.manifest(
-            registry_client.Client([["http://elsewhere", "org+robot", "s3cret"]]), registry, repository, "1", "amd64"
-        )["status"]
-        == 401
-    )
+    def status(client) -> int:
+        return manifests.manifest(client, registry, repository, "1", "amd64")["status"]
+
+    assert status(registry_client.Client(logins, cafile)) == 200
+    assert status(registry_client.Client(None, cafile)) == 401
+    assert status(registry_client.Client([["https://elsewhere", "org+robot", "s3cret"]], cafile)) == 401
 
 
-def test_the_request_travels_inside_the_script_never_as_an_argument(registry):
-    request = {"manifests": [[registry, "basic/app", "1"]], "logins": [[registry, "org+robot", "s3cret"]]}
+@pytest.mark.parametrize("repository", ["private/app", "basic/app"])
+def test_a_login_never_goes_over_plain_http(registry, repository):
+    FakeRegistry.credentials.clear()
+    client = registry_client.Client([[registry, "org+robot", "s3cret"]])
+
+    assert manifests.manifest(client, registry, repository, "1", "amd64")["status"] == 401
+    assert FakeRegistry.credentials == []  # neither to the registry (Basic) nor to its token service
+
+
+def test_a_login_never_goes_to_a_plain_http_token_service(registry, certificate):
+    # The registry speaks https, but its challenge names an http:// realm: the login would cross in the clear.
+    server = serve(certificate, realm=registry)
+    try:
+        FakeRegistry.credentials.clear()
+        client = registry_client.Client([[server.base, "org+robot", "s3cret"]], certificate[0])
+
+        assert manifests.manifest(client, server.base, "private/app", "1", "amd64")["status"] == 401
+        assert FakeRegistry.credentials == []
+    finally:
+        stop(server)
+
+
+def test_the_request_travels_inside_the_script_never_as_an_argument(secure_registry, certificate):
+    registry = secure_registry
+    request = {
+        "manifests": [[registry, "basic/app", "1"]],
+        "logins": [[registry, "org+robot", "s3cret"]],
+        "cafile": certificate[0],
+    }
     script = payload.script(request)
 
     assert "python3 - <<" in script and "s3cret" not in script.split("<<", 1)[0]
@@ -286,6 +354,6 @@ def test_a_tag_list_page_that_is_not_200_fails_the_repository_and_nothing_of_it_
     assert found["error"] == "GET /v2/kolla/broken/tags/list: HTTP 500"
     tags = [{"tag": name, "digest": "sha256:" + name * 64, "created": ""} for name in found["names"]]
     repository = Repository.from_answer({"name": "kolla/broken", "tags": tags, "error": found["error"]})
-    [plan] = plan_prune([repository], [], keep=0).repositories
+    [plan] = plan_prune([repository], [], keep=0, every=True).repositories
     assert plan.deleted == () and plan.manifests == ()
     assert plan.message == "nothing deleted: GET /v2/kolla/broken/tags/list: HTTP 500"

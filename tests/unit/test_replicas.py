@@ -113,6 +113,25 @@ def test_bad_store_settings_are_refused_naming_the_key(secret, change, key):
         parse(yaml.safe_dump(data))
 
 
+def test_a_plain_http_store_is_refused_naming_the_endpoint_unless_insecure_is_set(secret):
+    data = yaml.safe_load(inventory_text(secret))
+    data["registry"]["storage"]["s3"]["endpoint"] = "http://rgw.example:8080"
+    with pytest.raises(InventoryError, match=r"registry.storage.s3.endpoint: 'http://rgw.example:8080' is plain HTTP"):
+        parse(yaml.safe_dump(data))
+
+    data["registry"]["storage"]["s3"]["insecure"] = True
+    store = parse(yaml.safe_dump(data)).registry.s3
+    assert store.endpoint == "http://rgw.example:8080" and store.insecure
+
+
+def test_insecure_is_a_boolean_and_an_https_store_needs_none(secret):
+    data = yaml.safe_load(inventory_text(secret))
+    data["registry"]["storage"]["s3"]["insecure"] = "yes"
+    with pytest.raises(InventoryError, match="registry.storage.s3.insecure: expected true or false"):
+        parse(yaml.safe_dump(data))
+    assert parse(inventory_text(secret)).registry.s3.insecure is False
+
+
 def test_a_secret_key_file_must_be_readable_and_one_word(secret):
     secret.write_text("two words\n")
     with pytest.raises(InventoryError, match="secret_key_file: .*on one line"):
@@ -159,6 +178,18 @@ def test_the_env_file_is_a_0600_secret_and_the_keys_never_reach_the_command_line
     assert env_file.mode == "600" and env_file.secret and "content not shown" in env_file.diff()
     run = plan.commands[-1]
     assert f"--env-file {ENV_FILE}" in run and "wJalr" not in run and "-v registry:" not in run
+
+
+def test_the_deploy_host_row_says_every_time_that_a_plain_http_store_is_in_use(secret):
+    ctx = s3_ctx(secret)
+    spec = registry.spec_of(docker_host(), ctx)
+    host = changed(docker_host(container=container(spec)), files={ENV_FILE: registry_env(ctx.inventory.registry)})
+    first, again = registry.create_registry(docker_host(), ctx), registry.create_registry(host, ctx)
+
+    warning = "the S3 store http://store:8333 is plain HTTP (registry.storage.s3.insecure: true)"
+    assert warning in first.summary() and warning in again.summary() and not again.changed
+    https = replace(ctx.inventory.registry, s3=replace(ctx.inventory.registry.s3, endpoint="https://store:8333"))
+    assert "plain HTTP" not in registry.create_registry(docker_host(), replace(ctx, inventory=replace(ctx.inventory, registry=https))).summary()
 
 
 def test_a_new_store_secret_recreates_the_container_and_the_same_one_does_not(secret):
