@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..engines import missing_reason
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.plan import StepPlan
 from ..registry.diagnose import diagnose
 from .model import Image
-from .pull_plan import pulling_engine
+from .pull_plan import host_images
 from .wanted import Wanted
 
 STEP = "check-images"
@@ -44,18 +43,14 @@ def check_planner(wanted: Wanted, digests: Mapping[Image, str], upstream: Mappin
 
     def plan_check(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
-        host = ctx.inventory.resolve(ctx.host_name)
-        if not wanted.names_host(host):
-            plan.notes.append(f"not a host of {wanted.source}: no images to check")
+        found_images = host_images(plan, facts, ctx, wanted, engine, "check")
+        if found_images is None:
             return plan
-        cli = pulling_engine(facts, engine)
-        if cli is None:
-            plan.error = f"--engine {engine}: not installed on this node" if engine else missing_reason(ctx.host_name)
-            return plan
+        images, cli = found_images
         resolved = facts.engine(cli.name).resolved
         found: dict[str, list[Image]] = {}
         why: dict[str, str] = {}
-        for image in wanted.of(host):
+        for image in images:
             code, said = resolved.get(image.at(ctx.registry), (0, "no answer from the node"))
             meaning = verdict(code, said, digests.get(image, ""), upstream.get(image, ""))
             found.setdefault(meaning, []).append(image)

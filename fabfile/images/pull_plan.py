@@ -39,6 +39,22 @@ def pulling_engine(facts: HostFacts, engine: str = "") -> ContainerEngine | None
     return engines[0] if engines else None
 
 
+def host_images(
+    plan: StepPlan, facts: HostFacts, ctx: StepContext, wanted: Wanted, engine: str, what: str
+) -> tuple[tuple[Image, ...], ContainerEngine] | None:
+    """The node's own images and the engine that works with them; None, with the plan's note or error
+    saying why, when there is nothing to do (a host the set does not name) or no engine."""
+    host = ctx.inventory.resolve(ctx.host_name)
+    if not wanted.names_host(host):
+        plan.notes.append(f"not a host of {wanted.source}: no images to {what}")
+        return None
+    cli = pulling_engine(facts, engine)
+    if cli is None:
+        plan.error = f"--engine {engine}: not installed on this node" if engine else missing_reason(ctx.host_name)
+        return None
+    return wanted.of(host), cli
+
+
 def current(image: Image, held: Mapping[str, list[str]], ref: str, digests: Mapping[Image, str]) -> bool:
     """Whether the node holds ``image`` as the registry has it (by digest; unknown digest: not current)."""
     digest = digests.get(image)
@@ -50,15 +66,10 @@ def pull_planner(wanted: Wanted, digests: Mapping[Image, str], per_node: int, re
 
     def plan_pull(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
-        host = ctx.inventory.resolve(ctx.host_name)
-        if not wanted.names_host(host):
-            plan.notes.append(f"not a host of {wanted.source}: no images to pull")
+        found = host_images(plan, facts, ctx, wanted, engine, "pull")
+        if found is None:
             return plan
-        images = wanted.of(host)
-        cli = pulling_engine(facts, engine)
-        if cli is None:
-            plan.error = f"--engine {engine}: not installed on this node" if engine else missing_reason(ctx.host_name)
-            return plan
+        images, cli = found
         held = facts.engine(cli.name).images
         refs = {image.at(ctx.registry): image for image in images}
         todo = {ref: image for ref, image in refs.items() if not current(image, held, ref, digests)}
