@@ -41,6 +41,9 @@ class EngineFacts:
     checked: tuple[int, str] | None = None
     # The images it holds of those asked for: reference -> its repository digests.
     images: dict[str, list[str]] = field(default_factory=dict)
+    # The daemon's own view of its registries (Docker's RegistryConfig: InsecureRegistryCIDRs,
+    # IndexConfigs); empty when not asked for or it did not answer.
+    registry_config: dict = field(default_factory=dict)
 
 
 @dataclass
