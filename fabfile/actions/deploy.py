@@ -58,10 +58,11 @@ def deploy_sections(ctx: StepContext) -> tuple[Section, ...]:
 
 def _docker_ca(ctx: StepContext) -> tuple[Section, ...]:
     """A secure registry: the copy of its CA Docker on this host uses (trust-registry puts it there),
-    and whether TLS verifies with it from here (then an old insecure entry may go)."""
+    whether TLS verifies with it from here (then an old insecure entry may go), and what dockerd
+    itself treats as insecure."""
     if not ctx.inventory.registry.secure or not ctx.registry_address:
         return ()
-    return (files(ca_path(ctx.registry)), tls_check(ctx, [ca_path(ctx.registry)]))
+    return (files(ca_path(ctx.registry)), tls_check(ctx, [ca_path(ctx.registry)]), docker_facts.REGISTRY_CONFIG)
 
 
 class DeploySteps(Action):

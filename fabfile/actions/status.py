@@ -19,7 +19,7 @@ from ..registry.api import answer, local_base, query
 from ..registry.reach import tls_check
 from ..registry.replicas.hosts_file import ETC_HOSTS, current_address
 from ..registry.status import host_role, host_status
-from ..registry.tls import tls_sections
+from ..registry.tls import exposure, tls_sections
 
 STEP = "status"
 
@@ -69,8 +69,15 @@ class Status(Action):
     def data(self, facts: HostFacts, ctx: StepContext) -> dict:
         host = self.inventory.resolve(ctx.host_name)
         registry = ctx.registry if ctx.registry_address else ""
+        settings = self.inventory.registry
         row = host_status(
-            host, host_role(self.inventory, host), facts, registry, answer(facts, "catalog"), self.inventory.registry.secure
+            host,
+            host_role(self.inventory, host),
+            facts,
+            registry,
+            answer(facts, "catalog"),
+            settings.secure,
+            exposure(settings.tls, settings.auth),
         )
         row.instance = self.instance_of(facts)
         row.images = self.held(facts, ctx, host) if registry and self.wanted is not None else ""

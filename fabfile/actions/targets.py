@@ -23,7 +23,7 @@ from ..model.outcome import Outcome
 from ..model.plan import StepPlan
 from ..registry.access import Instance
 from ..registry.diagnose import diagnose
-from ..registry.reach import health_section, tls_check
+from ..registry.reach import health_section, tls_check, tls_verified
 from ..registry.replicas.hosts_file import ETC_HOSTS
 from ..registry.replicas.placement import place_node
 
@@ -49,8 +49,23 @@ def moving_to_tls(facts: HostFacts, ctx: StepContext) -> bool:
     return ctx.inventory.registry.secure and any(engine.still_insecure(facts, ctx) for engine in installed(facts))
 
 
+def insecure_yet(facts: HostFacts, ctx: StepContext) -> list[str]:
+    """A TLS registry an engine here still treats as insecure, where TLS does not verify from here yet:
+    each entry that does it (the changes being applied keep it). Empty otherwise."""
+    if not ctx.inventory.registry.secure or tls_verified(facts):
+        return []
+    return [str(entry) for engine in installed(facts) for entry in engine.insecure_entries(facts, ctx.registry)]
+
+
 def pull_checks(facts: HostFacts, ctx: StepContext) -> str:
-    """Shell: each engine's pull check in turn; the first that fails ends it."""
+    """Shell: each engine's pull check in turn; the first that fails ends it.
+
+    None while an engine still treats a TLS registry as insecure: its login would go over a
+    connection whose certificate nobody checks. The next round removes the entry once TLS
+    verifies with the CA (no credentials), and checks then.
+    """
+    if insecure_yet(facts, ctx):
+        return ""
     scripts = [engine.verify_script(ctx) for engine in installed(facts)]
     if scripts and ctx.inventory.registry.hostname and installed(facts)[0] is ENGINES[0]:
         # dockerd caches /etc/hosts for up to 5 s: wait out a move of the registry's name.
@@ -61,6 +76,15 @@ def pull_checks(facts: HostFacts, ctx: StepContext) -> str:
 def proof(facts: HostFacts, ctx: StepContext, changed: bool) -> Check:
     """The node pulls: done with the changes when it changed, else known from the facts session, or run now."""
     pulled = f"pulled probe{engines_that_pulled(facts)}"
+    still = insecure_yet(facts, ctx)
+    if still:
+        # Never checked: the login would have gone over an unchecked connection.
+        why = facts.reach.tls or "no answer"
+        return Check(
+            STEP,
+            failed=f"TLS does not verify from here with the registry's CA ({why}): "
+            f"{ctx.registry} stays insecure ({'; '.join(still)}), so no login was sent",
+        )
     if changed:
         return Check(STEP, passed=pulled)
     engines = installed(facts)

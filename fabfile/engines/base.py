@@ -7,6 +7,7 @@ an engine: a new one is one package implementing this, plus one tuple entry.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from ..facts.base import Section
 from ..model.context import StepContext
@@ -30,6 +31,19 @@ PERMANENT_ERRORS = (
     "certificate",
 )
 RETRY_DELAY = 5  # seconds; kolla-ansible's pull retries wait as long
+
+
+@dataclass(frozen=True)
+class Insecure:
+    """Something that makes an engine treat a TLS registry as insecure (no certificate check, and
+    Docker falls back to plain HTTP): the entry as written, where it is, whether it is this tool's."""
+
+    entry: str
+    where: str
+    ours: bool
+
+    def __str__(self) -> str:
+        return f"{self.entry} ({self.where})"
 
 
 class ContainerEngine:
@@ -71,7 +85,12 @@ class ContainerEngine:
         raise NotImplementedError
 
     def still_insecure(self, facts: HostFacts, ctx: StepContext) -> bool:
-        """Whether its config still lists a TLS registry as insecure (a node moving to TLS)."""
+        """Whether it still treats a TLS registry as insecure (a node moving to TLS, or worse)."""
+        return bool(self.insecure_entries(facts, ctx.registry))
+
+    def insecure_entries(self, facts: HostFacts, registry: str) -> list[Insecure]:
+        """Every entry that makes it treat ``registry`` as insecure ([] when its config cannot be read:
+        the trust planner names that file)."""
         raise NotImplementedError
 
     def trusted(self, facts: HostFacts, registry: str) -> bool | None:

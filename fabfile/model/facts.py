@@ -44,6 +44,9 @@ class EngineFacts:
     # Images resolved from the registry through it, nothing downloaded: reference -> (HTTP-like
     # status, the digest when found, else what the registry or the engine said).
     resolved: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # The daemon's own view of its registries (Docker's RegistryConfig: InsecureRegistryCIDRs,
+    # IndexConfigs); empty when not asked for or it did not answer.
+    registry_config: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from ..facts.base import files
 from ..facts.system import ADDRESSES
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
-from .paths import CA_CERT, PASSWORD
+from .paths import CA_CERT, OLD_CA_CERT, PASSWORD
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ class Instance:
     address: str
 
 
-# What the deployment host tells of its registry.
-SECTIONS = (ADDRESSES, files(CA_CERT, PASSWORD))
+# What the deployment host tells of its registry (the CA where versions before CA_DIR kept it, too:
+# until deploy-host moves it, nodes keep getting it).
+SECTIONS = (ADDRESSES, files(CA_CERT, OLD_CA_CERT, PASSWORD))
 
 
 def needs_deploy_host(inventory: Inventory) -> bool:
@@ -50,7 +51,8 @@ def from_facts(inventory: Inventory, facts: HostFacts) -> Access:
     address = inventory.registry.known_address or first_ipv4(facts.system.addresses)
     if not inventory.registry.secure:
         return Access(address)
-    return Access(address, facts.files.get(CA_CERT, ""), facts.files.get(PASSWORD, "").strip())
+    ca = facts.files.get(CA_CERT) or facts.files.get(OLD_CA_CERT, "")
+    return Access(address, ca, facts.files.get(PASSWORD, "").strip())
 
 
 def seen_from(inventory: Inventory, host: Host, access: Access, serving: bool) -> Access:

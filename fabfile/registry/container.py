@@ -13,7 +13,7 @@ from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import OFF, RegistrySettings
 from ..model.plan import StepPlan
-from .paths import HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR
+from .paths import HTPASSWD, SERVER_CERT, SERVER_KEY
 from .storage import carry_data, env_file_change, registry_env, storage_option, store_notes
 
 ARCHIVE_NAME = "registry-image.tar"
@@ -74,7 +74,10 @@ def _secure_state(facts: HostFacts, ctx: StepContext) -> dict:
     settings = ctx.inventory.registry
     if not settings.secure:
         return {}
-    state = {"tls": facts.registry.tls.get("fingerprint", "")}
+    tls = facts.registry.tls
+    # "mounts": only the server's certificate and key (a registry made when the whole TLS folder,
+    # CA key included, was mounted is recreated once); the key's digest, so a new key recreates it.
+    state = {"tls": tls.get("fingerprint", ""), "key": tls.get("key_digest", ""), "mounts": "server-only"}
     if settings.auth != OFF:
         state["htpasswd"] = hashlib.sha256(facts.files.get(HTPASSWD, "").encode()).hexdigest()
     return state
@@ -135,8 +138,10 @@ def _secure_options(settings: RegistrySettings) -> str:
     """TLS and htpasswd, set through the registry's environment (REGISTRY_<SECTION>_<KEY>)."""
     if not settings.secure:
         return ""
+    # The server's certificate and key only: the CA (and its key) is never in the network-facing container.
     options = [
-        f"-v {TLS_DIR}:{TLS_DIR}:ro",
+        f"-v {SERVER_CERT}:{SERVER_CERT}:ro",
+        f"-v {SERVER_KEY}:{SERVER_KEY}:ro",
         f"-e REGISTRY_HTTP_TLS_CERTIFICATE={SERVER_CERT}",
         f"-e REGISTRY_HTTP_TLS_KEY={SERVER_KEY}",
     ]

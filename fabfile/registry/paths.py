@@ -1,9 +1,13 @@
 """The registry's own files on the hosts that run an instance: TLS, login, storage settings."""
 
-# A secure registry's files: its CA and server certificate, its login.
+# What the registry container sees of TLS: its server certificate and key, nothing else.
 TLS_DIR = "/etc/kolla-registry/tls"
-CA_CERT, CA_KEY = f"{TLS_DIR}/ca.crt", f"{TLS_DIR}/ca.key"
 SERVER_CERT, SERVER_KEY = f"{TLS_DIR}/server.crt", f"{TLS_DIR}/server.key"
+# The CA (self-signed) in a folder of its own, 0700: never mounted into the network-facing container.
+CA_DIR = "/etc/kolla-registry/ca"
+CA_CERT, CA_KEY = f"{CA_DIR}/ca.crt", f"{CA_DIR}/ca.key"
+# Where versions before CA_DIR kept the CA, next to the server's files (moved once by deploy-host).
+OLD_CA_CERT, OLD_CA_KEY = f"{TLS_DIR}/ca.crt", f"{TLS_DIR}/ca.key"
 AUTH_DIR = "/etc/kolla-registry/auth"
 HTPASSWD, PASSWORD = f"{AUTH_DIR}/htpasswd", f"{AUTH_DIR}/password"
 REGISTRY_USER = "kolla"

@@ -56,6 +56,10 @@ class HostStatus:
     instance: str = ""
     # How many of the images it should hold it holds ("12/15"; "" when no image list is known).
     images: str = ""
+    # A TLS registry an engine here treats as insecure anyway (no certificate check): each entry, where.
+    insecure: list[str] = field(default_factory=list)
+    # What anyone who reaches the registry may do, and the setting that stops it ("" with TLS and a login).
+    exposure: str = ""
 
 
 def trusted(facts: HostFacts, registry: str) -> bool | None:
@@ -67,8 +71,16 @@ def trusted(facts: HostFacts, registry: str) -> bool | None:
     return all(answers) if answers else False
 
 
-def tls_state(facts: HostFacts, role: str) -> str:
-    """What a secure registry's TLS looks like from this host: days left of its certificate, or the check."""
+def insecure_entries(facts: HostFacts, registry: str) -> list[str]:
+    """What makes an engine here treat the TLS ``registry`` as insecure, each ``ENTRY (WHERE)``."""
+    return [str(entry) for engine in installed(facts) for entry in engine.insecure_entries(facts, registry)]
+
+
+def tls_state(facts: HostFacts, role: str, insecure: list[str] | None = None) -> str:
+    """What a secure registry's TLS looks like from this host: a downgrade, days left of its certificate,
+    or the check."""
+    if insecure:
+        return f"NOT checked: treated as insecure by {'; '.join(insecure)} (fab configure-targets names the fix)"
     if role != TARGET and "days" in facts.registry.tls:
         days = facts.registry.tls["days"]
         return f"{days} days left" + (", renew due" if days < RENEW_DAYS else "")
@@ -80,10 +92,11 @@ def tls_state(facts: HostFacts, role: str) -> str:
 
 
 def host_status(
-    host: Host, role: str, facts: HostFacts, registry: str, answer: dict, secure: bool = False
+    host: Host, role: str, facts: HostFacts, registry: str, answer: dict, secure: bool = False, exposure: str = ""
 ) -> HostStatus:
     """The row of a host that answered: its facts, and what it saw of the registry (``answer``)."""
     answers = answer.get("status") in (200, 401) and str(answer.get("api", "")).startswith("registry/2")
+    insecure = insecure_entries(facts, registry) if secure and registry else []
     return HostStatus(
         host=host.name,
         role=role,
@@ -93,11 +106,13 @@ def host_status(
         docker=facts.engine(DOCKER).version,
         docker_running=facts.engine(DOCKER).answers,
         podman=facts.engine("podman").version,
-        trusted=(tls_verified(facts) if secure else trusted(facts, registry)) if registry else None,
+        trusted=(tls_verified(facts) and not insecure if secure else trusted(facts, registry)) if registry else None,
         registry_answers=answers if registry else None,
         registry_error=str(answer.get("error") or ""),
         repositories=list(answer.get("repositories") or []),
-        tls=tls_state(facts, role) if secure else "",
+        tls=tls_state(facts, role, insecure) if secure else "",
+        insecure=insecure,
+        exposure=exposure,
     )
 
 
@@ -195,7 +210,9 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
     # The note is one line of advice: wider than the other columns.
     widths = [None, None, 40] + [30] * (len(headers) - 3 - kolla) + [90] * kolla
     shown = tabulate(table, headers=headers, disable_numparse=True, maxcolwidths=widths)
-    return f"registry: {registry or 'unknown (deployment host not reached; set registry.address)'}\n{shown}"
+    exposure = next((row.exposure for row in rows if row.exposure), "")
+    named = registry or "unknown (deployment host not reached; set registry.address)"
+    return f"registry: {named}{f' ({exposure})' if exposure else ''}\n{shown}"
 
 
 def _engine(row: HostStatus) -> str:

@@ -1,66 +1,88 @@
 """A secure registry on the deployment host: its CA, its server certificate and its login.
 
 ``secure_registry`` is a pure planner like the documented steps: from the facts
-of the deployment host (which keys exist, the server certificate's names, days
-left and issuer, the login files) it plans the shell that makes or renews what
-is missing. The CA key never leaves the host; the password is made here and
-kept there (0600), never shown.
+of the deployment host (which keys exist, the certificates' extensions, the
+server certificate's names, days left and issuer, the login files) it plans the
+shell that makes, renews or mends what is missing. The CA key never leaves the
+host, nor does the operator's server key (only its digest is read); the
+password is made here and kept there (0600), never shown.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-import shlex
 
 from ..facts.base import Section, Texts, files
 from ..facts.system import NAMES
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import HTPASSWD as HTPASSWD_AUTH
-from ..model.inventory import OWN_FILES, SELF_SIGNED
+from ..model.inventory import SELF_SIGNED
 from ..model.plan import FileChange, StepPlan
+from . import certs, paths
 from .auth import plan_login
-from .paths import CA_CERT, CA_KEY, HTPASSWD, PASSWORD, SERVER_CERT, SERVER_KEY, TLS_DIR
 
 RENEW_DAYS = 30
-SERVER_DAYS = 365
-CA_DAYS = 3650
+# What a registry without TLS or login is, and the one setting that changes it (deploy-host's row, status).
+PLAIN = "plain HTTP, no login: anyone who reaches its port can pull and push any image"
+TLS_AND_LOGIN = "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login"
+NO_LOGIN = "TLS, no login: anyone who reaches its port can push any image (registry.auth: htpasswd for a login)"
+
+
+def exposure(tls: str, auth: str) -> str:
+    """What anyone who reaches the registry may do, and the setting that stops it; "" with TLS and a login."""
+    if tls == "off":
+        return f"{PLAIN}; {TLS_AND_LOGIN}"
+    return NO_LOGIN if auth == "off" else ""
 
 
 def tls_sections(ctx: StepContext) -> tuple[Section, ...]:
     """What the deployment host has of a secure registry (nothing when the registry is plain HTTP)."""
-    settings = ctx.inventory.registry
-    if not settings.secure:
+    if not ctx.inventory.registry.secure:
         return ()
-    own_key = (SERVER_KEY,) if settings.tls == OWN_FILES else ()
-    return (files(CA_CERT, SERVER_CERT, *own_key, HTPASSWD, PASSWORD), _STATE, NAMES)
+    return (files(paths.CA_CERT, paths.OLD_CA_CERT, paths.SERVER_CERT, paths.HTPASSWD, paths.PASSWORD), _STATE, NAMES)
 
 
 def _read_state(texts: Texts, facts: HostFacts) -> None:
     state: dict = {"keys": set(texts.get("tls-keys", "").split()), "sans": set(), "signed": False}
-    for line in texts.get("tls-server", "").splitlines():
+    for line in [*texts.get("tls-ca", "").splitlines(), *texts.get("tls-server", "").splitlines()]:
         word, _, rest = line.strip().partition(" ")
         if word == "days" and re.fullmatch(r"-?\d+", rest):
             state["days"] = int(rest)
         elif word == "signed":
             state["signed"] = rest == "yes"
-        elif word == "fingerprint":
-            state["fingerprint"] = rest
+        elif word in ("fingerprint", "strict"):
+            state[word] = rest
+        elif word in ("ca-ext", "server-ext", "ca-mode", "key-digest"):
+            state[word.replace("-", "_")] = rest.strip()
         elif word == "san":
             state["sans"] |= {name.split(":", 1)[1].strip() for name in rest.split(",") if ":" in name}
     facts.registry.tls = state
 
 
+# An openssl listing of extensions on one line.
+_ONE_LINE = "tr -s ' \\n' ' ' | sed 's/^ //'"
+
+
 _STATE = Section(
     "tls-state",
-    f"""s tls-keys; for f in {CA_KEY} {SERVER_KEY}; do [ -s "$f" ] && echo "$f"; done
+    f"""s tls-keys; for f in {paths.CA_KEY} {paths.SERVER_KEY} {paths.OLD_CA_KEY}; do [ -s "$f" ] && echo "$f"; done
+tls_ca={paths.CA_CERT}; [ -s "$tls_ca" ] || tls_ca={paths.OLD_CA_CERT}
+s tls-ca
+[ -s "$tls_ca" ] && echo "ca-ext $(openssl x509 -noout -ext basicConstraints,keyUsage -in "$tls_ca" 2>/dev/null | {_ONE_LINE})"
+[ -d {paths.CA_DIR} ] && echo "ca-mode $(stat -c %a {paths.CA_DIR})"
 s tls-server
-if [ -s {SERVER_CERT} ]; then
-  end=$(openssl x509 -enddate -noout -in {SERVER_CERT} | cut -d= -f2)
+[ -s {paths.SERVER_KEY} ] && echo "key-digest $(sha256sum < {paths.SERVER_KEY} | cut -d' ' -f1)"
+if [ -s {paths.SERVER_CERT} ]; then
+  end=$(openssl x509 -enddate -noout -in {paths.SERVER_CERT} | cut -d= -f2)
   echo "days $(( ($(date -d "$end" +%s) - $(date +%s)) / 86400 ))"
-  echo "san $(openssl x509 -noout -ext subjectAltName -in {SERVER_CERT} 2>/dev/null | tail -n +2 | tr -d ' ')"
-  openssl verify -CAfile {CA_CERT} {SERVER_CERT} >/dev/null 2>&1 && echo "signed yes"
-  echo "fingerprint $(openssl x509 -noout -fingerprint -sha256 -in {SERVER_CERT} | cut -d= -f2)"
+  echo "san $(openssl x509 -noout -ext subjectAltName -in {paths.SERVER_CERT} 2>/dev/null | tail -n +2 | tr -d ' ')"
+  echo "server-ext $(openssl x509 -noout -ext keyUsage,extendedKeyUsage -in {paths.SERVER_CERT} 2>/dev/null | {_ONE_LINE})"
+  openssl verify -CAfile "$tls_ca" {paths.SERVER_CERT} >/dev/null 2>&1 && echo "signed yes"
+  # What Python 3.13 (Debian 13) checks by default: VERIFY_X509_STRICT.
+  strict=$(openssl verify -x509_strict -CAfile "$tls_ca" {paths.SERVER_CERT} 2>&1) || echo "strict $(printf '%s\\n' "$strict" | grep -m1 '^error' | sed 's/^error [0-9]* at [0-9]* depth lookup: //')"
+  echo "fingerprint $(openssl x509 -noout -fingerprint -sha256 -in {paths.SERVER_CERT} | cut -d= -f2)"
 fi""",
     _read_state,
 )
@@ -77,7 +99,7 @@ def secure_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     plan = StepPlan("secure-registry")
     settings = ctx.inventory.registry
     if not settings.secure:
-        plan.notes.append("plain HTTP, as the procedure (registry.tls: off)")
+        plan.notes.append(exposure(settings.tls, settings.auth))
         return plan
     if not ctx.registry_address:
         plan.error = "no registry address: the deployment host has none, set registry.address"
@@ -88,60 +110,73 @@ def secure_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
         _plan_own_files(facts, ctx, plan)
     if settings.auth == HTPASSWD_AUTH:
         plan_login(facts, plan)
+    elif not plan.changed:
+        plan.notes.append(exposure(settings.tls, settings.auth))
     return plan
 
 
 def _plan_self_signed(facts: HostFacts, ctx: StepContext, plan: StepPlan) -> None:
     state = facts.registry.tls
     keys = state.get("keys", set())
-    new_ca = CA_KEY not in keys or CA_CERT not in facts.files
+    # Versions before paths.CA_DIR kept the CA next to the server's files, which the container saw.
+    moving = paths.OLD_CA_KEY in keys and paths.CA_KEY not in keys
+    if moving:
+        plan.commands.append(certs.move_ca())
+    elif state.get("ca_mode", "700") != "700":
+        plan.commands.append(certs.private_ca_dir())
+    has_cert = paths.CA_CERT in facts.files or (moving and paths.OLD_CA_CERT in facts.files)
+    new_ca = not (paths.CA_KEY in keys or moving) or not has_cert
+    if new_ca:
+        plan.commands.append(certs.make_ca())
+    elif not certs.sound_ca(state.get("ca_ext", "")):
+        plan.commands.append(certs.reissue_ca())
+    reason = _server_reason(facts, ctx, new_ca)
+    if reason:
+        plan.commands.append(certs.make_server_cert(reason, sorted(wanted_names(facts, ctx)), ctx.registry_address))
+    elif not plan.commands:
+        plan.notes.append(f"TLS: server certificate valid {state['days']} more days")
+
+
+def _server_reason(facts: HostFacts, ctx: StepContext, new_ca: bool) -> str:
+    """Why the server certificate is made, renewed or re-issued now; "" when it is fine."""
+    state = facts.registry.tls
     missing = wanted_names(facts, ctx) - state.get("sans", set())
     days = state.get("days")
-    if new_ca:
-        plan.commands.append(_make_ca())
-    if new_ca or SERVER_KEY not in keys or days is None:
-        reason = "make the registry's server certificate"
-    elif days < RENEW_DAYS:
-        reason = f"renew the server certificate ({days} days left)"
-    elif missing:
-        reason = f"re-issue the server certificate for {', '.join(sorted(missing))}"
-    elif not state.get("signed"):
-        reason = "re-issue the server certificate: the CA did not sign it"
-    else:
-        plan.notes.append(f"TLS: server certificate valid {days} more days")
-        return
-    plan.commands.append(_make_server_cert(reason, sorted(wanted_names(facts, ctx)), ctx.registry_address))
+    if new_ca or paths.SERVER_KEY not in state.get("keys", set()) or days is None:
+        return "make the registry's server certificate"
+    if days < RENEW_DAYS:
+        return f"renew the server certificate ({days} days left)"
+    if missing:
+        return f"re-issue the server certificate for {', '.join(sorted(missing))}"
+    if not state.get("signed"):
+        return "re-issue the server certificate: the CA did not sign it"
+    if not certs.sound_server(state.get("server_ext", "")):
+        return "re-issue the server certificate with its key usage (serverAuth)"
+    return ""
 
 
 def _plan_own_files(facts: HostFacts, ctx: StepContext, plan: StepPlan) -> None:
     own = ctx.inventory.registry.tls_files
-    for path, local, secret in ((CA_CERT, own.ca, False), (SERVER_CERT, own.cert, False), (SERVER_KEY, own.key, True)):
+    for path, local in ((paths.CA_CERT, own.ca), (paths.SERVER_CERT, own.cert)):
         with open(local, encoding="utf-8") as source:
             text = source.read()
         if facts.files.get(path) != text:
-            plan.files.append(FileChange(path, facts.files.get(path), text, mode="600" if secret else "644", secret=secret))
-    if not plan.files:
-        plan.notes.append(f"TLS: the operator's certificate, {facts.registry.tls.get('days', '?')} more days")
-
-
-def _make_ca() -> str:
-    return f"""# make the registry's CA (its key stays on this host, 0600)
-mkdir -p {TLS_DIR} && chmod 755 {TLS_DIR}
-(umask 077; openssl genrsa -out {CA_KEY} 4096 2>/dev/null)
-openssl req -x509 -new -key {CA_KEY} -sha256 -days {CA_DAYS} -subj '/CN=kolla-registry CA' -out {CA_CERT}"""
-
-
-def _make_server_cert(reason: str, names: list[str], common_name: str) -> str:
-    sans = ",".join(f"IP:{name}" if _is_ip(name) else f"DNS:{name}" for name in names)
-    return f"""# {reason}
-mkdir -p {TLS_DIR}
-(umask 077; openssl genrsa -out {SERVER_KEY}.new 2048 2>/dev/null)
-printf '%s\\n' {shlex.quote(f"subjectAltName={sans}")} 'extendedKeyUsage=serverAuth' > {TLS_DIR}/server.ext
-openssl req -new -key {SERVER_KEY}.new -subj {shlex.quote(f"/CN={common_name}")} -out {TLS_DIR}/server.csr
-openssl x509 -req -in {TLS_DIR}/server.csr -CA {CA_CERT} -CAkey {CA_KEY} -CAcreateserial -days {SERVER_DAYS} -sha256 -extfile {TLS_DIR}/server.ext -out {SERVER_CERT}.new 2>/dev/null
-mv -f {SERVER_KEY}.new {SERVER_KEY}; mv -f {SERVER_CERT}.new {SERVER_CERT}
-rm -f {TLS_DIR}/server.csr {TLS_DIR}/server.ext"""
-
-
-def _is_ip(name: str) -> bool:
-    return bool(re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", name))
+            plan.files.append(FileChange(path, facts.files.get(path), text))
+    if paths.OLD_CA_CERT in facts.files:
+        # The CA's copy where the container used to see it: removed (backed up), the new one is in paths.CA_DIR.
+        plan.files.append(FileChange(paths.OLD_CA_CERT, facts.files[paths.OLD_CA_CERT], None))
+    with open(own.key, "rb") as source:
+        key = source.read()
+    # The host's key is compared by its digest, computed there: it never travels back.
+    current = facts.registry.tls.get("key_digest", "")
+    if hashlib.sha256(key).hexdigest() != current:
+        plan.commands.append(certs.put_key(key, current))
+    if plan.changed:
+        return
+    state = facts.registry.tls
+    plan.notes.append(f"TLS: the operator's certificate, {state.get('days', '?')} more days")
+    if state.get("strict"):
+        plan.notes.append(
+            f"warning: it fails strict X.509 checks ({state['strict']}): Python 3.13 clients "
+            "(Debian 13's sync-images and status) refuse it; issue it with keyUsage and key identifiers"
+        )

@@ -76,7 +76,11 @@ def test_status_table_reports_each_node_as_it_is(mixed, fab, hosts):
     # A switched-off host fails the run: exit 1, every other row shown all the same.
     assert result.code == 1, result.output
     registry = f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
-    assert result.output.splitlines()[0] == f"registry: {registry}"
+    # A plain registry without login is named as such, with the setting that secures it.
+    assert result.output.splitlines()[0] == (
+        f"registry: {registry} (plain HTTP, no login: anyone who reaches its port can pull and push any image; "
+        "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login)"
+    )
     shown = rows(result.output)
     assert set(shown) == {"deploy1", CONFIGURED, UNCONFIGURED, STOPPED}
     for name, trusted in (("deploy1", "yes"), (CONFIGURED, "yes"), (UNCONFIGURED, "no")):
@@ -111,5 +115,6 @@ def test_status_json(mixed, fab):
         assert by_host[name]["docker"].startswith("20.10")
         assert by_host[name]["registry_answers"] is True
         assert "kolla-registry/probe" in by_host[name]["repositories"]
+    assert by_host["deploy1"]["exposure"].startswith("plain HTTP, no login")
     assert by_host[STOPPED]["reachable"] is False
     assert by_host[STOPPED]["trusted"] is None and by_host[STOPPED]["repositories"] == []

@@ -200,9 +200,35 @@ def test_the_status_action_reads_a_node_and_asks_the_catalog_from_there():
     [row] = run.outcomes
     assert (row.step, row.status) == ("status", OK) and run.scripts == []
     assert run.asked["catalog"]["catalog"] == f"http://{REGISTRY}"
-    expected = st.host_status(NODE, st.TARGET, docker_host(files=TRUSTING), REGISTRY, CATALOG)
+    expected = st.host_status(NODE, st.TARGET, docker_host(files=TRUSTING), REGISTRY, CATALOG, exposure=PLAIN)
     assert st.HostStatus(**row.data) == expected
     assert set(action.facts_of) == {"node1"}
+
+
+PLAIN = (
+    "plain HTTP, no login: anyone who reaches its port can pull and push any image; "
+    "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login"
+)
+
+
+def test_a_plain_registry_is_named_as_such_above_the_table_and_in_every_row():
+    ctx = make_ctx()
+    action = Status(ctx.inventory, "/etc/kolla/globals.yml", lambda: ctx.registry_address)
+    [row] = run_on_host(action, docker_host(files=TRUSTING), ctx, NODE, answers={"catalog": CATALOG}).outcomes
+
+    shown = st.status_table([st.HostStatus(**row.data)], REGISTRY)
+
+    assert row.data["exposure"] == PLAIN
+    assert shown.splitlines()[0] == f"registry: {REGISTRY} ({PLAIN})"
+
+
+def test_a_registry_with_tls_and_a_login_has_nothing_to_warn_of():
+    ctx = make_ctx({"tls": "self-signed", "auth": "htpasswd"})
+    action = Status(ctx.inventory, "/etc/kolla/globals.yml", lambda: ctx.registry_address)
+    [row] = run_on_host(action, docker_host(registry_tls="200"), ctx, NODE, answers={"catalog": CATALOG}).outcomes
+
+    assert row.data["exposure"] == "" and row.data["tls"] == "verified"
+    assert st.status_table([st.HostStatus(**row.data)], REGISTRY).splitlines()[0] == f"registry: {REGISTRY}"
 
 
 def test_an_unreachable_host_is_its_own_row_and_status_exits_1():

@@ -18,7 +18,7 @@ from fabfile.model.paths import PENDING
 from fabfile.model.plan import RELOAD, RESTART, FileChange, Handler
 from fabfile.registry import container as registry_step
 from fabfile.registry.container import SPEC_LABEL
-from fabfile.registry.paths import CA_CERT, HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR
+from fabfile.registry.paths import CA_CERT, CA_DIR, CA_KEY, HTPASSWD, SERVER_CERT, SERVER_KEY, TLS_DIR
 
 from .factories import (
     DOCKER_1_11_EXEC_START,
@@ -381,7 +381,8 @@ def test_create_registry_tls_and_login_work_in_both_modes(network):
     [command] = registry_step.create_registry(facts, ctx).commands
 
     for option in (
-        f"-v {TLS_DIR}:{TLS_DIR}:ro",
+        f"-v {SERVER_CERT}:{SERVER_CERT}:ro",
+        f"-v {SERVER_KEY}:{SERVER_KEY}:ro",
         f"-e REGISTRY_HTTP_TLS_CERTIFICATE={SERVER_CERT}",
         f"-e REGISTRY_HTTP_TLS_KEY={SERVER_KEY}",
         f"-v {HTPASSWD}:{HTPASSWD}:ro",
@@ -389,6 +390,23 @@ def test_create_registry_tls_and_login_work_in_both_modes(network):
     ):
         assert f" {option} " in command
     assert ("--network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 " in command) is (network == "host")
+    # The network-facing container never sees the CA, nor the folder that held it.
+    assert f"{TLS_DIR}:" not in command and CA_KEY not in command and CA_DIR not in command
+
+
+def test_a_tls_registry_that_mounted_the_whole_tls_folder_is_recreated_once_with_the_server_files_only():
+    facts = docker_host(tls={"fingerprint": "AB:CD", "key_digest": "1f" * 32}, files={HTPASSWD: "kolla:$2y$04$x\n"})
+    ctx = make_ctx({"tls": "self-signed", "auth": "htpasswd"})
+    # The label a registry made before the CA had a folder of its own carries (TLS_DIR mounted whole).
+    htpasswd = hashlib.sha256(facts.files[HTPASSWD].encode()).hexdigest()
+    before = registry_step.registry_spec(ctx, True, IMAGE_ID, {"tls": "AB:CD", "htpasswd": htpasswd})
+    old = changed(facts, container=container(before))
+
+    plan = registry_step.create_registry(old, ctx)
+
+    assert plan.commands[0] == "docker rm -f registry" and f"-v {SERVER_KEY}:{SERVER_KEY}:ro" in plan.commands[-1]
+    now = changed(facts, container=container(registry_step.spec_of(facts, ctx)))
+    assert not registry_step.create_registry(now, ctx).changed
 
 
 def test_create_registry_uses_host_networking_when_daemon_json_turns_iptables_off():
@@ -776,7 +794,7 @@ def test_auto_the_units_own_flag_for_our_registry_is_left_alone():
     ]
 
 
-def test_auto_tls_registry_ignores_the_method_but_names_a_leftover_insecure_flag():
+def test_auto_tls_registry_ignores_the_method_and_keeps_a_leftover_insecure_flag_until_tls_verifies():
     ctx = replace(make_ctx({"tls": "self-signed"}), ca="CA PEM\n")
     facts = procedure_node()
 
@@ -784,7 +802,7 @@ def test_auto_tls_registry_ignores_the_method_but_names_a_leftover_insecure_flag
 
     assert trust.trust_method(facts, ctx) == "certs.d"
     assert [change.path for change in plan.files] == [f"/etc/docker/certs.d/{REGISTRY}/ca.crt"]
-    assert any("still an --insecure-registry flag" in note for note in plan.notes)
+    assert plan.notes == [f"{REGISTRY} stays insecure in {DEFAULT_DOCKER} DOCKER_OPTS until TLS verifies from here"]
 
 
 def test_trust_registry_flags_the_unit_does_not_read_are_ignored():

@@ -3,6 +3,7 @@ engine; host keys; sockets."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -237,17 +238,20 @@ def test_check_mode_says_what_would_change_and_runs_nothing():
     assert [(o.status, o.message) for o in run.outcomes] == [(CHANGED, f"write {DAEMON_JSON}; Docker reload")]
 
 
-def test_a_node_moving_to_tls_drops_its_insecure_entry_in_a_second_round_once_tls_verifies():
-    ctx = replace(make_ctx({"tls": "self-signed"}), ca=CA)
+def test_a_node_moving_to_tls_drops_its_insecure_entry_and_logs_in_only_once_dockerd_checks_certificates():
+    ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), ca=CA, password="s3cret-password")
     facts = trusting(registry_tls="no CA for it yet")
+    facts.engine("docker").registry_config = {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {
+        REGISTRY: {"Name": REGISTRY, "Mirrors": [], "Secure": False, "Official": False}}}
 
     def answer(script: str) -> str:
         # The node as the scripts leave it: the CA in place (TLS verifies), then the entry gone.
         if ca_path(REGISTRY) in script and ca_path(REGISTRY) not in facts.files:
             facts.files[ca_path(REGISTRY)] = CA
-            facts.reach.tls = "200"
+            facts.reach.tls = "401"
         elif "apply pending Docker changes" in script:
             facts.files[DAEMON_JSON] = json.dumps({"insecure-registries": []})
+            facts.engine("docker").registry_config = {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}}
         return ""
 
     run = run_on_host(ConfigureTargets(), facts, ctx, answer=answer)
@@ -256,8 +260,74 @@ def test_a_node_moving_to_tls_drops_its_insecure_entry_in_a_second_round_once_tl
     assert row.status == CHANGED and row.message == (
         f"write {ca_path(REGISTRY)}; write {DAEMON_JSON}; Docker reload; pulled probe"
     )
-    # First round: the CA and the pull check; second: the entry out, the handler expecting TLS.
+    # First round: the CA alone, no pull and no credentials while dockerd skips certificate checks;
+    # second: the entry out, the handler expecting dockerd to check them, then the pull with the login.
     first, second = run.scripts
-    assert "apply pending Docker changes" not in first
-    assert handler_script(REGISTRY, Limits().docker_wait, insecure=False) in second
+    header = base64.urlsafe_b64encode(json.dumps(
+        {"username": "kolla", "password": "s3cret-password", "serveraddress": REGISTRY}).encode()).decode()
+    assert "images/create" not in first and header not in first and "apply pending Docker changes" not in first
+    handler = handler_script(REGISTRY, Limits().docker_wait, insecure=False)
+    assert handler in second and second.index(handler) < second.index(header)
     assert run.gatherings == 3
+
+
+def test_a_node_whose_tls_never_verifies_fails_without_a_login_and_keeps_its_entry():
+    ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), ca=CA, password="s3cret-password")
+    facts = trusting(registry_tls="no CA for it yet")
+
+    def answer(script: str) -> str:
+        facts.files[ca_path(REGISTRY)] = CA
+        facts.reach.tls = "curl: (60) SSL certificate problem: self-signed certificate"
+        return ""
+
+    run = run_on_host(ConfigureTargets(), facts, ctx, answer=answer)
+
+    [row] = run.outcomes
+    assert row.status == FAILED and row.message.startswith(
+        f"TLS to {REGISTRY} does not verify from here with the registry's CA (curl: (60) SSL certificate problem"
+    )
+    [script] = run.scripts
+    assert "images/create" not in script and "login" not in script and DAEMON_JSON not in script
+
+
+def info(cidrs: list[str], index: dict) -> str:
+    """dockerd's /info as its API gives it (compact JSON)."""
+    config = {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index}
+    return json.dumps({"ServerVersion": "26.1.5", "RegistryConfig": config}, separators=(",", ":"))
+
+
+LISTED = {REGISTRY: {"Name": REGISTRY, "Mirrors": [], "Secure": False, "Official": False}}
+
+
+@pytest.mark.parametrize(
+    "info, checks",
+    [
+        (info(["::1/128", "127.0.0.0/8"], {"docker.io": {"Name": "docker.io", "Secure": True}}), True),
+        (info(["10.0.0.0/8", "127.0.0.0/8"], {}), False),
+        (info(["127.0.0.0/8"], LISTED), False),
+        ("", False),
+    ],
+)
+def test_the_facts_session_logs_in_only_where_dockerd_checks_the_registrys_certificates(tmp_path, info, checks):
+    ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), ca=CA, password="s3cret-password")
+    certs = tmp_path / "certs.d"
+    (certs / REGISTRY).mkdir(parents=True)
+    (certs / REGISTRY / "ca.crt").write_text(CA)
+    shell = facts_script(ctx, verify=True).replace("/etc/docker/certs.d", str(certs))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # curl: dockerd's /info, or headers of a registry (and a pull) with its argv and stdin logged.
+    (bin_dir / "curl").write_text(
+        f"#!/bin/sh\necho \"$*\" >> {tmp_path}/argv\ncase $* in *docker/info*) printf '%s' '{info}'; exit 0 ;; esac\n"
+        f"cat >> {tmp_path}/stdin\nprintf 'Docker-Distribution-Api-Version: registry/2.0\\r\\n'\n"
+    )
+    (bin_dir / "curl").chmod(0o755)
+    (tmp_path / "stdin").write_text("")
+
+    output = subprocess.run(
+        ["sh", "-c", shell], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, check=False
+    ).stdout
+
+    assert ("X-Registry-Auth" in (tmp_path / "stdin").read_text()) is checks
+    facts = parse(output, sections(ctx, True))
+    assert facts.engine("docker").registry_config == (json.loads(info)["RegistryConfig"] if info else {})

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import socket
+import ssl
 import subprocess
+import threading
 from dataclasses import replace
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -16,15 +21,44 @@ from fabfile.engines.docker.paths import DAEMON_JSON
 from fabfile.engines.docker.verify import quick_verify_script, verify_script
 from fabfile.facts.base import parse
 from fabfile.model.inventory import TlsFiles
+from fabfile.model.marks import CONFLICT_EXIT
 from fabfile.model.plan import RELOAD
 from fabfile.registry import tls
 from fabfile.registry.diagnose import diagnose
-from fabfile.registry.paths import CA_CERT, CA_KEY, HTPASSWD, PASSWORD, SERVER_CERT, SERVER_KEY
+from fabfile.registry.paths import (
+    CA_CERT,
+    CA_KEY,
+    HTPASSWD,
+    OLD_CA_CERT,
+    OLD_CA_KEY,
+    PASSWORD,
+    SERVER_CERT,
+    SERVER_KEY,
+)
 
 from .factories import REGISTRY, REGISTRY_IP, changed, docker_host, make_ctx
 
 SECURE = {"tls": "self-signed", "auth": "htpasswd"}
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+SOUND_CA = "X509v3 Basic Constraints: critical CA:TRUE, pathlen:0 X509v3 Key Usage: critical Certificate Sign, CRL Sign"
+SOUND_SERVER = (
+    "X509v3 Key Usage: critical Digital Signature, Key Encipherment "
+    "X509v3 Extended Key Usage: TLS Web Server Authentication"
+)
+# The CA and server certificate as versions before this one made them (in the folder the container saw).
+LEGACY = """set -e
+mkdir -p /etc/kolla-registry/tls
+(umask 077; openssl genrsa -out /etc/kolla-registry/tls/ca.key 2048 2>/dev/null)
+openssl req -x509 -new -key /etc/kolla-registry/tls/ca.key -sha256 -days 3650 -subj '/CN=kolla-registry CA' \
+  -out /etc/kolla-registry/tls/ca.crt
+cd /etc/kolla-registry/tls
+(umask 077; openssl genrsa -out server.key 2048 2>/dev/null)
+printf '%s\\n' 'subjectAltName=IP:192.0.2.10,DNS:deploy1' 'extendedKeyUsage=serverAuth' > server.ext
+openssl req -new -key server.key -subj '/CN=192.0.2.10' -out server.csr
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 365 -sha256 -extfile server.ext \
+  -out server.crt 2>/dev/null
+rm -f server.csr server.ext
+"""
 
 
 def deploy_host_with(**tls_state):
@@ -32,15 +66,76 @@ def deploy_host_with(**tls_state):
     password = "s3cret-password"
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
     state = {"keys": {CA_KEY, SERVER_KEY}, "days": 200, "signed": True, "fingerprint": "AB:CD"}
-    state["sans"] = {REGISTRY_IP, "deploy1"}
+    state.update(sans={REGISTRY_IP, "deploy1"}, ca_ext=SOUND_CA, server_ext=SOUND_SERVER, ca_mode="700")
     state.update(tls_state)
     files = {CA_CERT: CA, SERVER_CERT: "cert", PASSWORD: password + "\n", HTPASSWD: f"kolla:{hashed}\n"}
     return changed(docker_host(), tls=state, names=["deploy1"], files=files)
 
 
-def test_a_plain_registry_needs_nothing():
+def on(root: Path, script: str) -> subprocess.CompletedProcess:
+    """``script`` under sh, /etc/kolla-registry being ``root``."""
+    return subprocess.run(
+        ["sh", "-c", script.replace("/etc/kolla-registry", str(root))], capture_output=True, text=True, check=False
+    )
+
+
+def gathered(root: Path) -> dict:
+    """The TLS facts of a host whose /etc/kolla-registry is ``root``, read by the real section (paths mapped back)."""
+    output = on(root, "s() { printf '\\n::kolla-registry:: %s\\n' \"$1\"; }\n" + tls._STATE.shell).stdout
+    state = parse(output.replace(str(root), "/etc/kolla-registry"), [tls._STATE]).registry.tls
+    return state
+
+
+def facts_of(root: Path):
+    """The deployment host's facts as the real sections read them, from ``root``."""
+    found = {}
+    for path in (CA_CERT, OLD_CA_CERT, SERVER_CERT):
+        local = Path(path.replace("/etc/kolla-registry", str(root)))
+        if local.exists():
+            found[path] = local.read_text()
+    return changed(docker_host(), tls=gathered(root), names=["deploy1"], files=found)
+
+
+def handshake(root: Path, ca: str, cert: str = "tls/server.crt", key: str = "tls/server.key") -> str:
+    """A real TLS handshake to the server certificate, verified as Python 3.13 does by default
+    (VERIFY_X509_STRICT): "ok", or the verification error."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(root / cert, root / key)
+    client = ssl.create_default_context(cafile=str(root / ca))
+    client.verify_flags |= ssl.VERIFY_X509_STRICT
+    left, right = socket.socketpair()
+    served = threading.Thread(target=_serve, args=(server, right), daemon=True)
+    served.start()
+    try:
+        with client.wrap_socket(left, server_hostname=REGISTRY_IP):
+            return "ok"
+    except ssl.SSLCertVerificationError as error:
+        return error.verify_message
+    finally:
+        served.join(5)
+
+
+def _serve(context: ssl.SSLContext, sock: socket.socket) -> None:
+    try:
+        with context.wrap_socket(sock, server_side=True):
+            pass
+    except (ssl.SSLError, OSError):
+        pass
+
+
+def test_a_plain_registry_is_named_as_such_with_the_setting_that_secures_it():
     plan = tls.secure_registry(docker_host(), make_ctx())
-    assert not plan.changed and plan.notes == ["plain HTTP, as the procedure (registry.tls: off)"]
+    assert not plan.changed and plan.notes == [
+        (
+            "plain HTTP, no login: anyone who reaches its port can pull and push any image; "
+            "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login"
+        )
+    ]
+
+
+def test_a_tls_registry_without_a_login_says_anyone_can_push():
+    plan = tls.secure_registry(deploy_host_with(), make_ctx({"tls": "self-signed"}))
+    assert not plan.changed and plan.notes[-1].startswith("TLS, no login: anyone who reaches its port can push")
 
 
 def test_a_fresh_host_gets_a_ca_a_certificate_and_a_login():
@@ -72,11 +167,26 @@ def test_a_host_that_has_everything_needs_nothing():
         ({"sans": {"deploy1"}}, f"# re-issue the server certificate for {REGISTRY_IP}"),
         ({"signed": False}, "# re-issue the server certificate: the CA did not sign it"),
         ({"keys": {CA_KEY}}, "# make the registry's server certificate"),
+        (
+            {"server_ext": "X509v3 Extended Key Usage: TLS Web Server Authentication"},
+            "# re-issue the server certificate with its key usage (serverAuth)",
+        ),
     ],
 )
 def test_the_server_certificate_is_renewed_or_reissued_when_it_must_be(state, reason):
     plan = tls.secure_registry(deploy_host_with(**state), make_ctx(SECURE))
     assert [command.splitlines()[0] for command in plan.commands] == [reason]
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    ["X509v3 Basic Constraints: critical CA:TRUE", "X509v3 Basic Constraints: CA:TRUE X509v3 Key Usage: critical Certificate Sign", ""],
+)
+def test_a_ca_without_a_cas_extensions_is_reissued_alone(extensions):
+    plan = tls.secure_registry(deploy_host_with(ca_ext=extensions), make_ctx(SECURE))
+    assert [command.splitlines()[0] for command in plan.commands] == [
+        "# re-issue the registry's CA with its key usage (same key and name: what it signed stays valid)"
+    ]
 
 
 def test_a_login_file_that_does_not_match_the_password_is_rewritten():
@@ -88,31 +198,64 @@ def test_a_login_file_that_does_not_match_the_password_is_rewritten():
     )
 
 
-def test_the_commands_make_a_certificate_that_verifies_and_names_the_registry(tmp_path):
-    facts = docker_host()
-    plan = tls.secure_registry(
-        changed(facts, names=["deploy1", "deploy1.lab"]), make_ctx({"tls": "self-signed"})
-    )
-    script = "\n".join(["set -e", *plan.commands]).replace("/etc/kolla-registry", str(tmp_path))
+# --- for real, with openssl: what Debian 13's Python 3.13 accepts ----------------------------------
 
-    subprocess.run(["sh", "-c", script], check=True, capture_output=True)
 
-    state = subprocess.run(
-        [
-            "sh",
-            "-c",
-            "s() { printf '\\n::kolla-registry:: %s\\n' \"$1\"; }\n"
-            + tls._STATE.shell.replace("/etc/kolla-registry", str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = parse(state, [tls._STATE])
-    assert found.registry.tls["signed"] is True and 360 <= found.registry.tls["days"] <= 365
-    assert {REGISTRY_IP, "deploy1", "deploy1.lab"} <= found.registry.tls["sans"]
-    assert oct(os.stat(tmp_path / "tls" / "ca.key").st_mode & 0o777) == "0o600"
-    assert oct(os.stat(tmp_path / "tls" / "server.key").st_mode & 0o777) == "0o600"
+def test_the_commands_make_certificates_strict_verification_accepts(tmp_path):
+    plan = tls.secure_registry(changed(docker_host(), names=["deploy1", "deploy1.lab"]), make_ctx({"tls": "self-signed"}))
+
+    made = on(tmp_path, "\n".join(["set -e", *plan.commands]))
+
+    assert made.returncode == 0, made.stderr
+    assert handshake(tmp_path, "ca/ca.crt") == "ok"
+    state = gathered(tmp_path)
+    assert state["signed"] is True and 360 <= state["days"] <= 365 and "strict" not in state
+    assert {REGISTRY_IP, "deploy1", "deploy1.lab"} <= state["sans"]
+    # The CA in a folder of its own, 0700; what the registry container sees holds the server's files only.
+    assert oct((tmp_path / "ca").stat().st_mode & 0o777) == "0o700"
+    assert oct((tmp_path / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "tls" / "server.key").stat().st_mode & 0o777) == "0o600"
+    assert sorted(os.listdir(tmp_path / "tls")) == ["server.crt", "server.key"]
+    assert not tls.secure_registry(facts_of(tmp_path), make_ctx({"tls": "self-signed"})).changed
+
+
+def test_an_old_ca_is_moved_out_of_the_containers_folder_and_reissued_once_keeping_what_it_signed(tmp_path):
+    assert on(tmp_path, LEGACY).returncode == 0
+    old_server = [(tmp_path / "tls" / name).read_text() for name in ("server.crt", "server.key")]
+    old_key = on(tmp_path, f"openssl pkey -in {OLD_CA_KEY} -pubout").stdout
+    # What Debian 13 does with such a CA today.
+    assert handshake(tmp_path, "tls/ca.crt") == "CA cert does not include key usage extension"
+    facts = facts_of(tmp_path)
+    ctx = make_ctx({"tls": "self-signed"})
+
+    plan = tls.secure_registry(facts, ctx)
+
+    assert [command.splitlines()[0] for command in plan.commands] == [
+        "# move the CA out of the registry container's folder into /etc/kolla-registry/ca (0700)",
+        "# re-issue the registry's CA with its key usage (same key and name: what it signed stays valid)",
+        "# re-issue the server certificate with its key usage (serverAuth)",
+    ]
+    for name, text in zip(("old-server.crt", "old-server.key"), old_server, strict=True):
+        (tmp_path / name).write_text(text)
+    done = on(tmp_path, "\n".join(["set -e", *plan.commands]))
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path / "tls")) == ["server.crt", "server.key"]
+    assert oct((tmp_path / "ca").stat().st_mode & 0o777) == "0o700"
+    assert on(tmp_path, f"openssl pkey -in {CA_KEY} -pubout").stdout == old_key
+    subject = on(tmp_path, f"openssl x509 -noout -subject -in {CA_CERT}").stdout
+    assert subject.strip() == "subject=CN = kolla-registry CA"
+    # The certificate the old CA signed verifies, strictly, against the re-issued one: nodes may have either.
+    assert handshake(tmp_path, "ca/ca.crt", cert="old-server.crt", key="old-server.key") == "ok"
+    assert handshake(tmp_path, "ca/ca.crt") == "ok"
+    assert not tls.secure_registry(facts_of(tmp_path), ctx).changed
+
+
+def test_the_deployment_hosts_own_ca_wins_over_the_one_learnt_at_the_start_of_the_run():
+    # deploy-host re-issued the CA a step ago: its certs.d copy must be the new one, in the same run.
+    facts = changed(docker_host(), files={CA_CERT: "NEW CA\n"})
+    plan = trust.trust_registry(facts, replace(make_ctx(SECURE), ca="OLD CA\n"))
+    [change] = plan.files
+    assert change.path == f"/etc/docker/certs.d/{REGISTRY}/ca.crt" and change.after == "NEW CA\n"
 
 
 # --- nodes -----------------------------------------------------------------------------------------
@@ -129,18 +272,38 @@ def test_a_node_gets_the_ca_where_docker_reads_it_and_no_reload():
     assert plan.handler is None
 
 
+def test_a_node_with_the_old_ca_gets_the_reissued_one():
+    plan = trust.trust_registry(node(files={f"/etc/docker/certs.d/{REGISTRY}/ca.crt": "OLD CA\n"}), replace(make_ctx(SECURE), ca=CA))
+    [change] = plan.files
+    assert (change.before, change.after) == ("OLD CA\n", CA) and plan.handler is None
+
+
 def test_a_node_that_trusted_the_insecure_registry_loses_the_entry_once_tls_verifies():
     daemon = json.dumps({"log-driver": "journald", "insecure-registries": ["other:5000", REGISTRY]})
-    files = {DAEMON_JSON: daemon, f"/etc/docker/certs.d/{REGISTRY}/ca.crt": CA}
     ctx = replace(make_ctx(SECURE), ca=CA)
 
-    waiting = trust.trust_registry(node(files=files, registry_tls="no CA for it yet"), ctx)
-    assert not waiting.changed and "stays in insecure-registries" in waiting.notes[0]
+    first = trust.trust_registry(node(files={DAEMON_JSON: daemon}, registry_tls="no CA for it yet"), ctx)
+    assert [change.path for change in first.files] == [f"/etc/docker/certs.d/{REGISTRY}/ca.crt"]
+    assert first.notes == [f"{REGISTRY} stays insecure in {DAEMON_JSON} insecure-registries until TLS verifies from here"]
 
+    files = {DAEMON_JSON: daemon, f"/etc/docker/certs.d/{REGISTRY}/ca.crt": CA}
     plan = trust.trust_registry(node(files=files, registry_tls="401"), ctx)
     [change] = plan.files
     assert json.loads(change.after) == {"log-driver": "journald", "insecure-registries": ["other:5000"]}
     assert plan.handler == RELOAD
+
+
+def test_a_node_whose_tls_does_not_verify_with_the_ca_in_place_fails_and_stays_insecure():
+    daemon = json.dumps({"insecure-registries": [REGISTRY]})
+    files = {DAEMON_JSON: daemon, f"/etc/docker/certs.d/{REGISTRY}/ca.crt": CA}
+    why = "curl: (60) SSL certificate problem: unable to get local issuer certificate"
+
+    plan = trust.trust_registry(node(files=files, registry_tls=why), replace(make_ctx(SECURE), ca=CA))
+
+    assert plan.error == (
+        f"TLS to {REGISTRY} does not verify from here with the registry's CA ({why}): "
+        f"it stays insecure in {DAEMON_JSON} insecure-registries, and no login is sent"
+    )
 
 
 def test_the_target_plan_with_only_a_new_ca_runs_no_docker_handler():
@@ -170,16 +333,23 @@ def test_failures_name_their_fix(text, fix):
     assert (fix in diagnose(text)) if fix else diagnose(text) == ""
 
 
-def test_the_login_never_reaches_a_command_line(tmp_path):
-    ctx = replace(make_ctx(SECURE), ca=CA, password="s3cret-password")
+def fake_tools(tmp_path: Path, curl: str) -> dict:
+    """A PATH whose curl runs ``curl`` (after logging its argv and stdin), docker logs the same, python3 fails."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = f'echo "$*" >> {tmp_path}/argv\ncat >> {tmp_path}/stdin\n'
-    (bin_dir / "curl").write_text(f"#!/bin/sh\n{log}echo 'Docker-Distribution-Api-Version: registry/2.0'\n")
+    (bin_dir / "curl").write_text(f"#!/bin/sh\n{log}{curl}\n")
     (bin_dir / "docker").write_text(f'#!/bin/sh\n{log}[ "$1" = inspect ] && echo running\nexit 0\n')
+    (bin_dir / "python3").write_text("#!/bin/sh\nexit 1\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    (tmp_path / "stdin").write_text("")
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_the_login_never_reaches_a_command_line(tmp_path):
+    ctx = replace(make_ctx(SECURE), ca=CA, password="s3cret-password")
+    env = fake_tools(tmp_path, "echo 'Docker-Distribution-Api-Version: registry/2.0'")
 
     for script in (quick_verify_script(ctx), verify_script(ctx, push=True)):
         subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=False)
@@ -193,24 +363,78 @@ def test_the_login_never_reaches_a_command_line(tmp_path):
     assert f"https://{REGISTRY}/v2/" in argv and f"--cacert /etc/docker/certs.d/{REGISTRY}/ca.crt" in argv
 
 
-def test_the_operators_own_files_are_put_in_place_the_key_as_a_secret(tmp_path):
-    for name, text in (("ca.crt", CA), ("server.crt", "cert\n"), ("server.key", "key\n")):
+def test_no_credentials_leave_the_node_before_tls_verified_with_the_ca_without_them(tmp_path):
+    ctx = replace(make_ctx(SECURE), ca=CA, password="s3cret-password")
+    # Whatever answers there does not hold a certificate the CA signed.
+    env = fake_tools(tmp_path, "echo 'curl: (60) SSL certificate problem: self-signed certificate' >&2; exit 60")
+
+    done = subprocess.run(["sh", "-c", quick_verify_script(ctx)], env=env, capture_output=True, text=True, check=False)
+
+    assert done.returncode != 0
+    assert (tmp_path / "stdin").read_text() == "" and "login" not in (tmp_path / "argv").read_text()
+    assert "images/create" not in (tmp_path / "argv").read_text()
+
+
+# --- the operator's own files ---------------------------------------------------------------------
+
+
+def own_files_ctx(tmp_path: Path, key: bytes = b"key\n"):
+    for name, text in (("ca.crt", CA), ("server.crt", "cert\n")):
         (tmp_path / name).write_text(text)
+    (tmp_path / "server.key").write_bytes(key)
     own = TlsFiles(str(tmp_path / "server.crt"), str(tmp_path / "server.key"), str(tmp_path / "ca.crt"))
     ctx = make_ctx()
-    ctx = replace(
-        ctx,
-        inventory=replace(
-            ctx.inventory, registry=replace(ctx.inventory.registry, tls="files", tls_files=own)
-        ),
-    )
+    registry = replace(ctx.inventory.registry, tls="files", tls_files=own)
+    return replace(ctx, inventory=replace(ctx.inventory, registry=registry))
+
+
+def test_the_operators_own_files_are_put_in_place_the_key_by_its_digest_never_read_back(tmp_path):
+    ctx = own_files_ctx(tmp_path)
 
     plan = tls.secure_registry(docker_host(), ctx)
 
     assert [(c.path, c.after, c.mode, c.secret) for c in plan.files] == [
         (CA_CERT, CA, "644", False),
         (SERVER_CERT, "cert\n", "644", False),
-        (SERVER_KEY, "key\n", "600", True),
     ]
-    facts = changed(docker_host(), files={CA_CERT: CA, SERVER_CERT: "cert\n", SERVER_KEY: "key\n"})
-    assert not tls.secure_registry(facts, ctx).changed
+    [command] = plan.commands
+    assert command.startswith("# put the operator's server key in place") and "key\n" not in command
+    assert base64.b64encode(b"key\n").decode() in command
+    # The deployment host's facts hold the key's digest, never the key.
+    shells = "\n".join(section.shell for section in tls.tls_sections(ctx))
+    assert f"sha256sum < {SERVER_KEY}" in shells and "base64 -w0 \"$f\"" in shells
+    assert SERVER_KEY not in shells.split("for f in ")[1].split(";")[0]
+    digest = hashlib.sha256(b"key\n").hexdigest()
+    facts = changed(docker_host(), files={CA_CERT: CA, SERVER_CERT: "cert\n"}, tls={"key_digest": digest, "days": 90})
+    again = tls.secure_registry(facts, ctx)
+    assert not again.changed and again.notes[0] == "TLS: the operator's certificate, 90 more days"
+
+
+def test_the_operators_key_is_written_0600_and_only_over_the_key_the_facts_showed(tmp_path):
+    (tmp_path / "local").mkdir()
+    ctx = own_files_ctx(tmp_path / "local", key=b"new key\n")
+    root = tmp_path / "host"
+    (root / "tls").mkdir(parents=True)
+    (root / "tls" / "server.key").write_bytes(b"old key\n")
+    shown = hashlib.sha256(b"old key\n").hexdigest()
+    [command] = tls.secure_registry(changed(docker_host(), tls={"key_digest": shown}), ctx).commands
+
+    assert on(root, "set -e\n" + command).returncode == 0
+    assert (root / "tls" / "server.key").read_bytes() == b"new key\n"
+    assert oct((root / "tls" / "server.key").stat().st_mode & 0o777) == "0o600"
+
+    # Another run changed the key since these facts: nothing written, the engine plans again.
+    (root / "tls" / "server.key").write_bytes(b"someone else's key\n")
+    raced = on(root, "set -e\n" + command)
+    assert raced.returncode == CONFLICT_EXIT and "conflict" in raced.stdout
+    assert (root / "tls" / "server.key").read_bytes() == b"someone else's key\n"
+
+
+def test_the_old_copy_of_the_operators_ca_in_the_containers_folder_is_removed_with_a_backup(tmp_path):
+    ctx = own_files_ctx(tmp_path)
+    digest = hashlib.sha256(b"key\n").hexdigest()
+    facts = changed(
+        docker_host(), files={CA_CERT: CA, SERVER_CERT: "cert\n", OLD_CA_CERT: CA}, tls={"key_digest": digest}
+    )
+    [change] = tls.secure_registry(facts, ctx).files
+    assert (change.path, change.before, change.after) == (OLD_CA_CERT, CA, None)

@@ -73,37 +73,48 @@ def with_insecure_registries(text: str | None, addresses: list[str]) -> str | No
 
 
 def without_insecure_registry(text: str | None, registry: str) -> str | None:
-    """daemon.json text without ``registry`` in insecure-registries.
+    """daemon.json text without the entries naming ``registry`` exactly (``ADDR:PORT``, ``http://ADDR:PORT``).
 
     An emptied list stays, as ``[]``: a reload applies insecure-registries only
     when the key is set, so removing it would leave the registry insecure.
     """
     config = load_daemon_json(text)
     listed = config.get("insecure-registries") or []
-    if registry not in listed:
+    if not any(names_exactly(entry, registry) for entry in listed):
         return text
-    config["insecure-registries"] = [entry for entry in listed if entry != registry]
+    config["insecure-registries"] = [entry for entry in listed if not names_exactly(entry, registry)]
     return json.dumps(config, indent=2) + "\n"
 
 
 def trusts(entries: list, registry: str) -> bool:
-    """Whether insecure-registries ``entries`` cover ``registry`` (``ADDR:PORT``) as dockerd reads them.
+    """Whether insecure-registries ``entries`` cover ``registry`` (``ADDR:PORT``) as dockerd reads them."""
+    return any(covers(entry, registry) for entry in entries)
 
-    An entry is a registry (``ADDR:PORT``, also written ``http://ADDR:PORT``) or a
-    CIDR block, which covers every registry whose address is in it.
+
+def covers(entry: object, registry: str) -> bool:
+    """Whether one insecure-registries entry makes dockerd treat ``registry`` (``ADDR:PORT``) as insecure.
+
+    An entry is a registry (``ADDR:PORT``, also written ``http://ADDR:PORT``, whose scheme
+    dockerd drops) or a CIDR block, which covers every registry whose address is in it.
     """
-    host = registry.rsplit(":", 1)[0]
-    for entry in entries:
-        text = str(entry).strip().removeprefix("http://").removeprefix("https://").rstrip("/")
-        if text == registry:
-            return True
-        if "/" in text:
-            try:
-                if ipaddress.ip_address(host) in ipaddress.ip_network(text, strict=False):
-                    return True
-            except ValueError:
-                continue
-    return False
+    text = _bare(entry)
+    if text == registry:
+        return True
+    if "/" not in text:
+        return False
+    try:
+        return ipaddress.ip_address(registry.rsplit(":", 1)[0]) in ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+
+
+def names_exactly(entry: object, registry: str) -> bool:
+    """Whether an entry names exactly ``registry``, as this tool writes it (``http://`` or not)."""
+    return _bare(entry) == registry
+
+
+def _bare(entry: object) -> str:
+    return str(entry).strip().removeprefix("http://").removeprefix("https://").rstrip("/")
 
 
 def docker_opts(text: str | None) -> list[str]:
@@ -156,16 +167,18 @@ def with_docker_opts_registry(text: str | None, address: str) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-def without_flag_registries(text: str | None) -> str | None:
-    """/etc/default/docker text with every ``--insecure-registry`` dropped."""
+def without_flag_registries(text: str | None, registry: str | None = None) -> str | None:
+    """/etc/default/docker text with every ``--insecure-registry`` dropped (only those naming
+    ``registry`` exactly, when given)."""
     args = docker_opts(text)
-    kept, skip = [], False
-    for arg in args:
-        match = _REGISTRY_FLAG.match(arg)
-        if skip or match:
-            skip = bool(match and not match.group(1))
-            continue
-        kept.append(arg)
+    kept, index = [], 0
+    while index < len(args):
+        match = _REGISTRY_FLAG.match(args[index])
+        value = (match.group(1) or (args[index + 1] if index + 1 < len(args) else "")) if match else ""
+        width = 1 if not match or match.group(1) else 2
+        if not match or (registry is not None and not names_exactly(value, registry)):
+            kept += args[index : index + width]
+        index += width
     if kept == args:
         return text
     lines = [

@@ -6,9 +6,10 @@ from ...facts.base import Section, files
 from ...model.context import StepContext
 from ...model.facts import HostFacts
 from ...model.plan import StepPlan
-from ..base import PRESENT, PULLED, ContainerEngine
+from ..base import PRESENT, PULLED, ContainerEngine, Insecure
 from . import config as dc
-from .facts import CONFIG, HELD_IMAGES, VERSION
+from .facts import CONFIG, HELD_IMAGES, REGISTRY_CONFIG, VERSION
+from .insecure import insecure_entries
 from .paths import NAME, ca_path
 from .resolve import resolve_section
 from .trust import configure_target
@@ -29,7 +30,9 @@ class Docker(ContainerEngine):
         return (*CONFIG, *self._tls(ctx), engine_and_check(ctx, verify=verify))
 
     def status_sections(self, ctx: StepContext) -> tuple[Section, ...]:
-        return (VERSION, *CONFIG, *self._tls(ctx))
+        tls = self._tls(ctx)
+        # A secure registry: dockerd's own view of which registries it treats as insecure.
+        return (VERSION, *CONFIG, *tls, *((REGISTRY_CONFIG,) if tls else ()))
 
     def _tls(self, ctx: StepContext) -> tuple[Section, ...]:
         """A secure registry: the CA Docker has for it."""
@@ -46,12 +49,11 @@ class Docker(ContainerEngine):
     def trust(self, facts: HostFacts, ctx: StepContext) -> StepPlan:
         return configure_target(facts, ctx)
 
-    def still_insecure(self, facts: HostFacts, ctx: StepContext) -> bool:
+    def insecure_entries(self, facts: HostFacts, registry: str) -> list[Insecure]:
         try:
-            listed, _ = dc.insecure_registries(facts)
+            return insecure_entries(facts, registry)
         except dc.ConfigError:
-            return False
-        return ctx.registry in listed
+            return []
 
     def trusted(self, facts: HostFacts, registry: str) -> bool | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from ...facts.base import Section, Texts, fact, files, version_word
@@ -51,6 +52,25 @@ SERVICE = Section(
 CONFIG_FILES = files(*DOCKER_CONFIG_FILES, globs=(f"{DROPIN_DIR}/*.conf",))
 # What a Docker host's trust planners read: its service and its config files.
 CONFIG = (SERVICE, CONFIG_FILES)
+
+
+def read_registry_config(facts: HostFacts, text: str) -> None:
+    """dockerd's RegistryConfig, from ``docker info``'s whole JSON or its RegistryConfig alone."""
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        value = {}
+    value = value if isinstance(value, dict) else {}
+    config = value.get("RegistryConfig", value)
+    facts.engine(NAME).registry_config = config if isinstance(config, dict) else {}
+
+
+# dockerd's own view of which registries it treats as insecure (CIDRs, and each named registry).
+REGISTRY_CONFIG = fact(
+    "docker-registry-config",
+    "timeout 20 docker info --format '{{json .RegistryConfig}}' 2>/dev/null",
+    read_registry_config,
+)
 
 
 def _held(text: str) -> dict[str, list[str]]:

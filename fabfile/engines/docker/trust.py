@@ -6,12 +6,11 @@ from ...model.context import StepContext
 from ...model.facts import HostFacts
 from ...model.paths import PENDING
 from ...model.plan import RELOAD, RESTART, Handler, StepPlan, merged_handler
-from ...registry.paths import CA_CERT
-from ...registry.reach import tls_verified
 from . import config as dc
 from .config import daemon_json_or_error, dockerd_flags, file_change
 from .facts import dropins
-from .paths import DAEMON_JSON, DEFAULT_DOCKER, NAME, ca_path
+from .paths import DAEMON_JSON, DEFAULT_DOCKER, NAME
+from .tls_trust import trust_with_ca
 
 
 def trust_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
@@ -24,7 +23,7 @@ def trust_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     if daemon is None:
         return plan
     if ctx.inventory.registry.secure:
-        _trust_with_ca(facts, ctx, daemon, plan)
+        trust_with_ca(facts, ctx, plan)
         return plan
     flags = dockerd_flags(facts)
     method = trust_method(facts, ctx)
@@ -86,36 +85,6 @@ def restart_docker(facts: HostFacts, ctx: StepContext) -> StepPlan:
         pid = facts.engine(NAME).service.get("MainPID", "?")
         plan.notes.append(f"nothing changed: Docker left running (pid {pid})")
     return plan
-
-
-def _trust_with_ca(facts: HostFacts, ctx: StepContext, daemon: dict, plan: StepPlan) -> None:
-    """A TLS registry: its CA where Docker reads it on every pull; no daemon.json entry, no reload.
-
-    A node that trusted the registry as insecure before keeps that entry until
-    TLS verifies from the node; then the entry goes (a reload; every other entry kept).
-    """
-    # On the deployment host itself the CA may be minutes old: its own facts have it.
-    ca = ctx.ca or facts.files.get(CA_CERT, "")
-    if not ca:
-        plan.error = "the registry's CA is not on the deployment host yet: run fab deploy-host"
-        return
-    path = ca_path(ctx.registry)
-    if facts.files.get(path) != ca:
-        plan.files.append(file_change(facts, path, ca))
-    if ctx.registry in dc.flag_registries(dockerd_flags(facts)):
-        # Flags change only on a restart, which would stop this host's containers: said, not done.
-        plan.notes.append(
-            f"{ctx.registry} is still an --insecure-registry flag of dockerd: certificates are not "
-            "verified until it is removed (then restart Docker)"
-        )
-    if ctx.registry not in (daemon.get("insecure-registries") or []):
-        plan.notes.append(f"{ctx.registry} trusted through its CA ({path})")
-    elif tls_verified(facts):
-        current = facts.files.get(DAEMON_JSON)
-        plan.files.append(file_change(facts, DAEMON_JSON, dc.without_insecure_registry(current, ctx.registry)))
-        plan.handler = RELOAD
-    else:
-        plan.notes.append(f"{ctx.registry} stays in insecure-registries until TLS verifies from here")
 
 
 UNIT_FLAGS = "unit-flags"

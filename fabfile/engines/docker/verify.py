@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import shlex
 import urllib.parse
@@ -15,7 +16,7 @@ from ...model.marks import FAIL_FUNCTION, MARK, between
 from ...model.paths import PENDING
 from ...registry.paths import REGISTRY_USER
 from ..shell import login_lines, registry_answers
-from .facts import read_version
+from .facts import REGISTRY_CONFIG, read_registry_config, read_version
 from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
 
 VERIFY, VERIFIED = "verify", "verified"
@@ -95,17 +96,20 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
     pending: a run that changes nothing then needs no second session.
     """
     ping = f"-sS -m 20 --unix-socket {DOCKER_SOCKET} -D - -o /dev/null http://docker/_ping"
-    # Where the node already trusts the registry: named in its config, or (TLS) its CA in place.
+    secure = ctx.inventory.registry.secure
+    # Where the node already trusts the registry: named in its config, or (TLS) its CA in place and
+    # dockerd not treating it as insecure (else the login would go over an unchecked connection).
     trusted = (
-        f"[ -s {shlex.quote(ca_path(ctx.registry))} ]"
-        if ctx.inventory.registry.secure
+        f"[ -s {shlex.quote(ca_path(ctx.registry))} ] && {_dockerd_checks_certificates(ctx)}"
+        if secure
         else f"{{ names {DAEMON_JSON} || names {DEFAULT_DOCKER}; }}"
     )
     check = f"[ ! -s {PENDING} ] && {trusted} && check=yes" if verify else ""
     shell = f"""names() {{ [ -f "$1" ] && while IFS= read -r l || [ -n "$l" ]; do case $l in *{shlex.quote(ctx.registry)}*) return 0 ;; esac; done < "$1"; return 1; }}
+{_registry_config(ctx) if secure else ""}
 check=
 {check}
-if [ -n "$check" ]; then out=$({_check_curl(ctx, before=ping + " --next ")}) || out=
+if [ -n "$check" ]; then {_check_curl(ctx, before=ping + " --next ")}
 else out=$(curl {ping} 2>/dev/null) || out=; fi
 case $out in *"Server: Docker/"*) v=${{out#*Server: Docker/}}; v=${{v%%[[:space:]]*}} ;; *) v= ;; esac
 [ -n "$v" ] || v=$(timeout 20 docker version --format '{{{{.Server.Version}}}}' 2>/dev/null)
@@ -121,8 +125,39 @@ fi"""
     return Section("engine-and-check", shell, _engine_and_check)
 
 
+def _registry_config(ctx: StepContext) -> str:
+    """Shell: dockerd's own view of its registries (its /info, from its socket: no docker CLI), a section."""
+    return f"""info=$(curl -sS -m 20 --unix-socket {DOCKER_SOCKET} http://docker/info 2>/dev/null) || info=
+s {REGISTRY_CONFIG.name}; printf '%s\\n' "$info"
+"""
+
+
+def _dockerd_checks_certificates(ctx: StepContext) -> str:
+    """Shell condition: "$info" shows dockerd checks the registry's certificates. Only a plain case
+    passes: the registry not named there at all and no insecure CIDR but dockerd's loopback ones
+    (a registry on loopback never passes); anything else is left to the planner, which reads all of it."""
+    if _loopback(ctx.registry_address):
+        return "false"
+    named = shlex.quote(f'"{ctx.registry}"')
+    return (
+        f"case $info in *'\"InsecureRegistryCIDRs\":'*) ;; *) false ;; esac && "
+        f"case $info in *{named}*) false ;; *) true ;; esac && "
+        "c=${info#*'\"InsecureRegistryCIDRs\":'} && c=${c%%]*} && "
+        "[ -z \"$(printf '%s' \"$c\" | tr -d '[]\", ' | sed 's|127\\.0\\.0\\.0/8||g; s|::1/128||g; s|null||g')\" ]"
+    )
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def _engine_and_check(texts: Texts, facts: HostFacts) -> None:
     read_version(texts, facts)
+    if REGISTRY_CONFIG.name in texts:
+        read_registry_config(facts, texts[REGISTRY_CONFIG.name])
     status = texts.get(VERIFIED, "").strip()
     checked = between(texts.output, VERIFY, VERIFIED)
     if status.isdigit() and checked is not None:
@@ -130,33 +165,39 @@ def _engine_and_check(texts: Texts, facts: HostFacts) -> None:
 
 
 def quick_verify_script(ctx: StepContext) -> str:
-    """Shell: the registry answers /v2/ and the engine pulls the probe, with one curl.
+    """Shell: the registry answers /v2/ and the engine pulls the probe, with one curl (two with a login).
 
     When that does not plainly succeed (or there is no curl), the full check of
     ``verify_script`` runs, so failures read as they always did.
     """
-    return f"out=$({_check_curl(ctx)}) || out=\n{_judge(ctx)}\n"
+    return f"{_check_curl(ctx)}\n{_judge(ctx)}\n"
 
 
 def _check_curl(ctx: StepContext, before: str = "") -> str:
-    """curl: ``before``, then GET /v2/ on the registry, then the engine's API pulls the probe.
+    """Shell that sets "$out": curl ``before``, then GET /v2/ on the registry, then the engine's API pulls the probe.
 
-    A secure registry is checked against the CA the node has for it, and the
-    pull logs in with an X-Registry-Auth header read from stdin (never argv).
+    A secure registry is checked against the CA the node has for it. With a login, the pull
+    (its X-Registry-Auth header read from stdin, never argv) runs only once GET /v2/, without
+    credentials, answered as a registry: over TLS verified with that CA when the registry is secure.
     """
     repository, _, tag = ctx.probe_image.rpartition(":")
     query = urllib.parse.urlencode({"fromImage": repository, "tag": tag})
     ca = f"--cacert {shlex.quote(ca_path(ctx.registry))} " if ctx.inventory.registry.secure else ""
-    auth = "-H @- " if ctx.login else ""
-    command = (
-        f"curl {before}-sS -m 20 {ca}-D - -o /dev/null {shlex.quote(f'{ctx.scheme}://{ctx.registry}/v2/')} --next "
-        f"-sS -m 600 {auth}--unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}' 2>&1"
-    )
+    get = f"{before}-sS -m 20 {ca}-D - -o /dev/null {shlex.quote(f'{ctx.scheme}://{ctx.registry}/v2/')}"
+    pull = f"-sS -m 600 --unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}'"
     if not ctx.login:
-        return command
+        return f"out=$(curl {get} --next {pull} 2>&1) || out="
     credentials = json.dumps({"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry})
     header = base64.urlsafe_b64encode(credentials.encode()).decode()
-    return f"{command} <<'KOLLA_REGISTRY_AUTH'\nX-Registry-Auth: {header}\nKOLLA_REGISTRY_AUTH\n"
+    return f"""out=$(curl {get} 2>&1) || out=
+case $out in *'Docker-Distribution-Api-Version: registry/2.0'*)
+  pulled=$(curl -H @- {pull} 2>&1 <<'KOLLA_REGISTRY_AUTH'
+X-Registry-Auth: {header}
+KOLLA_REGISTRY_AUTH
+) || pulled=
+  out="$out
+$pulled" ;;
+esac"""
 
 
 def _judge(ctx: StepContext) -> str:

@@ -6,7 +6,7 @@ from ...facts.base import Section
 from ...model.context import StepContext
 from ...model.facts import HostFacts
 from ...model.plan import StepPlan
-from ..base import PRESENT, PULLED, ContainerEngine
+from ..base import PRESENT, PULLED, ContainerEngine, Insecure
 from . import registries
 from .facts import HELD_IMAGES, VERSION
 from .paths import NAME, ca_path
@@ -42,8 +42,8 @@ class Podman(ContainerEngine):
     def trust(self, facts: HostFacts, ctx: StepContext) -> StepPlan:
         return registries.trust_podman(facts, ctx)
 
-    def still_insecure(self, facts: HostFacts, ctx: StepContext) -> bool:
-        return registries.still_insecure(facts, ctx.registry)
+    def insecure_entries(self, facts: HostFacts, registry: str) -> list[Insecure]:
+        return registries.insecure_entries(facts, registry)
 
     def trusted(self, facts: HostFacts, registry: str) -> bool | None:
         return registries.trusted(facts, registry)

@@ -17,6 +17,7 @@ from ...model.facts import HostFacts
 from ...model.plan import FileChange, StepPlan
 from ...registry.paths import CA_CERT
 from ...registry.reach import tls_verified
+from ..base import Insecure
 from .paths import DROPIN, REGISTRIES_CONF, REGISTRIES_DIR, ROOT_CONF, ROOT_DIR, ca_path
 
 HEADER = (
@@ -80,16 +81,25 @@ def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
     plan.error = conflict(facts, ctx.registry, insecure=not secure)
     if plan.error:
         return plan
+    ca = ""
     if secure:
-        ca = ctx.ca or facts.files.get(CA_CERT, "")
+        # The deployment host's own CA first: this very run may have re-issued it.
+        ca = facts.files.get(CA_CERT) or ctx.ca
         if not ca:
             plan.error = "the registry's CA is not on the deployment host yet: run fab deploy-host"
             return plan
         path = ca_path(ctx.registry)
         if facts.files.get(path) != ca:
             plan.files.append(FileChange(path, facts.files.get(path), ca))
-    # A node moving to TLS keeps its insecure entry until TLS verifies with the CA (as Docker does).
+    # A node moving to TLS keeps its insecure entry until TLS verifies with the CA (as Docker does);
+    # once the CA is in place and TLS still does not verify, it fails rather than log in over it.
     keep_insecure = secure and still_insecure(facts, ctx.registry) and not tls_verified(facts)
+    if keep_insecure and facts.files.get(ca_path(ctx.registry)) == ca:
+        plan.error = (
+            f"TLS to {ctx.registry} does not verify from here with the registry's CA "
+            f"({facts.reach.tls or 'no answer'}): podman keeps it insecure in {DROPIN}, and no login is sent"
+        )
+        return plan
     text = dropin_with(facts.files.get(DROPIN), ctx.registry, insecure=not secure or keep_insecure)
     if facts.files.get(DROPIN) != text:
         plan.files.append(FileChange(DROPIN, facts.files.get(DROPIN), text))
@@ -102,11 +112,23 @@ def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
 
 def still_insecure(facts: HostFacts, registry: str) -> bool:
     """Whether this tool's drop-in still lists the registry as insecure (from before TLS)."""
-    try:
-        listed = entries(facts.files.get(DROPIN, ""))
-    except ValueError:
-        return False
-    return any(_prefix(entry) == registry and entry.get("insecure") is True for entry in listed)
+    return any(found.ours for found in insecure_entries(facts, registry))
+
+
+def insecure_entries(facts: HostFacts, registry: str) -> list[Insecure]:
+    """The entries that make podman pull ``registry`` (or a repository under it) as insecure: this
+    tool's drop-in's, and any other file's (a shorter prefix loses to the drop-in's own entry)."""
+    found = []
+    for path in (*read_order(facts), DROPIN):
+        try:
+            listed = entries(facts.files.get(path, ""))
+        except ValueError:
+            continue
+        for entry in listed:
+            prefix = _prefix(entry)
+            if entry.get("insecure") is True and (prefix == registry or prefix.startswith(registry + "/")):
+                found.append(Insecure(prefix, path, ours=path == DROPIN and prefix == registry))
+    return found
 
 
 def conflict(facts: HostFacts, registry: str, insecure: bool) -> str | None:

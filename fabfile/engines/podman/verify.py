@@ -16,9 +16,11 @@ from ...model.marks import FAIL_FUNCTION, MARK, between
 from ...model.paths import PENDING
 from ...registry.paths import REGISTRY_USER
 from ..shell import login_lines, registry_answers
-from .paths import DROPIN, NAME, ca_path
+from .paths import DROPIN, NAME, REGISTRIES_CONF, REGISTRIES_DIR, ROOT_CONF, ROOT_DIR, ca_path
 
 VERIFY, VERIFIED = "podman-verify", "podman-verified"
+# A registries.conf line that may make a registry insecure: ``insecure = true``, or a v1 list.
+INSECURE_WORDS = r"^[[:space:]]*insecure[[:space:]]*=[[:space:]]*true|registries\.insecure"
 
 
 def podman_verify_script(ctx: StepContext) -> str:
@@ -44,8 +46,11 @@ def podman_check(ctx: StepContext, verify: bool) -> Section:
     nothing is pending, so a run that changes nothing needs no second session."""
     if not verify or not ctx.registry_address:
         return Section(VERIFIED, "", _read_check)
+    # With TLS: its CA in place, and no registries file that may say insecure (then the planner,
+    # which reads them all, decides first: the login must not go over an unchecked connection).
     trusted = (
-        f"[ -s {shlex.quote(ca_path(ctx.registry))} ]"
+        f"[ -s {shlex.quote(ca_path(ctx.registry))} ] && ! grep -rqsiE {shlex.quote(INSECURE_WORDS)} "
+        f"{REGISTRIES_CONF} {REGISTRIES_DIR} {ROOT_CONF} {ROOT_DIR}"
         if ctx.inventory.registry.secure
         else f"grep -qF -- {shlex.quote(ctx.registry)} {DROPIN} 2>/dev/null"
     )
