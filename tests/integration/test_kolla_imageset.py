@@ -121,7 +121,10 @@ class KollaLab:
         """This machine's os_family, as Ansible's setup module finds it (kolla-ansible places tgtd by it)."""
         done = subprocess.run(
             [self.venv / "bin" / "ansible", "localhost", "-c", "local", "-m", "ansible.builtin.setup",
-             "-a", "filter=ansible_os_family", "-e", f"ansible_python_interpreter={self.venv / 'bin' / 'python'}"],
+             # The minimal subset holds the distribution: no network or hardware facts, whose reads of
+             # every interface can wait long on a busy host.
+             "-a", "gather_subset=!all filter=ansible_os_family",
+             "-e", f"ansible_python_interpreter={self.venv / 'bin' / 'python'}"],
             env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
             capture_output=True, text=True, timeout=120, check=True,
         )
