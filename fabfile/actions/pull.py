@@ -31,8 +31,14 @@ class PullImages(Action):
         return inventory.targets
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
-        engines = tuple(section for engine in ENGINES for section in (*engine.version_sections(), engine.held_images()))
-        return engines
+        """Each engine's version and images; with a TLS registry and a login, what its config says of the
+        registry (no login goes to an engine that would not check the registry's certificate)."""
+        secure = ctx.inventory.registry.secure and ctx.login
+        return tuple(
+            section
+            for engine in ENGINES
+            for section in (*engine.version_sections(), engine.held_images(), *(engine.status_sections(ctx) if secure else ()))
+        )
 
     def steps(self, ctx: StepContext) -> tuple[Step, ...]:
         return (Step(self.planner, settle=False),)

@@ -12,7 +12,7 @@ from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.marks import marks
 from ..model.outcome import FAILED
-from ..model.plan import Done, Job, StepPlan
+from ..model.plan import Done, Job, PlanError, StepPlan
 from ..registry.diagnose import diagnose
 from .model import Image
 from .wanted import Wanted
@@ -55,6 +55,23 @@ def host_images(
     return wanted.of(host), cli
 
 
+def insecure_login(facts: HostFacts, ctx: StepContext, cli: ContainerEngine) -> str:
+    """Why no login may go to this node's engine (a TLS registry it treats as insecure, so it would check
+    no certificate); "" when it may, or no login is sent."""
+    if not (ctx.login and ctx.inventory.registry.secure):
+        return ""
+    try:
+        found = cli.insecure_entries(facts, ctx.registry)
+    except PlanError as error:
+        return str(error)
+    if not found:
+        return ""
+    return (
+        f"{cli.name} here treats {ctx.registry} as insecure ({'; '.join(map(str, found))}): no login sent; "
+        "run fab configure-targets first"
+    )
+
+
 def current(image: Image, held: Mapping[str, list[str]], ref: str, digests: Mapping[Image, str]) -> bool:
     """Whether the node holds ``image`` as the registry has it (by digest; unknown digest: not current)."""
     digest = digests.get(image)
@@ -70,6 +87,10 @@ def pull_planner(wanted: Wanted, digests: Mapping[Image, str], per_node: int, re
         if found is None:
             return plan
         images, cli = found
+        refused = insecure_login(facts, ctx, cli)
+        if refused:
+            plan.error = refused
+            return plan
         held = facts.engine(cli.name).images
         refs = {image.at(ctx.registry): image for image in images}
         todo = {ref: image for ref, image in refs.items() if not current(image, held, ref, digests)}

@@ -241,6 +241,23 @@ def test_a_login_comes_before_the_pulls_and_its_password_never_on_a_command_line
 
 
 @pytest.mark.parametrize(
+    ("files", "entry"),
+    [
+        ({"/etc/docker/daemon.json": '{"insecure-registries": ["10.0.0.0/8", "192.0.2.0/24"]}'}, "192.0.2.0/24"),
+        ({"/etc/docker/daemon.json": '{"insecure-registries": ["http://192.0.2.10:4000"]}'}, "http://192.0.2.10:4000"),
+    ],
+)
+def test_no_login_goes_to_an_engine_that_treats_the_tls_registry_as_insecure(files, entry):
+    facts = docker_host(files=files)
+    ctx = replace(make_ctx(registry={"tls": "self-signed", "auth": "htpasswd"}), password="pa55word")
+
+    plan = pull.pull_planner(every_host_wants(IMAGES), DIGESTS, 3, 3)(facts, ctx)
+
+    assert plan.jobs == [] and entry in plan.error
+    assert plan.error.endswith("no login sent; run fab configure-targets first")
+
+
+@pytest.mark.parametrize(
     "facts, engine, error",
     [
         (docker_host(), "podman", "--engine podman: not installed on this node"),
