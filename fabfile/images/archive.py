@@ -2,7 +2,7 @@
 
 Read here, before anything is sent: which images one holds, and for each image
 to copy, the manifests to push and the member that holds each blob. The host
-then streams the blobs out of the uploaded tar (see remote/copyrun.py): no
+then streams the blobs out of the uploaded tar (see payload/copyrun.py): no
 ``docker load``, nothing decompressed.
 """
 

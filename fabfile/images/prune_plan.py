@@ -1,6 +1,6 @@
 """Which tags prune-registry deletes: the current list and the newest others stay, the rest go.
 
-Pure functions of what the registry answered (``registry_api.scan``). The unit a
+Pure functions of what the registry answered (``payload.registry_scan.scan``). The unit a
 registry deletes is a manifest digest, and deleting it removes every tag that
 points at it: a digest is deleted only when no tag that stays points at it, nor
 at a manifest list holding it. Only the image list's repositories are pruned

@@ -1,9 +1,9 @@
-"""Blobs and manifests between registries, run on the deployment host after ``registry_api.py``.
+"""Blobs and manifests between registries, run on the deployment host after ``registry_client.py``.
 
-Sent as part of one script with registry_api.py (whose ``Client`` it uses) and
+Sent as part of one script with registry_client.py (whose ``Client`` it uses) and
 copyrun.py: the relative import below is dropped then (see api.helper_script).
 Standard library only, no f-strings (the hosts' Python may be old), like
-registry_api.py. A blob is streamed, never decompressed nor written to disk:
+registry_client.py. A blob is streamed, never decompressed nor written to disk:
 read in CHUNK pieces from its source, hashed on the way, sent to the local
 registry in one PATCH, and committed by a PUT only when its sha256 is right.
 """

@@ -1,4 +1,4 @@
-"""One copy into the local registry, run on the deployment host after registry_api.py and blobcopy.py.
+"""One copy into the local registry, run on the deployment host after registry_client.py and blobcopy.py.
 
 Every image's manifests are resolved first (from the upstream, or given by the
 tasks for an archive), then every blob any of them lacks in the local registry

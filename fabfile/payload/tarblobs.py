@@ -1,6 +1,6 @@
 """Blobs read in place from an archive uploaded to the deployment host; sent with blobcopy.py.
 
-Standard library only, no f-strings (see registry_api.py). An uncompressed
+Standard library only, no f-strings (see registry_client.py). An uncompressed
 tar is read at each member's offset, so that blobs go in parallel; a
 compressed one is uncompressed next to itself once (gzip cannot seek).
 """
