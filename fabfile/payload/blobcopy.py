@@ -1,7 +1,7 @@
 """Blobs and manifests between registries, run on the deployment host after ``registry_client.py``.
 
 Sent as part of one script with registry_client.py (whose ``Client`` it uses) and
-copyrun.py: the relative import below is dropped then (see api.helper_script).
+copyrun.py: the relative import below is dropped then (see payload.program).
 Standard library only, no f-strings (the hosts' Python may be old), like
 registry_client.py. A blob is streamed, never decompressed nor written to disk:
 read in CHUNK pieces from its source, hashed on the way, sent to the local
