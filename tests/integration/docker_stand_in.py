@@ -4,7 +4,7 @@ container it runs is the real registry binary (Debian's docker-registry) on the 
 ``docker run -d --name NAME -e K=V ... IMAGE`` serves in the background with those variables (the
 writer: REGISTRY_HTTP_NET=unix and its socket); ``docker run --rm ... --entrypoint /bin/registry IMAGE
 garbage-collect [FLAGS] CONFIG`` collects in the foreground; ``docker rm -f NAME...`` stops them;
-``docker volume inspect`` names the storage folder. The registry's own config is the local registry's
+``docker volume inspect`` names the storage folder; with ``KR_DOCKER_FAIL_RUN`` set, every run fails with it. The registry's own config is the local registry's
 (``KR_REGISTRY_CONFIG``): the container's ``-v`` and ``--env-file`` are what a host's Docker would mount.
 """
 
@@ -43,6 +43,9 @@ elif args[:2] == ["volume", "inspect"]:
 elif args[0] == "run" and "garbage-collect" in args:
     tail = args[args.index("garbage-collect"):]
     sys.exit(subprocess.run([{binary!r}, *tail[:-1], config]).returncode)
+elif args[0] == "run" and os.environ.get("KR_DOCKER_FAIL_RUN"):
+    print("docker: Error response from daemon: " + os.environ["KR_DOCKER_FAIL_RUN"], file=sys.stderr)
+    sys.exit(125)
 elif args[0] == "run":
     env = dict(os.environ)
     for i, arg in enumerate(args):

@@ -15,6 +15,7 @@ from ...model.inventory import RegistrySettings
 from ...model.marks import FAIL_FUNCTION, MARK, between
 from ...model.paths import PENDING
 from ...registry.paths import REGISTRY_USER
+from ...registry.probe_push import probe_push_script
 from ..shell import login_lines, registry_answers
 from .facts import REGISTRY_CONFIG, read_registry_config, read_version
 from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
@@ -22,20 +23,23 @@ from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
 VERIFY, VERIFIED = "verify", "verified"
 
 
-def verify_script(ctx: StepContext, push: bool) -> str:
+def verify_script(ctx: StepContext, push: bool, container: bool | None = None) -> str:
     """Shell that checks the registry answers, and a probe image round-trips.
 
-    ``push`` is for the deployment host: it also checks the container and its
-    volume, and pushes the probe before pulling it back; targets only pull.
+    ``push`` is for the deployment host: it pushes the probe through the writer (the registry
+    nodes reach is read-only), drops its own copy, and pulls it back with docker through the
+    registry; ``container`` (with ``push`` by default; a replica's check too) checks the registry
+    container and its volume first. Targets only pull.
     """
     probe = shlex.quote(ctx.probe_image)
+    container = push if container is None else container
     lines = [
         "set -e",
         FAIL_FUNCTION,
-        *(_container_checks(ctx.inventory.registry) if push else []),
+        *(_container_checks(ctx.inventory.registry) if container else []),
         *registry_answers(ctx, ca_path(ctx.registry)),
+        *(_probe_push(ctx) if push else []),
         *(docker_login(ctx) if ctx.login else []),
-        *(_probe_push(ctx.probe_image) if push else []),
         (
             f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {probe}: "
             f"$(docker pull {probe} 2>&1 | tail -1)"
@@ -71,18 +75,12 @@ def _container_checks(settings: RegistrySettings) -> list[str]:
     ]
 
 
-def _probe_push(image: str) -> list[str]:
-    probe = shlex.quote(image)
+def _probe_push(ctx: StepContext) -> list[str]:
+    """The probe pushed through the writer; the host's own copy dropped, so that the pull fetches it."""
+    probe = shlex.quote(ctx.probe_image)
     return [
-        f"if ! docker image inspect {probe} >/dev/null 2>&1; then",
-        '  d=$(mktemp -d); echo kolla-registry probe > "$d/probe"',
-        f'  tar -C "$d" -c probe | docker import -m "kolla-registry probe" - {probe} >/dev/null; rm -rf "$d"',
-        "fi",
-        (
-            f"docker push {probe} >/dev/null 2>&1 || fail docker push {probe}: "
-            f'$(docker push {probe} 2>&1 | tail -1) "($space)"'
-        ),
-        f"docker rmi {probe} >/dev/null",
+        f"( {probe_push_script(ctx)} ) || exit 1",
+        f"docker rmi -f {probe} >/dev/null 2>&1 || true",
     ]
 
 
