@@ -125,8 +125,9 @@ def test_a_live_cloud_moves_to_tls_and_login_without_restarting_anything(hosts, 
     assert procedure.code == 0, procedure.output
     # The recap names what such a registry is, and the setting that secures it.
     assert (
-        f"{cloud.deploy} | secure-registry | OK | plain HTTP, no login: anyone who reaches its port can pull and push "
-        "any image; set registry: {tls: self-signed, auth: htpasswd} for TLS and a login"
+        f"{cloud.deploy} | secure-registry | OK | plain HTTP, no login: anyone who reaches its port can pull any "
+        "image, and anyone on the way can swap what nodes pull; set registry: {tls: self-signed, auth: htpasswd} "
+        "for TLS and a login"
     ) in procedure.output
     reset_targets(hosts, [node])
     assert fab("configure-targets", inventory=plain).code == 0
