@@ -91,7 +91,10 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
     comes from its API socket in the same curl as the check (the docker CLI
     costs ~40 ms of CPU a call), and the rest is shell builtins where it can be.
     The check runs only where the registry is named already and nothing is
-    pending: a run that changes nothing then needs no second session.
+    pending: a run that changes nothing then needs no second session. It
+    resolves the probe through dockerd (its distribution inspect endpoint: the
+    manifest through its own trust and login, no layer, nothing written); the
+    full pull is for runs that changed something.
     """
     ping = f"-sS -m 20 --unix-socket {DOCKER_SOCKET} -D - -o /dev/null http://docker/_ping"
     secure = ctx.inventory.registry.secure
@@ -107,7 +110,7 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
 {_registry_config(ctx) if secure else ""}
 check=
 {check}
-if [ -n "$check" ]; then {_check_curl(ctx, before=ping + " --next ")}
+if [ -n "$check" ]; then {_check_curl(ctx, before=ping + " --next ", pull=False)}
 else out=$(curl {ping} 2>/dev/null) || out=; fi
 case $out in *"Server: Docker/"*) v=${{out#*Server: Docker/}}; v=${{v%%[[:space:]]*}} ;; *) v= ;; esac
 [ -n "$v" ] || v=$(timeout 20 docker version --format '{{{{.Server.Version}}}}' 2>/dev/null)
@@ -115,7 +118,7 @@ s docker-server; echo "$v"
 [ -n "$v" ] || {{ s dockerd; dockerd --version 2>/dev/null || docker --version 2>/dev/null; }}
 if [ -n "$check" ]; then
   s {VERIFY}
-  {{ {_judge(ctx)}
+  {{ {_judge(ctx, pull=False)}
   }} 2>&1
   status=$?
   s {VERIFIED}; echo $status
@@ -171,8 +174,10 @@ def quick_verify_script(ctx: StepContext) -> str:
     return f"{_check_curl(ctx)}\n{_judge(ctx)}\n"
 
 
-def _check_curl(ctx: StepContext, before: str = "") -> str:
-    """Shell that sets "$out": curl ``before``, then GET /v2/ on the registry, then the engine's API pulls the probe.
+def _check_curl(ctx: StepContext, before: str = "", pull: bool = True) -> str:
+    """Shell that sets "$out": curl ``before``, then GET /v2/ on the registry, then the engine's API pulls
+    the probe (``pull``) or only resolves it (its distribution inspect endpoint: the manifest's descriptor
+    through dockerd's own TLS and credentials, no layer downloaded, nothing stored).
 
     A secure registry is checked against the CA the node has for it. With a login, the pull
     (its X-Registry-Auth header read from stdin, never argv) runs only once GET /v2/, without
@@ -182,14 +187,17 @@ def _check_curl(ctx: StepContext, before: str = "") -> str:
     query = urllib.parse.urlencode({"fromImage": repository, "tag": tag})
     ca = f"--cacert {shlex.quote(ca_path(ctx.registry))} " if ctx.inventory.registry.secure else ""
     get = f"{before}-sS -m 20 {ca}-D - -o /dev/null {shlex.quote(f'{ctx.scheme}://{ctx.registry}/v2/')}"
-    pull = f"-sS -m 600 --unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}'"
+    if pull:
+        fetch = f"-sS -m 600 --unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}'"
+    else:
+        fetch = f"-sS -m 60 --unix-socket {DOCKER_SOCKET} {shlex.quote(f'http://docker/distribution/{ctx.probe_image}/json')}"
     if not ctx.login:
-        return f"out=$(curl {get} --next {pull} 2>&1) || out="
+        return f"out=$(curl {get} --next {fetch} 2>&1) || out="
     credentials = json.dumps({"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry})
     header = base64.urlsafe_b64encode(credentials.encode()).decode()
     return f"""out=$(curl {get} 2>&1) || out=
 case $out in *'Docker-Distribution-Api-Version: registry/2.0'*)
-  pulled=$(curl -H @- {pull} 2>&1 <<'KOLLA_REGISTRY_AUTH'
+  pulled=$(curl -H @- {fetch} 2>&1 <<'KOLLA_REGISTRY_AUTH'
 X-Registry-Auth: {header}
 KOLLA_REGISTRY_AUTH
 ) || pulled=
@@ -198,10 +206,16 @@ $pulled" ;;
 esac"""
 
 
-def _judge(ctx: StepContext) -> str:
-    """Shell: whether "$out" shows a registry and a finished pull; else the full check."""
+def _judge(ctx: StepContext, pull: bool = True) -> str:
+    """Shell: whether "$out" shows a registry and a finished pull (or the probe resolved); else the full check."""
+    if pull:
+        shown = """*'Docker-Distribution-Api-Version: registry/2.0'*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;"""
+        done = f"{MARK} pulled {ctx.probe_image}"
+    else:
+        shown = """*'Docker-Distribution-Api-Version: registry/2.0'*'"Descriptor":{'*'"digest":"sha256:'*) ;;"""
+        done = f"{MARK} resolved {ctx.probe_image}"
     return f"""case $out in
-  *'Docker-Distribution-Api-Version: registry/2.0'*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;
+  {shown}
   *) out= ;;
 esac
-if [ -n "$out" ]; then echo {shlex.quote(f"{MARK} pulled {ctx.probe_image}")}; else ( {verify_script(ctx, push=False)} ); fi"""
+if [ -n "$out" ]; then echo {shlex.quote(done)}; else ( {verify_script(ctx, push=False)} ); fi"""
