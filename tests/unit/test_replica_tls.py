@@ -4,16 +4,19 @@ is given its certificate, its key and the one login file, learnt from the deploy
 from __future__ import annotations
 
 import hashlib
+import socket
 import ssl
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fabfile.actions.deploy import DEPLOY_STEPS, DeploySteps
+from fabfile.engine.access import RegistryAccess
 from fabfile.facts.base import parse
 from fabfile.model.context import Modes, Served
-from fabfile.model.inventory import Host
+from fabfile.model.inventory import Host, TlsFiles
 from fabfile.model.outcome import CHANGED, FAILED
 from fabfile.registry import replica_tls, tls
 from fabfile.registry.paths import (
@@ -111,9 +114,6 @@ def test_with_the_operator_s_files_the_deployment_host_issues_nothing_for_replic
 
 def strict_handshake(root: Path, cert: str, key: str, name: str) -> str:
     """A TLS handshake to ``cert``, verified as Python 3.13 does (VERIFY_X509_STRICT) for ``name``."""
-    import socket
-    import threading
-
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(root / cert, root / key)
     client = ssl.create_default_context(cafile=str(root / "ca" / "ca.crt"))
@@ -214,8 +214,6 @@ def test_a_replica_without_its_files_fails_naming_the_fix_and_a_check_run_says_t
 def test_with_the_operator_s_files_a_replica_gets_them_and_the_one_login_file(tmp_path):
     for name, text in (("ca.crt", "CA\n"), ("server.crt", "OWN CERT\n"), ("server.key", "OWN KEY\n")):
         (tmp_path / name).write_text(text)
-    from fabfile.model.inventory import TlsFiles
-
     own = TlsFiles(str(tmp_path / "server.crt"), str(tmp_path / "server.key"), str(tmp_path / "ca.crt"))
     settings = {**SECURE, "tls": "files", "tls_files": own}
 
@@ -267,3 +265,20 @@ def test_a_replica_never_makes_a_ca_nor_a_key_and_without_its_files_stops_before
     assert not any(CA_KEY in script or "openssl genrsa" in script for script in run.scripts)
     assert [(row.step, row.status) for row in run.outcomes][-1] == ("secure-registry", FAILED)
     assert not any(SERVER_KEY in script for script in run.scripts[1:])
+
+
+def test_when_the_deployment_host_cannot_be_read_each_replica_says_why_and_plain_replicas_need_nothing():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = make_ctx(SECURE)
+    inventory = replace(ctx.inventory, deploy_host=Host("deploy1", "127.0.0.1", port=port))
+
+    served = RegistryAccess(inventory).served()
+
+    assert set(served) == {"replica1", "replica2"}
+    assert served["replica1"].problem == f"cannot read them on deploy1: SSH connection to root@127.0.0.1:{port} refused"
+    plan = tls.secure_registry(docker_host(), replica_ctx(served["replica1"]))
+    assert plan.error.endswith(f"SSH connection to root@127.0.0.1:{port} refused")
+    plain = replace(inventory, registry=replace(inventory.registry, tls="off", auth="off"))
+    assert RegistryAccess(plain).served() == {}
