@@ -132,19 +132,20 @@ def test_from_a_node_with_every_credential_it_has_no_push_gets_through(configure
 
     pushed = hosts.run(
         NODE,
-        f"d=$(mktemp -d); echo x > $d/f; tar -C $d -c f | docker import - {registry}/{SYNCED}:new >/dev/null; "
-        f"docker push {registry}/{SYNCED}:new 2>&1; echo exit=$?; rm -rf $d",
+        f"d=$(mktemp -d); echo x > $d/f; tar -C $d -c f | docker import - {registry}/{SYNCED}:pushed >/dev/null; "
+        f"docker push {registry}/{SYNCED}:pushed 2>&1; echo exit=$?; rm -rf $d; docker rmi {registry}/{SYNCED}:pushed",
         check=False,
     )
 
     assert "exit=0" not in pushed, pushed
-    # Raw HTTP with the same login: every write method refused as a method (405), after the login (not 401).
+    # Raw HTTP with the same login: every way to write refused as a method (405), after the login (not 401).
+    # (No upload can start, so none can be continued: PATCH or PUT of an upload has nothing to name.)
     for method, path in (
         ("POST", f"/v2/{SYNCED}/blobs/uploads/"),
+        ("POST", f"/v2/{SYNCED}-copy/blobs/uploads/?mount=sha256:{'0' * 64}&from={SYNCED}"),
         ("PUT", f"/v2/{SYNCED}/manifests/new"),
         ("DELETE", f"/v2/{SYNCED}/manifests/new"),
-        ("PATCH", f"/v2/{SYNCED}/blobs/uploads/00000000-0000-0000-0000-000000000000"),
-        ("PUT", f"/v2/{SYNCED}/blobs/uploads/00000000-0000-0000-0000-000000000000?digest=sha256:{'0' * 64}"),
+        ("DELETE", f"/v2/{SYNCED}/blobs/sha256:{'0' * 64}"),
     ):
         assert curl_as_node(hosts, method, path) == "405", (method, path)
     assert curl_as_node(hosts, "POST", f"/v2/{SYNCED}/blobs/uploads/", login=False) == "401"
