@@ -29,6 +29,9 @@ from .imageset import NAMESPACE, TAG
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 FAB = Path(sys.executable).with_name("fab")
 REGISTRY = f"{lab_config.node_ip(labnet.DEPLOY)}:4000"
+# skopeo and the docker loop push, but the registry nodes reach is read-only: they push into a writable
+# registry on deploy1's loopback, on the same volume (as sync-images writes through its writer's socket).
+BENCH_WRITER = "127.0.0.1:5001"
 VOLUME_DATA = "/var/lib/docker/volumes/registry/_data"
 # What each method runs on deploy1, for its peak memory.
 PROCESSES = {"fab sync-images": ("python3",), "skopeo sync": ("skopeo",), "docker pull/push": ("dockerd", "docker")}
@@ -116,15 +119,26 @@ def _skopeo(image_set: imageset.ImageSet) -> str:
     encoded = json.dumps(source)  # JSON is YAML
     return (
         f"printf '%s' '{encoded}' > /root/bench-sync.yaml && "
-        f"skopeo sync --src yaml --dest docker --dest-tls-verify=false /root/bench-sync.yaml {REGISTRY}"
+        f"skopeo sync --src yaml --dest docker --dest-tls-verify=false /root/bench-sync.yaml {BENCH_WRITER}"
     )
 
 
 def _docker_loop(image_set: imageset.ImageSet) -> str:
     names = " ".join(f"{NAMESPACE}/{service}:{TAG}" for service in image_set.images)
     # Four at once, as sync-images did with this method (sync_parallel 4).
-    one = f'docker pull -q {labnet.UPSTREAM}/$0 && docker tag {labnet.UPSTREAM}/$0 {REGISTRY}/$0 && docker push -q {REGISTRY}/$0'
+    one = f'docker pull -q {labnet.UPSTREAM}/$0 && docker tag {labnet.UPSTREAM}/$0 {BENCH_WRITER}/$0 && docker push -q {BENCH_WRITER}/$0'
     return f"printf '%s\\n' {names} | xargs -P 4 -n 1 sh -c '{one}' >/dev/null"
+
+
+def _bench_writer(on: bool) -> None:
+    """The writable registry skopeo and the docker loop push into (see BENCH_WRITER), or none."""
+    labnet.on_deploy("docker rm -f bench-writer >/dev/null 2>&1; true")
+    if on:
+        labnet.on_deploy(
+            f"docker run -d --name bench-writer --network host -e REGISTRY_HTTP_ADDR={BENCH_WRITER} "
+            f"-v registry:/var/lib/registry registry:2 >/dev/null && "
+            f"i=0; until curl -sf -o /dev/null http://{BENCH_WRITER}/v2/; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.2; done"
+        )
 
 
 def _trust_upstream(on: bool) -> None:
@@ -154,6 +168,7 @@ def _syncs(image_set: imageset.ImageSet, inventory: Path, rate: str) -> list[dic
     for name, copy in methods.items():
         _trust_upstream(name == "docker pull/push")
         _empty_registry()
+        _bench_writer(name != "fab sync-images")
         labnet.shape(labnet.UPSTREAM_NAME, rate)
         try:
             rows.append(_measure(name, copy, image_set))
@@ -161,6 +176,7 @@ def _syncs(image_set: imageset.ImageSet, inventory: Path, rate: str) -> list[dic
             rows.append({"method": name, "error": str(error)})
         finally:
             labnet.unshape(labnet.UPSTREAM_NAME)
+    _bench_writer(False)
     _trust_upstream(False)
     return rows
 

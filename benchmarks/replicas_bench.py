@@ -1,10 +1,12 @@
-"""python3 benchmarks/run.py replicas [--instances 1,2,3] [--targets 10] [--rate 400mbit] [--out DIR]
+"""python3 benchmarks/run.py replicas [--instances 1,2,3] [--targets 10] [--rate 400mbit] [--tls] [--out DIR]
 
 More registries, one store: the distribution benchmark's image set in the lab's S3 store
 (store1, SeaweedFS), served by K registry instances (deploy1, then replica1..), each
 registry host's link limited with tc; `fab pull-images` to N targets, spread over the K
 instances by `configure-targets --rebalance`. Floor: N x unique bytes / (K x link rate).
-Writes replicas.md and replicas.json to --out; the lab's replicas and store go away after.
+With --tls, every instance serves TLS (self-signed, one CA) and asks for the login
+(htpasswd), as production runs them. Writes replicas.md and replicas.json to --out
+(replicas-tls.* with --tls); the lab's replicas and store go away after.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from . import imageset, labnet
 from .distribution import DEFAULT_OUT, _counts, _fab, _inventory, _lab
 
 # The registry name's line out of /etc/hosts, in place (a lab host's /etc/hosts is a bind mount).
+SECURE = {"tls": "self-signed", "auth": "htpasswd"}
 UNMARK = "grep -v '# kolla-registry$' /etc/hosts > /etc/hosts.unmarked; cat /etc/hosts.unmarked > /etc/hosts; rm -f /etc/hosts.unmarked"
 
 
@@ -44,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         _restore(nodes)
     rate = labnet.rate_bytes(args.rate)
     text = markdown(rows, image_set, len(nodes), args.rate, rate)
-    (args.out / "replicas.md").write_text(text)
-    (args.out / "replicas.json").write_text(json.dumps({"rate": args.rate, "targets": len(nodes),
-                                                        "unique_bytes": image_set.unique_bytes, "rows": rows}, indent=2))  # fmt: skip
+    name = "replicas-tls" if args.tls else "replicas"
+    (args.out / f"{name}.md").write_text(text)
+    (args.out / f"{name}.json").write_text(json.dumps({"rate": args.rate, "targets": len(nodes), "tls": args.tls,
+                                                       "unique_bytes": image_set.unique_bytes, "rows": rows}, indent=2))  # fmt: skip
     print(text)
     return 1 if any(row.get("error") for row in rows) else 0
 
@@ -59,6 +63,8 @@ def _pull_with(count: int, base: Path, image_set: imageset.ImageSet, nodes: list
         data["registry"]["replicas"] = data["registry"]["replicas"][: count - 1]
     else:
         data["registry"].pop("replicas", None)
+    if args.tls:
+        data["registry"].update(SECURE)
     inventory = _inventory(image_set, args.out / f"hosts-{count}.yaml", data)
     try:
         _fab(inventory, "deploy-host")
@@ -88,6 +94,8 @@ def _restore(nodes: list[str]) -> None:
         # In place: a lab host's /etc/hosts is a bind mount, which sed -i cannot rename over.
         docker("exec", name, "sh", "-c", UNMARK, check=False)
     labnet.on_deploy("rm -f /etc/kolla-registry/registry.env")
+    for name in nodes:
+        docker("exec", name, "sh", "-c", "rm -rf /etc/docker/certs.d/kolla-registry.internal:4000", check=False)
     _fab(paths().inventory, "deploy-host")
 
 
@@ -123,5 +131,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", type=int, default=10, help="targets that pull (default 10)")
     parser.add_argument("--rate", default="400mbit", help="each registry host's link (default 400mbit)")
     parser.add_argument("--quick", action="store_true", help="the small image set")
+    parser.add_argument("--tls", action="store_true", help="every instance with TLS (self-signed) and the login")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where results go (default {DEFAULT_OUT})")
     return parser

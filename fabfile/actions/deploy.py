@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from ..engine.action import Action, Check, Planner, Step
@@ -12,13 +13,14 @@ from ..engines.docker.trust import add_docker_opts, copy_docker_unit, restart_do
 from ..engines.docker.verify import verify_script
 from ..facts import system
 from ..facts.base import Section, files
-from ..model.context import StepContext
+from ..model.context import Served, StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
 from ..registry import facts as registry_facts
 from ..registry.container import create_registry
 from ..registry.paths import CA_CERT, ENV_FILE, PASSWORD
 from ..registry.reach import tls_check
+from ..registry.replica_tls import is_replica, replica_sections
 from ..registry.tls import secure_registry, tls_sections
 
 DEPLOY_STEPS: tuple[Planner, ...] = (
@@ -51,6 +53,7 @@ def deploy_sections(ctx: StepContext) -> tuple[Section, ...]:
         registry_facts.container(settings.name),
         registry_facts.image(settings.image),
         *tls_sections(ctx),
+        *replica_sections(ctx),
         *_docker_ca(ctx),
         *((files(ENV_FILE),) if settings.s3 else ()),
     )
@@ -67,17 +70,28 @@ def _docker_ca(ctx: StepContext) -> tuple[Section, ...]:
 
 class DeploySteps(Action):
     """Documented steps on the registry hosts (the deployment host and the replicas), in order,
-    stopping at the first failure; then, for deploy-host and verify-registry, the registry's check."""
+    stopping at the first failure; then, for deploy-host and verify-registry, the registry's check.
+
+    ``served``: for replicas, what each serves with, as the deployment host issued it (the task runs
+    the deployment host first, then the replicas with this)."""
 
     serving = True
 
-    def __init__(self, name: str, planners: tuple[Planner, ...], verify: bool) -> None:
+    def __init__(
+        self, name: str, planners: tuple[Planner, ...], verify: bool, served: Mapping[str, Served] | None = None
+    ) -> None:
         self.name = name
         self.planners = planners
         self.verify = verify
+        self.served = dict(served or {})
 
     def hosts(self, inventory: Inventory) -> tuple[Host, ...]:
         return inventory.registry_hosts
+
+    def context(self, ctx: StepContext, host: Host) -> StepContext:
+        if not ctx.inventory.is_replica(host):
+            return ctx
+        return replace(ctx, served=self.served.get(host.name, Served()))
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
         return deploy_sections(ctx)
@@ -91,4 +105,5 @@ class DeploySteps(Action):
         # The steps may have just made the CA and the login: the check uses this host's own.
         ca, password = facts.files.get(CA_CERT), (facts.files.get(PASSWORD) or "").strip()
         ctx = replace(ctx, ca=ca or ctx.ca, password=password or ctx.password)
-        return Check(VERIFY_STEP, script=verify_script(ctx, push=True))
+        # Writes go through the deployment host's writer alone: a replica pulls the probe it pushed.
+        return Check(VERIFY_STEP, script=verify_script(ctx, push=not is_replica(ctx), container=True))

@@ -11,6 +11,7 @@ from ..images.prune_run import prune_planner, scan_query
 from ..model.context import StepContext
 from ..registry import facts as registry_facts
 from ..registry.collect import GC_PENDING
+from ..registry.readonly import readers_section
 from ..registry.tls import tls_sections
 
 
@@ -37,6 +38,7 @@ class PruneRegistry(Action):
             *tls_sections(ctx),
             files(GC_PENDING),
             scan_query(ctx),
+            readers_section(ctx),
         )
 
     def steps(self, ctx: StepContext) -> tuple[Step, ...]:

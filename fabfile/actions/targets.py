@@ -93,11 +93,14 @@ def proof(facts: HostFacts, ctx: StepContext, changed: bool) -> Check:
     if failed:
         return Check(STEP, failed=f"exit {failed[0]}: {failure_reason(failed[1], '')}")
     unchecked = [engine.verify_script(ctx) for engine, result in results if result is None]
-    return Check(STEP, script=in_turn(unchecked), passed=f"{ctx.registry} trusted; {pulled}")
+    # Checked in the facts session: the probe resolved through each engine, nothing downloaded.
+    proved = pulled if unchecked else f"resolved probe{engines_that_pulled(facts)}"
+    return Check(STEP, script=in_turn(unchecked), passed=f"{ctx.registry} trusted; {proved}")
 
 
 def engines_that_pulled(facts: HostFacts) -> str:
-    """Which engines pulled, where Docker is not the only one (a Docker node's row reads as it always did)."""
+    """Which engines pulled (or resolved), where Docker is not the only one (a Docker node's row reads as
+    it always did)."""
     names = [engine.name for engine in installed(facts)]
     return "" if names in ([], [ENGINES[0].name]) else f" with {' and '.join(names)}"
 

@@ -11,11 +11,13 @@ import threading
 from fabric import Config
 
 from ..facts import base as facts_base
+from ..model.context import Served
 from ..model.errors import AddressUnknown
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
 from ..registry import access as rules
 from ..registry.access import Access, Instance
+from ..registry.replica_tls import served_from_facts, served_sections
 from ..transport.connection import connect, execute, run_as_root, unreachable_reason
 
 
@@ -70,6 +72,26 @@ class RegistryAccess:
     def instances(self) -> tuple[Instance, ...]:
         """Every instance, the deployment host's first (asks it for its address when needed)."""
         return rules.instances(self.inventory, self.lookup().address)
+
+    def served(self) -> dict[str, Served]:
+        """What each replica of a secure registry serves with (its certificate and key, the login file),
+        read as root from the deployment host once its own run made them; each says why when it could not be."""
+        inventory = self.inventory
+        if not (inventory.registry.secure and inventory.registry.replicas):
+            return {}
+        host, wanted = inventory.deploy_host, served_sections(inventory)
+        try:
+            connection = connect(host, self.config)
+            try:
+                result = run_as_root(connection, host, facts_base.script(wanted), timeout=60)
+            finally:
+                connection.close()
+            if not result.ok:
+                raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.exited}")
+        except Exception as error:  # noqa: BLE001 - any failure to ask is the reason each replica fails
+            reason = unreachable_reason(error, host) or f"{type(error).__name__}: {error}"
+            return {replica.name: Served(problem=f"cannot read them on {host.name}: {reason}") for replica in inventory.registry.replicas}
+        return served_from_facts(inventory, facts_base.parse(result.stdout, wanted))
 
     def _ask(self, host: Host) -> str:
         wanted = rules.SECTIONS if self.inventory.registry.secure else rules.SECTIONS[:1]

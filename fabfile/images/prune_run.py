@@ -1,6 +1,6 @@
 """prune-registry as a plan: which tags go (from one scan of the registry), and the one job that,
-under the host's lock, deletes them by digest and collects the garbage with the registry read-only
-meanwhile (the deletes through a writer only root reaches, each repository's tags looked at again first)."""
+under the host's lock, deletes them by digest through the writer only root reaches (each repository's
+tags looked at again first) and collects the garbage, while every read-only instance keeps serving."""
 
 from __future__ import annotations
 
@@ -12,16 +12,11 @@ from ..model.facts import HostFacts
 from ..model.marks import MARK, marks
 from ..model.outcome import FAILED
 from ..model.plan import Done, Job, StepPlan
+from ..registry import writer
 from ..registry.api import answer, local_base, query
-from ..registry.collect import (
-    GC_PENDING,
-    WRITER_SOCKET,
-    Container,
-    collect_script,
-    prepare_script,
-    restore_script,
-)
+from ..registry.collect import GC_PENDING, Collector, cleanup_script, collect_script, prepare_script
 from ..registry.container import create_registry
+from ..registry.readonly import writable
 from .host_lock import lock_not_taken, locked
 from .model import Image
 from .prune_plan import SINCE, PrunePlan, Repository, plan_prune
@@ -29,8 +24,8 @@ from .prune_report import STEP, table, totals
 from .prune_result import Rechecked, after_deletes, going
 
 NOT_DEPLOYED = (
-    "the registry container is not as deploy-host makes it (deletes need REGISTRY_STORAGE_DELETE_ENABLED, "
-    "set from this version on): run fab deploy-host first"
+    "the registry container is not as deploy-host makes it (read-only from this version on: garbage "
+    "collection needs no push meanwhile): run fab deploy-host first"
 )
 LEFTOVER = "garbage left by an earlier run that did not finish"
 
@@ -59,6 +54,8 @@ def prune_planner(current: list[Image], keep: int, every: bool = False):
             plan.notes.append(f"nothing to delete: {totals(pruned)}")
         elif registry.changed:
             plan.error = NOT_DEPLOYED
+        elif writable(facts, ctx):
+            plan.error = writable(facts, ctx)
         else:
             plan.jobs.append(prune_job(pruned, leftover, facts, ctx))
         return plan
@@ -67,30 +64,26 @@ def prune_planner(current: list[Image], keep: int, every: bool = False):
 
 
 def prune_job(pruned: PrunePlan, leftover: bool, facts: HostFacts, ctx: StepContext) -> Job:
-    """One script under the host's lock: note the pending garbage and the volume's size, make the registry
-    read-only, delete (through the writer), collect, put the registry back; a failure anywhere puts the
-    registry back before it says so."""
-    container = Container.of(facts, ctx)
+    """One script under the host's lock: note the pending garbage and the volume's size, delete through
+    the writer, collect; the read-only registry serves throughout and is never touched."""
     wait = ctx.limits.docker_wait
-    # The collection may take what is left of the host's time limit once the registry has had its
-    # waits (read-only, the writer, back to normal, a restore) and the lock its own; at least a minute.
-    collect_timeout = max(60, ctx.limits.command_timeout - 4 * wait - 180)
+    # The collection may take what is left of the host's time limit once the writer has had its
+    # wait and the lock its own; at least a minute.
+    collect_timeout = max(60, ctx.limits.command_timeout - wait - 180)
     deletes = payload.script(deletes_request(pruned)) if pruned.deletes else ""
     script = locked(
-        f"( {prepare_script(container, wait)} ) || exit $?\n"
-        f"( {collect_script(container, pruned.delete_untagged, wait, collect_timeout, deletes)} )\n"
+        f"( {prepare_script(Collector.of(ctx))} ) || exit $?\n"
+        f"( {collect_script(ctx, pruned.delete_untagged, wait, collect_timeout, deletes)} )\n"
+        # The table of deletes is read either way; the collection's own failure is its fail mark. One that
+        # ended without a word (killed) may have left the writer or the collector running: they go.
         f'rc=$?; echo "{MARK} collect-status $rc"\n'
-        # A collection that ended without a word (killed) may have left the registry read-only.
-        f'[ "$rc" -eq 0 ] || ( {restore_script(container, wait)} )\n'
+        f'[ "$rc" -eq 0 ] || ( {cleanup_script(ctx)} )\n'
     )
 
     def recover(message: str) -> str:
-        # The script puts the registry back itself when it can say so; lost or killed, from here. A run
-        # that never got the lock changed nothing.
-        said = ("back to normal", "run fab deploy-host")
-        if lock_not_taken(message) or any(words in message for words in said):
-            return ""
-        return restore_script(container, wait)
+        # Lost or killed: nothing may be left running. Once the lock is free, the writer and the
+        # collector go (nothing, when they are gone already). A run that never got the lock changed nothing.
+        return "" if lock_not_taken(message) else locked(cleanup_script(ctx))
 
     return Job(
         summary=_would(pruned, leftover),
@@ -98,7 +91,7 @@ def prune_job(pruned: PrunePlan, leftover: bool, facts: HostFacts, ctx: StepCont
         done=lambda output: pruned_done(pruned, output),
         diff="".join(f"- {repo.name}:{tag.name}\n" for repo in pruned.repositories for tag in repo.deleted),
         recover=recover,
-        recover_done=_restored,
+        recover_done=lambda output: "no writer nor collector left running",
     )
 
 
@@ -109,7 +102,7 @@ def deletes_request(pruned: PrunePlan) -> dict:
         for repo in pruned.repositories
         if repo.manifests
     ]
-    return {"prune": {"socket": WRITER_SOCKET, "repositories": repositories}}
+    return {"prune": {"socket": writer.WRITER_SOCKET, "repositories": repositories}}
 
 
 def pruned_done(pruned: PrunePlan, output: str) -> Done:
@@ -134,8 +127,7 @@ def pruned_done(pruned: PrunePlan, output: str) -> Done:
         return Done(f"{totals(plan)}; garbage collection: {failures[-1]}", failed=True, detail=table(plan))
     status = (marks(output, "collect-status") or ["0"])[-1].strip()
     if status != "0":
-        back = _restored(output) if marks(output, "restored") else "the registry may be read-only: run fab deploy-host"
-        return Done(f"{totals(plan)}; garbage collection: exit {status}; {back}", failed=True, detail=table(plan))
+        return Done(f"{totals(plan)}; garbage collection: exit {status}", failed=True, detail=table(plan))
     used = _used(marks(output, "used-before"), marks(output, "used-after"))
     message = totals(plan, used) + ("" if used else "; volume usage unknown")
     message += "".join(f"; {note}" for note in (*plan.notes, "; ".join(marks(output, "collected"))) if note)
@@ -151,12 +143,6 @@ def pruned_done(pruned: PrunePlan, output: str) -> Done:
 def _used(before: list[str], after: list[str]) -> tuple[int, int] | None:
     numbers = [text[-1].strip() if text else "" for text in (before, after)]
     return (int(numbers[0]), int(numbers[1])) if all(n.isdigit() for n in numbers) else None
-
-
-def _restored(output: str) -> str:
-    if "already" in marks(output, "restored"):
-        return "the registry was already back to normal"
-    return "the registry is back to normal"
 
 
 def _would(pruned: PrunePlan, leftover: bool) -> str:

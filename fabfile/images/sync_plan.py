@@ -3,8 +3,9 @@ queries on the deployment host), and the job that copies them blob by blob, unde
 
 The copy is registry to registry over the HTTP API, run on the deployment host
 by the standard-library program (``payload.copyrun``): blobs are streamed from
-the upstream, or out of the uploaded archive, straight into the local registry;
-Docker's own image store is not used.
+the upstream, or out of the uploaded archive, straight into the local registry's
+storage through its writer (``registry.writer``: the instances nodes reach are
+read-only); Docker's own image store is not used.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..model.facts import HostFacts
 from ..model.inventory import ImageSettings
 from ..model.outcome import FAILED
 from ..model.plan import Done, Job, StepPlan
+from ..registry import writer
 from ..registry.api import answer, local_base, query, with_access
 from .archive import ArchiveError, Layout, archived_as, copy_spec
 from .decide import decide_archive, decide_upstream
@@ -117,6 +119,8 @@ def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: S
     failed: dict[Image, str] = {}
     job: dict = {
         "target": local_base(ctx),
+        # Written through the writer only root on the deployment host reaches: what nodes reach is read-only.
+        "socket": writer.WRITER_SOCKET,
         "platforms": list(source.settings.platforms),
         "workers": max(1, source.workers),
         "retries": max(0, source.retries),
@@ -148,7 +152,7 @@ def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: S
     return Job(
         summary=f"{totals(found)}, from {source.name} to {ctx.registry}",
         # Under the host's lock: no prune deletes nor collects while blobs and manifests go in.
-        script=locked(payload.script(request, payload.COPY, "copy_answer")),
+        script=locked(writer.with_writer(ctx, payload.script(request, payload.COPY, "copy_answer"), ctx.limits.docker_wait)),
         done=done,
         diff="".join(f"+ {item.image.name} ({item.size} bytes) from {source.name}\n" for item in todo),
         uploads=uploads,

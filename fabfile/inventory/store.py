@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ..model import grammar
-from ..model.inventory import FILESYSTEM, OFF, S3, SELF_SIGNED, Host, S3Store
+from ..model.inventory import FILESYSTEM, S3, Host, S3Store
 
 STORE_KEYS = {"hostname", "replicas", "storage"}
 _S3_KEYS = {"endpoint", "bucket", "region", "access_key", "secret_key_file"}
@@ -33,7 +33,10 @@ def read_store(reader, data: dict, defaults: Host, others: tuple[Host, ...]) -> 
 
 
 def check_store(reader, values: dict[str, Any]) -> None:
-    """What several instances need: a shared store, and one name for the nodes; refused naming the key."""
+    """What several instances need: a shared store, and one name for the nodes; refused naming the key.
+
+    TLS and a login work with replicas: the deployment host's CA issues each instance's certificate
+    (or your own certificate is on every instance), and every instance has the one login file."""
     if not values.get("replicas"):
         return
     if not values.get("s3"):
@@ -44,14 +47,6 @@ def check_store(reader, values: dict[str, Any]) -> None:
         )
     if not values.get("hostname"):
         raise reader.fail("registry.hostname", "missing: with replicas, nodes pull by one name (e.g. kolla-registry.internal)")
-    if values.get("tls") == SELF_SIGNED:
-        raise reader.fail(
-            "registry.tls",
-            "self-signed is made on the deployment host alone; with replicas give your own files "
-            "({cert, key, ca}, the certificate naming registry.hostname)",
-        )
-    if values.get("auth", OFF) != OFF:
-        raise reader.fail("registry.auth", "htpasswd with replicas is not supported yet (each instance would make its own login)")
 
 
 def with_hostname_addresses(reader, values: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ from .inventory import Inventory
 PROBE_REPOSITORY = "kolla-registry/probe"
 
 
-
 @dataclass(frozen=True)
 class Modes:
     """How a run treats hosts: ``check`` changes nothing, ``diff`` shows files, ``repair`` fixes conflicts."""
@@ -39,6 +38,18 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class Served:
+    """What a replica's instance serves with, learnt from the deployment host: the server certificate and
+    key its CA issued for it (tls: self-signed; "" otherwise), and the one login file of every instance."""
+
+    cert: str = ""
+    key: str = field(default="", repr=False)
+    htpasswd: str = field(default="", repr=False)
+    # Why they could not be learnt (the deployment host did not answer), else "".
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class StepContext:
     """The inventory, the registry's address (once known), the run's modes and a pending handler."""
 
@@ -54,6 +65,8 @@ class StepContext:
     placement: Placement | None = None
     # The host being planned for, by its inventory name (for the fixes a message names).
     host_name: str = ""
+    # A replica in deploy-host: what it serves with, as the deployment host issued it (None elsewhere).
+    served: Served | None = None
 
     @property
     def repair(self) -> bool:

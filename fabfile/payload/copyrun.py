@@ -33,7 +33,7 @@ from .blobcopy import (  # dropped on the host: defined above it there
     start_upload,
     upload,
 )
-from .registry_client import ACCEPT, Client  # dropped on the host: defined above it there
+from .registry_client import ACCEPT, Client, UnixClient  # dropped on the host: defined above it there
 from .tarblobs import TarBlobs  # dropped on the host: defined above it there
 
 MARK = "::kolla-registry::"
@@ -73,12 +73,14 @@ class Progress:
 
 
 class Copy:
-    """One copy request: ``{"copy": {"target", "source" or "archive", "images", "platforms", "workers",
-    "retries"}, "logins", "cafile"}``."""
+    """One copy request: ``{"copy": {"target", "socket", "source" or "archive", "images", "platforms", "workers",
+    "retries"}, "logins", "cafile"}``; with "socket", the target is written through that unix socket."""
 
     def __init__(self, request: dict, out=None) -> None:
         job = request["copy"]
         self.client = Client(request.get("logins"), request.get("cafile", ""))
+        # The local registry is written through the writer's unix socket (nodes' registries are read-only).
+        self.writer = UnixClient(job["socket"]) if job.get("socket") else self.client
         self.target, self.source = job["target"], job.get("source", "")
         self.archive = TarBlobs(os.path.expandvars(job["archive"])) if job.get("archive") else None
         self.platforms = job.get("platforms") or []
@@ -148,7 +150,7 @@ class Copy:
         pairs = [(repo, digest) for digest, repos in needs.items() for repo in repos]
 
         def there(pair: tuple) -> bool:
-            return self.attempt(has_blob, self.client, self.target, pair[0], pair[1]) is True
+            return self.attempt(has_blob, self.writer, self.target, pair[0], pair[1]) is True
 
         with ThreadPoolExecutor(max_workers=HEADS) as pool:
             return {pair for pair, found in zip(pairs, pool.map(there, pairs)) if found}
@@ -192,7 +194,7 @@ class Copy:
             return self.said(key, {"status": "failed", "error": errors[0]})
         digest = ""
         for reference, media_type, body, _ in manifests:
-            digest = self.attempt(put_manifest, self.client, self.target, repo, reference, media_type, body)
+            digest = self.attempt(put_manifest, self.writer, self.target, repo, reference, media_type, body)
             if isinstance(digest, CopyError):
                 return self.said(key, {"status": "failed", "error": str(digest)})
         return self.said(key, {"status": "copied", "digest": digest})
@@ -228,7 +230,7 @@ class Copy:
 
     def mount(self, digest: str, repo: str, holder: str) -> None:
         """Mount a stored blob into ``repo``; a registry that will not mount gets it streamed again."""
-        location = start_upload(self.client, self.target, repo, digest, holder)
+        location = start_upload(self.writer, self.target, repo, digest, holder)
         if location:
             self.transfer(digest, repo, location)
         else:
@@ -250,7 +252,7 @@ class Copy:
             else:
                 response = fetch(self.client, self.source, repo, digest)
                 chunks = chunks_of(response, self.sizes[digest])
-            upload(self.client, self.target, repo, digest, self.sizes[digest], chunks, location, count)
+            upload(self.writer, self.target, repo, digest, self.sizes[digest], chunks, location, count)
         except BaseException:
             self.progress.add(-sent[0])
             raise

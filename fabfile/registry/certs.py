@@ -10,11 +10,22 @@ every certificate it signed verifies against either copy.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import shlex
 
 from ..model.marks import CONFLICT_EXIT, MARK
-from .paths import CA_CERT, CA_DIR, CA_KEY, OLD_CA_CERT, OLD_CA_KEY, SERVER_CERT, SERVER_KEY, TLS_DIR
+from .paths import (
+    CA_CERT,
+    CA_DIR,
+    CA_KEY,
+    OLD_CA_CERT,
+    OLD_CA_KEY,
+    REPLICA_DIR,
+    SERVER_CERT,
+    SERVER_KEY,
+    TLS_DIR,
+)
 
 SERVER_DAYS = 365
 CA_DAYS = 3650
@@ -50,6 +61,29 @@ def sound_server(extensions: str) -> bool:
         re.search(r"(?<!Extended )Key Usage: critical", extensions)
         and "TLS Web Server Authentication" in extensions
     )
+
+
+def reason(state: dict, wanted: set[str], new_ca: bool, has_key: bool, renew_days: int = 30) -> str:
+    """Why a server certificate is made, renewed or re-issued now, from its state (days, sans, signed,
+    server_ext); "" when it is fine."""
+    days = state.get("days")
+    if new_ca or not has_key or days is None:
+        return "make the registry's server certificate"
+    if days < renew_days:
+        return f"renew the server certificate ({days} days left)"
+    missing = wanted - state.get("sans", set())
+    if missing:
+        return f"re-issue the server certificate for {', '.join(sorted(missing))}"
+    if not state.get("signed"):
+        return "re-issue the server certificate: the CA did not sign it"
+    if not sound_server(state.get("server_ext", "")):
+        return "re-issue the server certificate with its key usage (serverAuth)"
+    return ""
+
+
+def digest(key: bytes) -> str:
+    """A key's sha256, as the host computes it (``sha256sum``): how a key is compared without reading it back."""
+    return hashlib.sha256(key).hexdigest()
 
 
 def move_ca() -> str:
@@ -91,22 +125,29 @@ mv -f {CA_CERT}.new {CA_CERT}; chmod 644 {CA_CERT}
 rm -f {CA_DIR}/ca.csr {CA_DIR}/ca.ext"""
 
 
-def make_server_cert(reason: str, names: list[str], common_name: str) -> str:
-    """Shell: a new server key and certificate for ``names``, signed by the CA."""
+def make_server_cert(
+    reason: str, names: list[str], common_name: str, cert: str = SERVER_CERT, key: str = SERVER_KEY
+) -> str:
+    """Shell: a new server key and certificate for ``names``, signed by the CA (a replica's: into its
+    folder beside the CA, 0700, until its own run takes them)."""
     sans = ",".join(f"IP:{name}" if is_ip(name) else f"DNS:{name}" for name in names)
     extensions = " ".join(shlex.quote(line) for line in (f"subjectAltName={sans}", *SERVER_EXTENSIONS))
+    folder = TLS_DIR if cert == SERVER_CERT else REPLICA_DIR
+    made = f"mkdir -p {TLS_DIR}" if folder == TLS_DIR else f"( umask 077; mkdir -p {REPLICA_DIR} ) && chmod 700 {REPLICA_DIR}"
+    # The request and extensions beside the certificate, for the while of its signing.
+    work = shlex.quote(cert.removesuffix(".crt"))
     return f"""# {reason}
-mkdir -p {TLS_DIR}
-(umask 077; openssl genrsa -out {SERVER_KEY}.new 2048 2>/dev/null)
-printf '%s\\n' {extensions} > {TLS_DIR}/server.ext
-openssl req -new -key {SERVER_KEY}.new -subj {shlex.quote(f"/CN={common_name}")} -out {TLS_DIR}/server.csr
-openssl x509 -req -in {TLS_DIR}/server.csr -CA {CA_CERT} -CAkey {CA_KEY} -CAcreateserial -days {SERVER_DAYS} -sha256 -extfile {TLS_DIR}/server.ext -out {SERVER_CERT}.new 2>/dev/null
-mv -f {SERVER_KEY}.new {SERVER_KEY}; mv -f {SERVER_CERT}.new {SERVER_CERT}
-rm -f {TLS_DIR}/server.csr {TLS_DIR}/server.ext"""
+{made}
+(umask 077; openssl genrsa -out {key}.new 2048 2>/dev/null)
+printf '%s\\n' {extensions} > {work}.ext
+openssl req -new -key {key}.new -subj {shlex.quote(f"/CN={common_name}")} -out {work}.csr
+openssl x509 -req -in {work}.csr -CA {CA_CERT} -CAkey {CA_KEY} -CAcreateserial -days {SERVER_DAYS} -sha256 -extfile {work}.ext -out {cert}.new 2>/dev/null
+mv -f {key}.new {key}; mv -f {cert}.new {cert}
+rm -f {work}.csr {work}.ext"""
 
 
-def put_key(key: bytes, before: str) -> str:
-    """Shell: the operator's server key in place (0600), if the host's still has the digest ``before``
+def put_key(key: bytes, before: str, whose: str = "the operator's") -> str:
+    """Shell: ``whose`` server key in place (0600), if the host's still has the digest ``before``
     ("" for none); else the conflict exit, so the engine reads the host again.
 
     A command, not a file change, so that the host's key is never read back: only its digest.
@@ -114,7 +155,7 @@ def put_key(key: bytes, before: str) -> str:
     """
     encoded = base64.b64encode(key).decode()
     conflict = shlex.quote(f"{MARK} conflict {SERVER_KEY} changed since facts were gathered")
-    return f"""# put the operator's server key in place (a secret: 0600, content not shown)
+    return f"""# put {whose} server key in place (a secret: 0600, content not shown)
 now=$(sha256sum 2>/dev/null < {SERVER_KEY} | cut -d' ' -f1) || now=
 [ "$now" = {shlex.quote(before)} ] || {{ echo {conflict}; exit {CONFLICT_EXIT}; }}
 mkdir -p {TLS_DIR}

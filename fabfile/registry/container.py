@@ -1,4 +1,9 @@
-"""The registry container, step 4: ``registry:2`` on its port (host networking), with a named volume."""
+"""The registry container, step 4: ``registry:2`` on its port (host networking), with a named volume.
+
+It is read-only (distribution's ``storage.maintenance.readonly``): it serves pulls and refuses every
+push and delete, whatever the credential, so no node can change what the others run. The only way to
+write is the writer on the deployment host (``writer.py``).
+"""
 
 from __future__ import annotations
 
@@ -49,14 +54,19 @@ def create_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     if current:
         plan.commands.append(f"docker rm -f {shlex.quote(settings.name)}")
         plan.commands += carry_data(current, settings)
+        if READ_ONLY_ENV not in ((current.get("Config") or {}).get("Env") or []):
+            plan.notes.append(MADE_READ_ONLY)
     plan.commands.append(registry_run_command(ctx, host_network, spec))
     return plan
 
 
 SPEC_LABEL = "kolla-registry.spec"
-# What prune-registry's garbage collection runs under: pulls are served, pushes and deletes refused.
+# What every instance nodes reach runs with: pulls are served, pushes and deletes refused (405).
 READ_ONLY_ENV = 'REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}'
-READ_ONLY_SUFFIX = "-read-only"
+MADE_READ_ONLY = (
+    "recreated read-only, keeping its images: no node can push any more; "
+    "writes go through the deployment host (sync-images, prune-registry)"
+)
 BRIDGE_OFF = (
     "registry.network is bridge, but Docker runs without iptables or its bridge: "
     "the port may not answer (registry.network: host)"
@@ -95,8 +105,8 @@ def registry_spec(ctx: StepContext, host_network: bool, image_id: str, secure: d
         "volume": settings.volume,
         "port": settings.port,
         "network": "host" if host_network else "bridge",
-        # Deletes through the API (prune-registry): a registry made before this is recreated once.
-        "delete": True,
+        # Read-only (writes only through the deployment host's writer): a registry made before is recreated once.
+        "read_only": True,
     }
     if settings.bind:
         # Only when set, so that a registry made before this setting existed is not recreated.
@@ -110,12 +120,8 @@ def registry_spec(ctx: StepContext, host_network: bool, image_id: str, secure: d
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def registry_run_command(ctx: StepContext, host_network: bool, spec: str, read_only: bool = False) -> str:
-    """The documented ``docker run``, plus a named volume, deletes allowed and the spec label.
-
-    ``read_only``: the same container in maintenance mode, for garbage collection; its label
-    differs from ``spec``, so a run that dies in between leaves deploy-host something to fix.
-    """
+def registry_run_command(ctx: StepContext, host_network: bool, spec: str) -> str:
+    """The documented ``docker run``, plus a named volume, read-only, and the spec label."""
     settings = ctx.inventory.registry
     if host_network:
         # kolla-ansible's bootstrap-servers turns Docker's bridge and iptables off, and then
@@ -124,13 +130,10 @@ def registry_run_command(ctx: StepContext, host_network: bool, spec: str, read_o
         network = "--network host -e " + shlex.quote(f"REGISTRY_HTTP_ADDR={listen}")
     else:
         network = "-p " + shlex.quote(f"{settings.bind + ':' if settings.bind else ''}{settings.port}:5000")
-    maintenance = f"-e {shlex.quote(READ_ONLY_ENV)} " if read_only else ""
-    label = f"{spec}{READ_ONLY_SUFFIX}" if read_only else spec
     return (
         f"docker run -d {network} --restart=always --name {shlex.quote(settings.name)} "
-        f"{storage_option(settings)} {_secure_options(settings)}"
-        f"-e REGISTRY_STORAGE_DELETE_ENABLED=true {maintenance}"
-        f"--label {SPEC_LABEL}={label} {shlex.quote(settings.image)}"
+        f"{storage_option(settings)} {_secure_options(settings)}-e {shlex.quote(READ_ONLY_ENV)} "
+        f"--label {SPEC_LABEL}={spec} {shlex.quote(settings.image)}"
     )
 
 

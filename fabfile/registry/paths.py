@@ -13,3 +13,14 @@ HTPASSWD, PASSWORD = f"{AUTH_DIR}/htpasswd", f"{AUTH_DIR}/password"
 REGISTRY_USER = "kolla"
 # An S3 store's settings, secret key included (0600): read by docker run --env-file only.
 ENV_FILE = "/etc/kolla-registry/registry.env"
+# Each replica's server certificate and key (tls: self-signed), issued on the deployment host by its CA,
+# kept beside it (0700) until the replica's run writes them there.
+REPLICA_DIR = f"{CA_DIR}/replicas"
+
+
+def replica_cert(name: str) -> str:
+    return f"{REPLICA_DIR}/{name}.crt"
+
+
+def replica_key(name: str) -> str:
+    return f"{REPLICA_DIR}/{name}.key"

@@ -10,7 +10,6 @@ password is made here and kept there (0600), never shown.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from ..facts.base import Section, Texts, files
@@ -22,12 +21,17 @@ from ..model.inventory import SELF_SIGNED
 from ..model.plan import FileChange, StepPlan
 from . import certs, paths
 from .auth import plan_login
+from .replica_tls import is_replica, issues_for_replicas, plan_replica_certs, plan_served, put_pair
 
 RENEW_DAYS = 30
 # What a registry without TLS or login is, and the one setting that changes it (deploy-host's row, status).
-PLAIN = "plain HTTP, no login: anyone who reaches its port can pull and push any image"
+# It is read-only: nobody pushes through it, whatever they hold; writes go through the deployment host.
+PLAIN = (
+    "plain HTTP, no login: anyone who reaches its port can pull any image, and anyone on the way can "
+    "swap what nodes pull"
+)
 TLS_AND_LOGIN = "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login"
-NO_LOGIN = "TLS, no login: anyone who reaches its port can push any image (registry.auth: htpasswd for a login)"
+NO_LOGIN = "TLS, no login: anyone who reaches its port can pull any image (registry.auth: htpasswd for a login)"
 
 
 def exposure(tls: str, auth: str) -> str:
@@ -104,11 +108,16 @@ def secure_registry(facts: HostFacts, ctx: StepContext) -> StepPlan:
     if not ctx.registry_address:
         plan.error = "no registry address: the deployment host has none, set registry.address"
         return plan
-    if settings.tls == SELF_SIGNED:
+    if is_replica(ctx):
+        # A replica makes nothing: the deployment host's CA issued its certificate, and the login is theirs.
+        if settings.tls != SELF_SIGNED:
+            _plan_own_files(facts, ctx, plan)
+        plan_served(facts, ctx, plan, settings.tls == SELF_SIGNED, settings.auth == HTPASSWD_AUTH)
+    elif settings.tls == SELF_SIGNED:
         _plan_self_signed(facts, ctx, plan)
     else:
         _plan_own_files(facts, ctx, plan)
-    if settings.auth == HTPASSWD_AUTH:
+    if settings.auth == HTPASSWD_AUTH and not is_replica(ctx):
         plan_login(facts, plan)
     elif not plan.changed:
         plan.notes.append(exposure(settings.tls, settings.auth))
@@ -133,44 +142,32 @@ def _plan_self_signed(facts: HostFacts, ctx: StepContext, plan: StepPlan) -> Non
     reason = _server_reason(facts, ctx, new_ca)
     if reason:
         plan.commands.append(certs.make_server_cert(reason, sorted(wanted_names(facts, ctx)), ctx.registry_address))
-    elif not plan.commands:
+    if issues_for_replicas(ctx):
+        plan_replica_certs(facts, ctx, plan, new_ca)
+    if not plan.commands:
         plan.notes.append(f"TLS: server certificate valid {state['days']} more days")
 
 
 def _server_reason(facts: HostFacts, ctx: StepContext, new_ca: bool) -> str:
     """Why the server certificate is made, renewed or re-issued now; "" when it is fine."""
     state = facts.registry.tls
-    missing = wanted_names(facts, ctx) - state.get("sans", set())
-    days = state.get("days")
-    if new_ca or paths.SERVER_KEY not in state.get("keys", set()) or days is None:
-        return "make the registry's server certificate"
-    if days < RENEW_DAYS:
-        return f"renew the server certificate ({days} days left)"
-    if missing:
-        return f"re-issue the server certificate for {', '.join(sorted(missing))}"
-    if not state.get("signed"):
-        return "re-issue the server certificate: the CA did not sign it"
-    if not certs.sound_server(state.get("server_ext", "")):
-        return "re-issue the server certificate with its key usage (serverAuth)"
-    return ""
+    has_key = paths.SERVER_KEY in state.get("keys", set())
+    return certs.reason(state, wanted_names(facts, ctx), new_ca, has_key, RENEW_DAYS)
 
 
 def _plan_own_files(facts: HostFacts, ctx: StepContext, plan: StepPlan) -> None:
     own = ctx.inventory.registry.tls_files
-    for path, local in ((paths.CA_CERT, own.ca), (paths.SERVER_CERT, own.cert)):
-        with open(local, encoding="utf-8") as source:
-            text = source.read()
-        if facts.files.get(path) != text:
-            plan.files.append(FileChange(path, facts.files.get(path), text))
+    with open(own.ca, encoding="utf-8") as source:
+        ca = source.read()
+    if facts.files.get(paths.CA_CERT) != ca:
+        plan.files.append(FileChange(paths.CA_CERT, facts.files.get(paths.CA_CERT), ca))
     if paths.OLD_CA_CERT in facts.files:
         # The CA's copy where the container used to see it: removed (backed up), the new one is in paths.CA_DIR.
         plan.files.append(FileChange(paths.OLD_CA_CERT, facts.files[paths.OLD_CA_CERT], None))
+    with open(own.cert, encoding="utf-8") as source:
+        cert = source.read()
     with open(own.key, "rb") as source:
-        key = source.read()
-    # The host's key is compared by its digest, computed there: it never travels back.
-    current = facts.registry.tls.get("key_digest", "")
-    if hashlib.sha256(key).hexdigest() != current:
-        plan.commands.append(certs.put_key(key, current))
+        put_pair(facts, plan, cert, source.read())
     if plan.changed:
         return
     state = facts.registry.tls

@@ -4,8 +4,9 @@ Only the image list's repositories are pruned (``--all-repositories``: every
 one). The current image list's tags stay, and the ``--keep`` newest other
 images of each repository (one by default: the release before, to roll back
 to), and every tag whose image has no creation date. The rest are deleted by
-digest through the registry API, and the registry's garbage collection frees
-their blobs, with the registry read-only and the host's lock held meanwhile.
+digest through the writer on the deployment host, and the registry's garbage
+collection frees their blobs, with the host's lock held meanwhile; every instance
+(read-only, on the one store) keeps serving.
 """
 
 from __future__ import annotations
@@ -47,9 +48,6 @@ def prune_registry(
     inventory = inventory_or_exit()
     if int(keep) < 0:
         raise Exit("error: --keep: must be 0 or more", code=2)
-    if inventory.registry.replicas:
-        # Garbage collection must see no push meanwhile; read-only mode here leaves the replicas writable.
-        raise Exit(f"error: {inventory.path}: registry.replicas: prune-registry does not collect a shared store yet", code=2)
     current = image_list(image_settings_or_exit(inventory, images))
     action = PruneRegistry(current, int(keep), bool(all_repositories))
     run_and_finish(c, inventory, action, Modes(check, diff), parallel, json)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from . import upstream
 from .conftest import changed_steps, ensure_deployed, inventory_variant, registry_of, reset_targets
 
 pytestmark = pytest.mark.e2e
@@ -122,12 +123,7 @@ def bridged_registry(lab, hosts, fab, tmp_path):
     result = fab("deploy-host", inventory=bridge)
     assert result.code == 0, result.output
     assert registry_network(hosts) != "host"
-    registry = registry_of(hosts)
-    hosts.run(
-        "deploy1",
-        f"docker tag {registry}/kolla-registry/probe:latest {registry}/kolla/keep:1 && "
-        f"docker push -q {registry}/kolla/keep:1",
-    )
+    upstream.synced(fab, tmp_path, ["kolla/keep:1"], inventory=bridge)
     reset_targets(hosts, ["node1"])
     assert fab("-H", "node1", "configure-targets").code == 0
     kept = {name: snapshot(hosts, name) for name in ("deploy1", "node1")}

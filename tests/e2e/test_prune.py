@@ -1,12 +1,14 @@
 """prune-registry on the lab: two releases in deploy1's registry, the old one deleted and its space freed.
 
-deploy1 pushes two releases of one repository into its own registry (``docker
-import`` of a few MB of random bytes each, so that they share no layer), and
-two releases of the operator's own ``ops/tool``. The image list given to prune
-names the new release and every tag already in the registry (other modules',
-an earlier run's), so only the old release goes; it does not name ``ops/tool``,
-whose tags stay because prune touches only the list's repositories. The prune
-runs while another run holds the host's lock for a while: it waits for it.
+Two releases of one repository (a few MB of random bytes each, so that they
+share no layer) and two of the operator's own ``ops/tool`` are pushed to the
+lab's upstream and synced into deploy1's registry (nothing pushes into it: it
+is read-only). The image list given to prune names the new release and every
+tag already in the registry (other modules', an earlier run's), so only the old
+release goes; it does not name ``ops/tool``, whose tags stay because prune
+touches only the list's repositories. The prune runs while another run holds
+the host's lock for a while: it waits for it. The registry serves throughout:
+the deletes go through the writer, the collection is a one-off container.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fabfile.images.prune_plan import created_seconds
-
+from . import upstream
 from .conftest import ensure_deployed, inventory_variant, registry_of
 
 pytestmark = pytest.mark.e2e
@@ -73,15 +74,8 @@ def registry_container(hosts) -> str:
     return hosts.run("deploy1", "docker inspect -f '{{.Id}} {{json .Config.Env}}' registry")
 
 
-def push_release(hosts, registry: str, tag: str, repository: str = REPOSITORY) -> None:
-    """A release on deploy1: an image of random bytes, pushed to its registry, then removed there."""
-    image = f"{registry}/{repository}:{tag}"
-    hosts.run(
-        "deploy1",
-        f'd=$(mktemp -d) && head -c {LAYER_BYTES} /dev/urandom > "$d/release" && '
-        f'tar -C "$d" -c release | docker import -m {tag} - {image} >/dev/null && rm -rf "$d" && '
-        f"docker push {image} >/dev/null && docker rmi {image} >/dev/null",
-    )
+def created(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def images_file(folder: Path, names: list[str], tag: str) -> Path:
@@ -112,12 +106,17 @@ def releases(lab, fab, hosts, tmp_path_factory):
     # keeps its tags.
     others = [name for name in every_tag(registry) if not name.startswith(f"{OPS_TOOL}:")]
     old, new = time.strftime("prune-%Y%m%d%H%M%S-old"), time.strftime("prune-%Y%m%d%H%M%S-new")
-    push_release(hosts, registry, old)
-    time.sleep(1.1)  # created times one second apart at least: the new one is the newest
-    push_release(hosts, registry, new)
-    for tool in ("v1", "v2"):
-        push_release(hosts, registry, tool, OPS_TOOL)
+    now = time.time()
+    upstream.start()
+    # Created one second apart at least: the new one is the newest.
+    upstream.release(REPOSITORY, old, LAYER_BYTES, created(now - 2))
+    upstream.release(REPOSITORY, new, LAYER_BYTES, created(now))
+    for seconds, tool in ((now - 2, "v1"), (now, "v2")):
+        upstream.release(OPS_TOOL, tool, LAYER_BYTES, created(seconds))
     folder = tmp_path_factory.mktemp("prune")
+    names = [f"{REPOSITORY}:{old}", f"{REPOSITORY}:{new}", f"{OPS_TOOL}:v1", f"{OPS_TOOL}:v2"]
+    synced = fab("sync-images", "--images", str(upstream.images_file(folder, names, new, "releases.yaml")))
+    assert synced.code == 0, synced.output
     keep = images_file(folder, [*others, f"{REPOSITORY}:{new}"], new)
     only_new = images_file(folder, [f"{REPOSITORY}:{new}"], new)
     inventory = inventory_variant(Path(lab.inventory), folder, targets=["node1"])
@@ -171,7 +170,7 @@ def test_check_shows_the_repository_outside_the_list_left_alone_and_what_all_rep
     assert line.endswith("1 repositories not in the image list left alone (--all-repositories would delete 2 tags there)")
 
 
-def test_prune_deletes_the_old_release_and_the_volume_shrinks(pruned, releases, hosts):
+def test_prune_deletes_the_old_release_and_the_volume_shrinks(pruned, checked, releases, hosts):
     registry, old, new = releases.registry, releases.old, releases.new
     result, before, after = pruned
 
@@ -180,10 +179,11 @@ def test_prune_deletes_the_old_release_and_the_volume_shrinks(pruned, releases, 
     assert "1 tags deleted (1 manifests); freed " in result.output
     assert before - after >= LAYER_BYTES * 0.9
     assert not has_manifest(registry, old) and has_manifest(registry, new)
-    # Back as deploy-host makes it: writable, deletable, nothing for deploy-host to change.
+    # The registry nodes reach was never touched: the same container, read-only, no deletes of its own.
     environment = registry_container(hosts)
-    assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in environment
-    assert "MAINTENANCE" not in environment
+    assert environment == checked[1][0]
+    assert 'REGISTRY_STORAGE_MAINTENANCE_READONLY={\\"enabled\\":true}' in environment
+    assert "REGISTRY_STORAGE_DELETE_ENABLED" not in environment
     # The writer the deletes went through is gone, and its socket.
     assert hosts.run("deploy1", "docker ps -aq --filter name=registry-writer") == ""
     assert hosts.run("deploy1", "test -e /run/kolla-registry/registry.sock && echo left || echo gone") == "gone"
@@ -202,17 +202,23 @@ def test_prune_waited_for_the_host_s_lock_before_changing_anything(pruned, hosts
     result, _, _ = pruned
 
     assert result.code == 0, result.output
-    released = float(hosts.run("deploy1", f"cat {RELEASED}"))
-    # The registry container prune-registry put back last started after the other run let go of the lock.
-    started = created_seconds(hosts.run("deploy1", "docker inspect -f '{{.State.StartedAt}}' registry"))
-    assert started is not None and started >= released
+    released = int(hosts.run("deploy1", f"cat {RELEASED}"))
+    # The writer the deletes went through started after the other run let go of the lock.
+    started = hosts.run(
+        "deploy1",
+        f"docker events --since {released - LOCK_HELD - 60} --until $(date +%s) --filter container=registry-writer "
+        "--filter event=start --format '{{.Time}}'",
+    ).split()
+    assert started and int(started[-1]) >= released
 
 
-def test_after_a_prune_the_registry_is_as_deploy_host_left_it_and_takes_pushes(pruned, fab, hosts):
+def test_after_a_prune_the_registry_is_as_deploy_host_left_it_and_verify_pushes_through_the_writer(pruned, fab, hosts):
     again = fab("deploy-host")
 
     assert again.code == 0 and "| create-registry | OK |" in again.output, again.output
-    assert fab("verify-registry").code == 0  # pushes and pulls the probe
+    verified = fab("verify-registry")
+    assert verified.code == 0, verified.output
+    assert "kolla-registry/probe:latest through the writer" in verified.output
     assert (
         hosts.run("deploy1", "test -e /var/lib/kolla-registry/gc-pending && echo left || echo gone") == "gone"
     )

@@ -16,6 +16,7 @@ from benchmarks import imageset, labnet
 from tests.lab import paths
 from tests.lab.store import HOSTNAME, S3_PORT, STORE_IP, down_replicas, replica_ip, up_replicas
 
+from . import upstream
 from .conftest import (
     UNMARK_HOSTS,
     Fab,
@@ -29,7 +30,8 @@ from .conftest import (
 
 pytestmark = pytest.mark.e2e
 
-IMAGE = f"{HOSTNAME}:4000/lab/through-replica1:1"
+SYNCED = "lab/through-deploy1:1"
+IMAGE = f"{HOSTNAME}:4000/{SYNCED}"
 INSTANCES = ("deploy1", "replica1", "replica2")
 
 
@@ -137,13 +139,31 @@ def test_nodes_are_spread_evenly_and_trust_the_one_name(spread, rhosts):
             assert f"{HOSTNAME}:4000" in json.loads(rhosts.run(name, "cat /etc/docker/daemon.json"))["insecure-registries"]
 
 
-def test_an_image_pushed_through_one_instance_pulls_on_nodes_of_the_others(spread, rhosts):
-    own = f"{replica_ip('replica1')}:4000/lab/through-replica1:1"
-    rhosts.run(
-        "replica1",
-        f"d=$(mktemp -d); echo lab > $d/f; tar -C $d -c f | docker import - {own} >/dev/null && docker push {own} >/dev/null",
+def push_refused(hosts: Hosts, name: str, ref: str) -> str:
+    """``docker push`` of a tiny image as ``ref`` from host ``name``: its last words (it must fail)."""
+    out = hosts.run(
+        name,
+        f"d=$(mktemp -d); echo lab > $d/f; tar -C $d -c f | docker import - {ref} >/dev/null; "
+        f"docker push {ref} 2>&1; echo exit=$?; docker rmi {ref} >/dev/null 2>&1",
+        check=False,
     )
-    others = [name for name, instance in spread.items() if instance != "replica1"]
+    assert "exit=0" not in out, out
+    return out
+
+
+def test_no_instance_takes_a_push_not_even_from_its_own_host_and_what_sync_copied_pulls_everywhere(
+    spread, rfab, rhosts, tmp_path
+):
+    for instance in ("replica1", "replica2"):
+        push_refused(rhosts, instance, f"{replica_ip(instance)}:4000/lab/pushed:1")
+    node = next(name for name in spread if engine_of(rhosts, name) == "docker")
+    push_refused(rhosts, node, f"{HOSTNAME}:4000/lab/pushed:1")
+    catalog = json.loads(rhosts.run("deploy1", f"curl -sS http://{replica_ip('replica1')}:4000/v2/_catalog"))
+    assert "lab/pushed" not in catalog["repositories"]
+
+    upstream.synced(rfab, tmp_path, [SYNCED])
+
+    others = [name for name, instance in spread.items() if instance != "deploy1"]
     assert others
     for name in others:
         assert pulls(rhosts, name), name
@@ -203,5 +223,5 @@ def test_recreated_registry_containers_still_hold_every_image(spread, rfab, rhos
     for name in INSTANCES:
         address = rhosts.inventory.deploy_host.address if name == "deploy1" else replica_ip(name)
         catalog = json.loads(rhosts.run("deploy1", f"curl -sS http://{address}:4000/v2/_catalog"))
-        assert "lab/through-replica1" in catalog["repositories"], name
+        assert "lab/through-deploy1" in catalog["repositories"], name
     assert all(pulls(rhosts, name) for name in spread)

@@ -78,8 +78,8 @@ def test_status_table_reports_each_node_as_it_is(mixed, fab, hosts):
     registry = f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
     # A plain registry without login is named as such, with the setting that secures it.
     assert result.output.splitlines()[0] == (
-        f"registry: {registry} (plain HTTP, no login: anyone who reaches its port can pull and push any image; "
-        "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login)"
+        f"registry: {registry} (plain HTTP, no login: anyone who reaches its port can pull any image, and anyone "
+        "on the way can swap what nodes pull; set registry: {tls: self-signed, auth: htpasswd} for TLS and a login)"
     )
     shown = rows(result.output)
     assert set(shown) == {"deploy1", CONFIGURED, UNCONFIGURED, STOPPED}

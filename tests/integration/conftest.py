@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from fabfile.registry import writer
 from tests.conftest import docker_registry_binary
 
+from . import docker_stand_in
 from .registries import Registry
+
+READ_ONLY = {"REGISTRY_STORAGE_MAINTENANCE_READONLY": '{"enabled":true}'}
 
 
 @pytest.fixture
@@ -28,3 +34,19 @@ def _registry(folder) -> Iterator[Registry]:
         yield registry
     finally:
         registry.stop()
+
+
+@pytest.fixture
+def writer_host(local, tmp_path, monkeypatch) -> Path:
+    """The local registry read-only (as every instance nodes reach is), and the docker stand-in that runs
+    the writer (and the collector) on its storage; the stand-in's folder, which logs its calls."""
+    local.stop()
+    local.serve(local.folder / "config.yml", {**os.environ, **READ_ONLY})
+    folder = tmp_path / "docker"
+    for key, value in docker_stand_in.install(folder, local.folder / "config.yml", local.folder / "storage").items():
+        monkeypatch.setenv(key, value)
+    # A socket's path has at most 107 bytes.
+    sockets = tmp_path.parent / "w"
+    monkeypatch.setattr(writer, "WRITER_DIR", str(sockets))
+    monkeypatch.setattr(writer, "WRITER_SOCKET", str(sockets / "registry.sock"))
+    return folder

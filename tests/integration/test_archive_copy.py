@@ -117,6 +117,7 @@ def sync_archive(path: Path, local: Registry) -> dict:
 
 
 @pytest.mark.parametrize("linked", [False, True], ids=["docker-save", "docker-1.x-linked-layer"])
+@pytest.mark.usefixtures("writer_host")  # read-only registry, the copy through the writer
 def test_a_docker_save_tar_is_pushed_as_uncompressed_layers_under_a_schema2_manifest(local, tmp_path, linked):
     base = layer_tar("base")
     files, configs = docker_save(base)
@@ -141,6 +142,7 @@ def test_a_docker_save_tar_is_pushed_as_uncompressed_layers_under_a_schema2_mani
 
 
 @pytest.mark.parametrize("kind", ["docker-25.tar", "oci.tar", "oci-folder"])
+@pytest.mark.usefixtures("writer_host")  # read-only registry, the copy through the writer
 def test_an_oci_layout_is_pushed_as_it_is(local, tmp_path, kind):
     files, digests = oci_layout(layer_tar("base"), with_docker_manifest=kind == "docker-25.tar")
     where = tmp_path / kind.replace("-folder", "")
@@ -168,6 +170,7 @@ def test_a_docker_save_layer_that_is_not_its_diff_id_fails_the_image(local, tmp_
     assert not local.manifest_digest("kolla/keystone", "1")
 
 
+@pytest.mark.usefixtures("writer_host")  # read-only registry, the copy through the writer
 def test_a_gzipped_docker_save_tar_is_uncompressed_once_on_the_host(local, tmp_path):
     files, configs = docker_save(layer_tar("base"))
     path = write(files, tmp_path / "saved.tar")

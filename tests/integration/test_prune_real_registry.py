@@ -3,10 +3,10 @@
 Two releases are pushed through the API (random layers, a base layer both
 share, two tags on the old one); the scan is the prune's own facts section and
 the deletes its program, each run under sh exactly as the deployment host runs
-them. As prune-registry does it, the registry is read-only from the deletes to
-the end of the garbage collection, and the deletes go through a second
-registry on the same storage that listens on a unix socket (the writer). The
-storage must shrink, and the kept release must still be served whole.
+them. As every instance nodes reach, the registry is read-only; the deletes go
+through a second registry on the same storage that listens on a unix socket
+(the writer), then the collector runs, with the registry serving throughout.
+The storage must shrink, and the kept release must still be served whole.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 from fabfile import payload
@@ -32,10 +31,13 @@ from fabfile.images.prune_plan import DELETED, Repository, created_seconds, plan
 from fabfile.images.prune_result import Rechecked, after_deletes
 from fabfile.images.prune_run import deletes_request, scan_query
 from fabfile.model.context import StepContext
+from fabfile.model.marks import marks
+from fabfile.registry import collect as collect_shell
+from fabfile.registry import writer as writer_shell
 from fabfile.registry.api import answer
-from fabfile.registry.collect import Container, shell_functions
-from tests.unit.factories import container, docker_host, make_ctx
+from tests.unit.factories import make_ctx
 
+from . import docker_stand_in
 from .registries import DOCKER_CONFIG, DOCKER_IMAGE, OCI_INDEX, Registry, binary, push_blob
 
 REPOSITORIES = ("openstack.kolla/keystone", "openstack.kolla/nova-api")
@@ -164,7 +166,28 @@ def collect(registry: Registry, *flags: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space(local):
+def prune_job(registry: Registry, plan, folder: Path, monkeypatch) -> subprocess.CompletedProcess:
+    """prune-registry's deletes and collection as its job runs them (``collect.collect_script``), under sh,
+    the writer and the collector the real registry binary behind the docker stand-in."""
+    for key, value in docker_stand_in.install(folder / "docker", registry.folder / "config.yml", registry.folder / "storage").items():
+        monkeypatch.setenv(key, value)
+    sockets = Path(tempfile.mkdtemp(prefix="kr-w-", dir="/tmp"))  # a socket's path has at most 107 bytes
+    monkeypatch.setattr(writer_shell, "WRITER_DIR", str(sockets))
+    monkeypatch.setattr(writer_shell, "WRITER_SOCKET", str(sockets / "registry.sock"))
+    monkeypatch.setattr(collect_shell, "STATE_DIR", str(folder / "state"))
+    monkeypatch.setattr(collect_shell, "GC_PENDING", str(folder / "state" / "gc-pending"))
+    ctx = context(registry)
+    request = deletes_request(plan)
+    try:
+        script = collect_shell.collect_script(ctx, plan.delete_untagged, 15, 60, payload.script(request))
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False, timeout=120)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space_while_the_registry_serves(
+    local, tmp_path, monkeypatch
+):
     registry = local
     kept, gone = {}, {}
     for repository in REPOSITORIES:
@@ -183,31 +206,38 @@ def test_prune_deletes_the_old_release_and_garbage_collection_frees_its_space(lo
         assert len(repo.manifests) == 1  # two tags, one image
     assert plan.freed == len(REPOSITORIES) * (LAYER_SIZE + gone[REPOSITORIES[0]]["config"]["size"])
 
-    # prune-registry's deletes and collection: the registry read-only (pulls served, pushes refused) meanwhile.
+    # The registry nodes reach: read-only (pulls served, pushes refused), and never stopped by the prune.
     restart(registry, read_only=True)
-    assert call("POST", f"{registry.base}/v2/{REPOSITORIES[0]}/blobs/uploads/")[0] in (405, 503)
-    with writer(registry) as path:
-        found = deleted(plan, path)
+    serving = registry.process.pid
+    assert call("POST", f"{registry.base}/v2/{REPOSITORIES[0]}/blobs/uploads/")[0] == 405
+    done = prune_job(registry, plan, tmp_path, monkeypatch)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(marks(done.stdout, "deletes")[-1])
     assert [answer["status"] for answer in found["deleted"]] == [202, 202]
     rechecked = Rechecked.from_answer(plan.deletes, found["deleted"], found["current"])
     assert {repo.status for repo in after_deletes(plan, {}, rechecked).repositories} == {DELETED}
-    for repository in REPOSITORIES:
-        url = f"{registry.base}/v2/{repository}/manifests/{OLD_ALIAS}"
-        assert call("HEAD", url, headers={"Accept": DOCKER_IMAGE})[0] == 404
-    assert "blobs marked" in collect(registry, "--delete-untagged").stdout
-    assert all(served(registry, repository, kept[repository]) for repository in REPOSITORIES)
-    restart(registry)
+    assert "blobs marked" in marks(done.stdout, "collected")[0]
+    assert registry.process.pid == serving and registry.process.poll() is None
+    calls = docker_stand_in.calls(tmp_path / "docker")
+    assert [call.split()[:4] for call in calls if call.startswith("run")] == [
+        ["run", "-d", "--name", "registry-writer"],
+        ["run", "--rm", "--name", "registry-gc"],
+    ]
+    # The writer is gone before the collector starts.
+    assert calls.index("rm -f registry-writer", 2) < next(i for i, c in enumerate(calls) if "garbage-collect" in c)
 
     assert before - stored_bytes(storage) >= len(REPOSITORIES) * LAYER_SIZE
     for repository in REPOSITORIES:
+        url = f"{registry.base}/v2/{repository}/manifests/{OLD_ALIAS}"
+        assert call("HEAD", url, headers={"Accept": DOCKER_IMAGE})[0] == 404
         url = f"{registry.base}/v2/{repository}/manifests/{NEW}"
         status, _, body = call("GET", url, headers={"Accept": DOCKER_IMAGE})
         assert status == 200 and json.loads(body) == kept[repository]
         assert served(registry, repository, kept[repository])
         assert not served(registry, repository, {"config": gone[repository]["config"], "layers": []})
-    # Pushes work again, and a second scan finds only the kept release.
+    # A second scan finds only the kept release.
     assert [tag.name for tag in scanned(registry)[0].tags] == [NEW]
-    push_image(registry, REPOSITORIES[0], ("2024.2",), day=3, base_layer=b"new")
 
 
 def test_a_writer_without_deletes_refuses_and_the_program_says_why(local):
@@ -247,21 +277,6 @@ def test_a_tag_pushed_after_the_scan_keeps_the_manifest_it_names_and_the_others_
         assert call("HEAD", url, headers={"Accept": DOCKER_IMAGE})[0] == 200, tag
     assert call("HEAD", f"{registry.base}/v2/{repository}/manifests/2023.1", headers={"Accept": DOCKER_IMAGE})[0] == 404
     assert old_digest in found["current"][repository].values()
-
-
-def test_the_collection_waits_for_the_real_registry_to_answer_and_gives_up_in_time(local):
-    """The ``up`` wait of the collect script, with the host's python3, for the registry and a closed port."""
-    answering = replace(Container.of(docker_host(container=container()), make_ctx()), url=f"{local.base}/v2/")
-    closed = replace(answering, url="http://127.0.0.1:9/v2/")
-
-    def up(target: Container) -> int:
-        script = f"{shell_functions(target, 2)}\nup\n"
-        return subprocess.run(["sh", "-c", script], capture_output=True, check=False, timeout=30).returncode
-
-    started = time.monotonic()
-    assert up(answering) == 0
-    assert up(closed) == 1
-    assert time.monotonic() - started < 10
 
 
 def push_platforms(registry: Registry, repository: str, tag: str, day: int) -> tuple[dict, dict]:

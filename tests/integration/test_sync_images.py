@@ -1,8 +1,15 @@
-"""sync-images end to end on this machine: the real action through the real engine, between two real registries."""
+"""sync-images end to end on this machine: the real action through the real engine, between two real registries.
+
+The local registry is read-only, as every instance nodes reach is: the copy goes through the writer (the
+real registry binary on the same storage, on a unix socket), which the job starts and removes itself.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 from fabfile.actions.sync import SyncImages
 from fabfile.images.model import image_list
@@ -10,11 +17,15 @@ from fabfile.images.sync_plan import SyncSource
 from fabfile.model.context import Modes
 from fabfile.model.inventory import ImageSettings
 from fabfile.model.outcome import CHANGED, FAILED
+from fabfile.registry import writer
 
+from . import docker_stand_in
 from .local_run import run_locally
 from .registries import Registry, push_image
 
 NAMES = ("kolla/keystone:1", "kolla/nova-api:1", "kolla/missing:1")
+# The local registry read-only, as every instance nodes reach is; the copy goes through the writer.
+pytestmark = pytest.mark.usefixtures("writer_host")
 
 
 def sync(upstream: Registry, local: Registry, modes: Modes | None = None):
@@ -22,6 +33,22 @@ def sync(upstream: Registry, local: Registry, modes: Modes | None = None):
     action = SyncImages(image_list(settings), SyncSource(settings, workers=4, retries=0))
     result, runs = run_locally(action, local.port, modes)
     return result.outcomes[0], runs[0]
+
+
+def test_the_read_only_registry_refuses_a_push_that_the_sync_s_writer_takes(upstream, local, writer_host):
+    made = push_image(upstream, "kolla/keystone", "1", [os.urandom(1000)])
+    with pytest.raises(Exception, match="405"):
+        push_image(local, "kolla/other", "1", [os.urandom(1000)])
+
+    row, _ = sync(upstream, local)
+
+    assert row.status == FAILED and "3 images: 1 copied, 2 failed" in row.message, row
+    assert local.manifest_digest("kolla/keystone", "1") == made.digest
+    started = [call for call in docker_stand_in.calls(writer_host) if call.startswith("run -d --name registry-writer")]
+    assert len(started) == 1 and " -p " not in started[0]
+    # Removed after the copy: nothing takes writes once the job ended.
+    assert docker_stand_in.calls(writer_host)[-1] == "rm -f registry-writer"
+    assert not Path(writer.WRITER_SOCKET).exists()
 
 
 def test_sync_copies_what_is_missing_with_progress_then_a_second_sync_is_one_round_trip(upstream, local, capsys):

@@ -1,4 +1,5 @@
-"""The garbage collection shell, run under sh against a stand-in docker: order, rollback, bounded waits."""
+"""The deletes-and-collection shell, run under sh against a stand-in docker: the writer for the deletes,
+then the collector; the read-only registry is never touched; every wait bounded; nothing left running."""
 
 from __future__ import annotations
 
@@ -8,61 +9,61 @@ import time
 
 import pytest
 
+from fabfile.model.inventory import S3Store
 from fabfile.model.marks import failure_reason, marks
-from fabfile.registry import collect
-from fabfile.registry.collect import Container, collect_script, prepare_script, restore_script
+from fabfile.registry import collect, writer
+from fabfile.registry.collect import Collector, cleanup_script, collect_script, prepare_script
+from fabfile.registry.writer import with_writer
 
-from .factories import changed, container, docker_host, make_ctx
+from .factories import make_ctx
 
-# docker as far as the scripts use it; every call logged, the container's label kept in a file.
+# docker as far as the scripts use it: every call logged ("rm NAME", "run NAME ARGS..."); a running
+# container is a file named after it in $STATE.
 FAKE_DOCKER = """#!{python}
 import os, pathlib, sys
 state = pathlib.Path(os.environ["STATE"])
 args = sys.argv[1:]
-label = state / "label"
 def log(line):
     with open(state / "log", "a") as out:
         out.write(line + "\\n")
+def named():
+    return args[args.index("--name") + 1]
 if args[:2] == ["rm", "-f"]:
-    log("rm")
-    label.unlink(missing_ok=True)
+    for name in args[2:]:
+        log("rm " + name)
+        (state / name).unlink(missing_ok=True)
 elif args[0] == "run":
-    read_only = any("REGISTRY_STORAGE_MAINTENANCE_READONLY" in arg for arg in args)
-    log("run read-only" if read_only else "run normal")
-    if os.environ.get("FAIL_RUN") in ("all", "read-only" if read_only else "normal"):
-        print("docker: Error response from daemon: port is already allocated", file=sys.stderr)
+    name = named()
+    log("run " + name + " " + " ".join(a for a in args if a in ("garbage-collect", "--delete-untagged")))
+    if os.environ.get("FAIL_RUN") == name:
+        print("docker: Error response from daemon: no space left on device", file=sys.stderr)
         sys.exit(125)
-    label.write_text(next(a for a in args if a.startswith("kolla-registry.spec=")).split("=", 1)[1])
-elif args[0] == "exec":
-    log(" ".join(args))
-    if os.environ.get("SLOW_GC"):
-        import time
-        time.sleep(int(os.environ["SLOW_GC"]))
-    if os.environ.get("FAIL_GC"):
-        print("failed to garbage collect: filesystem: Path not found", file=sys.stderr)
-        sys.exit(1)
-    (pathlib.Path(os.environ["VOLUME"]) / "old-blob").unlink(missing_ok=True)
-    print("openstack.kolla/keystone: marking manifest sha256:aa")
-    print("3 blobs marked, 2 blobs and 0 manifests eligible for deletion")
-    print("blob eligible for deletion: sha256:bb")
+    (state / name).write_text("running")
+    if "garbage-collect" in args:
+        if os.environ.get("SLOW_GC"):
+            import time
+            time.sleep(int(os.environ["SLOW_GC"]))
+        if os.environ.get("FAIL_GC"):
+            print("failed to garbage collect: filesystem: Path not found", file=sys.stderr)
+            sys.exit(1)
+        (pathlib.Path(os.environ["VOLUME"]) / "old-blob").unlink(missing_ok=True)
+        print("openstack.kolla/keystone: marking manifest sha256:aa")
+        print("3 blobs marked, 2 blobs and 0 manifests eligible for deletion")
+        (state / name).unlink()
 elif args[:2] == ["volume", "inspect"]:
     print(os.environ["VOLUME"])
-elif args[0] == "inspect":
-    if not label.exists():
-        sys.exit(1)
-    print(label.read_text() if "Labels" in args[2] else "true")
 """
-# GET /v2/ answers while a container runs (unless told it never does, or not read-only).
+# The writer answers on its socket while it runs (unless told it never does).
 FAKE_PYTHON = """#!/bin/sh
-[ -f "$STATE/label" ] || exit 1
-case "$ANSWERS:$(cat "$STATE/label")" in never:*) exit 1 ;; not-read-only:*-read-only) exit 1 ;; esac
-exit 0
+[ -f "$STATE/registry-writer" ] && [ "${WRITER_ANSWERS:-}" != never ]
 """
+# The deletes program: says what the writer was doing while it ran.
+DELETES = '[ -f "$STATE/registry-writer" ] && echo \'{"deleted": [{"status": 202}], "current": {}}\''
 
 
 @pytest.fixture
 def host(tmp_path, monkeypatch):
-    """A deployment host in tmp_path: stand-ins on PATH, a volume with an old blob, the state folder."""
+    """A deployment host in tmp_path: stand-ins on PATH, a volume with an old blob, the state folders."""
     bin_dir, state, volume = tmp_path / "bin", tmp_path / "state", tmp_path / "volume"
     for folder in (bin_dir, state, volume):
         folder.mkdir()
@@ -74,13 +75,10 @@ def host(tmp_path, monkeypatch):
     (volume / "old-blob").write_bytes(b"o" * 50_000)
     monkeypatch.setattr(collect, "STATE_DIR", str(tmp_path / "lib"))
     monkeypatch.setattr(collect, "GC_PENDING", str(tmp_path / "lib" / "gc-pending"))
+    monkeypatch.setattr(writer, "WRITER_DIR", str(tmp_path / "run"))
+    monkeypatch.setattr(writer, "WRITER_SOCKET", str(tmp_path / "run" / "registry.sock"))
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "STATE": str(state), "VOLUME": str(volume)}
     return tmp_path, env
-
-
-def registry() -> Container:
-    ctx = make_ctx()
-    return Container.of(docker_host(container=container()), ctx)
 
 
 def run(script: str, env: dict, **more: str) -> subprocess.CompletedProcess:
@@ -91,145 +89,114 @@ def run(script: str, env: dict, **more: str) -> subprocess.CompletedProcess:
 
 def calls(tmp_path) -> list[str]:
     log = tmp_path / "state" / "log"
-    return log.read_text().splitlines() if log.exists() else []
+    return [line.rstrip() for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def normal_label() -> str:
-    return registry().spec
+def running(tmp_path) -> list[str]:
+    return sorted(path.name for path in (tmp_path / "state").iterdir() if path.name.startswith("registry"))
 
 
-def test_collect_runs_read_only_then_puts_the_normal_registry_back_and_says_what_it_freed(host):
+def test_deletes_go_through_the_writer_then_the_collector_runs_and_the_registry_is_never_touched(host):
     tmp_path, env = host
-    (tmp_path / "state" / "label").write_text(normal_label())
+    ctx = make_ctx()
 
-    before = run(prepare_script(registry(), 2), env)
-    done = run(collect_script(registry(), True, 2, 60), env)
+    before = run(prepare_script(Collector.of(ctx)), env)
+    done = run(collect_script(ctx, True, 2, 60, DELETES), env)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert calls(tmp_path) == [
-        "rm",
-        "run read-only",
-        "exec registry /bin/registry garbage-collect --delete-untagged /etc/docker/registry/config.yml",
-        "rm",
-        "run normal",
+        "rm registry-writer",
+        "run registry-writer",
+        "rm registry-writer",
+        "rm registry-gc",
+        "run registry-gc garbage-collect --delete-untagged",
     ]
-    assert (tmp_path / "state" / "label").read_text() == normal_label()
+    assert marks(done.stdout, "deletes") == ['{"deleted": [{"status": 202}], "current": {}}']
+    # The read-only registry nodes pull from: neither removed nor started.
+    assert not any(call.split()[1] == "registry" for call in calls(tmp_path))
+    assert running(tmp_path) == []
     assert int(marks(before.stdout, "used-before")[0]) - int(marks(done.stdout, "used-after")[0]) == 50_000
-    assert marks(done.stdout, "collected") == [
-        "3 blobs marked, 2 blobs and 0 manifests eligible for deletion"
-    ]
+    assert marks(done.stdout, "collected") == ["3 blobs marked, 2 blobs and 0 manifests eligible for deletion"]
     assert not (tmp_path / "lib" / "gc-pending").exists()
 
 
-def test_prepare_marks_garbage_pending_until_it_is_collected(host):
+def test_the_writer_s_folder_is_root_s_alone():
+    ctx = make_ctx()
+    script = with_writer(ctx, "true", 2)
+
+    assert "( umask 077; mkdir -p /run/kolla-registry ) && chmod 700 /run/kolla-registry" in script
+    assert "-v /run/kolla-registry:/run/kolla-registry -e REGISTRY_HTTP_NET=unix" in script
+    # No TCP port: no -p, no host network for a volume's writer.
+    [run] = [line for line in script.splitlines() if "docker run" in line]
+    assert " -p " not in run and "--network none" in run
+
+
+def test_with_nothing_to_delete_only_the_collector_runs(host):
     tmp_path, env = host
 
-    run(prepare_script(registry(), 2), env)
+    run(prepare_script(Collector.of(make_ctx())), env)
+    done = run(collect_script(make_ctx(), False, 2, 60), env)
 
-    assert (tmp_path / "lib" / "gc-pending").exists()
+    assert done.returncode == 0
+    assert calls(tmp_path) == ["rm registry-gc", "run registry-gc garbage-collect"]
 
 
-def test_with_a_manifest_list_kept_untagged_manifests_are_not_collected(host):
+def test_a_failed_collection_fails_says_the_registry_kept_serving_and_leaves_garbage_pending(host):
     tmp_path, env = host
+    run(prepare_script(Collector.of(make_ctx())), env)
 
-    run(collect_script(registry(), False, 2, 60), env)
-
-    assert "exec registry /bin/registry garbage-collect /etc/docker/registry/config.yml" in calls(tmp_path)
-
-
-def test_a_failed_collection_puts_the_normal_registry_back_then_fails(host):
-    tmp_path, env = host
-    run(prepare_script(registry(), 2), env)
-
-    done = run(collect_script(registry(), True, 2, 60), env, FAIL_GC="1")
+    done = run(collect_script(make_ctx(), True, 2, 60), env, FAIL_GC="1")
 
     assert done.returncode == 1
-    assert calls(tmp_path)[-2:] == ["rm", "run normal"]
-    assert (tmp_path / "state" / "label").read_text() == normal_label()
     assert failure_reason(done.stdout, done.stderr) == (
-        "garbage-collect failed: failed to garbage collect: filesystem: Path not found; "
-        "the registry is back to normal"
+        "garbage-collect failed: failed to garbage collect: filesystem: Path not found; the registry kept serving"
     )
+    assert running(tmp_path) == []
     assert (tmp_path / "lib" / "gc-pending").exists()  # the next run collects
 
 
-def test_a_registry_that_does_not_answer_read_only_is_put_back_after_a_bounded_wait(host):
+def test_a_writer_that_does_not_answer_fails_in_bounded_time_deletes_and_collects_nothing(host):
     tmp_path, env = host
     started = time.monotonic()
 
-    done = run(collect_script(registry(), True, 2, 60), env, ANSWERS="not-read-only")
+    done = run(collect_script(make_ctx(), True, 2, 60, DELETES), env, WRITER_ANSWERS="never")
 
     assert time.monotonic() - started < 10
-    assert "exec" not in " ".join(calls(tmp_path))
-    assert calls(tmp_path)[-1] == "run normal"
+    assert done.returncode == 1
     assert failure_reason(done.stdout, done.stderr) == (
-        "registry did not answer read-only within 2 s; the registry is back to normal"
+        f"the writer registry-writer did not answer on {tmp_path}/run/registry.sock within 2 s"
     )
+    assert not marks(done.stdout, "deletes") and "run registry-gc garbage-collect" not in calls(tmp_path)
+    assert running(tmp_path) == []
 
 
-def test_a_read_only_registry_that_cannot_start_is_put_back(host):
+def test_a_writer_that_cannot_start_is_one_line(host):
     tmp_path, env = host
 
-    done = run(collect_script(registry(), True, 2, 60), env, FAIL_RUN="read-only")
+    done = run(collect_script(make_ctx(), True, 2, 60, DELETES), env, FAIL_RUN="registry-writer")
 
-    assert calls(tmp_path) == ["rm", "run read-only", "rm", "run normal"]
-    assert failure_reason(done.stdout, done.stderr).startswith(
-        "could not start registry read-only: docker: Error response from daemon: port is already allocated; "
-        "the registry is back to normal"
+    assert failure_reason(done.stdout, done.stderr) == (
+        "could not start the writer registry-writer: docker: Error response from daemon: no space left on device"
     )
+    assert "run registry-gc garbage-collect --delete-untagged" not in calls(tmp_path)
 
 
-def test_when_nothing_starts_the_row_says_the_registry_could_not_be_put_back(host):
-    _, env = host
-
-    done = run(collect_script(registry(), True, 2, 60), env, FAIL_RUN="all")
-
-    assert failure_reason(done.stdout, done.stderr).endswith(
-        "the registry could NOT be put back (docker: Error response from daemon: port is already allocated): "
-        "run fab deploy-host"
-    )
-
-
-def test_restore_leaves_a_normal_registry_that_answers_alone(host):
+def test_the_writer_goes_whatever_the_body_does_and_its_status_is_the_script_s(host):
     tmp_path, env = host
-    (tmp_path / "state" / "label").write_text(normal_label())
 
-    done = run(restore_script(registry(), 2), env)
+    done = run(f"( {with_writer(make_ctx(), 'echo body; exit 3', 2)} )\necho status=$?", env)
 
-    assert done.returncode == 0 and marks(done.stdout, "restored") == ["already"]
-    assert calls(tmp_path) == []
-
-
-@pytest.mark.parametrize("label", ["read-only", "gone"])
-def test_restore_puts_back_a_registry_left_read_only_or_removed(host, label):
-    tmp_path, env = host
-    if label == "read-only":
-        (tmp_path / "state" / "label").write_text(normal_label() + "-read-only")
-
-    done = run(restore_script(registry(), 2), env)
-
-    assert done.returncode == 0 and marks(done.stdout, "restored") == [""]
-    assert calls(tmp_path) == ["rm", "run normal"]
-    assert (tmp_path / "state" / "label").read_text() == normal_label()
+    assert "body" in done.stdout and "status=3" in done.stdout
+    assert calls(tmp_path)[-1] == "rm registry-writer" and running(tmp_path) == []
 
 
-def test_the_container_is_checked_where_hosts_reach_it_with_its_ca_when_secure():
-    ctx = make_ctx({"tls": "self-signed"})
-    secure = Container.of(changed(docker_host(), tls={"fingerprint": "AB"}), ctx)
-
-    assert secure.url == "https://192.0.2.10:4000/v2/"
-    assert secure.ca == "/etc/docker/certs.d/192.0.2.10:4000/ca.crt"
-    assert " -e REGISTRY_HTTP_TLS_CERTIFICATE=" in secure.read_only
-    assert registry().url == "http://192.0.2.10:4000/v2/" and registry().ca == ""
-
-
-def test_a_collection_stopped_by_the_hosts_time_limit_puts_the_normal_registry_back(host):
+def test_a_collection_stopped_by_the_hosts_time_limit_removes_the_collector(host):
     tmp_path, env = host
     started = time.monotonic()
 
     # As run_as_root runs every script: stopped (its process group) after the time limit.
     done = subprocess.run(
-        ["timeout", "-k", "10", "2", "sh", "-c", collect_script(registry(), True, 2, 60)],
+        ["timeout", "-k", "10", "2", "sh", "-c", collect_script(make_ctx(), True, 2, 60)],
         env={**env, "SLOW_GC": "30"},
         capture_output=True,
         text=True,
@@ -238,5 +205,29 @@ def test_a_collection_stopped_by_the_hosts_time_limit_puts_the_normal_registry_b
     )
 
     assert time.monotonic() - started < 8
-    assert calls(tmp_path)[-2:] == ["rm", "run normal"]
-    assert failure_reason(done.stdout, done.stderr) == "stopped; the registry is back to normal"
+    assert calls(tmp_path)[-1] == "rm registry-gc" and running(tmp_path) == []
+    assert failure_reason(done.stdout, done.stderr) == "stopped; the collector was removed, the registry kept serving"
+
+
+def test_a_lost_job_s_cleanup_removes_the_writer_and_the_collector(host):
+    tmp_path, env = host
+    for name in ("registry-writer", "registry-gc"):
+        (tmp_path / "state" / name).write_text("running")
+
+    done = run(cleanup_script(make_ctx()), env)
+
+    assert marks(done.stdout, "cleaned") == [""] and running(tmp_path) == []
+
+
+def test_on_s3_the_collector_and_the_writer_use_the_store_and_no_volume(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t\n")
+    store = S3Store("https://rgw.internal:8080", "kolla", "us-east-1", "KEY", str(secret))
+    ctx = make_ctx({"s3": store})
+
+    collector = Collector.of(ctx)
+
+    assert collector.volume == ""
+    assert "--network host --env-file /etc/kolla-registry/registry.env" in collector.run
+    assert "--env-file /etc/kolla-registry/registry.env" in with_writer(ctx, "true", 2)
+    assert "-v registry:" not in collector.run + with_writer(ctx, "true", 2)

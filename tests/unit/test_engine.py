@@ -565,7 +565,8 @@ def test_check_mode_changes_nothing_for_every_task(make_action):
     # A host where every task has something to do: no daemon.json entry, an old package index,
     # no registry container, nothing pulled, images to copy, old tags to delete.
     facts = docker_host(apt_lists_age=10**6)
-    facts = changed(facts, container=container(spec_of(facts, ctx)))
+    # Every instance refuses pushes (read-only), as prune-registry checks before it plans a collection.
+    facts = changed(facts, container=container(spec_of(facts, ctx)), answers={"readers": {"deploy1": "405"}})
 
     def make(host, host_ctx):
         return StandInRun(host, host_ctx, on_host=facts, answers={"manifests": MANIFESTS, "scan": SCAN})

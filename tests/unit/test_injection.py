@@ -31,12 +31,14 @@ from fabfile.images import host_lock
 from fabfile.model.context import StepContext
 from fabfile.model.inventory import InventoryError
 from fabfile.model.plan import FileChange, StepPlan
-from fabfile.registry import collect
+from fabfile.registry import collect, writer
 from fabfile.registry import container as registry
 from fabfile.registry import facts as registry_facts
 from fabfile.registry.access import Instance
 from fabfile.registry.api import query
 from fabfile.registry.reach import health_section, tls_check
+from fabfile.registry.readonly import readers_section
+from fabfile.registry.writer import with_writer
 from fabfile.transport import apply
 
 from .factories import changed, docker_host, make_inventory
@@ -167,8 +169,8 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(apply, "LOCK", str(tmp_path / "state" / "lock"))
     monkeypatch.setattr(collect, "STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(collect, "GC_PENDING", str(tmp_path / "state" / "gc-pending"))
-    monkeypatch.setattr(collect, "WRITER_DIR", str(tmp_path / "writer"))
-    monkeypatch.setattr(collect, "WRITER_SOCKET", str(tmp_path / "writer" / "registry.sock"))
+    monkeypatch.setattr(writer, "WRITER_DIR", str(tmp_path / "writer"))
+    monkeypatch.setattr(writer, "WRITER_SOCKET", str(tmp_path / "writer" / "registry.sock"))
     monkeypatch.setattr(host_lock, "STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(host_lock, "LOCK", str(tmp_path / "state" / "lock"))
     return tmp_path
@@ -186,7 +188,6 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
     secure = StepContext(make_inventory({"tls": "self-signed", "auth": "htpasswd"}), value, password=value)
     both = changed(docker_host(), podman_version=value)
     # The registry prune-registry collects; a secure one puts the address in the CA's path too.
-    gc, gc_secure = collect.Container.of(docker_host(), ctx), collect.Container.of(docker_host(), secure)
     return {
         "registry run": registry.registry_run_command(ctx, False, "spec"),
         "registry run (host network)": registry.registry_run_command(ctx, True, "spec"),
@@ -216,16 +217,16 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "pull": DOCKER.pull_script([value], 1, 0, delay=0),
         "podman pull": PODMAN.pull_script([value], 1, 0, delay=0),
         "install": "\n".join(install.commands),
-        "registry run (read-only)": registry.registry_run_command(ctx, True, "spec", read_only=True),
-        "prune: usage": collect.prepare_script(gc, 1),
-        "prune: collect": collect.collect_script(gc, True, 1, 5),
-        "prune: collect (TLS)": collect.collect_script(gc_secure, False, 1, 5),
-        "prune: restore": collect.restore_script(gc, 1),
+        "prune: usage": collect.prepare_script(collect.Collector.of(ctx)),
+        "prune: collect": collect.collect_script(ctx, True, 1, 5),
+        "prune: collect (TLS)": collect.collect_script(secure, False, 1, 5),
+        "prune: cleanup": collect.cleanup_script(ctx),
         "prune: delete through the writer and collect": host_lock.locked(
-            collect.collect_script(gc, True, 1, 5, payload.script(prune_request(value)))
+            collect.collect_script(ctx, True, 1, 5, payload.script(prune_request(value)))
         ),
-        "copy under the host's lock": host_lock.locked(
-            payload.script(copy_request(value, where), payload.COPY, "copy_answer")
+        "prune: every instance refuses a push": facts.script([readers_section(secure)]),
+        "copy through the writer under the host's lock": host_lock.locked(
+            with_writer(ctx, payload.script(copy_request(value, where), payload.COPY, "copy_answer"), 1)
         ),
         "instance probes": facts.script([health_section((Instance(value, value), Instance("b", value)), "http", 1)]),
         "apply and handle": apply.apply_script(plan, "20240108T100000Z")

@@ -300,11 +300,11 @@ def test_a_fresh_podman_node_writes_the_dropin_and_pulls_with_podman_in_one_sess
 
 def test_a_configured_podman_node_checked_in_its_facts_session_needs_no_other():
     facts = applied(podman_host(), pr.trust_podman(podman_host(), make_ctx()))
-    run = configure_node(changed(facts, podman_verified=(0, f"{MARK} pulled x with podman")))
+    run = configure_node(changed(facts, podman_verified=(0, f"{MARK} resolved x with podman")))
 
     assert run.scripts == []
     assert [(o.status, o.message) for o in run.outcomes] == [
-        (OK, f"{REGISTRY} trusted; pulled probe with podman")
+        (OK, f"{REGISTRY} trusted; resolved probe with podman")
     ]
 
 
@@ -396,6 +396,7 @@ printf '%s\\n' "$*" >> "$LOG"
 case "$1" in
   login) cat > "$LOG.stdin"; for a in "$@"; do case $a in */auth.json) : > "$a"; echo "$a" > "$LOG.auth" ;; esac; done ;;
   pull) [ -z "$FAIL" ] || { echo "Error: initializing source: manifest unknown" >&2; exit 125; }; echo 3a3a ;;
+  manifest) [ -z "$FAIL" ] || { echo "Error: reading manifest: manifest unknown" >&2; exit 125; }; echo '{}' ;;
 esac
 """
 FAKE_CURL = (
@@ -463,8 +464,24 @@ def test_the_facts_session_checks_podman_where_the_dropin_names_the_registry(tmp
     done = run_check(host_facts.script([section]), tmp_path)
 
     status, said = host_facts.parse(done.stdout, [section]).engine("podman").checked
-    assert status == 0 and said.strip() == f"{MARK} pulled {ctx.probe_image} with podman"
+    # Resolved, not pulled: nothing downloaded on a run that changes nothing.
+    assert status == 0 and said.strip() == f"{MARK} resolved {ctx.probe_image} with podman"
+    assert f"manifest inspect {ctx.probe_image}" in (tmp_path / "log").read_text()
+    assert "pull" not in (tmp_path / "log").read_text()
     assert pv.podman_check(ctx, verify=False).shell == ""
+
+
+def test_a_probe_podman_cannot_resolve_is_pulled_for_podman_s_own_words(tmp_path):
+    ctx = secure_ctx()
+
+    done = run_check(pv.podman_verify_script(ctx, pull=False), tmp_path, fail=True)
+
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1] == (
+        f"{MARK} fail podman pull {ctx.probe_image}: Error: initializing source: manifest unknown"
+    )
+    # The login went to the private authfile for both, on stdin only.
+    assert "manifest inspect --authfile" in (tmp_path / "log").read_text() and PASSWORD not in (tmp_path / "log").read_text()
 
 
 @pytest.mark.parametrize(

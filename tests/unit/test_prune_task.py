@@ -18,8 +18,9 @@ from fabfile.model.context import Modes
 from fabfile.model.errors import RemoteError
 from fabfile.model.marks import MARK
 from fabfile.model.outcome import CHANGED, FAILED, OK
-from fabfile.registry.collect import GC_PENDING, WRITER_SOCKET
+from fabfile.registry.collect import GC_PENDING
 from fabfile.registry.container import spec_of
+from fabfile.registry.writer import WRITER_SOCKET
 
 from .factories import StandInRun, changed, container, docker_host, make_ctx, request_of, run_stand_ins
 
@@ -39,18 +40,21 @@ SCAN = {
 
 
 class Deploy1(StandInRun):
-    """The deployment host: the scan answered from ``scan``; the prune job's parts (the volume's usage,
-    the deletes, the collection) and a restore answered as a host would, each part noted in ``kinds``."""
+    """The deployment host: the scan answered from ``scan``, every instance's answer to a push from
+    ``readers``; the prune job's parts (the volume's usage, the deletes, the collection) and a cleanup
+    answered as a host would, each part noted in ``kinds``."""
 
-    def __init__(self, host, ctx, scan: dict, deployed: bool, pending: bool) -> None:
+    def __init__(self, host, ctx, scan: dict, deployed: bool, pending: bool, readers: dict | None = None) -> None:
         super().__init__(host, ctx, answers={"scan": scan})
         facts = docker_host(container=container())
         spec = spec_of(facts, ctx) if deployed else "0123456789abcdef"
-        self.on_host = changed(facts, container=container(spec), files={GC_PENDING: ""} if pending else {})
+        refused = {"readers": readers if readers is not None else {"deploy1": "405"}}
+        files = {GC_PENDING: ""} if pending else {}
+        self.on_host = changed(facts, container=container(spec), files=files, answers=refused)
         self.kinds: list[str] = []
         self.requests: list[dict] = []
-        # How the collection ends: "" (well), a fail mark's text (it put the registry back itself), a
-        # RemoteError (the whole script lost or killed), or "died" (its shell gone without a word).
+        # How the collection ends: "" (well), a fail mark's text (it said why itself), a RemoteError
+        # (the whole script lost or killed), or "died" (its shell gone without a word).
         self.collect_ends: str | RemoteError = ""
         # What the program sees when it looks again just before deleting: each repository's tags, and
         # the tag that now keeps a manifest ((repository, digest) -> tag).
@@ -71,8 +75,8 @@ class Deploy1(StandInRun):
             if self.locked_out:
                 raise RemoteError(f"exit 1: {HELD} (waited {LOCK_WAIT} s): nothing was changed; try again once it ends", 1)
         if "garbage-collect" not in script:
-            self.kinds.append("restore")
-            return f"{MARK} restored\n"
+            self.kinds.append("cleanup")
+            return f"{MARK} cleaned\n"
         lines = []
         if "used-before" in script:
             self.kinds.append("usage")
@@ -88,17 +92,16 @@ class Deploy1(StandInRun):
         if isinstance(self.collect_ends, RemoteError):
             raise self.collect_ends
         if self.collect_ends == "died":
-            lines.append(f"{MARK} read-only")
             lines.append(f"{MARK} collect-status 137")
-            if "restored already" in script:
-                # The job carries a restore of its own for this case: it puts the registry back.
-                self.kinds.append("restore")
-                lines.append(f"{MARK} restored")
+            if 'echo "::kolla-registry:: cleaned"' in script:
+                # The job carries a cleanup of its own for this case.
+                self.kinds.append("cleanup")
+                lines.append(f"{MARK} cleaned")
         elif self.collect_ends:
             lines.append(f"{MARK} fail {self.collect_ends}")
             lines.append(f"{MARK} collect-status 1")
         else:
-            lines += [f"{MARK} read-only", f"{MARK} collected {COLLECTED}", f"{MARK} used-after 3000000"]
+            lines += [f"{MARK} collected {COLLECTED}", f"{MARK} used-after 3000000"]
             lines.append(f"{MARK} collect-status 0")
         return "\n".join(lines) + "\n"
 
@@ -111,6 +114,7 @@ def prune(
     pending: bool = False,
     collect_ends: str | RemoteError = "",
     every: bool = False,
+    readers: dict | None = None,
     **host,
 ):
     """prune-registry on the deployment host; its one row, and the stand-in host (``host``: its attributes)."""
@@ -118,7 +122,7 @@ def prune(
     ctx = ctx.__class__(ctx.inventory, modes=modes or Modes())
 
     def make(host_, host_ctx):
-        run = Deploy1(host_, host_ctx, scan, deployed, pending)
+        run = Deploy1(host_, host_ctx, scan, deployed, pending, readers)
         run.collect_ends = collect_ends
         for name, value in host.items():
             setattr(run, name, value)
@@ -179,37 +183,54 @@ def test_garbage_an_earlier_run_left_is_collected_even_with_nothing_to_delete():
     assert outcome.status == CHANGED and "freed 2.0 MB" in outcome.message
 
 
-def test_a_collection_that_failed_without_a_word_on_the_registry_puts_it_back_from_here():
+def test_a_job_lost_without_a_word_leaves_no_writer_nor_collector_running():
     timed_out = RemoteError("timed out: no answer within 1830 s (kolla_registry.command_timeout)", 124)
 
     outcome, run = prune(collect_ends=timed_out)
 
-    assert run.kinds == ["lock", "usage", "delete", "collect", "restore"]
+    assert run.kinds == ["lock", "usage", "delete", "collect", "cleanup"]
     assert run.siblings == 1  # on a new connection: the one that ran the job may be what failed
+    assert "flock -w" in run.scripts[-1]  # once the lost job's lock is free
     assert outcome.status == FAILED
     assert outcome.message.startswith("1 repositories: 1 tags ")
     assert outcome.message.endswith(
-        "timed out: no answer within 1830 s (kolla_registry.command_timeout); the registry is back to normal"
+        "timed out: no answer within 1830 s (kolla_registry.command_timeout); no writer nor collector left running"
     )
 
 
-def test_a_collection_whose_shell_died_without_a_word_fails_and_puts_the_registry_back():
-    # The collection's own shell ended (killed: 137) before it said anything or put the registry back.
+def test_a_collection_whose_shell_died_without_a_word_fails_and_cleans_up_after_itself():
+    # The collection's own shell ended (killed: 137) before it said anything.
     outcome, run = prune(collect_ends="died")
 
-    assert "restore" in run.kinds  # from here, or by the job itself
+    assert run.kinds[-1] == "cleanup" and run.siblings == 0
+    assert outcome.status == FAILED and outcome.message.endswith("garbage collection: exit 137")
+
+
+def test_a_collection_that_failed_and_said_why_fails_its_row_with_that_line():
+    outcome, run = prune(collect_ends="garbage-collect failed: boom; the registry kept serving")
+
+    assert run.kinds[-1] == "collect" and run.siblings == 0
     assert outcome.status == FAILED
-    assert "garbage collection" in outcome.message and "back to normal" in outcome.message
+    assert outcome.message.endswith("garbage collection: garbage-collect failed: boom; the registry kept serving")
 
 
-def test_a_collection_that_put_the_registry_back_itself_is_not_restored_again():
-    outcome, run = prune(collect_ends="garbage-collect failed: boom; the registry is back to normal")
+NEEDS = "garbage collection needs every instance read-only;"
+BRING_BACK = "bring it back, or take it out of registry.replicas"
 
-    assert run.kinds[-1] == "collect"
-    assert outcome.status == FAILED
-    assert outcome.message.endswith(
-        "garbage collection: garbage-collect failed: boom; the registry is back to normal"
-    )
+
+@pytest.mark.parametrize(
+    ("readers", "why"),
+    [
+        ({"deploy1": "202"}, f"deploy1 (192.0.2.10) accepts pushes (HTTP 202): {NEEDS} run fab deploy-host first"),
+        ({"deploy1": "000"}, f"deploy1 (192.0.2.10) did not answer: {NEEDS} {BRING_BACK}"),
+        ({}, f"deploy1 (192.0.2.10) did not answer: {NEEDS} {BRING_BACK}"),
+    ],
+)
+def test_a_registry_that_takes_pushes_or_does_not_answer_stops_the_prune_before_any_change(readers, why):
+    outcome, run = prune(readers=readers)
+
+    assert run.scripts == []
+    assert outcome.status == FAILED and outcome.message == why
 
 
 def test_a_scan_the_registry_did_not_answer_fails_the_row():
@@ -248,7 +269,7 @@ def test_the_job_takes_the_apply_script_s_lock_before_anything_else():
     body = script.split("\n", 2)[2]
     assert script.splitlines()[1].startswith("mkdir -p /var/lib/kolla-registry && exec 9>/var/lib/kolla-registry/lock")
     assert f"flock -w {LOCK_WAIT} 9 ||" in script.splitlines()[2]
-    assert body.index("flock") < body.index("used-before") < body.index("read-only") < body.index("garbage-collect")
+    assert body.index("flock") < body.index("used-before") < body.index("registry-writer") < body.index("garbage-collect")
 
 
 SCAN_OF_THREE = {

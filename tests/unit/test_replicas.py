@@ -84,6 +84,14 @@ def test_replicas_s3_and_hostname_are_read(secret):
     assert [host.name for host in inventory.machines] == ["deploy1", "node1", "replica1"]
 
 
+def test_replicas_take_tls_self_signed_and_a_login(secret):
+    # One CA on the deployment host issues every instance's certificate; one login file for all.
+    inventory = parse(inventory_text(secret, tls="self-signed", auth="htpasswd"))
+
+    assert (inventory.registry.tls, inventory.registry.auth) == ("self-signed", "htpasswd")
+    assert inventory.registry.replicas == (Host("replica1", "192.0.2.21", user="ops"),)
+
+
 def test_replicas_without_a_shared_store_are_refused_naming_the_key(secret):
     text = inventory_text(secret, storage="filesystem")
     with pytest.raises(InventoryError, match=r"^/srv/hosts.yaml: registry.replicas: replicas need a shared store"):
@@ -99,7 +107,6 @@ def test_replicas_without_a_shared_store_are_refused_naming_the_key(secret):
         ({"replicas": [{"name": "replica1", "address": "replica.example"}]}, r"registry.replicas\[0\].address"),
         ({"replicas": [{"name": "deploy1", "address": "192.0.2.21"}]}, r"registry.replicas\[0\].name"),
         ({"replicas": [{"name": "node1", "address": "192.0.2.99"}]}, r"registry.replicas\[0\].address"),
-        ({"tls": "self-signed"}, "registry.tls: self-signed is made on the deployment host alone"),
         ({"address": "registry.example"}, "registry.address: .* give the deployment host's IPv4 address"),
         ({"storage": {"s3": {"bucket": "b"}}}, "registry.storage.s3.access_key: missing"),
         ({"storage": "nfs"}, "registry.storage: 'nfs' is not filesystem"),

@@ -206,7 +206,8 @@ def test_the_status_action_reads_a_node_and_asks_the_catalog_from_there():
 
 
 PLAIN = (
-    "plain HTTP, no login: anyone who reaches its port can pull and push any image; "
+    "plain HTTP, no login: anyone who reaches its port can pull any image, and anyone on the way can "
+    "swap what nodes pull; "
     "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login"
 )
 

@@ -340,7 +340,7 @@ def test_create_registry_runs_kollas_host_network_container_with_a_named_volume(
     [command] = plan.commands
     assert command == (
         "docker run -d --network host -e REGISTRY_HTTP_ADDR=0.0.0.0:4000 --restart=always --name registry "
-        "-v registry:/var/lib/registry -e REGISTRY_STORAGE_DELETE_ENABLED=true "
+        "-v registry:/var/lib/registry -e 'REGISTRY_STORAGE_MAINTENANCE_READONLY={\"enabled\":true}' "
         f"--label {SPEC_LABEL}={spec()} registry:2"
     )
     assert plan.handler is None
@@ -353,7 +353,7 @@ def test_create_registry_bridge_runs_the_documented_container():
 
     assert command == (
         f"docker run -d -p 4000:5000 --restart=always --name registry -v registry:/var/lib/registry "
-        "-e REGISTRY_STORAGE_DELETE_ENABLED=true "
+        "-e 'REGISTRY_STORAGE_MAINTENANCE_READONLY={\"enabled\":true}' "
         f"--label {SPEC_LABEL}={spec(ctx, host_network=False)} registry:2"
     )
 
@@ -566,36 +566,42 @@ def test_create_registry_container_without_labels_is_recreated():
     assert plan.commands[0] == "docker rm -f registry"
 
 
-def test_a_registry_made_before_deletes_were_enabled_is_recreated_once_keeping_its_volume():
-    # The spec of the same settings before storage.delete was part of it.
+def test_a_writable_registry_made_before_is_recreated_read_only_once_keeping_its_volume_and_the_row_says_so():
+    # The spec of the same settings as the version before made them: deletes allowed, pushes taken.
     settings = make_ctx().inventory.registry
     before = {
-        "image": settings.image, "image_id": IMAGE_ID, "volume": "registry", "port": 4000, "network": "host"
+        "image": settings.image, "image_id": IMAGE_ID, "volume": "registry", "port": 4000, "network": "host",
+        "delete": True,
     }
     old = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    writable = container(old)
+    writable["Config"]["Env"] = ["REGISTRY_STORAGE_DELETE_ENABLED=true", "PATH=/usr/bin:/bin"]
 
-    remove, run = registry_step.create_registry(docker_host(container=container(old)), make_ctx()).commands
+    plan = registry_step.create_registry(docker_host(container=writable), make_ctx())
 
+    remove, run = plan.commands
     assert remove == "docker rm -f registry"
-    assert " -v registry:/var/lib/registry " in run and " -e REGISTRY_STORAGE_DELETE_ENABLED=true " in run
-    label = run.split(f"--label {SPEC_LABEL}=")[1].split()[0]
-    assert not registry_step.create_registry(docker_host(container=container(label)), make_ctx()).changed
-
-
-def test_the_read_only_registry_differs_only_by_maintenance_mode_and_its_label():
-    ctx = make_ctx({"tls": "self-signed", "auth": "htpasswd"})
-    normal = registry_step.registry_run_command(ctx, True, "0123456789abcdef")
-
-    read_only = registry_step.registry_run_command(ctx, True, "0123456789abcdef", read_only=True)
-
-    assert read_only == normal.replace(
-        f"--label {SPEC_LABEL}=0123456789abcdef ",
-        "-e 'REGISTRY_STORAGE_MAINTENANCE_READONLY={\"enabled\":true}' "
-        f"--label {SPEC_LABEL}=0123456789abcdef-read-only ",
+    assert " -v registry:/var/lib/registry " in run
+    assert " -e 'REGISTRY_STORAGE_MAINTENANCE_READONLY={\"enabled\":true}' " in run
+    # The read-only registry needs no deletes: the writer on the deployment host does them.
+    assert "REGISTRY_STORAGE_DELETE_ENABLED" not in run
+    assert plan.summary().endswith(
+        "recreated read-only, keeping its images: no node can push any more; writes go through the "
+        "deployment host (sync-images, prune-registry)"
     )
-    # deploy-host puts a registry left read-only back to normal.
-    left = docker_host(container=container("0123456789abcdef-read-only"))
-    assert registry_step.create_registry(left, make_ctx()).commands[0] == "docker rm -f registry"
+    label = run.split(f"--label {SPEC_LABEL}=")[1].split()[0]
+    made = container(label)
+    made["Config"]["Env"] = ['REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}']
+    assert not registry_step.create_registry(docker_host(container=made), make_ctx()).changed
+
+
+def test_a_registry_left_read_only_by_an_older_prune_is_recreated_without_the_migration_note():
+    left = container("0123456789abcdef-read-only")
+    left["Config"]["Env"] = ['REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}']
+
+    plan = registry_step.create_registry(docker_host(container=left), make_ctx())
+
+    assert plan.commands[0] == "docker rm -f registry" and "recreated read-only" not in plan.summary()
 
 
 def test_registry_spec_changes_with_every_setting_the_container_is_made_with():

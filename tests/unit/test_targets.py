@@ -14,6 +14,7 @@ import pytest
 
 from fabfile.actions.targets import ConfigureTargets
 from fabfile.engines.docker.paths import DAEMON_JSON, ca_path
+from fabfile.engines.docker.verify import _judge
 from fabfile.engines.docker.verify import quick_verify_script as verify_script
 from fabfile.engines.shell import in_turn
 from fabfile.facts.base import parse, script
@@ -83,6 +84,31 @@ def test_no_verification_where_the_registry_is_not_named(tmp_path):
 def test_check_mode_never_verifies():
     assert "check=yes" not in facts_script(make_ctx(), verify=False)
     assert "check=yes" in facts_script(make_ctx(), verify=True)
+
+
+RESOLVED = (
+    '{"Descriptor":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
+    '"digest":"sha256:ab","size":528},"Platforms":[{"architecture":"amd64","os":"linux"}]}'
+)
+
+
+@pytest.mark.parametrize("settings", [{}, {"tls": "self-signed", "auth": "htpasswd"}], ids=["plain", "tls-login"])
+def test_the_facts_session_resolves_the_probe_through_dockerd_and_downloads_nothing(settings):
+    ctx = replace(make_ctx(settings), password="pw", ca=CA)
+    shell = facts_script(ctx, verify=True)
+
+    assert f"http://docker/distribution/{ctx.probe_image}/json" in shell
+    assert "images/create" not in shell.split("then ( ")[0]  # the pull only in the fallback full check
+
+
+def test_a_resolved_probe_reads_as_resolved_and_a_failed_one_falls_back_to_the_full_pull(tmp_path):
+    ctx = make_ctx()
+
+    resolved = run_script(f"out=$(curl); {_judge(ctx, pull=False)}", tmp_path, REGISTRY_HEADERS + RESOLVED)
+    assert resolved.splitlines()[-1] == f"{MARK} resolved {ctx.probe_image}"
+    failed = '{"message":"manifest unknown"}'
+    fallen = run_script(f"out=$(curl); {_judge(ctx, pull=False)}", tmp_path, REGISTRY_HEADERS + failed)
+    assert fallen.splitlines()[-1] == f"{MARK} fail docker pull {ctx.probe_image}: Error response from daemon: manifest unknown"
 
 
 def test_a_passed_check_reads_as_pulled(tmp_path):
@@ -191,10 +217,10 @@ def test_a_fresh_docker_node_is_configured_reloaded_and_checked_in_one_more_sess
 
 
 def test_a_configured_node_checked_in_its_facts_session_costs_no_other_session():
-    run = run_on_host(ConfigureTargets(), trusting(verified=(0, f"{MARK} pulled x")))
+    run = run_on_host(ConfigureTargets(), trusting(verified=(0, f"{MARK} resolved x")))
 
     assert run.scripts == [] and run.gatherings == 1
-    assert [(o.status, o.message) for o in run.outcomes] == [(OK, f"{REGISTRY} trusted; pulled probe")]
+    assert [(o.status, o.message) for o in run.outcomes] == [(OK, f"{REGISTRY} trusted; resolved probe")]
 
 
 def test_a_configured_node_not_checked_yet_runs_only_the_check():

@@ -127,15 +127,19 @@ def test_a_plain_registry_is_named_as_such_with_the_setting_that_secures_it():
     plan = tls.secure_registry(docker_host(), make_ctx())
     assert not plan.changed and plan.notes == [
         (
-            "plain HTTP, no login: anyone who reaches its port can pull and push any image; "
+            "plain HTTP, no login: anyone who reaches its port can pull any image, and anyone on the way can "
+            "swap what nodes pull; "
             "set registry: {tls: self-signed, auth: htpasswd} for TLS and a login"
         )
     ]
 
 
-def test_a_tls_registry_without_a_login_says_anyone_can_push():
+def test_a_tls_registry_without_a_login_says_anyone_can_pull_and_no_one_push():
     plan = tls.secure_registry(deploy_host_with(), make_ctx({"tls": "self-signed"}))
-    assert not plan.changed and plan.notes[-1].startswith("TLS, no login: anyone who reaches its port can push")
+    # Read-only: nobody can push through it, with or without a login.
+    assert not plan.changed and plan.notes[-1] == (
+        "TLS, no login: anyone who reaches its port can pull any image (registry.auth: htpasswd for a login)"
+    )
 
 
 def test_a_fresh_host_gets_a_ca_a_certificate_and_a_login():

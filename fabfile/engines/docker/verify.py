@@ -15,6 +15,7 @@ from ...model.inventory import RegistrySettings
 from ...model.marks import FAIL_FUNCTION, MARK, between
 from ...model.paths import PENDING
 from ...registry.paths import REGISTRY_USER
+from ...registry.probe_push import probe_push_script
 from ..shell import login_lines, registry_answers
 from .facts import REGISTRY_CONFIG, read_registry_config, read_version
 from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
@@ -22,20 +23,23 @@ from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
 VERIFY, VERIFIED = "verify", "verified"
 
 
-def verify_script(ctx: StepContext, push: bool) -> str:
+def verify_script(ctx: StepContext, push: bool, container: bool | None = None) -> str:
     """Shell that checks the registry answers, and a probe image round-trips.
 
-    ``push`` is for the deployment host: it also checks the container and its
-    volume, and pushes the probe before pulling it back; targets only pull.
+    ``push`` is for the deployment host: it pushes the probe through the writer (the registry
+    nodes reach is read-only), drops its own copy, and pulls it back with docker through the
+    registry; ``container`` (with ``push`` by default; a replica's check too) checks the registry
+    container and its volume first. Targets only pull.
     """
     probe = shlex.quote(ctx.probe_image)
+    container = push if container is None else container
     lines = [
         "set -e",
         FAIL_FUNCTION,
-        *(_container_checks(ctx.inventory.registry) if push else []),
+        *(_container_checks(ctx.inventory.registry) if container else []),
         *registry_answers(ctx, ca_path(ctx.registry)),
+        *(_probe_push(ctx) if push else []),
         *(docker_login(ctx) if ctx.login else []),
-        *(_probe_push(ctx.probe_image) if push else []),
         (
             f"docker pull {probe} >/dev/null 2>&1 || fail docker pull {probe}: "
             f"$(docker pull {probe} 2>&1 | tail -1)"
@@ -71,18 +75,12 @@ def _container_checks(settings: RegistrySettings) -> list[str]:
     ]
 
 
-def _probe_push(image: str) -> list[str]:
-    probe = shlex.quote(image)
+def _probe_push(ctx: StepContext) -> list[str]:
+    """The probe pushed through the writer; the host's own copy dropped, so that the pull fetches it."""
+    probe = shlex.quote(ctx.probe_image)
     return [
-        f"if ! docker image inspect {probe} >/dev/null 2>&1; then",
-        '  d=$(mktemp -d); echo kolla-registry probe > "$d/probe"',
-        f'  tar -C "$d" -c probe | docker import -m "kolla-registry probe" - {probe} >/dev/null; rm -rf "$d"',
-        "fi",
-        (
-            f"docker push {probe} >/dev/null 2>&1 || fail docker push {probe}: "
-            f'$(docker push {probe} 2>&1 | tail -1) "($space)"'
-        ),
-        f"docker rmi {probe} >/dev/null",
+        f"( {probe_push_script(ctx)} ) || exit 1",
+        f"docker rmi -f {probe} >/dev/null 2>&1 || true",
     ]
 
 
@@ -93,7 +91,10 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
     comes from its API socket in the same curl as the check (the docker CLI
     costs ~40 ms of CPU a call), and the rest is shell builtins where it can be.
     The check runs only where the registry is named already and nothing is
-    pending: a run that changes nothing then needs no second session.
+    pending: a run that changes nothing then needs no second session. It
+    resolves the probe through dockerd (its distribution inspect endpoint: the
+    manifest through its own trust and login, no layer, nothing written); the
+    full pull is for runs that changed something.
     """
     ping = f"-sS -m 20 --unix-socket {DOCKER_SOCKET} -D - -o /dev/null http://docker/_ping"
     secure = ctx.inventory.registry.secure
@@ -109,7 +110,7 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
 {_registry_config(ctx) if secure else ""}
 check=
 {check}
-if [ -n "$check" ]; then {_check_curl(ctx, before=ping + " --next ")}
+if [ -n "$check" ]; then {_check_curl(ctx, before=ping + " --next ", pull=False)}
 else out=$(curl {ping} 2>/dev/null) || out=; fi
 case $out in *"Server: Docker/"*) v=${{out#*Server: Docker/}}; v=${{v%%[[:space:]]*}} ;; *) v= ;; esac
 [ -n "$v" ] || v=$(timeout 20 docker version --format '{{{{.Server.Version}}}}' 2>/dev/null)
@@ -117,7 +118,7 @@ s docker-server; echo "$v"
 [ -n "$v" ] || {{ s dockerd; dockerd --version 2>/dev/null || docker --version 2>/dev/null; }}
 if [ -n "$check" ]; then
   s {VERIFY}
-  {{ {_judge(ctx)}
+  {{ {_judge(ctx, pull=False)}
   }} 2>&1
   status=$?
   s {VERIFIED}; echo $status
@@ -173,8 +174,10 @@ def quick_verify_script(ctx: StepContext) -> str:
     return f"{_check_curl(ctx)}\n{_judge(ctx)}\n"
 
 
-def _check_curl(ctx: StepContext, before: str = "") -> str:
-    """Shell that sets "$out": curl ``before``, then GET /v2/ on the registry, then the engine's API pulls the probe.
+def _check_curl(ctx: StepContext, before: str = "", pull: bool = True) -> str:
+    """Shell that sets "$out": curl ``before``, then GET /v2/ on the registry, then the engine's API pulls
+    the probe (``pull``) or only resolves it (its distribution inspect endpoint: the manifest's descriptor
+    through dockerd's own TLS and credentials, no layer downloaded, nothing stored).
 
     A secure registry is checked against the CA the node has for it. With a login, the pull
     (its X-Registry-Auth header read from stdin, never argv) runs only once GET /v2/, without
@@ -184,14 +187,17 @@ def _check_curl(ctx: StepContext, before: str = "") -> str:
     query = urllib.parse.urlencode({"fromImage": repository, "tag": tag})
     ca = f"--cacert {shlex.quote(ca_path(ctx.registry))} " if ctx.inventory.registry.secure else ""
     get = f"{before}-sS -m 20 {ca}-D - -o /dev/null {shlex.quote(f'{ctx.scheme}://{ctx.registry}/v2/')}"
-    pull = f"-sS -m 600 --unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}'"
+    if pull:
+        fetch = f"-sS -m 600 --unix-socket {DOCKER_SOCKET} -X POST 'http://docker/images/create?{query}'"
+    else:
+        fetch = f"-sS -m 60 --unix-socket {DOCKER_SOCKET} {shlex.quote(f'http://docker/distribution/{ctx.probe_image}/json')}"
     if not ctx.login:
-        return f"out=$(curl {get} --next {pull} 2>&1) || out="
+        return f"out=$(curl {get} --next {fetch} 2>&1) || out="
     credentials = json.dumps({"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry})
     header = base64.urlsafe_b64encode(credentials.encode()).decode()
     return f"""out=$(curl {get} 2>&1) || out=
 case $out in *'Docker-Distribution-Api-Version: registry/2.0'*)
-  pulled=$(curl -H @- {pull} 2>&1 <<'KOLLA_REGISTRY_AUTH'
+  pulled=$(curl -H @- {fetch} 2>&1 <<'KOLLA_REGISTRY_AUTH'
 X-Registry-Auth: {header}
 KOLLA_REGISTRY_AUTH
 ) || pulled=
@@ -200,10 +206,16 @@ $pulled" ;;
 esac"""
 
 
-def _judge(ctx: StepContext) -> str:
-    """Shell: whether "$out" shows a registry and a finished pull; else the full check."""
+def _judge(ctx: StepContext, pull: bool = True) -> str:
+    """Shell: whether "$out" shows a registry and a finished pull (or the probe resolved); else the full check."""
+    if pull:
+        shown = """*'Docker-Distribution-Api-Version: registry/2.0'*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;"""
+        done = f"{MARK} pulled {ctx.probe_image}"
+    else:
+        shown = """*'Docker-Distribution-Api-Version: registry/2.0'*'"Descriptor":{'*'"digest":"sha256:'*) ;;"""
+        done = f"{MARK} resolved {ctx.probe_image}"
     return f"""case $out in
-  *'Docker-Distribution-Api-Version: registry/2.0'*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;
+  {shown}
   *) out= ;;
 esac
-if [ -n "$out" ]; then echo {shlex.quote(f"{MARK} pulled {ctx.probe_image}")}; else ( {verify_script(ctx, push=False)} ); fi"""
+if [ -n "$out" ]; then echo {shlex.quote(done)}; else ( {verify_script(ctx, push=False)} ); fi"""

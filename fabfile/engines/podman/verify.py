@@ -23,8 +23,10 @@ VERIFY, VERIFIED = "podman-verify", "podman-verified"
 INSECURE_WORDS = r"^[[:space:]]*insecure[[:space:]]*=[[:space:]]*true|registries\.insecure"
 
 
-def podman_verify_script(ctx: StepContext) -> str:
-    """Shell: GET /v2/ answers as a registry, then podman pulls the probe (logged in, when asked)."""
+def podman_verify_script(ctx: StepContext, pull: bool = True) -> str:
+    """Shell: GET /v2/ answers as a registry, then podman pulls the probe (logged in, when asked); with
+    ``pull`` off, podman only resolves it (``podman manifest inspect``: the manifest through podman's
+    registries.conf, CA and login, no layer), and pulls only when that fails, for its words."""
     probe = shlex.quote(ctx.probe_image)
     authfile = '--authfile "$d/auth.json" ' if ctx.login else ""
     login = login_lines(ctx.registry, REGISTRY_USER, ctx.password, "podman", authfile) if ctx.login else []
@@ -35,15 +37,23 @@ def podman_verify_script(ctx: StepContext) -> str:
         'd=$(mktemp -d) || fail "cannot make a private folder for the login"',
         'trap \'rm -rf "$d"\' EXIT',
         *login,
+        *([] if pull else [_resolved(authfile, ctx.probe_image)]),
         f"out=$(podman pull -q {authfile}{probe} 2>&1) || fail podman pull {probe}: $(printf '%s' \"$out\" | tail -1)",
         f"echo {shlex.quote(f'{MARK} pulled {ctx.probe_image} with podman')}",
     ]
     return "\n".join(lines) + "\n"
 
 
+def _resolved(authfile: str, image: str) -> str:
+    """Shell: end with a ``resolved`` mark when podman resolves ``image`` from the registry."""
+    done = shlex.quote(f"{MARK} resolved {image} with podman")
+    return f"if podman manifest inspect {authfile}{shlex.quote(image)} >/dev/null 2>&1; then echo {done}; exit 0; fi"
+
+
 def podman_check(ctx: StepContext, verify: bool) -> Section:
-    """In the facts session: podman's pull check, where the node already trusts the registry and
-    nothing is pending, so a run that changes nothing needs no second session."""
+    """In the facts session: podman's check, where the node already trusts the registry and nothing is
+    pending, so a run that changes nothing needs no second session; it resolves the probe, downloading
+    nothing (a run that changed something pulls it)."""
     if not verify or not ctx.registry_address:
         return Section(VERIFIED, "", _read_check)
     # With TLS: its CA in place, and no registries file that may say insecure (then the planner,
@@ -56,7 +66,7 @@ def podman_check(ctx: StepContext, verify: bool) -> Section:
     )
     shell = f"""if command -v podman >/dev/null 2>&1 && [ ! -s {PENDING} ] && {trusted}; then
   s {VERIFY}
-  ( {podman_verify_script(ctx)} ) 2>&1
+  ( {podman_verify_script(ctx, pull=False)} ) 2>&1
   status=$?
   s {VERIFIED}; echo $status
 fi"""
