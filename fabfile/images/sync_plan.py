@@ -22,11 +22,11 @@ from .archive import ArchiveError, Layout, archived_as, copy_spec
 from .decide import decide_archive, decide_upstream
 from .host_lock import locked
 from .model import COPIED, TO_COPY, Archived, Image, Manifest, Synced, upstream_base
-from .sync_report import STEP, Watch, table, totals
+from .sync_report import STEP, Watch, table, totals, waited
 
 ARCHIVE_NAME = "images.tar"
 # What a copy tells of itself: blobs fetched from the source, mounted from another repository, bytes sent.
-COUNTS = ("fetched", "mounted", "bytes")
+COUNTS = ("fetched", "mounted", "bytes", "waits", "waited")
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,17 @@ def upstream_logins(settings: ImageSettings, password: str | None = None) -> lis
     return [[upstream_base(settings), settings.username, password]]
 
 
+def upstream_limits(settings: ImageSettings) -> dict:
+    """The cap on requests in flight to the upstream, for a program's request."""
+    return {"limits": {settings.registry: settings.max_requests}}
+
+
 def manifests_query(images: list[Image], source: SyncSource, ctx: StepContext):
     """The section that asks both registries for every image's manifest (the local one first)."""
     queries = [[local_base(ctx), image.path, image.tag] for image in images]
     if not source.archive:
         queries += [[upstream_base(source.settings), image.path, image.tag] for image in images]
-    request: dict = {"manifests": queries}
+    request: dict = {"manifests": queries, **upstream_limits(source.settings)}
     if source.settings.platforms:
         # Compare the platform that is copied, whatever the deployment host's own.
         request["architecture"] = source.settings.platforms[0].split("/")[1]
@@ -120,6 +125,7 @@ def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: S
         "platforms": list(source.settings.platforms),
         "workers": max(1, source.workers),
         "retries": max(0, source.retries),
+        **upstream_limits(source.settings),
     }
     uploads = []
     if source.archive:
@@ -138,8 +144,9 @@ def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: S
         answered = payload.last_json(output) or {}
         copied_ = {(a.get("repo"), a.get("tag")): a for a in answered.get("images") or []}
         results = [_after(item, copied_, failed) if item in todo else item for item in found]
+        patience = waited(int(answered.get("waits") or 0), float(answered.get("waited") or 0))
         return Done(
-            totals(results),
+            totals(results) + (f"; {source.name} {patience}" if patience else ""),
             failed=any(item.failed for item in results),
             detail=table(results, needed_by=source.needed_by),
             data={"images": [_row(item) for item in results], **{k: answered.get(k, 0) for k in COUNTS}},

@@ -32,6 +32,18 @@ def progress(host: str, done: int, total: int, transferred: str, what: str = "")
     return f"{host} | {STEP} | {done}/{total} images, {transferred}" + (f" | {what}" if what else "")
 
 
+def waited(count: int, seconds: float) -> str:
+    """The upstream's 429 answers waited out so far: ``waited 12 s (3 x 429)``, or ""."""
+    return f"waited {duration(seconds)} ({count} x 429)" if count else ""
+
+
+def wait_said(fields: list[str]) -> str:
+    """What a progress line says of one wait mark (``SECONDS HOST STATUS asked|backoff``)."""
+    seconds, host, status, how = (fields + ["", "", "", ""])[:4]
+    why = "as its Retry-After asks" if how == "asked" else "backing off"
+    return f"{host} answered {status} Too Many Requests: waiting {duration(float(seconds))}, {why}"
+
+
 def image_done(item: Synced) -> str:
     """What a progress line says of an image that just finished."""
     return f"{item.image.name} {item.status}" + (f": {item.message}" if item.message else "")
@@ -72,6 +84,7 @@ class Watch:
         self.host = host
         self.items = {item.image.name: item for item in todo}
         self.done = self.sent = self.size = 0
+        self.waits, self.waited = 0, 0.0
         self.started = self.shown = time.monotonic()
 
     def line(self, text: str) -> str | None:
@@ -80,6 +93,11 @@ class Watch:
             return None
         word, _, rest = text[len(MARK) + 1 :].partition(" ")
         fields = rest.split(" ", 2)
+        if word == "wait":
+            found = rest.split(" ")
+            self.waits += 1
+            self.waited += float(found[0]) if found[0].replace(".", "", 1).isdigit() else 0.0
+            return self.show(wait_said(found))
         if word == "plan":
             self.size = int(fields[0])
         elif word == "progress":
@@ -99,4 +117,5 @@ class Watch:
     def show(self, what: str = "") -> str:
         self.shown = time.monotonic()
         elapsed = self.shown - self.started
-        return progress(self.host, self.done, len(self.items), transfer(self.sent, self.size, elapsed), what)
+        moved = ", ".join(part for part in (transfer(self.sent, self.size, elapsed), waited(self.waits, self.waited)) if part)
+        return progress(self.host, self.done, len(self.items), moved, what)

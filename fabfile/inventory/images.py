@@ -26,6 +26,8 @@ def read_images(reader: InventoryReader, value: Any, key: str) -> ImageSettings:
     )
     if "archive" in values:
         values["archive"] = reader.local_path(values["archive"])
+    if data.get("max_requests") is not None:
+        values["max_requests"] = _count(reader, data["max_requests"], f"{key}.max_requests", 1, 64)
     if data.get("from") is not None:
         values["kolla"] = _kolla_source(reader, data, key)
     else:
@@ -128,6 +130,13 @@ def _sequence(reader: InventoryReader, value: Any, key: str) -> list:
         return []
     if not isinstance(value, list):
         raise reader.fail(key, f"expected a list, got {kind(value)}")
+    return value
+
+
+def _count(reader: InventoryReader, value: Any, key: str, least: int, most: int) -> int:
+    """A whole number from ``least`` to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+        raise reader.fail(key, f"{value!r} is not a whole number from {least} to {most}")
     return value
 
 

@@ -144,6 +144,8 @@ class ImageSettings:
     platforms: tuple[str, ...] = ()
     # images.from: kolla-ansible: each host's images are those kolla-ansible pull puts there.
     kolla: KollaSource | None = None
+    # Requests in flight at most to the upstream (quay.io and Docker Hub answer 429 beyond their limits).
+    max_requests: int = 8
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ class Copy:
 
     def __init__(self, request: dict, out=None) -> None:
         job = request["copy"]
-        self.client = Client(request.get("logins"), request.get("cafile", ""))
+        self.progress = Progress(out)
+        self.client = Client(request.get("logins"), request.get("cafile", ""), job.get("limits"), self.waiting)
         self.target, self.source = job["target"], job.get("source", "")
         self.archive = TarBlobs(os.path.expandvars(job["archive"])) if job.get("archive") else None
         self.platforms = job.get("platforms") or []
@@ -86,7 +87,6 @@ class Copy:
         self.retries = max(0, int(job.get("retries") or 0))
         self.delay = float(job.get("retry_delay", RETRY_DELAY))
         self.images = job["images"]
-        self.progress = Progress(out)
         self.lock = threading.Lock()
         self.sizes, self.members, self.errors = {}, {}, {}
         self.stored = set()  # (repository, digest) in the local registry
@@ -141,7 +141,12 @@ class Copy:
                     results[key] = self.push(key, resolved[key])
         self.progress.finish()
         answers = [dict(results[image["repo"] + ":" + image["tag"]], repo=image["repo"], tag=image["tag"]) for image in self.images]
-        return {"images": answers, "fetched": self.fetched, "mounted": self.mounted, "bytes": self.progress.done}
+        counts = {"images": answers, "fetched": self.fetched, "mounted": self.mounted, "bytes": self.progress.done}
+        return dict(counts, **self.client.waits.said())
+
+    def waiting(self, seconds: float, host: str, status: int, asked) -> None:
+        """A 429 being waited out, as a mark: ``wait SECONDS HOST STATUS asked|backoff``."""
+        self.progress.say("wait {:.1f} {} {} {}".format(seconds, host, status, "backoff" if asked is None else "asked"))
 
     def held(self, needs: dict) -> set:
         """The (repository, digest) pairs the local registry already holds (HEAD, many at once)."""

@@ -19,7 +19,7 @@ def answer(request: dict) -> dict:
     if "prune" in request:
         job = request["prune"]
         return recheck_and_delete(UnixClient(job["socket"]), UNIX_BASE, job["repositories"])
-    client = Client(request.get("logins"), request.get("cafile", ""))
+    client = Client(request.get("logins"), request.get("cafile", ""), request.get("limits"))
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         if "scan" in request:
             return scan(client, request["scan"], host_architecture(request))
@@ -27,4 +27,4 @@ def answer(request: dict) -> dict:
             return catalog(client, request["catalog"])
         architecture = host_architecture(request)
         found = pool.map(lambda item: manifest(client, item[0], item[1], item[2], architecture), request["manifests"])
-        return {"manifests": list(found)}
+        return dict(client.waits.said(), manifests=list(found))

@@ -247,3 +247,13 @@ def test_a_private_upstream_login_is_checked(tmp_path, extra, problem):
     path.write_text("tag: '1'\nservices: [a]\n" + extra)
     with pytest.raises(InventoryError, match=re.escape(problem)):
         inv.load_images(path)
+
+
+def test_max_requests_caps_the_upstream_and_is_checked(tmp_path):
+    assert inv.load(write(tmp_path, MINIMAL + SERVICES)).images.max_requests == 8
+    assert inv.load(write(tmp_path, MINIMAL + SERVICES + "  max_requests: 2\n")).images.max_requests == 2
+    for bad in ("0", "65", "many", "true"):
+        path = write(tmp_path, MINIMAL + SERVICES + f"  max_requests: {bad}\n")
+        with pytest.raises(InventoryError) as caught:
+            inv.load(path)
+        assert str(caught.value).startswith(f"{path}: images.max_requests: ") and "from 1 to 64" in str(caught.value)
