@@ -8,6 +8,8 @@ from ..model.inventory import ImageSettings
 from ..model.outcome import FAILED
 
 PRESENT, COPIED, TO_COPY = "present", "copied", "to copy"
+# An image the registry holds whose release's snapshot tag is still to push (no blob moves).
+TO_TAG, TAGGED = "to tag", "tagged"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Manifest:
     config: str = ""
     size: int = 0
     error: str = ""
+    # The platforms it is made for (os/architecture[/variant]), when asked.
+    platforms: tuple[str, ...] = ()
 
     @classmethod
     def from_answer(cls, answer: dict) -> Manifest:
@@ -44,6 +48,7 @@ class Manifest:
             config=answer.get("config") or "",
             size=int(answer.get("size") or 0),
             error=answer.get("error") or "",
+            platforms=tuple(str(text) for text in answer.get("platforms") or ()),
         )
 
     @property
@@ -74,6 +79,11 @@ class Synced:
     size: int = 0
     message: str = ""
     source: str = ""
+    # The upstream's manifest digest when the registry's differs (platforms chosen, an older push).
+    upstream_digest: str = ""
+    platforms: tuple[str, ...] = ()
+    # The release's snapshot tag of this image (TAG-RELEASE), when the sync makes one.
+    snapshot: str = ""
 
     @property
     def failed(self) -> bool:

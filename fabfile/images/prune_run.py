@@ -24,7 +24,7 @@ from ..registry.collect import (
 from ..registry.container import create_registry
 from .host_lock import lock_not_taken, locked
 from .model import Image
-from .prune_plan import SINCE, PrunePlan, Repository, plan_prune
+from .prune_plan import SINCE, Pins, PrunePlan, Repository, plan_prune
 from .prune_report import STEP, table, totals
 from .prune_result import Rechecked, after_deletes, going
 
@@ -40,9 +40,9 @@ def scan_query(ctx: StepContext):
     return query("scan", ctx, {"scan": local_base(ctx)})
 
 
-def prune_planner(current: list[Image], keep: int, every: bool = False):
-    """The planner: the tags that go (in the list's repositories; in all of them with ``every``), and the
-    job that deletes them and frees their space."""
+def prune_planner(current: list[Image], keep: int, every: bool = False, pins: Pins | None = None):
+    """The planner: the tags that go (in the list's repositories; in all of them with ``every``), all but
+    those the kept releases name (``pins``), and the job that deletes them and frees their space."""
 
     def plan_registry_prune(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
@@ -52,7 +52,7 @@ def prune_planner(current: list[Image], keep: int, every: bool = False):
             plan.error = registry.error or f"the registry did not list its repositories: {scanned['error']}"
             return plan
         repositories = [Repository.from_answer(found) for found in scanned.get("repositories") or ()]
-        pruned = plan_prune(repositories, current, keep, every)
+        pruned = plan_prune(repositories, current, keep, every, pins)
         leftover = GC_PENDING in facts.files
         plan.detail = table(pruned, planned=True)
         if not pruned.deletes and not leftover:

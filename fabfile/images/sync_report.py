@@ -12,7 +12,7 @@ from tabulate import tabulate
 from ..model.marks import MARK
 from ..model.outcome import FAILED
 from ..model.units import decimal_size, duration
-from .model import COPIED, PRESENT, TO_COPY, Image, Synced
+from .model import COPIED, PRESENT, TAGGED, TO_COPY, TO_TAG, Image, Synced
 
 STEP = "sync-images"
 SHOW_EVERY = 5  # seconds: the most a long copy stays silent
@@ -73,7 +73,8 @@ def hosts_text(hosts: tuple[str, ...]) -> str:
 def totals(results: list[Synced]) -> str:
     counts = Counter(result.status for result in results)
     copied = sum(r.size for r in results if r.status in (COPIED, TO_COPY))
-    parts = [f"{counts[status]} {status}" for status in (COPIED, TO_COPY, PRESENT, FAILED) if counts[status]]
+    order = (COPIED, TO_COPY, TAGGED, TO_TAG, PRESENT, FAILED)
+    parts = [f"{counts[status]} {status}" for status in order if counts[status]]
     return f"{len(results)} images: {', '.join(parts)}" + (f" ({decimal_size(copied)})" if copied else "")
 
 
@@ -109,7 +110,7 @@ class Watch:
             self.done += 1
             item = self.items.get(fields[1])
             if item is not None:
-                status = COPIED if fields[0] == COPIED else FAILED
+                status = fields[0] if fields[0] in (COPIED, TAGGED) else FAILED
                 message = fields[2] if status == FAILED and len(fields) > 2 else ""
                 return self.show(image_done(replace(item, status=status, message=message)))
         return None

@@ -28,6 +28,7 @@ def read_images(reader: InventoryReader, value: Any, key: str) -> ImageSettings:
         values["archive"] = reader.local_path(values["archive"])
     if data.get("max_requests") is not None:
         values["max_requests"] = _count(reader, data["max_requests"], f"{key}.max_requests", 1, 64)
+    values.update(_releases(reader, data, key))
     if data.get("from") is not None:
         values["kolla"] = _kolla_source(reader, data, key)
     else:
@@ -131,6 +132,27 @@ def _sequence(reader: InventoryReader, value: Any, key: str) -> list:
     if not isinstance(value, list):
         raise reader.fail(key, f"expected a list, got {kind(value)}")
     return value
+
+
+def _releases(reader: InventoryReader, data: dict, key: str) -> dict[str, Any]:
+    """The lock file (relative to this file), snapshot tags by date, and the releases prune keeps."""
+    values: dict[str, Any] = {}
+    if data.get("lock") is not None:
+        values["lock"] = reader.local_path(reader.string(data["lock"], f"{key}.lock"))
+    if "snapshot" in data:
+        if not isinstance(data["snapshot"], bool):
+            raise reader.fail(f"{key}.snapshot", f"expected true or false, got {kind(data['snapshot'])}")
+        values["snapshot"] = data["snapshot"]
+    releases = []
+    for i, item in enumerate(_sequence(reader, data.get("keep_releases"), f"{key}.keep_releases")):
+        if isinstance(item, float):
+            raise reader.fail(f"{key}.keep_releases[{i}]", f"{item!r} was read as a number: quote the release")
+        release = reader.string(item, f"{key}.keep_releases[{i}]")
+        if not grammar.IMAGE_TAG.fullmatch(release):
+            raise reader.fail(f"{key}.keep_releases[{i}]", f"{release!r} is not a release name (a tag's characters)")
+        releases.append(release)
+    values["keep_releases"] = tuple(releases)
+    return values
 
 
 def _count(reader: InventoryReader, value: Any, key: str, least: int, most: int) -> int:

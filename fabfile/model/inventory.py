@@ -146,6 +146,12 @@ class ImageSettings:
     kolla: KollaSource | None = None
     # Requests in flight at most to the upstream (quay.io and Docker Hub answer 429 beyond their limits).
     max_requests: int = 8
+    # The lock file on this machine every sync writes (""): kolla-images.lock.yaml beside the inventory).
+    lock: str = ""
+    # Every sync tags what it copied with a release named by the date, when no --release is given.
+    snapshot: bool = False
+    # Releases whose snapshot tags prune-registry keeps, whatever --keep says.
+    keep_releases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,10 @@ CLIENT = (HERE / "polite.py", HERE / "registry_client.py")
 # Registry queries: manifests, the catalog, a scan of every tag, deletes.
 QUERY = (*CLIENT, HERE / "manifests.py", HERE / "registry_scan.py", HERE / "query.py")
 # A copy into the local registry: from an upstream registry, or out of an uploaded archive.
-COPY = (*CLIENT, HERE / "blobcopy.py", HERE / "tarblobs.py", HERE / "copyrun.py")
+COPY = (
+    *CLIENT,
+    *(HERE / name for name in ("progress.py", "manifests.py", "blobcopy.py", "tarblobs.py", "snapshots.py", "copyrun.py")),
+)
 PROGRAM_END = "KOLLA_REGISTRY_API_PY"
 MAIN = 'if __name__ == "__main__":'
 

@@ -13,7 +13,7 @@ UNIX_BASE = "http://localhost"
 
 
 def answer(request: dict) -> dict:
-    """``{"catalog": BASE}``, ``{"manifests": [[BASE, REPOSITORY, TAG], ...]}``, ``{"scan": BASE}`` or
+    """``{"catalog": BASE}``, ``{"manifests": [[BASE, REPOSITORY, TAG or DIGEST(, "platforms")], ...]}``, ``{"scan": BASE}`` or
     ``{"prune": {"socket": PATH, "repositories": [...]}}`` (see ``recheck_and_delete``), with the logins and
     CA to ask with."""
     if "prune" in request:
@@ -26,5 +26,6 @@ def answer(request: dict) -> dict:
         if "catalog" in request:
             return catalog(client, request["catalog"])
         architecture = host_architecture(request)
-        found = pool.map(lambda item: manifest(client, item[0], item[1], item[2], architecture), request["manifests"])
+        # A fourth item asks for the platforms too (what the lock records of an image already held).
+        found = pool.map(lambda item: manifest(client, item[0], item[1], item[2], architecture, len(item) > 3), request["manifests"])
         return dict(client.waits.said(), manifests=list(found))

@@ -23,6 +23,8 @@ from ..engine.access import RegistryAccess
 from ..engine.action import Action
 from ..engine.report import Result, finish
 from ..engine.runner import Runner
+from ..images.lock import Lock
+from ..images.lock_read import LockError, read_lock
 from ..images.model import image_list
 from ..images.wanted import Wanted, every_host_wants
 from ..inventory import load, load_images
@@ -127,6 +129,14 @@ def wanted_or_exit(inventory: Inventory, path: str) -> Wanted:
     if settings.kolla is not None:
         return wanted(kolla_set_or_exit(inventory, settings.kolla))
     return every_host_wants(image_list(settings))
+
+
+def lock_or_exit(path: str) -> Lock:
+    """The lock at ``path`` (a file, or an export bundle), or exit status 2 with its one-line error."""
+    try:
+        return read_lock(path)
+    except LockError as error:
+        raise Exit(f"error: {error}", code=2) from None
 
 
 def image_settings_or_exit(inventory: Inventory, path: str) -> ImageSettings:

@@ -25,13 +25,18 @@ class Forward(BaseHTTPRequestHandler):
         self.forward()
 
     def forward(self):
+        """Refuse or forward one request. It counts as in flight from its arrival until its answer's headers
+        are sent: a client cannot have let go of its place before then, whatever the timing of the body."""
         proxy: BusyUpstream = self.server.proxy
         refused = proxy.enter(self.command, self.path)
+        left = False
         try:
             if refused is not None:
                 self.send_response(429)
                 self.send_header("Retry-After", refused)
                 self.send_header("Content-Length", "0")
+                proxy.leave()
+                left = True
                 self.end_headers()
                 return
             upstream = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
@@ -42,6 +47,8 @@ class Forward(BaseHTTPRequestHandler):
             for name, value in answer.getheaders():
                 if name.lower() not in HOP_BY_HOP:
                     self.send_header(name, value)
+            proxy.leave()
+            left = True
             self.end_headers()
             while self.command != "HEAD":
                 chunk = answer.read(CHUNK)
@@ -50,7 +57,8 @@ class Forward(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
             upstream.close()
         finally:
-            proxy.leave()
+            if not left:
+                proxy.leave()
 
 
 class BusyUpstream:

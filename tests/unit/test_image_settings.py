@@ -257,3 +257,32 @@ def test_max_requests_caps_the_upstream_and_is_checked(tmp_path):
         with pytest.raises(InventoryError) as caught:
             inv.load(path)
         assert str(caught.value).startswith(f"{path}: images.max_requests: ") and "from 1 to 64" in str(caught.value)
+
+
+def test_the_lock_snapshot_and_kept_releases(tmp_path):
+    text = MINIMAL + SERVICES + "  lock: locks/site.lock.yaml\n  snapshot: true\n  keep_releases: ['2025.1-r2', r3]\n"
+
+    images = inv.load(write(tmp_path, text)).images
+
+    assert images.lock == str(tmp_path / "locks" / "site.lock.yaml")
+    assert images.snapshot is True and images.keep_releases == ("2025.1-r2", "r3")
+    default = inv.load(write(tmp_path, MINIMAL + SERVICES)).images
+    assert (default.lock, default.snapshot, default.keep_releases) == ("", False, ())
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ("  snapshot: daily\n", "images.snapshot", "expected true or false"),
+        ("  keep_releases: r3\n", "images.keep_releases", "expected a list"),
+        ("  keep_releases: [2025.1]\n", "images.keep_releases[0]", "was read as a number: quote the release"),
+        ("  keep_releases: ['r3; rm -rf /']\n", "images.keep_releases[0]", "is not a release name"),
+    ],
+)
+def test_bad_release_keys_name_the_key(tmp_path, extra, key, problem):
+    path = write(tmp_path, MINIMAL + SERVICES + extra)
+
+    with pytest.raises(InventoryError) as caught:
+        inv.load(path)
+
+    assert str(caught.value).startswith(f"{path}: {key}: ") and problem in str(caught.value)

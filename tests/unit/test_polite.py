@@ -57,6 +57,10 @@ class Busy(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def do_PATCH(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
     def do_GET(self):
         server = self.server
         with server.lock:
@@ -125,7 +129,8 @@ def test_a_streamed_upload_is_not_sent_again_after_a_429(busy):
     busy.refusals = 5
     client = Client()
 
-    status, _, _ = client.request("GET", f"{busy.base}/v2/", data=iter([b"body"]))
+    body = iter([b"body"])
+    status, _, _ = client.request("PATCH", f"{busy.base}/v2/", data=body, headers={"Content-Length": "4"})
 
     assert status == 429 and busy.seen == 1
 
