@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .model import COPIED, PRESENT, TAGGED, Image
+from .model import COPIED, EXPORTED, PRESENT, TAGGED, Image
 
 # Beside the inventory (or the --images file) unless images.lock says where.
 DEFAULT_NAME = "kolla-images.lock.yaml"
@@ -28,7 +28,7 @@ HEADER = (
     "# reference, platforms and when. `fab sync-images --locked THIS-FILE` copies exactly these digests again\n"
     "# (never a newer image under the same tag); `fab export-images --locked THIS-FILE` bundles them.\n"
 )
-LOCKED = (COPIED, PRESENT, TAGGED)
+LOCKED = (COPIED, PRESENT, TAGGED, EXPORTED)
 
 
 @dataclass(frozen=True)

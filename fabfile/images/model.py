@@ -10,6 +10,8 @@ from ..model.outcome import FAILED
 PRESENT, COPIED, TO_COPY = "present", "copied", "to copy"
 # An image the registry holds whose release's snapshot tag is still to push (no blob moves).
 TO_TAG, TAGGED = "to tag", "tagged"
+# An image written into an export bundle, or to be.
+TO_EXPORT, EXPORTED = "to export", "exported"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ class Host:
     write_as: tuple[tuple[str, str], ...] = ()
 
 
+# This machine, as a row names it: where a task works without SSH (export-images).
+HERE = Host("localhost", "localhost")
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """The operator's own certificate, key and CA, as files on this machine."""

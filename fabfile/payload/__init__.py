@@ -27,6 +27,11 @@ COPY = (
     *CLIENT,
     *(HERE / name for name in ("progress.py", "manifests.py", "blobcopy.py", "tarblobs.py", "snapshots.py", "copyrun.py")),
 )
+# An export into an OCI image layout, run on this machine.
+EXPORT = (
+    *CLIENT,
+    *(HERE / name for name in ("progress.py", "manifests.py", "blobcopy.py", "ocistore.py", "ocilayout.py")),
+)
 PROGRAM_END = "KOLLA_REGISTRY_API_PY"
 MAIN = 'if __name__ == "__main__":'
 
