@@ -156,6 +156,9 @@ class ImageSettings:
     snapshot: bool = False
     # Releases whose snapshot tags prune-registry keeps, whatever --keep says.
     keep_releases: tuple[str, ...] = ()
+    # A regular expression (searched): each service or name given without a tag stands for every tag of
+    # its repository that matches (and starts with ``tag``, when given).
+    tag_filter: str = ""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .cli import (
     inventory_or_exit,
     release_or_pin,
     run_action,
-    wanted_or_exit,
+    tagged_or_exit,
 )
 from .pull import registry_digests
 
@@ -41,7 +41,7 @@ def check_images(c: Context, images="", engine="", release="", parallel=0, json=
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     inventory = inventory_or_exit()
     release = release_or_pin(c, inventory, release)
-    wanted = at_release(wanted_or_exit(inventory, images), release)
+    wanted = at_release(tagged_or_exit(c, inventory, images), release)
     # A pinned cloud runs an older release on purpose: not compared with the upstream's newer images.
     settings = None if release else image_settings_or_exit(inventory, images)
     digests, upstream = registry_digests(c, inventory, list(wanted.images), settings)

@@ -20,13 +20,14 @@ from invoke.exceptions import Exit
 from invoke.tasks import Call
 
 from ..actions.pin import ReadPin
+from ..actions.tags import REGISTRY, ListTags
 from ..engine.access import RegistryAccess
 from ..engine.action import Action
 from ..engine.report import Result, finish
 from ..engine.runner import Runner
 from ..images.lock import Lock
 from ..images.lock_read import LockError, read_lock
-from ..images.model import image_list
+from ..images.model import filtered_repositories, image_list
 from ..images.wanted import Wanted, every_host_wants
 from ..inventory import load, load_images
 from ..kolla.globals_yaml import GLOBALS_PATH
@@ -159,6 +160,23 @@ def release_or_pin(c: Context, inventory: Inventory, release: str) -> str:
     path = setting(c, "globals_path", GLOBALS_PATH)
     result = run_action(c, inventory, ReadPin(path), Modes(), 1, hosts=(inventory.deploy_host,), json=True)
     return next((row.data.get("release", "") for row in result.outcomes if not row.failed), "")
+
+
+def tagged_or_exit(c: Context, inventory: Inventory, path: str, where: str = REGISTRY, here: bool = False) -> Wanted:
+    """The images of this run, a tag filter's repositories' tags asked of ``where`` (the upstream, or the
+    registry) first; exit 1 naming a repository whose tags could not be listed."""
+    settings = image_settings_or_exit(inventory, path)
+    repositories = filtered_repositories(settings) if settings.kolla is None else []
+    if not repositories:
+        return wanted_or_exit(inventory, path)
+    action = ListTags(settings, repositories, where, here)
+    result = run_action(c, inventory, action, Modes(), 1, json=True)
+    found = next((row.data for row in result.outcomes if not row.failed), None)
+    if not found or found.get("error") or found.get("errors"):
+        reason = (found or {}).get("error") or next(iter(((found or {}).get("errors") or {}).items()), None)
+        reason = reason or (result.outcomes[0].message if result.outcomes else "no answer")
+        raise Exit(f"error: images.tag_filter: the {where}'s tags could not be listed: {reason}", code=1)
+    return every_host_wants(image_list(settings, found["tags"]))
 
 
 def image_settings_or_exit(inventory: Inventory, path: str) -> ImageSettings:

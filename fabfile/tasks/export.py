@@ -9,6 +9,7 @@ from invoke import Context
 from invoke.exceptions import Exit
 
 from ..actions.export import ExportImages
+from ..actions.tags import UPSTREAM
 from ..engine.report import Result, finish, print_line
 from ..images.export import STEP, Bundle, put_lock
 from ..images.lock import Lock, lock_from_rows
@@ -23,7 +24,7 @@ from .cli import (
     lock_or_exit,
     run_action,
     setting,
-    wanted_or_exit,
+    tagged_or_exit,
 )
 
 
@@ -55,7 +56,7 @@ def export_images(
     inventory = inventory_or_exit()
     lock = lock_or_exit(locked) if locked else None
     settings = _settings(inventory, images, lock)
-    listed = tuple(lock.images if lock else wanted_or_exit(inventory, images).images)
+    listed = tuple(lock.images if lock else tagged_or_exit(c, inventory, images, UPSTREAM, here=True).images)
     password = ""
     if settings.password_file:
         with open(settings.password_file, encoding="utf-8") as secret:

@@ -7,6 +7,7 @@ from invoke.exceptions import Exit
 
 from ..actions.kolla import KollaGlobals
 from ..kolla.globals_yaml import GLOBALS_PATH
+from ..kolla.release_pin import UNPIN
 from ..model import grammar
 from ..model.context import Modes
 from ..model.inventory import ImageSettings
@@ -18,7 +19,7 @@ from .cli import (
     inventory_or_exit,
     run_and_finish,
     setting,
-    wanted_or_exit,
+    tagged_or_exit,
 )
 
 
@@ -47,6 +48,7 @@ def kolla_globals(
         raise Exit(f"error: --path: {path!r} is not an absolute path without blanks or shell syntax", code=2)
     if release and not grammar.IMAGE_TAG.fullmatch(release):
         raise Exit(f"error: --release: {release!r} is not a release name (letters, digits, '.', '_', '-')", code=2)
-    listed = list(wanted_or_exit(inventory, images).images) if release and (images or inventory.images) else []
+    pinning = release not in ("", UNPIN) and bool(images or inventory.images)
+    listed = list(tagged_or_exit(c, inventory, images).images) if pinning else []
     action = KollaGlobals(path, namespace or (inventory.images or ImageSettings()).namespace, release, listed)
     run_and_finish(c, inventory, action, Modes(check, diff), parallel, json)

@@ -25,6 +25,7 @@ from .cli import (
     inventory_or_exit,
     lock_or_exit,
     run_and_finish,
+    tagged_or_exit,
 )
 
 
@@ -56,7 +57,7 @@ def prune_registry(
         # Garbage collection must see no push meanwhile; read-only mode here leaves the replicas writable.
         raise Exit(f"error: {inventory.path}: registry.replicas: prune-registry does not collect a shared store yet", code=2)
     settings = image_settings_or_exit(inventory, images)
-    current = image_list(settings)
+    current = list(tagged_or_exit(c, inventory, images).images) if settings.tag_filter else image_list(settings)
     pins = pins_from(settings.keep_releases, [lock_or_exit(path) for path in lock or ()])
     action = PruneRegistry(current, int(keep), bool(all_repositories), pins)
     run_and_finish(c, inventory, action, Modes(check, diff), parallel, json)

@@ -24,7 +24,7 @@ from .cli import (
     release_or_pin,
     run_action,
     selected_hosts,
-    wanted_or_exit,
+    tagged_or_exit,
 )
 
 
@@ -51,7 +51,7 @@ def pull_images(
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     inventory = inventory_or_exit()
     release = release_or_pin(c, inventory, release)
-    wanted = at_release(wanted_or_exit(inventory, images), release)
+    wanted = at_release(tagged_or_exit(c, inventory, images), release)
     nodes = selected_hosts(c, inventory, inventory.targets)
     access = RegistryAccess(inventory, c.config)
     registry = f"{access.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"

@@ -10,6 +10,7 @@ from invoke import Context
 from invoke.exceptions import Exit
 
 from ..actions.sync import SyncImages
+from ..actions.tags import UPSTREAM
 from ..engine.report import Result, finish, print_line
 from ..images.archive import ArchiveError, read_archive
 from ..images.lock import DEFAULT_NAME, Lock, lock_from_rows, write_lock
@@ -29,7 +30,7 @@ from .cli import (
     lock_or_exit,
     run_action,
     setting,
-    wanted_or_exit,
+    tagged_or_exit,
 )
 
 
@@ -58,9 +59,9 @@ def sync_images(
     inventory = inventory_or_exit()
     lock = lock_or_exit(locked) if locked else None
     settings = _settings(inventory, images, lock)
-    wanted = [] if lock else list(wanted_or_exit(inventory, images).images)
-    needed_by = None if lock else wanted_or_exit(inventory, images).needed_by or None
-    listed = lock.images if lock else wanted
+    found = None if lock else tagged_or_exit(c, inventory, images, UPSTREAM)
+    needed_by = found.needed_by or None if found else None
+    listed = lock.images if lock else list(found.images)
     release = release or (lock.release if lock else "") or (time.strftime("%Y%m%d", time.gmtime()) if settings.snapshot else "")
     _check_release(release, listed)
     archive = archive or settings.archive or ""

@@ -286,3 +286,32 @@ def test_bad_release_keys_name_the_key(tmp_path, extra, key, problem):
         inv.load(path)
 
     assert str(caught.value).startswith(f"{path}: {key}: ") and problem in str(caught.value)
+
+
+def test_a_tag_filter_by_suffix_or_regular_expression(tmp_path):
+    suffix = inv.load(write(tmp_path, MINIMAL + "images:\n  tag_filter: {suffix: -aarch64}\n  services: [nova-api]\n")).images
+    regex = inv.load(write(tmp_path, MINIMAL + "images:\n  tag_filter: {regex: '^2025\\.1-'}\n  names: [kolla/x]\n")).images
+
+    assert suffix.tag_filter == "\\-aarch64$" and suffix.tag is None and suffix.services == ("nova-api",)
+    assert regex.tag_filter == "^2025\\.1-" and regex.names == ("kolla/x",)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "problem"),
+    [
+        ("  tag_filter: -aarch64\n  services: [a]\n", "images.tag_filter", "expected a mapping"),
+        ("  tag_filter: {suffix: x, regex: y}\n  services: [a]\n", "images.tag_filter", "give one of suffix or regex"),
+        ("  tag_filter: {regex: '(unclosed'}\n  services: [a]\n", "images.tag_filter.regex", "not a regular expression"),
+        ("  tag_filter: {suffix: 'a b'}\n  services: [a]\n", "images.tag_filter.suffix", "is not the end of an image tag"),
+        ("  tag_filter: {prefix: a}\n  services: [a]\n", "images.tag_filter.prefix", "unknown key"),
+        ("  from: kolla-ansible\n  inventory: x\n  tag_filter: {suffix: a}\n", "images.tag_filter", "not with images.from"),
+    ],
+)
+def test_a_bad_tag_filter_names_its_key(tmp_path, section, key, problem):
+    (tmp_path / "x").write_text("[control]\nc1\n")
+    path = write(tmp_path, MINIMAL + "images:\n" + section)
+
+    with pytest.raises(InventoryError) as caught:
+        inv.load(path)
+
+    assert str(caught.value).startswith(f"{path}: {key}: ") and problem in str(caught.value)

@@ -483,3 +483,22 @@ def test_each_new_task_has_a_one_line_docstring_and_help_for_every_option(name):
     options = [p for p in inspect.signature(task.body).parameters if p != "c"]
     assert task.__doc__.strip().count("\n") == 0
     assert sorted(task.help) == sorted(options)
+
+
+# --- tag filters: every matching tag of each listed repository ------------------------------------
+
+
+def test_a_tag_filter_chooses_among_the_listed_repositories_tags_starting_with_the_tag():
+    settings = ImageSettings(tag="2025.1", services=("keystone",), names=("kolla/x", "kolla/y:1"), tag_filter="-aarch64$")
+    listed = {
+        "openstack.kolla/keystone": ["2025.1-ubuntu-noble", "2025.1-ubuntu-noble-aarch64", "2024.1-aarch64", "bad tag-aarch64"],
+        "kolla/x": ["2025.1-aarch64", "master-aarch64"],
+    }
+
+    assert model.filtered_repositories(settings) == ["kolla/x", "openstack.kolla/keystone"]
+    assert model.image_list(settings, listed) == [
+        Image("kolla/x", "2025.1-aarch64"), Image("kolla/y", "1"), Image("openstack.kolla/keystone", "2025.1-ubuntu-noble-aarch64"),
+    ]
+    # Before the tags are known, only what the list tags itself.
+    assert model.image_list(settings) == [Image("kolla/y", "1")]
+    assert model.filtered_repositories(ImageSettings(tag="1", services=("keystone",))) == []
