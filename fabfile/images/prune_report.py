@@ -38,6 +38,21 @@ def kept_text(kept: Kept) -> str:
     return f"{kept.tag.name} ({why})"
 
 
+def tags_data(plan: PrunePlan) -> dict:
+    """What --json shows of each repository: every tag kept and why, every tag deleted (or to delete)."""
+    return {
+        "repositories": [
+            {
+                "name": repo.name,
+                "status": repo.status,
+                "kept": [{"tag": kept.tag.name, "why": kept_text(kept).removeprefix(kept.tag.name).strip(" ()")} for kept in repo.kept],
+                "deleted": [tag.name for tag in repo.deleted],
+            }
+            for repo in plan.repositories + plan.others
+        ]
+    }
+
+
 def table(plan: PrunePlan, planned: bool = False) -> str:
     """One row per repository: tags kept (and why), deleted (``planned``: to delete), status."""
     rows = [

@@ -25,7 +25,7 @@ from ..registry.container import create_registry
 from .host_lock import lock_not_taken, locked
 from .model import Image
 from .prune_plan import SINCE, Pins, PrunePlan, Repository, plan_prune
-from .prune_report import STEP, table, totals
+from .prune_report import STEP, table, tags_data, totals
 from .prune_result import Rechecked, after_deletes, going
 
 NOT_DEPLOYED = (
@@ -55,6 +55,7 @@ def prune_planner(current: list[Image], keep: int, every: bool = False, pins: Pi
         pruned = plan_prune(repositories, current, keep, every, pins)
         leftover = GC_PENDING in facts.files
         plan.detail = table(pruned, planned=True)
+        plan.data = tags_data(pruned)
         if not pruned.deletes and not leftover:
             plan.notes.append(f"nothing to delete: {totals(pruned)}")
         elif registry.changed:
@@ -145,7 +146,7 @@ def pruned_done(pruned: PrunePlan, output: str) -> Done:
     # Tags kept because they changed since the scan: said, though nothing failed.
     since = [repo for repo in plan.repositories if repo.status != FAILED and any(k.why == SINCE for k in repo.kept)]
     message += "".join(f"; {repo.name}: {repo.message}" for repo in since)
-    return Done(message, failed=bool(failed), detail=table(plan))
+    return Done(message, failed=bool(failed), detail=table(plan), data=tags_data(plan))
 
 
 def _used(before: list[str], after: list[str]) -> tuple[int, int] | None:

@@ -25,7 +25,7 @@ from fabfile.images.prune_plan import (
     pins_from,
     plan_prune,
 )
-from fabfile.images.prune_report import kept_text, table, totals
+from fabfile.images.prune_report import kept_text, table, tags_data, totals
 from fabfile.images.prune_result import Rechecked, after_deletes
 from fabfile.model.context import PROBE_REPOSITORY
 from fabfile.model.outcome import FAILED
@@ -432,3 +432,14 @@ def test_a_release_name_matches_only_whole_tag_suffixes():
     assert pins.why(tag("2025.1-ubuntu-noble-r1")) == "release r1"
     assert pins.why(tag("2025.1-ubuntu-noble-xr1")) == ""
     assert pins.why(tag("r1")) == ""
+
+
+def test_json_shows_each_tag_kept_with_why_and_each_tag_deleted():
+    registry = repo(tag("t", day=9), tag("t-A", day=5), tag("old", day=1))
+
+    found = tags_data(plan_prune([registry], current("t"), keep=0, pins=pins_from(["A"], [])))
+
+    assert found == {"repositories": [{
+        "name": KEYSTONE, "status": TO_DELETE, "deleted": ["old"],
+        "kept": [{"tag": "t", "why": "current"}, {"tag": "t-A", "why": "release A"}],
+    }]}
