@@ -205,6 +205,8 @@ def test_the_example_images_block_in_hosts_yaml_is_valid(tmp_path):
     images = inv.load(write(tmp_path, MINIMAL + example_blocks()[0])).images
 
     assert images.tag == "2024.1-ubuntu-jammy" and "nova-api" in images.services
+    assert (images.max_requests, images.snapshot, images.keep_releases) == (8, False, ())
+    assert images.lock == str(tmp_path / "kolla-images.lock.yaml")
 
 
 def test_the_example_kolla_ansible_block_in_hosts_yaml_is_valid(tmp_path):
