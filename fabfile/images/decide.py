@@ -71,7 +71,9 @@ def decide_snapshot(item: Synced, snapshot: str, held: Manifest, known: bool) ->
         return item
     if held.status not in (200, 404):
         return replace(item, status=FAILED, message=f"local registry: {held.error or held.status}")
-    if held.exists and held.digest != item.digest and (item.status == PRESENT or known):
+    # The digest the tag will name is known when the registry holds it, or (``known``) from the upstream or
+    # the lock; a docker save archive's is made by the push: the copy program checks then.
+    if held.exists and item.digest and held.digest != item.digest and (item.status == PRESENT or known):
         return replace(item, status=FAILED, message=f"{CONFLICT}: {snapshot} already names {held.digest}")
     if item.status == PRESENT and not held.exists:
         return replace(item, status=TO_TAG, snapshot=snapshot, message=_also(item.message, f"to tag {snapshot}"))

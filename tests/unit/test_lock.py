@@ -169,6 +169,8 @@ def test_locked_decisions(upstream, local, status, message):
         (Synced(KEYSTONE, TO_COPY, D1), Manifest(200, D2), False, TO_COPY),
         (Synced(KEYSTONE, TO_COPY, D1), Manifest(404), True, TO_COPY),
         (Synced(KEYSTONE, TO_COPY, D1), Manifest(500, error="HTTP 500"), True, FAILED),
+        # From a docker save archive: the digest comes from the push.
+        (Synced(KEYSTONE, TO_COPY, ""), Manifest(200, D2), True, TO_COPY),
     ],
 )
 def test_snapshot_decisions(item, held, known, status):
