@@ -3,8 +3,10 @@
 Images at link speed. Fills the lab's upstream registry (bench-upstream, 10.77.0.4) with a
 Kolla-like set of incompressible layers, limits the upstream's link with tc, and times on
 deploy1, each from an empty registry and then again as a no-op: `fab sync-images`, Debian's
-`skopeo sync`, and the `docker pull/tag/push` loop. Then `fab pull-images` to N targets with
-deploy1's own link limited the same way. Writes distribution.md, .json and .png to --out.
+`skopeo sync`, and the `docker pull/tag/push` loop. Then the air gap: `fab export-images` on this
+machine from the same shaped upstream into a bundle, and `fab sync-images --locked` from it into
+deploy1's emptied registry (airgap_bench.py). Then `fab pull-images` to N targets with deploy1's
+own link limited the same way. Writes distribution.md, .json and .png to --out.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tests.lab import config as lab_config
 from tests.lab import grown, paths, status, up
 from tests.lab.engine import docker
 
-from . import dist_report, imageset, labnet
+from . import airgap_bench, dist_report, imageset, labnet
 from .imageset import NAMESPACE, TAG
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     labnet.on_deploy("command -v skopeo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q skopeo")
     rate = labnet.rate_bytes(args.rate)
     syncs = _syncs(image_set, inventory, args.rate)
+    airgap = airgap_bench.run(image_set, inventory, args.rate, args.out, _fab, _empty_registry)
     pulls = _pulls(image_set, inventory, args.rate, args.targets)
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -63,13 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         "floor_seconds": image_set.unique_bytes / rate,
         "cpus": os.cpu_count(),
     }
-    text = dist_report.markdown(syncs, pulls, meta)
+    text = dist_report.markdown(syncs, pulls, meta) + "\n".join(airgap_bench.markdown(airgap, meta)) + "\n"
     (args.out / "distribution.md").write_text(text)
-    (args.out / "distribution.json").write_text(json.dumps({"meta": meta, "syncs": syncs, "pulls": pulls}, indent=2))
+    document = {"meta": meta, "syncs": syncs, "airgap": airgap, "pulls": pulls}
+    (args.out / "distribution.json").write_text(json.dumps(document, indent=2))
     dist_report.plot(args.out / "distribution.png", syncs, pulls, meta)
     print(text)
     print(f"bench: wrote {args.out}/distribution.md, distribution.json, distribution.png", file=sys.stderr)
-    return 1 if any(row.get("error") for row in [*syncs, *pulls]) else 0
+    return 1 if any(row.get("error") for row in [*syncs, *airgap, *pulls]) else 0
 
 
 def _lab(targets: int) -> None:

@@ -3,14 +3,15 @@
 ``fab -H deploy1 deploy-host`` runs the documented steps on the deployment host;
 ``fab configure-targets`` points every target node's Docker at the registry;
 ``sync-images``, ``kolla-globals``, ``pull-images``, ``check-images`` and ``status`` fill it,
-wire kolla-ansible to it and check the hosts; ``prune-registry`` deletes old releases from it.
+wire kolla-ansible to it and check the hosts; ``prune-registry`` deletes old releases from it;
+``export-images`` carries the images to a site without internet.
 Hosts come from ``hosts.yaml`` (or ``$KOLLA_REGISTRY_HOSTS``).
 """
 
 from invoke import Collection
 
 from .kolla.globals_yaml import GLOBALS_PATH
-from .tasks import check, deploy, kolla_globals, prune, pull, status, sync, targets
+from .tasks import check, deploy, export, kolla_globals, prune, pull, status, sync, targets
 
 ns = Collection(
     *deploy.STEP_TASKS,
@@ -18,6 +19,7 @@ ns = Collection(
     deploy.deploy_host,
     targets.configure_targets,
     sync.sync_images,
+    export.export_images,
     prune.prune_registry,
     kolla_globals.kolla_globals,
     pull.pull_images,

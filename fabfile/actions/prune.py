@@ -6,6 +6,7 @@ from ..engine.action import Action, Step
 from ..engines.docker import facts as docker_facts
 from ..facts.base import Section, files
 from ..images.model import Image
+from ..images.prune_plan import Pins
 from ..images.prune_report import STEP
 from ..images.prune_run import prune_planner, scan_query
 from ..model.context import StepContext
@@ -16,16 +17,17 @@ from ..registry.tls import tls_sections
 
 
 class PruneRegistry(Action):
-    """Keep ``current`` and the ``keep`` newest other images of each repository of the list (of every
-    repository with ``every``); delete and collect the rest."""
+    """Keep ``current``, what the kept releases name (``pins``) and the ``keep`` newest other images of each
+    repository of the list (of every repository with ``every``); delete and collect the rest."""
 
     name = step = STEP
     serving = True
 
-    def __init__(self, current: list[Image], keep: int, every: bool = False) -> None:
+    def __init__(self, current: list[Image], keep: int, every: bool = False, pins: Pins | None = None) -> None:
         self.current = current
         self.keep = keep
         self.every = every
+        self.pins = pins
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
         """The registry container as create-registry plans it, pending garbage, and every tag."""
@@ -42,4 +44,4 @@ class PruneRegistry(Action):
         )
 
     def steps(self, ctx: StepContext) -> tuple[Step, ...]:
-        return (Step(prune_planner(self.current, self.keep, self.every), settle=False),)
+        return (Step(prune_planner(self.current, self.keep, self.every, self.pins), settle=False),)

@@ -10,7 +10,9 @@ from ..engine.action import Action
 from ..engines import ENGINES, installed
 from ..facts import system
 from ..facts.base import Section, files
+from ..images.releases import held_releases
 from ..images.wanted import Wanted
+from ..kolla.release_pin import pin_path, pinned_release
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
@@ -60,7 +62,7 @@ class Status(Action):
             *tls_sections(ctx),
             *reach,
             registry_facts.container(ctx.inventory.registry.name),
-            files(self.globals_path),
+            files(self.globals_path, pin_path(self.globals_path)),
             *((files(ETC_HOSTS),) if ctx.inventory.registry.hostname else ()),
             *catalog,
             *(engine.held_images() for engine in ENGINES if self.wanted is not None),
@@ -93,6 +95,20 @@ class Status(Action):
             return ""
         images = facts.engine(engines[0].name).images
         return f"{sum(1 for image in wanted if image.at(ctx.registry) in images)}/{len(wanted)}"
+
+    def releases(self, registry: str) -> dict[str, str]:
+        """Each reached host's releases (``B 30/30 (pinned), A 30/30``): the snapshot tags of its images it holds,
+        the cloud's pin (read on the deployment host) first."""
+        deploy = self.facts_of.get(self.inventory.deploy_host.name)
+        pinned = pinned_release(deploy.files.get(pin_path(self.globals_path))) if deploy else ""
+        found = {}
+        for name, facts in self.facts_of.items():
+            engines = installed(facts)
+            if self.wanted is None or not engines or not registry:
+                continue
+            host = self.inventory.resolve(name)
+            found[name] = held_releases(self.wanted.of(host), facts.engine(engines[0].name).images, registry, pinned)
+        return found
 
     def instance_of(self, facts: HostFacts) -> str:
         """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address)."""

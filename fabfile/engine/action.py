@@ -65,6 +65,8 @@ class Action:
     quiet = False
     # The recap shows each host's engines.
     with_engine = False
+    # Work done on this machine (export-images): no SSH, no registry to learn.
+    local = False
 
     def hosts(self, inventory: Inventory) -> tuple[Host, ...]:
         """The hosts without ``-H``."""

@@ -26,6 +26,7 @@ from .access import RegistryAccess
 from .action import Action
 from .converge import checked, run_steps, undo_pending
 from .hostrun import HostRun
+from .localrun import LocalRun
 from .report import Result, print_line, progress_line
 
 DEBUG_ENV = "KOLLA_REGISTRY_DEBUG"
@@ -43,7 +44,7 @@ class Runner:
         self.ctx = ctx
         self.access = access
         self.config = config
-        self.run_class = HostRun
+        self.run_class = LocalRun if action.local else HostRun
 
     def run(self, hosts: Iterable[Host], parallel: int) -> Result:
         """Every host, ``parallel`` at once; every row, in host order."""
@@ -84,6 +85,10 @@ class Runner:
     def _start(self, run: HostRun) -> None:
         """Learn the registry (from this host's own facts when it is the deployment host), then gather."""
         action = self.action
+        if action.local:
+            run.sections = tuple(action.sections(run.ctx))
+            run.gather()
+            return
         if self.access.from_facts(run.host):
             run.sections = (*action.sections(run.ctx), *ACCESS_SECTIONS)
             run.gather()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..model import grammar
 from ..model.inventory import ImageSettings
 from ..model.outcome import FAILED
 
 PRESENT, COPIED, TO_COPY = "present", "copied", "to copy"
+# An image the registry holds whose release's snapshot tag is still to push (no blob moves).
+TO_TAG, TAGGED = "to tag", "tagged"
+# An image written into an export bundle, or to be.
+TO_EXPORT, EXPORTED = "to export", "exported"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Manifest:
     config: str = ""
     size: int = 0
     error: str = ""
+    # The platforms it is made for (os/architecture[/variant]), when asked.
+    platforms: tuple[str, ...] = ()
 
     @classmethod
     def from_answer(cls, answer: dict) -> Manifest:
@@ -44,6 +53,7 @@ class Manifest:
             config=answer.get("config") or "",
             size=int(answer.get("size") or 0),
             error=answer.get("error") or "",
+            platforms=tuple(str(text) for text in answer.get("platforms") or ()),
         )
 
     @property
@@ -74,23 +84,58 @@ class Synced:
     size: int = 0
     message: str = ""
     source: str = ""
+    # The upstream's manifest digest when the registry's differs (platforms chosen, an older push).
+    upstream_digest: str = ""
+    platforms: tuple[str, ...] = ()
+    # The release's snapshot tag of this image (TAG-RELEASE), when the sync makes one.
+    snapshot: str = ""
 
     @property
     def failed(self) -> bool:
         return self.status == FAILED
 
 
-def image_list(settings: ImageSettings) -> list[Image]:
-    """Every image the settings name, in order and once: names, then each service at the tag."""
-    entries = [*settings.names, *(f"{service}:{settings.tag}" for service in settings.services)]
+def image_list(settings: ImageSettings, tags: Mapping[str, Iterable[str]] | None = None) -> list[Image]:
+    """Every image the settings name, in order and once: names, then each service at the tag. With a tag
+    filter, a service or name without a tag is every tag ``tags`` lists of its repository that matches (none
+    while they are not known)."""
+    entries = [*settings.names, *((f"{service}:{settings.tag}" if not settings.tag_filter else service) for service in settings.services)]
     images = []
     for entry in entries:
         if ":" in entry.rsplit("/", 1)[-1]:
             path, _, tag = entry.rpartition(":")
+            images.append(Image(qualified(settings, path), tag))
+        elif settings.tag_filter:
+            path = qualified(settings, entry)
+            images += [Image(path, tag) for tag in matching_tags(settings, (tags or {}).get(path, ()))]
         else:
-            path, tag = entry, settings.tag or "latest"
-        images.append(Image(path if "/" in path else f"{settings.namespace}/{path}", tag))
+            images.append(Image(qualified(settings, entry), settings.tag or "latest"))
     return list(dict.fromkeys(images))
+
+
+def qualified(settings: ImageSettings, path: str) -> str:
+    """A name with its namespace (the list's, when it names none)."""
+    return path if "/" in path else f"{settings.namespace}/{path}"
+
+
+def filtered_repositories(settings: ImageSettings) -> list[str]:
+    """The repositories whose tags a tag filter chooses among (the list's untagged services and names)."""
+    if not settings.tag_filter:
+        return []
+    untagged = [name for name in settings.names if ":" not in name.rsplit("/", 1)[-1]] + list(settings.services)
+    return list(dict.fromkeys(qualified(settings, name) for name in untagged))
+
+
+def matching_tags(settings: ImageSettings, tags: Iterable[str]) -> list[str]:
+    """The tags the filter keeps (those starting with ``tag`` too, when one is given), sorted; a tag that is not
+    one (a registry's answer) is never kept."""
+    pattern = re.compile(settings.tag_filter)
+    kept = [
+        tag for tag in tags
+        if isinstance(tag, str) and grammar.IMAGE_TAG.fullmatch(tag) and pattern.search(tag)
+        and tag.startswith(settings.tag or "")
+    ]
+    return sorted(set(kept))
 
 
 def upstream_base(settings: ImageSettings) -> str:

@@ -11,16 +11,20 @@ creation date (a signature, an attestation) cannot be ranked by age: it stays.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..model.context import PROBE_REPOSITORY
+from .lock import Lock
 from .model import Image
 
 # Why a tag stays.
 CURRENT, NEWEST, SAME_IMAGE, UNREAD, UNDATED = "current", "newest", "same image", "unread", "undated"
+# A release still kept (images.keep_releases, or a lock prune was given) names it: kept whatever --keep says.
+PINNED = "pinned"
 # Outside the image list (pruned only with --all-repositories); changed since the scan (seen just
 # before the deletes: another tag now uses its image, or it names another image now).
 OUTSIDE, SINCE = "not in the image list", "changed since the scan"
@@ -74,6 +78,39 @@ class Repository:
 
 
 @dataclass(frozen=True)
+class Pins:
+    """What the kept releases name: snapshot tags by release (``images.keep_releases``: every tag ending
+    ``-RELEASE``), and each lock's snapshot tags and digests, per repository."""
+
+    releases: tuple[str, ...] = ()
+    # (repository, tag) -> why ("release A (kolla-images.lock.yaml)").
+    tags: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (repository, digest) -> why ("locked by kolla-images.lock.yaml").
+    digests: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def why(self, tag: Tag) -> str:
+        """Why a kept release names ``tag``, or ""."""
+        for release in self.releases:
+            if tag.name.endswith(f"-{release}"):
+                return f"release {release}"
+        return self.tags.get((tag.repository, tag.name)) or self.digests.get((tag.repository, tag.digest)) or ""
+
+
+def pins_from(releases: Iterable[str], locks: Iterable[Lock]) -> Pins:
+    """The pins of ``images.keep_releases`` and of each lock given: its snapshot tags, and the tags still
+    naming its locked digests."""
+    tags: dict[tuple[str, str], str] = {}
+    digests: dict[tuple[str, str], str] = {}
+    for lock in locks:
+        name = os.path.basename(lock.path) or "a lock"
+        for entry in lock.entries:
+            if entry.snapshot:
+                tags.setdefault((entry.image.path, entry.snapshot), f"release {lock.release or entry.snapshot} ({name})")
+            digests.setdefault((entry.image.path, entry.digest), f"locked by {name}")
+    return Pins(tuple(releases), tags, digests)
+
+
+@dataclass(frozen=True)
 class Kept:
     """A tag that stays, and why: ``CURRENT``, ``NEWEST``, ``SAME_IMAGE`` (as ``like``), ``UNREAD``."""
 
@@ -108,6 +145,8 @@ class PrunePlan:
     # The repositories outside the image list, left alone; each one's message says what
     # --all-repositories would delete there.
     others: tuple[RepositoryPlan, ...] = ()
+    # How many other images each repository keeps (--keep): why the others go.
+    keep: int = 1
 
     @property
     def deletes(self) -> list[tuple[str, str]]:
@@ -116,18 +155,19 @@ class PrunePlan:
 
 
 def plan_prune(
-    repositories: Iterable[Repository], current: Iterable[Image], keep: int, every: bool = False
+    repositories: Iterable[Repository], current: Iterable[Image], keep: int, every: bool = False, pins: Pins | None = None
 ) -> PrunePlan:
-    """Keep ``current``'s tags and the ``keep`` newest other images per repository of the list (of
-    every repository with ``every``); delete the rest."""
+    """Keep ``current``'s tags, every tag a kept release names (``pins``), and the ``keep`` newest other
+    images per repository of the list (of every repository with ``every``); delete the rest."""
     current = list(current)
+    pins = pins or Pins()
     wanted = {(image.path, image.tag) for image in current}
     listed = {image.path for image in current}
     # verify-registry's probe is the tool's own, pushed again on every check.
     repositories = [repo for repo in repositories if repo.name != PROBE_REPOSITORY]
-    plans = tuple(plan_repository(repo, wanted, max(0, keep)) for repo in repositories if every or repo.name in listed)
+    plans = tuple(plan_repository(repo, wanted, max(0, keep), pins) for repo in repositories if every or repo.name in listed)
     others = tuple(
-        left_alone(plan_repository(repo, wanted, max(0, keep)))
+        left_alone(plan_repository(repo, wanted, max(0, keep), pins))
         for repo in repositories
         if not (every or repo.name in listed)
     )
@@ -140,7 +180,7 @@ def plan_prune(
         if lists_stay
         else ()
     )
-    return PrunePlan(plans, freed_bytes(going, staying), not lists_stay, notes, others)
+    return PrunePlan(plans, freed_bytes(going, staying), not lists_stay, notes, others, max(0, keep))
 
 
 def left_alone(plan: RepositoryPlan) -> RepositoryPlan:
@@ -151,8 +191,9 @@ def left_alone(plan: RepositoryPlan) -> RepositoryPlan:
     return RepositoryPlan(plan.name, every, status=LEFT_ALONE, message=OUTSIDE + would, would=plan.deleted)
 
 
-def plan_repository(repo: Repository, wanted: set[tuple[str, str]], keep: int) -> RepositoryPlan:
+def plan_repository(repo: Repository, wanted: set[tuple[str, str]], keep: int, pins: Pins | None = None) -> RepositoryPlan:
     """One repository: nothing goes when any of its tags could not be read (shared digests unknown)."""
+    pins = pins or Pins()
     unread = [tag for tag in repo.tags if tag.error or not tag.digest]
     if repo.error or unread:
         reason = repo.error or f"{unread[0].name}: {unread[0].error or 'no digest'}"
@@ -170,6 +211,9 @@ def plan_repository(repo: Repository, wanted: set[tuple[str, str]], keep: int) -
     for tag in repo.tags:
         if (repo.name, tag.name) in wanted:
             stays(tag, CURRENT)
+        elif pins.why(tag):
+            # A kept release's tag: whatever --keep says, and counted for no other release.
+            stays(tag, PINNED, pins.why(tag))
         else:
             others.append(tag)
     candidates: list[Tag] = []

@@ -6,7 +6,19 @@ from tabulate import tabulate
 
 from ..model.outcome import FAILED
 from ..model.units import decimal_size
-from .prune_plan import CURRENT, DELETED, NEWEST, OUTSIDE, SAME_IMAGE, SINCE, UNDATED, UNREAD, Kept, PrunePlan
+from .prune_plan import (
+    CURRENT,
+    DELETED,
+    NEWEST,
+    OUTSIDE,
+    PINNED,
+    SAME_IMAGE,
+    SINCE,
+    UNDATED,
+    UNREAD,
+    Kept,
+    PrunePlan,
+)
 
 STEP = "prune-registry"
 
@@ -19,9 +31,26 @@ def kept_text(kept: Kept) -> str:
     why = {CURRENT: "current", NEWEST: "newest", UNREAD: "unread", UNDATED: "undated"}.get(kept.why, "")
     if kept.why == SAME_IMAGE:
         why = f"same image as {kept.like}"
+    elif kept.why == PINNED:
+        why = kept.like
     elif kept.why == SINCE:
         why = f"{SINCE}: {kept.like} uses it" if kept.like else f"{SINCE}: another image now"
     return f"{kept.tag.name} ({why})"
+
+
+def tags_data(plan: PrunePlan) -> dict:
+    """What --json shows of each repository: every tag kept and why, every tag deleted (or to delete)."""
+    return {
+        "repositories": [
+            {
+                "name": repo.name,
+                "status": repo.status,
+                "kept": [{"tag": kept.tag.name, "why": kept_text(kept).removeprefix(kept.tag.name).strip(" ()")} for kept in repo.kept],
+                "deleted": [tag.name for tag in repo.deleted],
+            }
+            for repo in plan.repositories + plan.others
+        ]
+    }
 
 
 def table(plan: PrunePlan, planned: bool = False) -> str:
@@ -39,7 +68,18 @@ def table(plan: PrunePlan, planned: bool = False) -> str:
     headers = ["repository", "kept", "to delete" if planned else "deleted", "status", "details"]
     title = "REGISTRY (nothing was deleted)" if planned else "REGISTRY"
     shown = tabulate(rows, headers=headers, disable_numparse=True, maxcolwidths=[None, 50, 40, None, 60])
-    return f"{title}\n{shown}\n\n{STEP}: {totals(plan)}"
+    return f"{title}\n{shown}\n{_why_they_go(plan, planned)}\n{STEP}: {totals(plan)}"
+
+
+def _why_they_go(plan: PrunePlan, planned: bool) -> str:
+    """Why the tags in the last column go: what every one of them is not."""
+    if not any(repo.deleted for repo in plan.repositories):
+        return ""
+    verb = "to delete" if planned else "deleted"
+    return (
+        f"{verb}: not in the image list, named by no kept release (images.keep_releases, --lock) and older "
+        f"than the {plan.keep} newest other image{'s' if plan.keep != 1 else ''} of its repository (--keep {plan.keep})\n"
+    )
 
 
 def totals(plan: PrunePlan, used: tuple[int, int] | None = None) -> str:

@@ -19,8 +19,8 @@ from ..registry.container import create_registry
 from ..registry.readonly import writable
 from .host_lock import lock_not_taken, locked
 from .model import Image
-from .prune_plan import SINCE, PrunePlan, Repository, plan_prune
-from .prune_report import STEP, table, totals
+from .prune_plan import SINCE, Pins, PrunePlan, Repository, plan_prune
+from .prune_report import STEP, table, tags_data, totals
 from .prune_result import Rechecked, after_deletes, going
 
 NOT_DEPLOYED = (
@@ -35,9 +35,9 @@ def scan_query(ctx: StepContext):
     return query("scan", ctx, {"scan": local_base(ctx)})
 
 
-def prune_planner(current: list[Image], keep: int, every: bool = False):
-    """The planner: the tags that go (in the list's repositories; in all of them with ``every``), and the
-    job that deletes them and frees their space."""
+def prune_planner(current: list[Image], keep: int, every: bool = False, pins: Pins | None = None):
+    """The planner: the tags that go (in the list's repositories; in all of them with ``every``), all but
+    those the kept releases name (``pins``), and the job that deletes them and frees their space."""
 
     def plan_registry_prune(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
@@ -47,9 +47,10 @@ def prune_planner(current: list[Image], keep: int, every: bool = False):
             plan.error = registry.error or f"the registry did not list its repositories: {scanned['error']}"
             return plan
         repositories = [Repository.from_answer(found) for found in scanned.get("repositories") or ()]
-        pruned = plan_prune(repositories, current, keep, every)
+        pruned = plan_prune(repositories, current, keep, every, pins)
         leftover = GC_PENDING in facts.files
         plan.detail = table(pruned, planned=True)
+        plan.data = tags_data(pruned)
         if not pruned.deletes and not leftover:
             plan.notes.append(f"nothing to delete: {totals(pruned)}")
         elif registry.changed:
@@ -137,7 +138,7 @@ def pruned_done(pruned: PrunePlan, output: str) -> Done:
     # Tags kept because they changed since the scan: said, though nothing failed.
     since = [repo for repo in plan.repositories if repo.status != FAILED and any(k.why == SINCE for k in repo.kept)]
     message += "".join(f"; {repo.name}: {repo.message}" for repo in since)
-    return Done(message, failed=bool(failed), detail=table(plan))
+    return Done(message, failed=bool(failed), detail=table(plan), data=tags_data(plan))
 
 
 def _used(before: list[str], after: list[str]) -> tuple[int, int] | None:

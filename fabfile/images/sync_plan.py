@@ -1,39 +1,38 @@
 """sync-images as a plan: which images the local registry lacks (from one round trip of registry
-queries on the deployment host), and the job that copies them blob by blob, under the host's lock.
+queries on the deployment host), and the job that copies them blob by blob (``sync_job``).
 
 The copy is registry to registry over the HTTP API, run on the deployment host
 by the standard-library program (``payload.copyrun``): blobs are streamed from
 the upstream, or out of the uploaded archive, straight into the local registry's
 storage through its writer (``registry.writer``: the instances nodes reach are
-read-only); Docker's own image store is not used.
+read-only); Docker's own image store is not used. With a lock (``--locked``) each image is
+asked of the upstream, and copied, by its locked digest, never by its tag; with
+a release each image gets a second tag, ``TAG-RELEASE``, which no later sync
+moves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import dataclass
 
-from .. import payload
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import ImageSettings
-from ..model.outcome import FAILED
-from ..model.plan import Done, Job, StepPlan
-from ..registry import writer
-from ..registry.api import answer, local_base, query, with_access
-from .archive import ArchiveError, Layout, archived_as, copy_spec
-from .decide import decide_archive, decide_upstream
-from .host_lock import locked
-from .model import COPIED, TO_COPY, Archived, Image, Manifest, Synced, upstream_base
-from .sync_report import STEP, Watch, table, totals
-
-ARCHIVE_NAME = "images.tar"
-# What a copy tells of itself: blobs fetched from the source, mounted from another repository, bytes sent.
-COUNTS = ("fetched", "mounted", "bytes")
+from ..model.plan import StepPlan
+from ..registry.api import answer, local_base, query
+from .archive import archived_as
+from .decide import CONFLICT, decide_archive, decide_locked, decide_snapshot, decide_upstream
+from .lock import Lock
+from .model import TO_COPY, TO_TAG, Archived, Image, Manifest, Synced, upstream_base
+from .sync_job import copy_job, failures, row
+from .sync_report import STEP, table, totals
 
 
 @dataclass(frozen=True)
 class SyncSource:
-    """Where the images come from: the upstream registry (with its login), or an archive on this machine."""
+    """Where the images come from: the upstream registry (with its login), or an archive on this machine;
+    the lock it follows, and the release it tags."""
 
     settings: ImageSettings
     archive: str = ""
@@ -43,6 +42,10 @@ class SyncSource:
     retries: int = 3
     # kolla-ansible's set: the hosts that pull each image, shown in the table.
     needed_by: dict[Image, tuple[str, ...]] | None = None
+    # --locked: exactly these digests, fetched by digest.
+    lock: Lock | None = None
+    # Each image tagged TAG-RELEASE too (snapshot tags, never moved).
+    release: str = ""
 
     @property
     def logins(self) -> list[list[str]]:
@@ -52,6 +55,25 @@ class SyncSource:
     @property
     def name(self) -> str:
         return self.archive or upstream_base(self.settings)
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platforms copied of a manifest list: the lock's (so that its digests come out again), else the list's."""
+        return self.lock.platforms if self.lock else self.settings.platforms
+
+    def snapshot(self, image: Image) -> str:
+        """``image``'s snapshot tag in this sync's release ("" without one)."""
+        return snapshot_tag(image.tag, self.release) if self.release else ""
+
+    def upstream_reference(self, image: Image) -> str:
+        """What the upstream is asked for: the locked digest, else the tag."""
+        entry = self.lock.entry(image) if self.lock else None
+        return entry.reference if entry else image.tag
+
+
+def snapshot_tag(tag: str, release: str) -> str:
+    """``2025.1-ubuntu-noble-2025.1-r3``: the image's tag, then the release."""
+    return f"{tag}-{release}"
 
 
 def upstream_logins(settings: ImageSettings, password: str | None = None) -> list[list[str]]:
@@ -64,15 +86,25 @@ def upstream_logins(settings: ImageSettings, password: str | None = None) -> lis
     return [[upstream_base(settings), settings.username, password]]
 
 
+def upstream_limits(settings: ImageSettings) -> dict:
+    """The cap on requests in flight to the upstream, for a program's request."""
+    return {"limits": {settings.registry: settings.max_requests}}
+
+
 def manifests_query(images: list[Image], source: SyncSource, ctx: StepContext):
-    """The section that asks both registries for every image's manifest (the local one first)."""
-    queries = [[local_base(ctx), image.path, image.tag] for image in images]
+    """The section that asks the registries for every image's manifest: the local one first (with its
+    platforms, for the lock), then the upstream's (by locked digest), then the local snapshot tags."""
+    local = local_base(ctx)
+    queries = [[local, image.path, image.tag, "platforms"] for image in images]
     if not source.archive:
-        queries += [[upstream_base(source.settings), image.path, image.tag] for image in images]
-    request: dict = {"manifests": queries}
-    if source.settings.platforms:
+        base = upstream_base(source.settings)
+        queries += [[base, image.path, source.upstream_reference(image)] for image in images]
+    if source.release:
+        queries += [[local, image.path, source.snapshot(image)] for image in images]
+    request: dict = {"manifests": queries, **upstream_limits(source.settings)}
+    if source.platforms:
         # Compare the platform that is copied, whatever the deployment host's own.
-        request["architecture"] = source.settings.platforms[0].split("/")[1]
+        request["architecture"] = source.platforms[0].split("/")[1]
     return query("manifests", ctx, request, source.logins)
 
 
@@ -80,20 +112,39 @@ def decisions(images: list[Image], source: SyncSource, facts: HostFacts) -> list
     """Every image's decision from the query's answers, or why there are none."""
     found = answer(facts, "manifests")
     answers = [Manifest.from_answer(item) for item in found.get("manifests") or []]
-    if len(answers) != len(images) * (1 if source.archive else 2):
+    parts = (1 if source.archive else 2) + (1 if source.release else 0)
+    if len(answers) != len(images) * parts:
         return found.get("error") or "the registry query answered nothing"
-    local, upstream = answers[: len(images)], answers[len(images) :]
-    if source.archive:
-        index = source.index or {}
-        return [
-            decide_archive(image, archived_as(image, index, source.settings.registry), held)
-            for image, held in zip(images, local, strict=True)
-        ]
-    return [decide_upstream(*row) for row in zip(images, upstream, local, strict=True)]
+    local = answers[: len(images)]
+    upstream = [] if source.archive else answers[len(images) : 2 * len(images)]
+    decided = _decide_archived(images, source, local) if source.archive else _decide_upstream(images, source, upstream, local)
+    if not source.release:
+        return decided
+    # The digest the tag will name is known unless only some platforms of a list are copied.
+    known = bool(source.lock) or not source.platforms
+    snapshots = answers[-len(images) :]
+    return [decide_snapshot(item, source.snapshot(item.image), held, known) for item, held in zip(decided, snapshots, strict=True)]
+
+
+def _decide_upstream(images: list[Image], source: SyncSource, upstream: list[Manifest], local: list[Manifest]) -> list[Synced]:
+    if source.lock is None:
+        return [decide_upstream(*item) for item in zip(images, upstream, local, strict=True)]
+    return [decide_locked(image, source.lock.entry(image), up, held) for image, up, held in zip(images, upstream, local, strict=True)]
+
+
+def _decide_archived(images: list[Image], source: SyncSource, local: list[Manifest]) -> list[Synced]:
+    index = source.index or {}
+    if source.lock is None:
+        return [decide_archive(image, archived_as(image, index, source.settings.registry), held) for image, held in zip(images, local, strict=True)]
+    by_digest = {json.loads(item.descriptor).get("digest"): item for item in index.values() if item.descriptor}
+    return [
+        decide_archive(image, by_digest.get(source.lock.entry(image).digest), held, source.lock.entry(image).digest)
+        for image, held in zip(images, local, strict=True)
+    ]
 
 
 def sync_planner(images: list[Image], source: SyncSource):
-    """The planner: copy what the local registry lacks; the table of every image either way."""
+    """The planner: copy what the local registry lacks, tag what it holds; the table of every image either way."""
 
     def plan_sync(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
@@ -101,97 +152,20 @@ def sync_planner(images: list[Image], source: SyncSource):
         if isinstance(found, str):
             plan.error = found
             return plan
-        plan.data = {"images": [_row(item) for item in found]}
-        todo = [item for item in found if item.status == TO_COPY]
+        plan.data = {"images": [row(item) for item in found]}
         plan.detail = table(found, ctx.modes.check, source.needed_by)
+        conflicts = [item for item in found if item.failed and item.message.startswith(CONFLICT)]
+        if conflicts:
+            # A release that would end up half moved is not started: nothing is copied nor tagged.
+            named = ", ".join(f"{item.image.path}:{item.message.split(': ', 1)[1]}" for item in conflicts)
+            plan.error = f"release {source.release}: refused, {CONFLICT}: {named}; sync under a new release name"
+            return plan
+        todo = [item for item in found if item.status in (TO_COPY, TO_TAG)]
         if todo:
             plan.jobs.append(copy_job(found, todo, source, ctx))
         else:
             plan.notes.append(totals(found))
-            plan.error = _failures(found)
+            plan.error = failures(found, bool(source.lock))
         return plan
 
     return plan_sync
-
-
-def copy_job(found: list[Synced], todo: list[Synced], source: SyncSource, ctx: StepContext) -> Job:
-    """The job that copies ``todo`` in one run of the program on the host; ``found`` is every image's row."""
-    failed: dict[Image, str] = {}
-    job: dict = {
-        "target": local_base(ctx),
-        # Written through the writer only root on the deployment host reaches: what nodes reach is read-only.
-        "socket": writer.WRITER_SOCKET,
-        "platforms": list(source.settings.platforms),
-        "workers": max(1, source.workers),
-        "retries": max(0, source.retries),
-    }
-    uploads = []
-    if source.archive:
-        job["images"] = _archived(todo, source, failed)
-        if job["images"]:
-            # The run's private folder on the host: the program expands $UPLOADS there.
-            job["archive"] = f"$UPLOADS/{ARCHIVE_NAME}"
-            uploads.append((source.archive, ARCHIVE_NAME))
-    else:
-        job["source"] = upstream_base(source.settings)
-        job["images"] = [{"repo": item.image.path, "tag": item.image.tag} for item in todo]
-    request = with_access(ctx, {"copy": job}, source.logins)
-    watch = Watch(ctx.host_name, [item for item in todo if item.image not in failed])
-
-    def done(output: str) -> Done:
-        answered = payload.last_json(output) or {}
-        copied_ = {(a.get("repo"), a.get("tag")): a for a in answered.get("images") or []}
-        results = [_after(item, copied_, failed) if item in todo else item for item in found]
-        return Done(
-            totals(results),
-            failed=any(item.failed for item in results),
-            detail=table(results, needed_by=source.needed_by),
-            data={"images": [_row(item) for item in results], **{k: answered.get(k, 0) for k in COUNTS}},
-        )
-
-    return Job(
-        summary=f"{totals(found)}, from {source.name} to {ctx.registry}",
-        # Under the host's lock: no prune deletes nor collects while blobs and manifests go in.
-        script=locked(writer.with_writer(ctx, payload.script(request, payload.COPY, "copy_answer"), ctx.limits.docker_wait)),
-        done=done,
-        diff="".join(f"+ {item.image.name} ({item.size} bytes) from {source.name}\n" for item in todo),
-        uploads=uploads,
-        on_line=watch.line,
-        timeout=ctx.limits.command_timeout * len(todo),
-    )
-
-
-def _archived(todo: list[Synced], source: SyncSource, failed: dict[Image, str]) -> list[dict]:
-    """Each archived image's manifests and blob members, read here; an image that cannot be read fails."""
-    layout = Layout(source.archive)
-    images = []
-    for item in todo:
-        try:
-            spec = copy_spec(layout, (source.index or {})[item.source], item.image.tag, list(source.settings.platforms))
-        except (ArchiveError, KeyError, ValueError, OSError) as error:
-            failed[item.image] = f"archive: {error}"
-            continue
-        images.append({"repo": item.image.path, "tag": item.image.tag, **spec})
-    return images
-
-
-def _after(item: Synced, found: dict, failed: dict[Image, str]) -> Synced:
-    """An image's row after the copy: what the program said of it."""
-    if item.image in failed:
-        return replace(item, status=FAILED, message=failed[item.image])
-    answered = found.get((item.image.path, item.image.tag))
-    if answered is None:
-        return replace(item, status=FAILED, message="the copy said nothing of it")
-    if answered.get("status") != COPIED:
-        return replace(item, status=FAILED, message=answered.get("error") or "not copied")
-    return replace(item, status=COPIED, digest=answered.get("digest") or item.digest)
-
-
-def _failures(found: list[Synced]) -> str | None:
-    failed = [item for item in found if item.failed]
-    return f"{totals(found)}; {failed[0].image.name}: {failed[0].message}" if failed else None
-
-
-def _row(item: Synced) -> dict:
-    """An image as --json shows it."""
-    return {"image": item.image.name, "status": item.status, "digest": item.digest, "size": item.size, "message": item.message}

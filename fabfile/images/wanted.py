@@ -49,3 +49,17 @@ def per_host(sets: dict[str, tuple[Image, ...]], aliases: dict[str, str], source
     by_host = dict(sets)
     by_host.update({address: sets[name] for address, name in aliases.items() if name in sets and address not in sets})
     return Wanted(images, by_host, source, {image: tuple(hosts) for image, hosts in needed_by.items()})
+
+
+def at_release(wanted: Wanted, release: str) -> Wanted:
+    """The same images at their snapshot tags in ``release`` (what a cloud pinned to it pulls); as they are
+    without one."""
+    if not release:
+        return wanted
+
+    def moved(images: tuple[Image, ...]) -> tuple[Image, ...]:
+        return tuple(Image(image.path, f"{image.tag}-{release}") for image in images)
+
+    by_host = {host: moved(images) for host, images in wanted.by_host.items()} if wanted.by_host is not None else None
+    needed_by = {moved((image,))[0]: hosts for image, hosts in wanted.needed_by.items()}
+    return Wanted(moved(wanted.images), by_host, f"{wanted.source or 'the image list'} at release {release}", needed_by)

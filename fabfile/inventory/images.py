@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import fields
 from typing import Any
 
@@ -12,7 +13,7 @@ from .reader import InventoryReader, kind
 
 # The keys of the kolla-ansible source (images.from: kolla-ansible), and those only a list has.
 KOLLA_KEYS = {"from", "inventory", "config_dir", "kolla_ansible"}
-LIST_ONLY = ("tag", "services", "names")
+LIST_ONLY = ("tag", "services", "names", "tag_filter")
 KOLLA_ANSIBLE = "kolla-ansible"
 
 
@@ -26,6 +27,11 @@ def read_images(reader: InventoryReader, value: Any, key: str) -> ImageSettings:
     )
     if "archive" in values:
         values["archive"] = reader.local_path(values["archive"])
+    if data.get("tag_filter") is not None:
+        values["tag_filter"] = _tag_filter(reader, data["tag_filter"], f"{key}.tag_filter")
+    if data.get("max_requests") is not None:
+        values["max_requests"] = _count(reader, data["max_requests"], f"{key}.max_requests", 1, 64)
+    values.update(_releases(reader, data, key))
     if data.get("from") is not None:
         values["kolla"] = _kolla_source(reader, data, key)
     else:
@@ -86,7 +92,7 @@ def _image_list(reader: InventoryReader, data: dict, key: str, registry: str) ->
         for i, item in enumerate(_sequence(reader, data.get("names"), f"{key}.names"))
     )
     untagged = [name for name in names if ":" not in name]
-    if (services or untagged) and data.get("tag") is None:
+    if (services or untagged) and data.get("tag") is None and data.get("tag_filter") is None:
         what = "services" if services else f"names ({untagged[0]} has no tag)"
         raise reader.fail(f"{key}.tag", f"missing: {what} need a Kolla release tag")
     if not services and not names:
@@ -128,6 +134,52 @@ def _sequence(reader: InventoryReader, value: Any, key: str) -> list:
         return []
     if not isinstance(value, list):
         raise reader.fail(key, f"expected a list, got {kind(value)}")
+    return value
+
+
+def _releases(reader: InventoryReader, data: dict, key: str) -> dict[str, Any]:
+    """The lock file (relative to this file), snapshot tags by date, and the releases prune keeps."""
+    values: dict[str, Any] = {}
+    if data.get("lock") is not None:
+        values["lock"] = reader.local_path(reader.string(data["lock"], f"{key}.lock"))
+    if "snapshot" in data:
+        if not isinstance(data["snapshot"], bool):
+            raise reader.fail(f"{key}.snapshot", f"expected true or false, got {kind(data['snapshot'])}")
+        values["snapshot"] = data["snapshot"]
+    releases = []
+    for i, item in enumerate(_sequence(reader, data.get("keep_releases"), f"{key}.keep_releases")):
+        if isinstance(item, float):
+            raise reader.fail(f"{key}.keep_releases[{i}]", f"{item!r} was read as a number: quote the release")
+        release = reader.string(item, f"{key}.keep_releases[{i}]")
+        if not grammar.IMAGE_TAG.fullmatch(release):
+            raise reader.fail(f"{key}.keep_releases[{i}]", f"{release!r} is not a release name (a tag's characters)")
+        releases.append(release)
+    values["keep_releases"] = tuple(releases)
+    return values
+
+
+def _tag_filter(reader: InventoryReader, value: Any, key: str) -> str:
+    """``{suffix: -aarch64}`` or ``{regex: '^2025\\.1-.*-aarch64$'}`` as one regular expression (searched)."""
+    data = reader.mapping(value, key, {"suffix", "regex"})
+    if len(data) != 1:
+        raise reader.fail(key, "give one of suffix or regex")
+    if "suffix" in data:
+        suffix = reader.string(data["suffix"], f"{key}.suffix")
+        if not grammar.IMAGE_TAG.fullmatch(suffix.lstrip("-.") or "x") or len(suffix) > 128:
+            raise reader.fail(f"{key}.suffix", f"{suffix!r} is not the end of an image tag")
+        return re.escape(suffix) + "$"
+    pattern = reader.string(data["regex"], f"{key}.regex")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise reader.fail(f"{key}.regex", f"not a regular expression: {error}") from None
+    return pattern
+
+
+def _count(reader: InventoryReader, value: Any, key: str, least: int, most: int) -> int:
+    """A whole number from ``least`` to ``most``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+        raise reader.fail(key, f"{value!r} is not a whole number from {least} to {most}")
     return value
 
 

@@ -22,6 +22,7 @@ from ..images.wanted import Wanted, per_host
 from ..model import grammar
 from ..model.inventory import Host
 from .cache import cached
+from .release_pin import PIN_NAME
 
 PAYLOAD = Path(__file__).resolve().parent.parent / "payload" / "kolla_images.py"
 DEFAULT_TIMEOUT = 120.0
@@ -65,11 +66,16 @@ def kolla_images(
     share: str | None = None,
     facts: Mapping[str, Mapping[str, object]] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    skip: Sequence[str] = (PIN_NAME,),
 ) -> KollaImageSet:
     """The image set of these inventories and this config dir, from the kolla-ansible in the
     ``kolla_ansible`` virtualenv, or else the one on PATH. ``facts``: each host's Ansible facts
-    (``{"os_family": "Debian"}``), for the few services kolla-ansible places by them."""
+    (``{"os_family": "Debian"}``), for the few services kolla-ansible places by them. globals.d files named
+    in ``skip`` are left out: by default this tool's release pin, so that the set names each image as the
+    upstream tags it (the tasks put a pinned cloud's images at their snapshot tags themselves)."""
     request: dict[str, object] = {"inventory": [str(path) for path in inventory], "config_dir": config_dir}
+    if skip:
+        request["skip"] = list(skip)
     if share:
         request["share"] = share
     if facts:

@@ -25,6 +25,10 @@ class Host:
     write_as: tuple[tuple[str, str], ...] = ()
 
 
+# This machine, as a row names it: where a task works without SSH (export-images).
+HERE = Host("localhost", "localhost")
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """The operator's own certificate, key and CA, as files on this machine."""
@@ -144,6 +148,17 @@ class ImageSettings:
     platforms: tuple[str, ...] = ()
     # images.from: kolla-ansible: each host's images are those kolla-ansible pull puts there.
     kolla: KollaSource | None = None
+    # Requests in flight at most to the upstream (quay.io and Docker Hub answer 429 beyond their limits).
+    max_requests: int = 8
+    # The lock file on this machine every sync writes (""): kolla-images.lock.yaml beside the inventory).
+    lock: str = ""
+    # Every sync tags what it copied with a release named by the date, when no --release is given.
+    snapshot: bool = False
+    # Releases whose snapshot tags prune-registry keeps, whatever --keep says.
+    keep_releases: tuple[str, ...] = ()
+    # A regular expression (searched): each service or name given without a tag stands for every tag of
+    # its repository that matches (and starts with ``tag``, when given).
+    tag_filter: str = ""
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,20 @@ from pathlib import Path
 from ..model.marks import MARK
 
 HERE = Path(__file__).parent
-CLIENT = HERE / "registry_client.py"
+# The registry client, after what keeps it polite to upstreams (429 waited out, requests capped).
+CLIENT = (HERE / "polite.py", HERE / "registry_client.py")
 # Registry queries: manifests, the catalog, a scan of every tag, deletes.
-QUERY = (CLIENT, HERE / "manifests.py", HERE / "registry_scan.py", HERE / "query.py")
+QUERY = (*CLIENT, HERE / "manifests.py", HERE / "registry_scan.py", HERE / "query.py")
 # A copy into the local registry: from an upstream registry, or out of an uploaded archive.
-COPY = (CLIENT, HERE / "blobcopy.py", HERE / "tarblobs.py", HERE / "copyrun.py")
+COPY = (
+    *CLIENT,
+    *(HERE / name for name in ("progress.py", "manifests.py", "blobcopy.py", "tarblobs.py", "snapshots.py", "copyrun.py")),
+)
+# An export into an OCI image layout, run on this machine.
+EXPORT = (
+    *CLIENT,
+    *(HERE / name for name in ("progress.py", "manifests.py", "blobcopy.py", "ocistore.py", "ocilayout.py")),
+)
 PROGRAM_END = "KOLLA_REGISTRY_API_PY"
 MAIN = 'if __name__ == "__main__":'
 

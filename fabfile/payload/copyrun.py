@@ -14,7 +14,6 @@ only what is missing. Progress goes out as marks; the answer is one JSON line.
 import base64
 import json
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,6 +22,7 @@ from .blobcopy import (  # dropped on the host: defined above it there
     CopyError,
     blob_descriptors,
     chunks_of,
+    digest_of,
     fetch,
     get_manifest,
     has_blob,
@@ -33,52 +33,27 @@ from .blobcopy import (  # dropped on the host: defined above it there
     start_upload,
     upload,
 )
+from .manifests import platforms_of  # dropped on the host: defined above it there
+from .progress import Progress  # dropped on the host: defined above it there
 from .registry_client import ACCEPT, Client, UnixClient  # dropped on the host: defined above it there
+from .snapshots import guard_snapshot, put_snapshot, snapshot_of_present  # dropped on the host: likewise
 from .tarblobs import TarBlobs  # dropped on the host: defined above it there
 
-MARK = "::kolla-registry::"
-PROGRESS_EVERY = 2.0  # seconds between two progress marks
 RETRY_DELAY = 5
 HEADS = 16  # blob HEADs at once: small requests, answered at once
 
 
-class Progress:
-    """Bytes sent so far, shown as ``MARK progress DONE TOTAL SECONDS`` at most every PROGRESS_EVERY s."""
-
-    def __init__(self, out=None) -> None:
-        self.out = out or sys.stdout
-        self.lock = threading.Lock()
-        self.total = self.done = 0
-        self.started = self.shown = time.monotonic()
-
-    def add(self, count: int) -> None:
-        with self.lock:
-            self.done += count
-            if time.monotonic() - self.shown >= PROGRESS_EVERY:
-                self._progress()
-
-    def say(self, text: str) -> None:
-        with self.lock:
-            self.out.write("{} {}\n".format(MARK, text))
-            self.out.flush()
-
-    def _progress(self) -> None:
-        self.shown = time.monotonic()
-        self.out.write("{} progress {} {} {:.1f}\n".format(MARK, self.done, self.total, self.shown - self.started))
-        self.out.flush()
-
-    def finish(self) -> None:
-        with self.lock:
-            self._progress()
-
-
 class Copy:
     """One copy request: ``{"copy": {"target", "socket", "source" or "archive", "images", "platforms", "workers",
-    "retries"}, "logins", "cafile"}``; with "socket", the target is written through that unix socket."""
+    "retries", "limits"}, "logins", "cafile"}``; with "socket", the target is written (and read) through that
+    unix socket. Each image: ``{"repo", "tag"}``, and ``reference`` (the digest to fetch, locked), ``expect``
+    (the digest its tag must name), ``snapshot`` (its release's tag), ``present`` (held already under this
+    digest: only its snapshot tag to push); an archived image's ``manifests`` and ``blobs``."""
 
     def __init__(self, request: dict, out=None) -> None:
         job = request["copy"]
-        self.client = Client(request.get("logins"), request.get("cafile", ""))
+        self.progress = Progress(out)
+        self.client = Client(request.get("logins"), request.get("cafile", ""), job.get("limits"), self.progress.waiting)
         # The local registry is written through the writer's unix socket (nodes' registries are read-only).
         self.writer = UnixClient(job["socket"]) if job.get("socket") else self.client
         self.target, self.source = job["target"], job.get("source", "")
@@ -88,9 +63,8 @@ class Copy:
         self.retries = max(0, int(job.get("retries") or 0))
         self.delay = float(job.get("retry_delay", RETRY_DELAY))
         self.images = job["images"]
-        self.progress = Progress(out)
         self.lock = threading.Lock()
-        self.sizes, self.members, self.errors = {}, {}, {}
+        self.sizes, self.members, self.errors, self.sources = {}, {}, {}, {}
         self.stored = set()  # (repository, digest) in the local registry
         self.fetched = self.mounted = 0
 
@@ -104,7 +78,10 @@ class Copy:
                 found.append((reference, media_type, body, json.loads(body.decode())))
             return found
         repo, tag = image["repo"], image["tag"]
-        body, media_type, document = get_manifest(self.client, self.source, repo, tag, ACCEPT)
+        # A locked image is fetched by its digest (checked on the way), never by the tag, which moves.
+        body, media_type, document = get_manifest(self.client, self.source, repo, image.get("reference") or tag, ACCEPT)
+        with self.lock:
+            self.sources[repo + ":" + tag] = digest_of(body)
         if not is_list(document, media_type):
             return [(tag, media_type, body, document)]
         chosen = select_platforms(document, self.platforms)
@@ -121,13 +98,17 @@ class Copy:
     def run(self) -> dict:
         """Resolve, plan, copy; one result per image."""
         resolved, results = {}, {}
+        copied = [image for image in self.images if "present" not in image]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for image, answer in zip(self.images, pool.map(self.attempt_resolve, self.images)):
+            for image, answer in zip(self.images, pool.map(self.attempt_tag, self.images)):
+                if answer is not None:
+                    results[image["repo"] + ":" + image["tag"]] = answer
+            for image, answer in zip(copied, pool.map(self.attempt_resolve, copied)):
                 key = image["repo"] + ":" + image["tag"]
                 if isinstance(answer, str):
                     results[key] = {"status": "failed", "error": answer}
                 else:
-                    resolved[key] = (image["repo"], answer)
+                    resolved[key] = (image["repo"], answer, image)
         needs, pending = self.needs(resolved)
         self.stored = self.held(needs)
         actions = plan_blobs(needs, self.stored)
@@ -143,7 +124,8 @@ class Copy:
                     results[key] = self.push(key, resolved[key])
         self.progress.finish()
         answers = [dict(results[image["repo"] + ":" + image["tag"]], repo=image["repo"], tag=image["tag"]) for image in self.images]
-        return {"images": answers, "fetched": self.fetched, "mounted": self.mounted, "bytes": self.progress.done}
+        counts = {"images": answers, "fetched": self.fetched, "mounted": self.mounted, "bytes": self.progress.done}
+        return dict(counts, **self.client.waits.said())
 
     def held(self, needs: dict) -> set:
         """The (repository, digest) pairs the local registry already holds (HEAD, many at once)."""
@@ -158,7 +140,7 @@ class Copy:
     def needs(self, resolved: dict) -> tuple:
         """{digest: [repository, ...]} over all images, and {image: {(repository, digest)}} each lacks."""
         needs, pending = {}, {}
-        for key, (repo, manifests) in resolved.items():
+        for key, (repo, manifests, _) in resolved.items():
             pending[key] = set()
             for _, _, _, document in manifests:
                 for blob in self.blobs_of(document):
@@ -186,18 +168,35 @@ class Copy:
         return ready + failed
 
     def push(self, key: str, image: tuple) -> dict:
-        """Push an image's manifests, unless one of its blobs failed; its result."""
-        repo, manifests = image
+        """Push an image's manifests, unless one of its blobs failed, the tag's digest is not the locked one or
+        its snapshot tag names another; then the snapshot tag. Its result."""
+        repo, manifests, asked = image
         wanted = [(repo, blob["digest"]) for _, _, _, doc in manifests for blob in self.blobs_of(doc)]
         errors = [self.errors[pair] for pair in wanted if pair in self.errors]
         if errors:
             return self.said(key, {"status": "failed", "error": errors[0]})
-        digest = ""
+        _, tag_type, tag_body, tag_document = manifests[-1]
+        digest, snapshot = digest_of(tag_body), asked.get("snapshot") or ""
+        if asked.get("expect") and digest != asked["expect"]:
+            error = "{} would name {}, not the locked {}".format(key, digest, asked["expect"])
+            return self.said(key, {"status": "failed", "error": error})
+        if snapshot:
+            guarded = self.attempt(guard_snapshot, self.writer, self.target, repo, snapshot, digest)
+            if isinstance(guarded, CopyError):
+                return self.said(key, {"status": "failed", "error": str(guarded)})
         for reference, media_type, body, _ in manifests:
             digest = self.attempt(put_manifest, self.writer, self.target, repo, reference, media_type, body)
             if isinstance(digest, CopyError):
                 return self.said(key, {"status": "failed", "error": str(digest)})
-        return self.said(key, {"status": "copied", "digest": digest})
+        result = {"status": "copied", "digest": digest, "source": self.sources.get(key, "")}
+        if snapshot:
+            tagged = self.attempt(put_snapshot, self.writer, self.target, repo, snapshot, tag_type, tag_body)
+            if isinstance(tagged, CopyError):
+                return self.said(key, {"status": "failed", "error": str(tagged)})
+            result["snapshot"] = snapshot
+        platforms = self.attempt(platforms_of, self.writer, self.target, repo, tag_document)
+        result["platforms"] = [] if isinstance(platforms, CopyError) else platforms
+        return self.said(key, result)
 
     def said(self, key: str, result: dict) -> dict:
         # The bytes so far first, so that the image's line shows them.
@@ -272,6 +271,15 @@ class Copy:
                     return error
                 time.sleep(self.delay)
         return CopyError("no attempt made")
+
+    def attempt_tag(self, image: dict):
+        """An image only to tag (the registry holds it: ``present``) tagged; None for an image to copy."""
+        if "present" not in image:
+            return None
+        found = self.attempt(snapshot_of_present, self.writer, self.target, image)
+        if isinstance(found, CopyError):
+            found = {"status": "failed", "error": str(found)}
+        return self.said(image["repo"] + ":" + image["tag"], found)
 
     def attempt_resolve(self, image: dict):
         found = self.attempt(self.resolve, image)

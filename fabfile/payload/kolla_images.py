@@ -2,7 +2,7 @@
 
 A standalone program for the operator's kolla-ansible Python (it imports nothing from fabfile).
 Stdin: ``{"inventory": [PATH, ...], "config_dir": "/etc/kolla", "share": optional, "facts": optional
-{HOST: {"os_family": "Debian"}}}``. Stdout: ``{"kolla_ansible": VERSION, "hosts": {HOST: [REF, ...]},
+{HOST: {"os_family": "Debian"}}, "skip": optional [globals.d file names left out]}``. Stdout: ``{"kolla_ansible": VERSION, "hosts": {HOST: [REF, ...]},
 "connections": {HOST: {"address", "user", "port", "key"}}, "registry": ..., "namespace": ...}``, or
 ``{"error": LINE}`` and exit status 1.
 
@@ -62,7 +62,7 @@ def pulled_images(request: Mapping) -> dict:
     version = kolla_ansible_version()
     inventories, config_dir = request_paths(request)
     share = request.get("share") or kolla_utils.get_data_files_path("ansible")  # its playbooks, as the CLI finds them
-    loader, inventory, variables, plays = ansible_setup(inventories, config_dir, share)
+    loader, inventory, variables, plays = ansible_setup(inventories, config_dir, share, request.get("skip") or ())
     hosts = inventory.get_hosts("all")
     if not hosts:
         raise Failure(f"inventory {', '.join(inventories)}: no hosts")
@@ -130,15 +130,17 @@ def request_paths(request: Mapping) -> tuple[list[str], str]:
     return [os.path.abspath(path) for path in inventories], config_dir
 
 
-def extra_vars_files(loader, config_dir: str) -> list[str]:
-    """globals.yml, then globals.d's .yml, .yaml and .json by name: what the CLI passes as -e @FILE. Not
-    passwords.yml: no image needs a password (the oracle tests run with one), and secrets stay unread."""
+def extra_vars_files(loader, config_dir: str, skip=()) -> list[str]:
+    """globals.yml, then globals.d's .yml, .yaml and .json by name: what the CLI passes as -e @FILE, but
+    the globals.d files named in ``skip`` (kolla-registry's own release pin: the set is the upstream's
+    names). Not passwords.yml: no image needs a password (the oracle tests run with one), and secrets
+    stay unread."""
     files = [os.path.join(config_dir, "globals.yml")]
     if not os.path.isfile(files[0]):
         raise Failure(f"{files[0]}: not found")
     more = os.path.join(config_dir, "globals.d")
     if os.path.isdir(more):
-        names = sorted(n for n in os.listdir(more) if os.path.splitext(n)[1] in (".yml", ".yaml", ".json"))
+        names = sorted(n for n in os.listdir(more) if os.path.splitext(n)[1] in (".yml", ".yaml", ".json") and n not in skip)
         files += [path for path in (os.path.join(more, n) for n in names) if os.path.isfile(path)]
     for path in files:
         try:  # not cached: Ansible loads it again, trusted as a template
@@ -151,10 +153,10 @@ def extra_vars_files(loader, config_dir: str) -> list[str]:
     return files
 
 
-def ansible_setup(inventories: list[str], config_dir: str, share: str):
+def ansible_setup(inventories: list[str], config_dir: str, share: str, skip=()):
     """The loader, inventory, variables and plays ansible-playbook would have for `kolla-ansible pull`."""
     loader = DataLoader()
-    extra = [f"@{path}" for path in extra_vars_files(loader, config_dir)]
+    extra = [f"@{path}" for path in extra_vars_files(loader, config_dir, skip)]
     context.CLIARGS = ImmutableDict(extra_vars=(*extra, "kolla_action=pull", f"CONFIG_DIR={config_dir}"))
     init_plugin_loader()
     constants.INVENTORY_ANY_UNPARSED_IS_FAILED = True  # an inventory Ansible cannot parse is an error here

@@ -25,8 +25,33 @@ def summary(manifest: dict) -> dict:
     return {"config": config.get("digest", ""), "size": size}
 
 
-def manifest(client: Client, base: str, repository: str, tag: str, architecture: str) -> dict:
-    """What a registry holds for ``repository:tag``: digest (HEAD), config and size (GET)."""
+def platform_text(platform: dict) -> str:
+    """``linux/arm64/v8`` of a manifest list entry's (or an image config's) platform."""
+    parts = [platform.get("os") or "", platform.get("architecture") or ""]
+    return "/".join(parts + ([platform["variant"]] if platform.get("variant") else []))
+
+
+def platforms_of(client: Client, base: str, repository: str, document: dict) -> list:
+    """The platforms a manifest is made for: a list's entries', or an image's own (its config, from ``base``)."""
+    if document.get("mediaType") in LIST_TYPES or "manifests" in document:
+        found = [platform_text(entry.get("platform") or {}) for entry in document.get("manifests") or []]
+        return sorted({text for text in found if "/" in text and not text.startswith("unknown/")})
+    digest = (document.get("config") or {}).get("digest") or ""
+    if not digest:
+        return []
+    status, _, body = client.request("GET", "{}/v2/{}/blobs/{}".format(base, repository, digest), "", repository)
+    try:
+        config = json.loads(body.decode()) if status == 200 else {}
+    except ValueError:
+        config = {}
+    if not isinstance(config, dict) or not config.get("os") or not config.get("architecture"):
+        return []
+    return [platform_text(config)]
+
+
+def manifest(client: Client, base: str, repository: str, tag: str, architecture: str, platforms: bool = False) -> dict:
+    """What a registry holds for ``repository:tag`` (or at a digest): digest (HEAD), config and size (GET);
+    with ``platforms``, the platforms it is made for too."""
     url = "{}/v2/{}/manifests/{}".format(base, repository, tag)
     status, headers, _ = client.request("HEAD", url, ACCEPT, repository)
     result = {"status": status, "digest": headers.get("docker-content-digest", "")}
@@ -44,6 +69,8 @@ def manifest(client: Client, base: str, repository: str, tag: str, architecture:
     result["digest"] = result["digest"] or "sha256:" + hashlib.sha256(body).hexdigest()
     media_type = document.get("mediaType") or headers.get("content-type", "")
     result["media_type"] = media_type
+    if platforms:
+        result["platforms"] = platforms_of(client, base, repository, document)
     if media_type in LIST_TYPES or "manifests" in document:
         child = pick_platform(document, architecture)
         if not child:

@@ -18,6 +18,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from .polite import (  # dropped on the host: defined above
+    TOO_MANY,
+    WAITS,
+    Gates,
+    Held,
+    Waits,
+    retry_after,
+    wait_for,
+)
+
 IMAGE_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
@@ -74,9 +84,13 @@ def parse_challenge(header: str) -> dict:
 class Client:
     """HTTP with the bearer tokens registries (quay.io) ask for, anonymous or with a login, basic
     logins, and an extra CA. ``logins``: [[BASE, USER, PASSWORD], ...] (the local registry's, a
-    private upstream's); ``cafile``: the local registry's CA (or a list of the places it may be)."""
+    private upstream's); ``cafile``: the local registry's CA (or a list of the places it may be);
+    ``limits``: {HOST: N} requests in flight at most per upstream host; ``on_wait(seconds, host,
+    status, asked)`` hears of each 429 waited out (see polite.py)."""
 
-    def __init__(self, logins=None, cafile="") -> None:
+    def __init__(self, logins=None, cafile="", limits=None, on_wait=None) -> None:
+        self.gates = Gates(limits)
+        self.waits = Waits(on_wait)
         self.tokens = {}
         # The Authorization that opened (registry, repository) once: sent up front from then on,
         # so that an upload's streamed body (which cannot be sent twice) never meets a 401.
@@ -138,6 +152,23 @@ class Client:
         return self.tokens[key]
 
     def _send(self, method: str, url: str, accept: str, authorization: str, data=None, headers=None, stream=False):
+        """One request through its host's gate; a 429 waited out and sent again while its body can be."""
+        attempt = 0
+        while True:
+            place = self.gates.enter(url)
+            status, found, body = self._open(method, url, accept, authorization, data, headers, stream)
+            if stream and 200 <= status < 300 and place is not None:
+                return status, found, Held(body, self.gates, place)
+            self.gates.leave(place)
+            # A streamed upload's body went with the first try: it cannot be sent again.
+            resendable = data is None or isinstance(data, bytes)
+            if status != TOO_MANY or attempt >= WAITS or not resendable:
+                return status, found, body
+            asked = retry_after(found.get("retry-after"))
+            self.waits.wait(wait_for(attempt, asked), url, status, asked)
+            attempt += 1
+
+    def _open(self, method: str, url: str, accept: str, authorization: str, data=None, headers=None, stream=False):
         request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         if accept:
             request.add_header("Accept", accept)

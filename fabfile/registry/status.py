@@ -60,6 +60,8 @@ class HostStatus:
     insecure: list[str] = field(default_factory=list)
     # What anyone who reaches the registry may do, and the setting that stops it ("" with TLS and a login).
     exposure: str = ""
+    # The releases whose snapshot tags of its images it holds ("B 30/30 (pinned), A 30/30").
+    release: str = ""
 
 
 def trusted(facts: HostFacts, registry: str) -> bool | None:
@@ -183,10 +185,10 @@ def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
 
 def status_table(rows: list[HostStatus], registry: str) -> str:
     """The rows as a table, under the registry they were checked against; the columns only some
-    setups have (images, instance, tls, the kolla note) only when a row has a value there."""
+    setups have (images, release, instance, tls, the kolla note) only when a row has a value there."""
     optional = [
         (name, [getattr(row, name) for row in rows])
-        for name in ("images", "instance", "tls", "kolla")
+        for name in ("images", "release", "instance", "tls", "kolla")
         if any(getattr(row, name) for row in rows)
     ]
     titles = {"kolla": "after kolla bootstrap-servers"}

@@ -9,15 +9,18 @@ from ..actions.check import CheckImages
 from ..engine.access import RegistryAccess
 from ..engine.report import finish
 from ..engines import NAMES
+from ..images.wanted import at_release
 from ..model.context import Modes
 from .cli import (
     JSON_HELP,
     PARALLEL_HELP,
+    RELEASE_HELP,
     host_task,
     image_settings_or_exit,
     inventory_or_exit,
+    release_or_pin,
     run_action,
-    wanted_or_exit,
+    tagged_or_exit,
 )
 from .pull import registry_digests
 
@@ -27,17 +30,20 @@ from .pull import registry_digests
         "images": "YAML file with the image list, shaped like the inventory's images: section "
         "(default: that section; with images.from: kolla-ansible, each host's own images)",
         "engine": "check with docker or podman on nodes that have both (default: docker, kolla-ansible's default)",
+        "release": RELEASE_HELP,
         "parallel": PARALLEL_HELP,
         "json": JSON_HELP,
     }
 )
-def check_images(c: Context, images="", engine="", parallel=0, json=False):
+def check_images(c: Context, images="", engine="", release="", parallel=0, json=False):
     """Prove every host resolves each image it needs, with the registry's digest (nothing downloaded)."""
     if engine not in ("", *NAMES):
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     inventory = inventory_or_exit()
-    wanted = wanted_or_exit(inventory, images)
-    settings = image_settings_or_exit(inventory, images)
+    release = release_or_pin(c, inventory, release)
+    wanted = at_release(tagged_or_exit(c, inventory, images), release)
+    # A pinned cloud runs an older release on purpose: not compared with the upstream's newer images.
+    settings = None if release else image_settings_or_exit(inventory, images)
     digests, upstream = registry_digests(c, inventory, list(wanted.images), settings)
     action = CheckImages(wanted, digests, upstream, engine)
     access = RegistryAccess(inventory, c.config)

@@ -19,14 +19,20 @@ from invoke import Context, Task, task
 from invoke.exceptions import Exit
 from invoke.tasks import Call
 
+from ..actions.pin import ReadPin
+from ..actions.tags import REGISTRY, ListTags
 from ..engine.access import RegistryAccess
 from ..engine.action import Action
 from ..engine.report import Result, finish
 from ..engine.runner import Runner
-from ..images.model import image_list
+from ..images.lock import Lock
+from ..images.lock_read import LockError, read_lock
+from ..images.model import filtered_repositories, image_list
 from ..images.wanted import Wanted, every_host_wants
 from ..inventory import load, load_images
+from ..kolla.globals_yaml import GLOBALS_PATH
 from ..kolla.imageset import KollaImagesError, KollaImageSet, kolla_images, kolla_targets, wanted
+from ..kolla.release_pin import UNPIN
 from ..model import grammar
 from ..model.context import Limits, Modes, StepContext
 from ..model.inventory import Host, ImageSettings, Inventory, InventoryError, KollaSource
@@ -41,6 +47,10 @@ MODE_HELP = {
 }
 PARALLEL_HELP = "how many hosts to work on at once (default: kolla_registry.parallel, 10)"
 JSON_HELP = "print the result as JSON (every row, with its data, and the totals) instead of the recap"
+RELEASE_HELP = (
+    "each image at its snapshot tag TAG-RELEASE (default: the release kolla-globals pinned the cloud to, if any; "
+    "none: the plain tags)"
+)
 
 
 class HostsTask(Task):
@@ -127,6 +137,46 @@ def wanted_or_exit(inventory: Inventory, path: str) -> Wanted:
     if settings.kolla is not None:
         return wanted(kolla_set_or_exit(inventory, settings.kolla))
     return every_host_wants(image_list(settings))
+
+
+def lock_or_exit(path: str) -> Lock:
+    """The lock at ``path`` (a file, or an export bundle), or exit status 2 with its one-line error."""
+    try:
+        return read_lock(path)
+    except LockError as error:
+        raise Exit(f"error: {error}", code=2) from None
+
+
+def release_or_pin(c: Context, inventory: Inventory, release: str) -> str:
+    """The release whose snapshot tags a task works with: ``--release`` (``none``: the plain tags), else the
+    one kolla-globals pinned the cloud to, read on the deployment host ("" when it is not pinned or cannot
+    be read: kolla-ansible then pulls the plain tags too)."""
+    if release == UNPIN:
+        return ""
+    if release:
+        if not grammar.IMAGE_TAG.fullmatch(release):
+            raise Exit(f"error: --release: {release!r} is not a release name (letters, digits, '.', '_', '-')", code=2)
+        return release
+    path = setting(c, "globals_path", GLOBALS_PATH)
+    result = run_action(c, inventory, ReadPin(path), Modes(), 1, hosts=(inventory.deploy_host,), json=True)
+    return next((row.data.get("release", "") for row in result.outcomes if not row.failed), "")
+
+
+def tagged_or_exit(c: Context, inventory: Inventory, path: str, where: str = REGISTRY, here: bool = False) -> Wanted:
+    """The images of this run, a tag filter's repositories' tags asked of ``where`` (the upstream, or the
+    registry) first; exit 1 naming a repository whose tags could not be listed."""
+    settings = image_settings_or_exit(inventory, path)
+    repositories = filtered_repositories(settings) if settings.kolla is None else []
+    if not repositories:
+        return wanted_or_exit(inventory, path)
+    action = ListTags(settings, repositories, where, here)
+    result = run_action(c, inventory, action, Modes(), 1, json=True)
+    found = next((row.data for row in result.outcomes if not row.failed), None)
+    if not found or found.get("error") or found.get("errors"):
+        reason = (found or {}).get("error") or next(iter(((found or {}).get("errors") or {}).items()), None)
+        reason = reason or (result.outcomes[0].message if result.outcomes else "no answer")
+        raise Exit(f"error: images.tag_filter: the {where}'s tags could not be listed: {reason}", code=1)
+    return every_host_wants(image_list(settings, found["tags"]))
 
 
 def image_settings_or_exit(inventory: Inventory, path: str) -> ImageSettings:

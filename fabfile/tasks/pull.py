@@ -12,16 +12,19 @@ from ..engines import NAMES
 from ..images.model import Image, upstream_base
 from ..images.pull_plan import STEP
 from ..images.sync_plan import upstream_logins
+from ..images.wanted import at_release
 from ..model.context import Modes
 from ..model.inventory import ImageSettings, Inventory
 from .cli import (
     JSON_HELP,
     PARALLEL_HELP,
+    RELEASE_HELP,
     host_task,
     inventory_or_exit,
+    release_or_pin,
     run_action,
     selected_hosts,
-    wanted_or_exit,
+    tagged_or_exit,
 )
 
 
@@ -36,20 +39,25 @@ from .cli import (
         "diff": "list each image each node would pull",
         "engine": "pull with docker or podman on nodes that have both (default: docker, kolla-ansible's "
         "default kolla_container_engine; elsewhere the node's only one)",
+        "release": RELEASE_HELP,
         "json": JSON_HELP,
     }
 )
-def pull_images(c: Context, images="", parallel=0, per_node=3, retries=3, check=False, diff=False, engine="", json=False):
+def pull_images(
+    c: Context, images="", parallel=0, per_node=3, retries=3, check=False, diff=False, engine="", release="", json=False
+):
     """Pre-pull the synced images on every target from the local registry, like kolla-ansible pull."""
     if engine not in ("", *NAMES):
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     inventory = inventory_or_exit()
-    wanted = wanted_or_exit(inventory, images)
+    release = release_or_pin(c, inventory, release)
+    wanted = at_release(tagged_or_exit(c, inventory, images), release)
     nodes = selected_hosts(c, inventory, inventory.targets)
     access = RegistryAccess(inventory, c.config)
     registry = f"{access.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"
     if not json:
         each = f" ({wanted.source}: each node its own)" if wanted.by_host is not None else ""
+        each = each or (f" at release {release}" if release else "")
         print_line(f"{STEP}: {len(wanted.images)} images{each} from {registry} on {len(nodes)} nodes")
     digests, _ = registry_digests(c, inventory, list(wanted.images))
     action = PullImages(wanted, digests, per_node, retries, engine)

@@ -27,6 +27,9 @@ def status(c: Context, json=False, parallel=0):
     registry = f"{inventory.registry.hostname or known}:{inventory.registry.port}" if known else ""
     rows = status_rows(inventory, result)
     with_kolla_notes(rows, action.facts_of, registry, inventory.registry.secure, globals_path)
+    releases = action.releases(registry)
+    for row in rows:
+        row.release = releases.get(row.host, "")
     for row, outcome in zip(rows, result.outcomes, strict=True):
         outcome.data = row.__dict__
     result.extra = {"registry": registry}

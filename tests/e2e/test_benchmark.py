@@ -83,5 +83,12 @@ def test_the_quick_distribution_benchmark_compares_the_three_copies(lab, deploye
     # The docker loop stores every layer twice (Docker's store and the registry): the measure sees it.
     assert rows["docker pull/push"]["disk_bytes"] > 1.5 * unique
     assert [row["targets"] for row in data["pulls"]] == [2] and data["pulls"][0]["seconds"] > 0
+    # The air gap: the export crossed the upstream link once per unique blob and holds each once; the
+    # locked import from that bundle was timed.
+    airgap = {row["method"]: row for row in data["airgap"]}
+    export, imported = airgap["fab export-images"], airgap["fab sync-images --locked (from the bundle)"]
+    assert unique <= export["upstream_bytes"] < 1.1 * unique and unique <= export["disk_bytes"] < 1.1 * unique
+    assert imported["seconds"] > 0 and imported["read_rate"] > 0
     assert "| fab sync-images |" in (tmp_path / "distribution.md").read_text()
+    assert "| fab export-images |" in (tmp_path / "distribution.md").read_text()
     assert (tmp_path / "distribution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -136,7 +136,9 @@ def push_blob(registry: Registry, repo: str, data: bytes) -> dict:
 
 def push_image(registry: Registry, repo: str, tag: str, layers: list[bytes], arch: str = "amd64") -> Made:
     """An image of ``layers`` (bytes, as if compressed) and a small config, pushed under ``tag``."""
-    config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    # Its layers' digests stand for their diff_ids: each image's config (its ID) is its own, as a real one's is.
+    diff_ids = [digest(layer) for layer in layers]
+    config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}})
     descriptors = [push_blob(registry, repo, layer) for layer in layers]
     config_descriptor = dict(push_blob(registry, repo, config.encode()), mediaType=DOCKER_CONFIG)
     manifest = {"schemaVersion": 2, "mediaType": DOCKER_IMAGE, "config": config_descriptor, "layers": descriptors}

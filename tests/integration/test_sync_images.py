@@ -64,7 +64,7 @@ def test_sync_copies_what_is_missing_with_progress_then_a_second_sync_is_one_rou
     for image in made:
         assert local.manifest_digest(image.repo, image.tag) == image.digest
     shown = capsys.readouterr().out
-    assert "deploy1 | sync-images | 2/2 images, 202.1 kB/202.1 kB, " in shown and "/s, ETA" in shown
+    assert "deploy1 | sync-images | 2/2 images, 202.5 kB/202.5 kB, " in shown and "/s, ETA" in shown
     assert "IMAGES\n" in shown
     assert len(run.scripts) == 2  # the facts (both registries' manifests), the copy
 

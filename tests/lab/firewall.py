@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 from .config import NETWORK
+from .engine import docker
 from .errors import LabError
 from .host import tool
 
@@ -63,4 +64,26 @@ def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     result = subprocess.run([tool("iptables"), "-w", *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise LabError(f"iptables {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def cut_off(name: str, address: str) -> None:
+    """Lab host ``name`` can no longer reach ``address`` (a rule in its own network namespace): an isolated site."""
+    if _in_host(name, "-C", "OUTPUT", "-d", address, "-j", "REJECT", check=False).returncode != 0:
+        _in_host(name, "-I", "OUTPUT", "-d", address, "-j", "REJECT")
+
+
+def reconnect(name: str, address: str) -> None:
+    """Undo ``cut_off``."""
+    while _in_host(name, "-D", "OUTPUT", "-d", address, "-j", "REJECT", check=False).returncode == 0:
+        pass
+
+
+def _in_host(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """iptables in the network namespace of lab host ``name`` (its container's), from this machine."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip()
+    command = [tool("nsenter"), "-t", pid, "-n", tool("iptables"), "-w", *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise LabError(f"iptables {' '.join(args)} in {name}: {result.stderr.strip()}")
     return result

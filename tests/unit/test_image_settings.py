@@ -205,6 +205,8 @@ def test_the_example_images_block_in_hosts_yaml_is_valid(tmp_path):
     images = inv.load(write(tmp_path, MINIMAL + example_blocks()[0])).images
 
     assert images.tag == "2024.1-ubuntu-jammy" and "nova-api" in images.services
+    assert (images.max_requests, images.snapshot, images.keep_releases) == (8, False, ())
+    assert images.lock == str(tmp_path / "kolla-images.lock.yaml")
 
 
 def test_the_example_kolla_ansible_block_in_hosts_yaml_is_valid(tmp_path):
@@ -247,3 +249,71 @@ def test_a_private_upstream_login_is_checked(tmp_path, extra, problem):
     path.write_text("tag: '1'\nservices: [a]\n" + extra)
     with pytest.raises(InventoryError, match=re.escape(problem)):
         inv.load_images(path)
+
+
+def test_max_requests_caps_the_upstream_and_is_checked(tmp_path):
+    assert inv.load(write(tmp_path, MINIMAL + SERVICES)).images.max_requests == 8
+    assert inv.load(write(tmp_path, MINIMAL + SERVICES + "  max_requests: 2\n")).images.max_requests == 2
+    for bad in ("0", "65", "many", "true"):
+        path = write(tmp_path, MINIMAL + SERVICES + f"  max_requests: {bad}\n")
+        with pytest.raises(InventoryError) as caught:
+            inv.load(path)
+        assert str(caught.value).startswith(f"{path}: images.max_requests: ") and "from 1 to 64" in str(caught.value)
+
+
+def test_the_lock_snapshot_and_kept_releases(tmp_path):
+    text = MINIMAL + SERVICES + "  lock: locks/site.lock.yaml\n  snapshot: true\n  keep_releases: ['2025.1-r2', r3]\n"
+
+    images = inv.load(write(tmp_path, text)).images
+
+    assert images.lock == str(tmp_path / "locks" / "site.lock.yaml")
+    assert images.snapshot is True and images.keep_releases == ("2025.1-r2", "r3")
+    default = inv.load(write(tmp_path, MINIMAL + SERVICES)).images
+    assert (default.lock, default.snapshot, default.keep_releases) == ("", False, ())
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ("  snapshot: daily\n", "images.snapshot", "expected true or false"),
+        ("  keep_releases: r3\n", "images.keep_releases", "expected a list"),
+        ("  keep_releases: [2025.1]\n", "images.keep_releases[0]", "was read as a number: quote the release"),
+        ("  keep_releases: ['r3; rm -rf /']\n", "images.keep_releases[0]", "is not a release name"),
+    ],
+)
+def test_bad_release_keys_name_the_key(tmp_path, extra, key, problem):
+    path = write(tmp_path, MINIMAL + SERVICES + extra)
+
+    with pytest.raises(InventoryError) as caught:
+        inv.load(path)
+
+    assert str(caught.value).startswith(f"{path}: {key}: ") and problem in str(caught.value)
+
+
+def test_a_tag_filter_by_suffix_or_regular_expression(tmp_path):
+    suffix = inv.load(write(tmp_path, MINIMAL + "images:\n  tag_filter: {suffix: -aarch64}\n  services: [nova-api]\n")).images
+    regex = inv.load(write(tmp_path, MINIMAL + "images:\n  tag_filter: {regex: '^2025\\.1-'}\n  names: [kolla/x]\n")).images
+
+    assert suffix.tag_filter == "\\-aarch64$" and suffix.tag is None and suffix.services == ("nova-api",)
+    assert regex.tag_filter == "^2025\\.1-" and regex.names == ("kolla/x",)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "problem"),
+    [
+        ("  tag_filter: -aarch64\n  services: [a]\n", "images.tag_filter", "expected a mapping"),
+        ("  tag_filter: {suffix: x, regex: y}\n  services: [a]\n", "images.tag_filter", "give one of suffix or regex"),
+        ("  tag_filter: {regex: '(unclosed'}\n  services: [a]\n", "images.tag_filter.regex", "not a regular expression"),
+        ("  tag_filter: {suffix: 'a b'}\n  services: [a]\n", "images.tag_filter.suffix", "is not the end of an image tag"),
+        ("  tag_filter: {prefix: a}\n  services: [a]\n", "images.tag_filter.prefix", "unknown key"),
+        ("  from: kolla-ansible\n  inventory: x\n  tag_filter: {suffix: a}\n", "images.tag_filter", "not with images.from"),
+    ],
+)
+def test_a_bad_tag_filter_names_its_key(tmp_path, section, key, problem):
+    (tmp_path / "x").write_text("[control]\nc1\n")
+    path = write(tmp_path, MINIMAL + "images:\n" + section)
+
+    with pytest.raises(InventoryError) as caught:
+        inv.load(path)
+
+    assert str(caught.value).startswith(f"{path}: {key}: ") and problem in str(caught.value)

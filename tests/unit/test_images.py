@@ -15,7 +15,7 @@ import pytest
 from fabfile.actions.sync import SyncImages
 from fabfile.engines.base import PULLED
 from fabfile.engines.docker.engine import DOCKER
-from fabfile.images import archive, decide, model, sync_plan
+from fabfile.images import archive, decide, model, sync_job, sync_plan
 from fabfile.images import sync_report as table
 from fabfile.images.model import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
 from fabfile.model.context import Modes
@@ -330,7 +330,7 @@ def manifests_answer(request: dict) -> dict:
         ("https://quay.io", GLANCE.path): {"status": 200, "digest": D2, "config": C2, "size": 900},
     }
     absent = {"status": 404, "digest": "", "error": "HTTP 404"}
-    return {"manifests": [found.get((base, path), absent) for base, path, _ in request["manifests"]]}
+    return {"manifests": [found.get((base, path), absent) for base, path, *_ in request["manifests"]]}
 
 
 def copies(script: str) -> str:
@@ -366,7 +366,8 @@ def test_both_registries_are_asked_in_one_query_the_local_one_first():
     _, run = synced(Modes(check=True))
 
     asked = run.asked["manifests"]["manifests"]
-    local = [["http://192.0.2.10:4000", image.path, image.tag] for image in SYNCED]
+    # The local registry's platforms too: what the lock records of an image already there.
+    local = [["http://192.0.2.10:4000", image.path, image.tag, "platforms"] for image in SYNCED]
     assert asked == local + [["https://quay.io", image.path, image.tag] for image in SYNCED]
 
 
@@ -403,7 +404,8 @@ def test_a_sync_copies_what_the_registry_lacks_in_one_job_and_each_row_takes_the
     rows = {row["image"]: row for row in outcome.data["images"]}
     assert rows[NOVA.name]["digest"] == "sha256:" + "e" * 64 and rows[NOVA.name]["status"] == COPIED
     assert rows[KEYSTONE.name] == {"image": KEYSTONE.name, "status": PRESENT, "digest": D1, "size": 500,
-                                   "message": "same digest as upstream"}
+                                   "message": "same digest as upstream", "upstream_digest": D1, "platforms": [],
+                                   "snapshot": ""}
     assert {key: outcome.data[key] for key in ("fetched", "mounted", "bytes")} == {"fetched": 2, "mounted": 0, "bytes": 1600}
 
 
@@ -445,9 +447,9 @@ def test_an_archive_is_uploaded_once_and_the_program_reads_it_from_the_run_s_fol
     plan = sync_plan.sync_planner([KEYSTONE], source)(facts, make_ctx())
 
     [job] = plan.jobs
-    assert job.uploads == [(str(path), sync_plan.ARCHIVE_NAME)]
+    assert job.uploads == [(str(path), sync_job.ARCHIVE_NAME)]
     request = request_of(job.script)["copy"]
-    assert request["archive"] == f"$UPLOADS/{sync_plan.ARCHIVE_NAME}" and "source" not in request
+    assert request["archive"] == f"$UPLOADS/{sync_job.ARCHIVE_NAME}" and "source" not in request
     # Each blob is streamed out of the uploaded tar by its member: nothing is read there but these.
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     assert request["images"][0]["blobs"] == {config_digest: "ff.json", "sha256:" + "d" * 64: "abc/layer.tar"}
@@ -481,3 +483,22 @@ def test_each_new_task_has_a_one_line_docstring_and_help_for_every_option(name):
     options = [p for p in inspect.signature(task.body).parameters if p != "c"]
     assert task.__doc__.strip().count("\n") == 0
     assert sorted(task.help) == sorted(options)
+
+
+# --- tag filters: every matching tag of each listed repository ------------------------------------
+
+
+def test_a_tag_filter_chooses_among_the_listed_repositories_tags_starting_with_the_tag():
+    settings = ImageSettings(tag="2025.1", services=("keystone",), names=("kolla/x", "kolla/y:1"), tag_filter="-aarch64$")
+    listed = {
+        "openstack.kolla/keystone": ["2025.1-ubuntu-noble", "2025.1-ubuntu-noble-aarch64", "2024.1-aarch64", "bad tag-aarch64"],
+        "kolla/x": ["2025.1-aarch64", "master-aarch64"],
+    }
+
+    assert model.filtered_repositories(settings) == ["kolla/x", "openstack.kolla/keystone"]
+    assert model.image_list(settings, listed) == [
+        Image("kolla/x", "2025.1-aarch64"), Image("kolla/y", "1"), Image("openstack.kolla/keystone", "2025.1-ubuntu-noble-aarch64"),
+    ]
+    # Before the tags are known, only what the list tags itself.
+    assert model.image_list(settings) == [Image("kolla/y", "1")]
+    assert model.filtered_repositories(ImageSettings(tag="1", services=("keystone",))) == []

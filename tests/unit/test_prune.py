@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fabfile.images.lock import Lock, LockEntry
 from fabfile.images.model import Image
 from fabfile.images.prune_plan import (
     CURRENT,
@@ -12,6 +13,7 @@ from fabfile.images.prune_plan import (
     LEFT_ALONE,
     NEWEST,
     OUTSIDE,
+    PINNED,
     SAME_IMAGE,
     SINCE,
     TO_DELETE,
@@ -20,9 +22,10 @@ from fabfile.images.prune_plan import (
     Repository,
     Tag,
     created_seconds,
+    pins_from,
     plan_prune,
 )
-from fabfile.images.prune_report import kept_text, table, totals
+from fabfile.images.prune_report import kept_text, table, tags_data, totals
 from fabfile.images.prune_result import Rechecked, after_deletes
 from fabfile.model.context import PROBE_REPOSITORY
 from fabfile.model.outcome import FAILED
@@ -378,3 +381,65 @@ def test_a_tag_that_names_another_image_since_the_scan_is_not_counted_as_deleted
     assert done.deleted == () and done.manifests == (digest("old"),)
     assert done.message == "kept, changed since the scan: old"
 
+
+
+# --- kept releases: images.keep_releases and the locks prune is given --------------------------------
+
+
+def test_a_kept_release_s_snapshot_tags_stay_whatever_keep_says_and_the_table_says_why():
+    registry = repo(
+        tag("t", day=9), tag("t-B", "t", day=9), tag("t-A", day=5), tag("t-Z", day=3), tag("old", day=1)
+    )
+    pins = pins_from(["A", "B"], [])
+
+    [plan] = plan_prune([registry], current("t"), keep=0, pins=pins).repositories
+
+    assert [(k.tag.name, k.why, k.like) for k in plan.kept] == [
+        ("t", CURRENT, ""), ("t-B", PINNED, "release B"), ("t-A", PINNED, "release A")
+    ]
+    assert names(plan.deleted) == ["t-Z", "old"]
+    shown = table(plan_prune([registry], current("t"), keep=0, pins=pins), planned=True)
+    assert "t-B (release B), t-A (release A)" in shown
+    assert "to delete: not in the image list, named by no kept release (images.keep_releases, --lock) and older " \
+           "than the 0 newest other images of its repository (--keep 0)" in shown
+
+
+def test_without_pins_keep_zero_deletes_both_releases():
+    registry = repo(tag("t", day=9), tag("t-B", "t", day=9), tag("t-A", day=5))
+
+    [plan] = plan_prune([registry], current("t"), keep=0).repositories
+
+    # t-B is the current image under another tag (kept as such); A's image goes.
+    assert names(plan.deleted) == ["t-A"]
+
+
+def test_a_lock_keeps_its_snapshot_tags_and_the_tags_still_naming_its_digests():
+    registry = repo(tag("t", day=9), tag("t-r1", "r1", day=5), tag("prev", "r1", day=5), tag("older", day=2))
+    entry = LockEntry(Image(KEYSTONE, "t"), f"quay.io/{KEYSTONE}:t", digest("r1"), snapshot="t-r1")
+    lock = Lock("quay.io", entries=(entry,), release="r1", path="/srv/locks/r1.lock.yaml")
+
+    [plan] = plan_prune([registry], current("t"), keep=0, pins=pins_from([], [lock])).repositories
+
+    kept = {k.tag.name: kept_text(k) for k in plan.kept}
+    assert kept["t-r1"] == "t-r1 (release r1 (r1.lock.yaml))"
+    assert kept["prev"] == "prev (locked by r1.lock.yaml)"
+    assert names(plan.deleted) == ["older"]
+
+
+def test_a_release_name_matches_only_whole_tag_suffixes():
+    pins = pins_from(["r1"], [])
+
+    assert pins.why(tag("2025.1-ubuntu-noble-r1")) == "release r1"
+    assert pins.why(tag("2025.1-ubuntu-noble-xr1")) == ""
+    assert pins.why(tag("r1")) == ""
+
+
+def test_json_shows_each_tag_kept_with_why_and_each_tag_deleted():
+    registry = repo(tag("t", day=9), tag("t-A", day=5), tag("old", day=1))
+
+    found = tags_data(plan_prune([registry], current("t"), keep=0, pins=pins_from(["A"], [])))
+
+    assert found == {"repositories": [{
+        "name": KEYSTONE, "status": TO_DELETE, "deleted": ["old"],
+        "kept": [{"tag": "t", "why": "current"}, {"tag": "t-A", "why": "release A"}],
+    }]}

@@ -1,0 +1,149 @@
+"""An air-gapped site on the lab: the images exported from the lab's upstream on this (connected) machine,
+deploy1 cut off from the upstream by the lab's firewall, the bundle imported with its lock into an empty
+registry, every digest the upstream's, and a node pulls.
+
+The upstream is a registry:2 container on the lab network (10.77.0.9), filled with tiny images made by
+``docker import`` (one of them twice, so that two images share a layer). skopeo, a client nobody here
+wrote, reads the bundle too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.lab.firewall import cut_off, reconnect
+
+from .conftest import ensure_deployed, inventory_variant, registry_of
+from .test_sync_images import free_loopback_port, head_digest, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CONTAINER, IP = "lab-airgap-upstream", "10.77.0.9"
+UPSTREAM = f"{IP}:5000"
+NAMESPACE = "openstack.kolla"
+SERVICES = ("airgap-keystone", "airgap-nova-api")
+VOLUME_DATA = "/var/lib/docker/volumes/registry/_data"
+
+
+def skopeo() -> str:
+    """skopeo on this machine (Debian's, installed when missing)."""
+    if shutil.which("skopeo") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "skopeo"], capture_output=True, check=True, timeout=600)
+    return shutil.which("skopeo") or "skopeo"
+
+
+@pytest.fixture(scope="module")
+def upstream(lab, tmp_path_factory):
+    """The lab's upstream with two images under a tag new on every run."""
+    tag = time.strftime("airgap-%Y%m%d%H%M%S")
+    port = free_loopback_port()
+    built = tmp_path_factory.mktemp("airgap-upstream")
+    lab.docker("rm", "-f", "-v", CONTAINER, check=False)
+    lab.docker("run", "-d", "--name", CONTAINER, "--network", "kolla-lab", "--ip", IP,
+               "-p", f"127.0.0.1:{port}:5000", "registry:2")  # fmt: skip
+    pushed = []
+    try:
+        wait_for(UPSTREAM)
+        for service in SERVICES:
+            content = built / service
+            content.mkdir()
+            (content / "service").write_text(f"{service} {tag}\n")
+            tarball = built / f"{service}.tar"
+            subprocess.run(["tar", "-C", str(content), "-cf", str(tarball), "."], check=True)
+            ref = f"127.0.0.1:{port}/{NAMESPACE}/{service}:{tag}"
+            with tarball.open("rb") as handle:
+                lab.docker("import", "-", ref, stdin=handle.fileno())
+            lab.docker("push", ref)
+            pushed.append(ref)
+        yield tag
+    finally:
+        lab.docker("rm", "-f", "-v", CONTAINER, check=False)
+        if pushed:
+            lab.docker("rmi", *pushed, check=False)
+
+
+@pytest.fixture(scope="module")
+def site(lab, fab, hosts, upstream, tmp_path_factory):
+    """The inventory naming the upstream and node1; deploy1's registry emptied and deploy1 cut off from the
+    upstream for the module, as a site without internet."""
+    ensure_deployed(fab)
+    section = {"registry": UPSTREAM, "insecure": True, "tag": upstream, "services": list(SERVICES)}
+    inventory = inventory_variant(Path(lab.inventory), tmp_path_factory.mktemp("airgap"), targets=["node1"], images=section)
+    hosts.run("deploy1", f"docker stop -t 5 registry >/dev/null && rm -rf {VOLUME_DATA}/docker && docker start registry >/dev/null")
+    cut_off("deploy1", IP)
+    try:
+        yield inventory
+    finally:
+        reconnect("deploy1", IP)
+        for service in SERVICES:
+            hosts.run("node1", f"docker rmi {registry_of(hosts)}/{NAMESPACE}/{service}:{upstream} >/dev/null 2>&1 || true")
+        ensure_deployed(fab)  # the probe, in the registry emptied above
+
+
+@pytest.fixture(scope="module")
+def bundle(fab, site, tmp_path_factory):
+    """The bundle, written on this machine (connected) from the upstream: a folder, with its lock."""
+    path = tmp_path_factory.mktemp("carried") / "kolla-bundle"
+    result = fab("export-images", "--to", str(path), inventory=site)
+    assert result.code == 0, result.output
+    return path, result
+
+
+def test_the_export_holds_every_image_with_the_upstream_digests_and_its_lock(bundle, upstream):
+    path, result = bundle
+
+    assert "localhost | export-images | CHANGED | 2 images: 2 exported" in result.output
+    assert f"export-images: lock of 2 images in {path}" in result.output
+    index = json.loads((path / "index.json").read_text())
+    named = {entry["annotations"]["org.opencontainers.image.ref.name"]: entry["digest"] for entry in index["manifests"]}
+    assert named == {f"{UPSTREAM}/{NAMESPACE}/{s}:{upstream}": head_digest(UPSTREAM, f"{NAMESPACE}/{s}", upstream) for s in SERVICES}
+    assert "digest: sha256:" in (path / "kolla-images.lock.yaml").read_text()
+
+
+def test_skopeo_reads_the_bundle(bundle, upstream):
+    path, _ = bundle
+    ref = f"{UPSTREAM}/{NAMESPACE}/{SERVICES[0]}:{upstream}"
+
+    shown = subprocess.run([skopeo(), "inspect", f"oci:{path}:{ref}"], capture_output=True, text=True, timeout=120, check=False)
+
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["Digest"] == head_digest(UPSTREAM, f"{NAMESPACE}/{SERVICES[0]}", upstream)
+
+
+def test_the_deployment_host_is_cut_off_from_the_upstream(site, hosts):
+    reached = hosts.run("deploy1", f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://{UPSTREAM}/v2/ || echo cut", check=False)
+
+    assert reached.endswith("cut") or reached.startswith("000")
+
+
+def test_the_bundle_imported_with_its_lock_gives_the_empty_registry_every_upstream_digest(fab, hosts, site, bundle, upstream):
+    path, _ = bundle
+
+    result = fab("sync-images", "--archive", str(path), "--locked", str(path), inventory=site)
+
+    assert result.code == 0, result.output
+    assert "sync-images: 2 images: 2 copied" in result.output
+    registry = registry_of(hosts)
+    for service in SERVICES:
+        assert head_digest(registry, f"{NAMESPACE}/{service}", upstream) == head_digest(UPSTREAM, f"{NAMESPACE}/{service}", upstream)
+    again = fab("sync-images", "--archive", str(path), "--locked", str(path), inventory=site)
+    assert again.code == 0 and "2 images: 2 present" in again.output, again.output
+
+
+def test_a_node_pulls_the_imported_images(fab, hosts, site, upstream):
+    assert fab("configure-targets", inventory=site).code == 0
+    result = fab("pull-images", inventory=site)
+
+    assert result.code == 0, result.output
+    assert "node1 | pull-images | CHANGED | pulled 2; holds 2/2" in result.output
+    registry = registry_of(hosts)
+    for service in SERVICES:
+        ref = f"{registry}/{NAMESPACE}/{service}:{upstream}"
+        digests = json.loads(hosts.run("node1", f"docker image inspect -f '{{{{json .RepoDigests}}}}' {ref}"))
+        assert f"{registry}/{NAMESPACE}/{service}@{head_digest(UPSTREAM, f'{NAMESPACE}/{service}', upstream)}" in digests
