@@ -52,14 +52,17 @@ def up(targets: int | str = 3, deploy: str = config.DEFAULT_DEPLOY) -> Path:
         ensure_images(set(hosts.values()))
         _remove_all_but(names)
         _save_layout(hosts)
-        _ensure_hosts(hosts)
-        keys = fanout.each(_boot, names, "booting")
+        with fanout.timed("start"):
+            _ensure_hosts(hosts)
+        with fanout.timed("boot"):
+            keys = fanout.each(_boot, names, "booting")
         write_known_hosts([line for name in names for line in keys[name]])
-        fanout.each(nodes.wait_for_ssh, names, "logging in over SSH")
+        with fanout.timed("ssh"):
+            fanout.each(nodes.wait_for_ssh, names, "logging in over SSH")
         inventory = write_inventory(names[1:])
         # Images a changed recipe replaced, now that no container uses them.
         docker("image", "prune", "--force", check=False)
-    say(f"up: {', '.join(names)}")
+    say(f"up: {fanout.shortened(names)}")
     return inventory
 
 

@@ -7,17 +7,27 @@ to check again; the hosts are independent, so each step runs on several at once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
-from .errors import LabError
+from .errors import LabError, say
 
 PARALLEL_ENV = "KOLLA_LAB_PARALLEL"
 # Enough to keep two CPUs busy with boots and docker execs, few enough not to swamp the lab's dockerd.
 DEFAULT_PARALLEL = 12
 
 T = TypeVar("T")
+
+
+@contextmanager
+def timed(phase: str) -> Iterator[None]:
+    """Say how long a phase took (a 100-node lab's up is minutes: where they go is worth knowing)."""
+    began = time.monotonic()
+    yield
+    say(f"{phase}: {time.monotonic() - began:.0f} s")
 
 
 def width() -> int:

@@ -1,7 +1,9 @@
 """The lab's hosts: systemd containers on the lab network, each with a fixed address."""
 
 import json
+import os
 import subprocess
+import tempfile
 import time
 
 from .config import LABEL, NETWORK, PROFILE_LABEL, SUBNET, Profile, gateway, host_number, node_ip, paths
@@ -20,6 +22,34 @@ RUN_FLAGS = [
     # systemd shuts down cleanly on SIGRTMIN+3, and ignores docker's default SIGTERM.
     "--stop-signal", "SIGRTMIN+3",
 ]  # fmt: skip
+# The image's lab-ifindex (see images.py) numbered eth0 last by making and deleting one link per index up
+# to eth0's, which the lab engine hands out from its own ever-growing count: 15 s a boot at index 430,
+# all of it under the kernel's one rtnl lock, so a 100-node lab took 12 minutes to come up. This one is
+# mounted over it, so the images (and other users' copies of them) stay as they are: eth0 goes out to a
+# scratch namespace and back while a placeholder holds its old index, and so returns with this
+# namespace's next, low one; its addresses and default route are put back. Constant time.
+IFINDEX_SCRIPT = """\
+#!/bin/sh
+set -u
+old=$(cat /sys/class/net/eth0/ifindex)
+addresses=$(ip -4 -o addr show dev eth0 | awk '{print $4}')
+gateway=$(ip -4 route show default dev eth0 | awk '{print $3; exit}')
+ip netns del lab-ifindex 2>/dev/null
+ip netns add lab-ifindex &&
+    ip link set eth0 netns lab-ifindex &&
+    ip link add lab-hold index "$old" type bridge &&
+    ip -n lab-ifindex link set eth0 netns 1
+moved=$?
+# eth0 back here whatever happened above, then its addresses and route.
+ip -n lab-ifindex link set eth0 netns 1 2>/dev/null
+ip link del lab-hold 2>/dev/null
+ip netns del lab-ifindex 2>/dev/null
+ip link set eth0 up || exit 1
+for address in $addresses; do ip addr replace "$address" dev eth0 || exit 1; done
+[ -z "$gateway" ] || ip route replace default via "$gateway" dev eth0 || exit 1
+exit $moved
+"""
+IFINDEX_IN_IMAGE = "/usr/local/sbin/lab-ifindex"
 HOST_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 # One docker exec per try: systemd's state on the first line; once it is up (or degraded), the lab key
 # (on stdin) authorised for root and operator, then the host's public keys, one a line.
@@ -111,13 +141,26 @@ def ensure(name: str, profile: Profile, info: dict | None, image: str | None) ->
     return "started"
 
 
+def run_flags() -> list[str]:
+    """``docker run``'s flags for a lab host: RUN_FLAGS and the constant-time lab-ifindex mounted in."""
+    script = paths().root / "bin" / "lab-ifindex"
+    if not script.exists() or script.read_text() != IFINDEX_SCRIPT:
+        script.parent.mkdir(parents=True, exist_ok=True)
+        # Hosts are made several at once: each writes its own partial file, and the last rename wins.
+        with tempfile.NamedTemporaryFile("w", dir=script.parent, prefix=".lab-ifindex.", delete=False) as partial:
+            partial.write(IFINDEX_SCRIPT)
+        os.chmod(partial.name, 0o755)
+        os.replace(partial.name, script)
+    return [*RUN_FLAGS, "-v", f"{script}:{IFINDEX_IN_IMAGE}:ro"]
+
+
 def create(name: str, profile: Profile) -> None:
     role = "deploy" if host_number(name) == 0 else "target"
     docker(
         "run", "-d", "--name", name, "--hostname", name,
         "--network", NETWORK, "--ip", node_ip(name),
         "--label", LABEL, "--label", f"{LABEL}.role={role}", "--label", f"{PROFILE_LABEL}={profile.name}",
-        *RUN_FLAGS, profile.image, "/sbin/init",
+        *run_flags(), profile.image, "/sbin/init",
     )  # fmt: skip
 
 

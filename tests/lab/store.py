@@ -151,7 +151,7 @@ def _ensure_store(weed: str) -> None:
 
 
 def _ensure_replica(name: str) -> None:
-    from .nodes import RUN_FLAGS
+    from .nodes import run_flags
 
     running = docker("inspect", "-f", "{{.State.Running}}", name, check=False).stdout.strip()
     if running == "true":
@@ -160,7 +160,7 @@ def _ensure_replica(name: str) -> None:
     docker(
         "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--ip", replica_ip(name),
         "--label", LABEL, "--label", f"{LABEL}.role=replica", "--label", f"{PROFILE_LABEL}={REPLICA_PROFILE.name}",
-        *RUN_FLAGS, REPLICA_PROFILE.image, "/sbin/init",
+        *run_flags(), REPLICA_PROFILE.image, "/sbin/init",
     )  # fmt: skip
 
 
