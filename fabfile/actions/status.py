@@ -72,7 +72,8 @@ class Status(Action):
         row = host_status(
             host, host_role(self.inventory, host), facts, registry, answer(facts, "catalog"), self.inventory.registry.secure
         )
-        row.instance = self.instance_of(facts)
+        row.zone = host.zone
+        row.instance = self.instance_of(facts, host)
         row.images = self.held(facts, ctx, host) if registry and self.wanted is not None else ""
         with self._lock:
             self.facts_of[host.name] = facts
@@ -87,15 +88,22 @@ class Status(Action):
         images = facts.engine(engines[0].name).images
         return f"{sum(1 for image in wanted if image.at(ctx.registry) in images)}/{len(wanted)}"
 
-    def instance_of(self, facts: HostFacts) -> str:
-        """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address)."""
+    def instance_of(self, facts: HostFacts, host: Host | None = None) -> str:
+        """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address);
+        ``(zone b, fallback)`` when it is outside the host's own zone."""
         hostname = self.inventory.registry.hostname
         mapped = current_address(facts.files.get(ETC_HOSTS), hostname) if hostname else ""
         if not mapped:
             return ""
-        known = {self.deploy_address(): self.inventory.deploy_host.name}
-        known.update({replica.address: replica.name for replica in self.inventory.registry.replicas})
-        return known.get(mapped, f"{mapped} (not an instance)")
+        deploy = self.inventory.deploy_host
+        known = {self.deploy_address(): (deploy.name, deploy.zone)}
+        known.update({replica.address: (replica.name, replica.zone) for replica in self.inventory.registry.replicas})
+        if mapped not in known:
+            return f"{mapped} (not an instance)"
+        name, zone = known[mapped]
+        if host is not None and host.zone and zone != host.zone:
+            return f"{name} (zone {zone or 'none'}, fallback)"
+        return name
 
 
 def _secure(ctx: StepContext) -> bool:

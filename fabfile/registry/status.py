@@ -52,8 +52,10 @@ class HostStatus:
     tls: str = ""
     # What kolla-ansible's bootstrap-servers would break here (see kolla_note).
     kolla: str = ""
-    # With registry.hostname: the instance this node's /etc/hosts maps the name to.
+    # With registry.hostname: the instance this node's /etc/hosts maps the name to (and ", fallback"
+    # when it is outside the node's zone); the host's zone.
     instance: str = ""
+    zone: str = ""
     # How many of the images it should hold it holds ("12/15"; "" when no image list is known).
     images: str = ""
 
@@ -171,7 +173,7 @@ def status_table(rows: list[HostStatus], registry: str) -> str:
     setups have (images, instance, tls, the kolla note) only when a row has a value there."""
     optional = [
         (name, [getattr(row, name) for row in rows])
-        for name in ("images", "instance", "tls", "kolla")
+        for name in ("images", "zone", "instance", "tls", "kolla")
         if any(getattr(row, name) for row in rows)
     ]
     titles = {"kolla": "after kolla bootstrap-servers"}
