@@ -22,7 +22,7 @@ from invoke.tasks import Call
 from ..engine.access import RegistryAccess
 from ..engine.action import Action
 from ..engine.report import Result, finish
-from ..engine.runner import Runner
+from ..engine.runner import Runner, default_parallel
 from ..images.model import image_list
 from ..images.wanted import Wanted, every_host_wants
 from ..inventory import load, load_images
@@ -39,7 +39,7 @@ MODE_HELP = {
     "diff": "show each file's before and after",
     "repair": "move --insecure-registry flags into daemon.json instead of refusing",
 }
-PARALLEL_HELP = "how many hosts to work on at once (default: kolla_registry.parallel, 10)"
+PARALLEL_HELP = "how many hosts to work on at once (default: kolla_registry.parallel, else every host up to 100)"
 JSON_HELP = "print the result as JSON (every row, with its data, and the totals) instead of the recap"
 
 
@@ -159,7 +159,8 @@ def setting(c: Context, name: str, default):
 
 
 def parallel_or_default(c: Context, parallel: int, name: str = "parallel") -> int:
-    return max(1, parallel or setting(c, name, 10))
+    """``--parallel``, else ``kolla_registry.NAME``, else every host up to the runner's cap (``default_parallel``)."""
+    return max(1, parallel or setting(c, name, 0) or default_parallel())
 
 
 def run_action(
