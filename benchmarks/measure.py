@@ -27,6 +27,8 @@ class Measurement:
     connections: dict[str, int]
     sessions: dict[str, int]
     ok: bool
+    # Peak resident memory, bytes: each started command's own peak (its largest process), added up.
+    peak_rss: int = 0
 
     def __add__(self, other: Measurement) -> Measurement:
         """Two phases of the floor as one run."""
@@ -37,6 +39,7 @@ class Measurement:
             {name: count + other.connections.get(name, 0) for name, count in self.connections.items()},
             {name: count + other.sessions.get(name, 0) for name, count in self.sessions.items()},
             self.ok and other.ok,
+            max(self.peak_rss, other.peak_rss),
         )
 
 
@@ -67,8 +70,9 @@ def measure(action: Action, nodes: tuple[Node, ...], node_cpu: NodeCpu, log: Pat
             )
             for command in action.commands
         ]
-        codes = [process.wait() for process in processes]
+        ended = [_wait(process) for process in processes]
     wall = time.perf_counter() - start
+    codes = [code for code, _ in ended]
     if action.cleanup:
         action.cleanup()
     _reap_orphans(present)
@@ -82,7 +86,16 @@ def measure(action: Action, nodes: tuple[Node, ...], node_cpu: NodeCpu, log: Pat
         {name: count.connections for name, count in counts.items()},
         {name: count.sessions for name, count in counts.items()},
         ok=all(code == 0 for code in codes),
+        peak_rss=sum(peak for _, peak in ended),
     )
+
+
+def _wait(process: subprocess.Popen) -> tuple[int, int]:
+    """Its exit status, and its peak resident memory in bytes (wait4's ru_maxrss: the largest of it
+    and the descendants it waited for; for fab, its one process)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_maxrss * 1024
 
 
 def _children_cpu() -> float:

@@ -25,8 +25,12 @@ REGISTRY_PORT = 4000
 PROBE_PATH = "kolla-registry/probe:latest"
 # sshd logs "Starting session: command ..." per exec channel only at VERBOSE.
 SSHD_VERBOSE = "/etc/ssh/sshd_config.d/zz-benchmark.conf"
-# Seconds left after a reset for the nodes' dockerd and systemd to go quiet.
+# Seconds left after a reset for the nodes' dockerd and systemd to go quiet, at least; then until their
+# CPU use over a window is below QUIET_CPUS (all nodes together), SETTLE_LIMIT seconds at most.
 SETTLE_SECONDS = 1.0
+SETTLE_WINDOW = 1.0
+QUIET_CPUS = 0.15
+SETTLE_LIMIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,17 @@ class Lab:
 
 
 def ensure_lab(count: int) -> Lab:
-    """deploy1 and at least ``count`` running targets; a bigger lab is used as it is."""
-    hosts = {row.name: row.state for row in status()}
-    targets = [name for name in hosts if name != lab_config.DEPLOY_HOST]
-    wanted = [lab_config.DEPLOY_HOST, *lab_config.target_names(count)]
-    if any(hosts.get(name) != "running" for name in wanted) or not paths().inventory.exists():
+    """deploy1 and at least ``count`` running Docker targets (the tools compared configure Docker);
+    a bigger lab is used as it is, a smaller one grown with bookworm-docker nodes."""
+    rows = {row.name: row for row in status()}
+    docker_nodes = [name for name, row in rows.items() if name.startswith("node") and row.profile.endswith("-docker")]
+    running = all(rows[name].state == "running" for name in [lab_config.DEPLOY_HOST, *docker_nodes] if name in rows)
+    if len(docker_nodes) < count or not running or lab_config.DEPLOY_HOST not in rows or not paths().inventory.exists():
+        others = len([name for name in rows if name.startswith("node")]) - len(docker_nodes)
         # Never fewer targets than the lab has: other users of the lab may need them.
-        up(grown(max(count, len(targets))))
-        targets = [row.name for row in status() if row.name != lab_config.DEPLOY_HOST]
+        up(grown(max(count + others, len(rows) - 1)))
+        rows = {row.name: row for row in status()}
+        docker_nodes = [name for name, row in rows.items() if name.startswith("node") and row.profile.endswith("-docker")]
     lab = paths()
     return Lab(
         inventory=lab.inventory,
@@ -73,7 +80,7 @@ def ensure_lab(count: int) -> Lab:
         known_hosts=lab.known_hosts,
         deploy_address=lab_config.node_ip(lab_config.DEPLOY_HOST),
         targets=tuple(
-            Node(name, lab_config.node_ip(name)) for name in sorted(targets, key=lab_config.host_number)
+            Node(name, lab_config.node_ip(name)) for name in sorted(docker_nodes, key=lab_config.host_number)
         ),
     )
 
@@ -112,10 +119,11 @@ def prepare(nodes: Iterable[Node]) -> None:
 
 
 def reset(nodes: Iterable[Node], probe: str) -> None:
-    """Targets as a fresh cloud has them: no daemon.json, nothing pending, no probe image.
+    """Targets as a fresh cloud has them: no daemon.json, nothing pending, no probe image; then quiet.
 
     docker.service allows three starts in 60 s: reset-failed clears that count.
     """
+    nodes = tuple(nodes)
     on_nodes(
         nodes,
         "rm -rf /etc/docker/daemon.json /var/lib/kolla-registry/pending /etc/docker/certs.d\n"
@@ -123,7 +131,22 @@ def reset(nodes: Iterable[Node], probe: str) -> None:
         "systemctl reset-failed docker\n"
         "systemctl restart docker\n",
     )
+    settle(nodes)
+
+
+def settle(nodes: tuple[Node, ...]) -> None:
+    """Wait until the nodes' CPU is quiet: a hundred dockerd restarting keep two CPUs busy for many
+    seconds, which the next timed run would otherwise pay for."""
     time.sleep(SETTLE_SECONDS)
+    cpu = NodeCpu(nodes)
+    deadline = time.monotonic() + SETTLE_LIMIT
+    before = cpu.seconds()
+    while before is not None and time.monotonic() < deadline:
+        time.sleep(SETTLE_WINDOW)
+        after = cpu.seconds()
+        if after - before < QUIET_CPUS * SETTLE_WINDOW:
+            return
+        before = after
 
 
 def allow_restart(nodes: Iterable[Node]) -> None:
@@ -175,9 +198,10 @@ class NodeCpu:
     """
 
     def __init__(self, nodes: Iterable[Node]) -> None:
-        self.counters = [
-            _cpu_counter(docker("inspect", "-f", "{{.Id}}", node.name).stdout.strip()) for node in nodes
-        ]
+        names = [node.name for node in nodes]
+        # One inspect for all: a hundred of them one by one take seconds.
+        ids = docker("inspect", "-f", "{{.Id}}", *names).stdout.split() if names else []
+        self.counters = [_cpu_counter(container) for container in ids]
 
     def seconds(self) -> float | None:
         if not all(self.counters):

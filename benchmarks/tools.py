@@ -45,7 +45,7 @@ class Floor:
 
 
 class Fab:
-    """``fab configure-targets --parallel N`` on an inventory of the N nodes."""
+    """``fab configure-targets`` with its default flags (its own default parallelism) on an inventory of the N nodes."""
 
     name = "fab configure-targets"
     registry: ClassVar[dict] = {}
@@ -56,7 +56,7 @@ class Fab:
 
     def action(self) -> Action:
         env = {**os.environ, "KOLLA_REGISTRY_HOSTS": str(self.inventory)}
-        return Action([[str(BIN / "fab"), "configure-targets", "--parallel", str(self.count)]], env)
+        return Action([[str(BIN / "fab"), "configure-targets"]], env)
 
 
 class FabTls(Fab):

@@ -29,7 +29,8 @@ ns = Collection(
 ns.configure(
     {
         "kolla_registry": {
-            "parallel": 10,
+            # Hosts at once: 0 is every host, up to 100 (fewer with a low open-files limit).
+            "parallel": 0,
             "sync_parallel": 4,
             "globals_path": GLOBALS_PATH,
             "cli_hosts": [],

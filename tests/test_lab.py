@@ -70,6 +70,15 @@ def test_target_runs_debian_docker_under_systemd(lab, name):
     assert version.split(".")[0] == {"bookworm": "20", "trixie": "26"}[SUITE[name]]
 
 
+@pytest.mark.parametrize("name", DOCKER_TARGETS)
+def test_eth0_is_numbered_before_the_interfaces_made_at_boot(lab, name):
+    """As on a real host, whatever index the lab engine gave eth0: docker0 comes after it (hostname -I)."""
+    shown = lab.run(name, "cat /sys/class/net/eth0/ifindex /sys/class/net/docker0/ifindex; ls /run/netns 2>/dev/null")
+    eth0, docker0, *leftovers = shown.stdout.split()
+    assert int(eth0) < int(docker0) and leftovers == []
+    assert lab.run(name, "systemctl is-active lab-ifindex").stdout.strip() == "active"
+
+
 @pytest.mark.parametrize("name", PODMAN_TARGETS)
 def test_podman_target_has_podman_and_no_docker(lab, name):
     assert lab.run(name, "podman --version").stdout.split()[:2] == ["podman", "version"]

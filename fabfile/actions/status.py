@@ -81,7 +81,8 @@ class Status(Action):
             settings.secure,
             exposure(settings.tls, settings.auth),
         )
-        row.instance = self.instance_of(facts)
+        row.zone = host.zone
+        row.instance = self.instance_of(facts, host)
         row.images = self.held(facts, ctx, host) if registry and self.wanted is not None else ""
         with self._lock:
             self.facts_of[host.name] = facts
@@ -110,15 +111,22 @@ class Status(Action):
             found[name] = held_releases(self.wanted.of(host), facts.engine(engines[0].name).images, registry, pinned)
         return found
 
-    def instance_of(self, facts: HostFacts) -> str:
-        """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address)."""
+    def instance_of(self, facts: HostFacts, host: Host | None = None) -> str:
+        """The instance this host's /etc/hosts maps registry.hostname to ("" without one, or an unknown address);
+        ``(zone b, fallback)`` when it is outside the host's own zone."""
         hostname = self.inventory.registry.hostname
         mapped = current_address(facts.files.get(ETC_HOSTS), hostname) if hostname else ""
         if not mapped:
             return ""
-        known = {self.deploy_address(): self.inventory.deploy_host.name}
-        known.update({replica.address: replica.name for replica in self.inventory.registry.replicas})
-        return known.get(mapped, f"{mapped} (not an instance)")
+        deploy = self.inventory.deploy_host
+        known = {self.deploy_address(): (deploy.name, deploy.zone)}
+        known.update({replica.address: (replica.name, replica.zone) for replica in self.inventory.registry.replicas})
+        if mapped not in known:
+            return f"{mapped} (not an instance)"
+        name, zone = known[mapped]
+        if host is not None and host.zone and zone != host.zone:
+            return f"{name} (zone {zone or 'none'}, fallback)"
+        return name
 
 
 def _secure(ctx: StepContext) -> bool:

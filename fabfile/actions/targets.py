@@ -134,9 +134,13 @@ class ConfigureTargets(Action):
         if outcome.failed:
             hint = diagnose(outcome.message, ctx.inventory.registry.secure)
             return f" ({hint})" if hint and hint not in outcome.message else ""
-        if ctx.placement and ctx.placement.name not in outcome.message:
-            return f"; instance {ctx.placement.name}"
-        return ""
+        placement = ctx.placement
+        if placement is None:
+            return ""
+        said = "" if placement.name in outcome.message else f"; instance {placement.name}"
+        if placement.fallback and f"zone {placement.fallback} " not in outcome.message:
+            said += f" (fallback: zone {placement.fallback} has no healthy instance)"
+        return said
 
 
 def node_tls(ctx: StepContext) -> tuple[Section, ...]:

@@ -8,6 +8,7 @@ This is the only place that turns an exception into a row.
 from __future__ import annotations
 
 import os
+import resource
 import time
 import traceback
 from collections.abc import Iterable
@@ -30,6 +31,22 @@ from .localrun import LocalRun
 from .report import Result, print_line, progress_line
 
 DEBUG_ENV = "KOLLA_REGISTRY_DEBUG"
+# Without --parallel or kolla_registry.parallel: every host at once, up to this many. A fixed 10 left a
+# 100-node cloud waiting in ten waves; past about 100 the controller's one core (Python's GIL, paramiko's
+# packets and key exchanges) is the limit, so more threads only add memory (benchmarks/README.md).
+PARALLEL_CAP = 100
+# Each host in flight holds a socket, and a few more files for a moment (known_hosts, an upload); some are
+# kept for everything else. A low open-files limit lowers the cap.
+FILES_PER_HOST = 4
+FILES_KEPT = 64
+
+
+def default_parallel() -> int:
+    """How many hosts at once when nothing says: PARALLEL_CAP, or fewer where the open-files limit is low."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return PARALLEL_CAP
+    return max(1, min(PARALLEL_CAP, (soft - FILES_KEPT) // FILES_PER_HOST))
 
 
 class Runner:

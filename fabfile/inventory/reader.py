@@ -35,6 +35,7 @@ _CHOICES = {
 _GRAMMAR = {
     "name": (grammar.HOST_NAME, "is not a host name (letters, digits, '.', '_', '-')"),
     "user": (grammar.USER, "is not a user name"),
+    "zone": (grammar.ZONE, "is not a zone name (letters, digits, '.', '_', '-')"),
     "registry.name": (grammar.CONTAINER_NAME, "is not a container name"),
     "registry.volume": (grammar.CONTAINER_NAME, "is not a volume name"),
     "registry.image": (grammar.IMAGE_REFERENCE, "is not an image reference ([registry/]name[:tag])"),

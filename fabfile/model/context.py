@@ -35,6 +35,11 @@ class Placement:
     name: str
     address: str
     note: str = ""
+    # Every instance's address in the order the node tries them (its own, its zone's, the others):
+    # podman's mirrors, so that a dead instance fails over at pull time.
+    mirrors: tuple[str, ...] = ()
+    # The node's zone while it pulls from another one (its own has no healthy instance); else "".
+    fallback: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 # An inventory host's name: a label for the recap and for -H.
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# A zone (a rack, a row, an availability zone): a label shown in status and compared, never run.
+ZONE = HOST_NAME
 USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # A registry account: quay.io robots are "org+name", others e-mail-like.
 REGISTRY_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}")

@@ -23,6 +23,8 @@ class Host:
     # (folder, user): files at or below a folder that user owns (chown $USER /etc/kolla) are written as
     # that user; any other folder or link on a path root writes must be root's.
     write_as: tuple[tuple[str, str], ...] = ()
+    # A rack, a row, an availability zone: a node pulls from a registry instance of its own zone first.
+    zone: str = ""
 
 
 # This machine, as a row names it: where a task works without SSH (export-images).

@@ -29,10 +29,11 @@ class Access:
 
 @dataclass(frozen=True)
 class Instance:
-    """One registry instance: the host that runs it, and the IPv4 address nodes reach it at."""
+    """One registry instance: the host that runs it, the IPv4 address nodes reach it at, and its zone."""
 
     name: str
     address: str
+    zone: str = ""
 
 
 # What the deployment host tells of its registry (the CA where versions before CA_DIR kept it, too:
@@ -76,8 +77,8 @@ def own_instance(inventory: Inventory, host: Host, deploy_address: str) -> str:
 
 def instances(inventory: Inventory, deploy_address: str) -> tuple[Instance, ...]:
     """Every instance, the deployment host's first."""
-    replicas = inventory.registry.replicas
-    return (Instance(inventory.deploy_host.name, deploy_address), *(Instance(r.name, r.address) for r in replicas))
+    deploy, replicas = inventory.deploy_host, inventory.registry.replicas
+    return (Instance(deploy.name, deploy_address, deploy.zone), *(Instance(r.name, r.address, r.zone) for r in replicas))
 
 
 def unknown(inventory: Inventory, reason: str) -> str:

@@ -52,8 +52,10 @@ class HostStatus:
     tls: str = ""
     # What kolla-ansible's bootstrap-servers would break here (see kolla_note).
     kolla: str = ""
-    # With registry.hostname: the instance this node's /etc/hosts maps the name to.
+    # With registry.hostname: the instance this node's /etc/hosts maps the name to (and ", fallback"
+    # when it is outside the node's zone); the host's zone.
     instance: str = ""
+    zone: str = ""
     # How many of the images it should hold it holds ("12/15"; "" when no image list is known).
     images: str = ""
     # A TLS registry an engine here treats as insecure anyway (no certificate check): each entry, where.
@@ -185,10 +187,10 @@ def unreachable_status(host: Host, role: str, reason: str) -> HostStatus:
 
 def status_table(rows: list[HostStatus], registry: str) -> str:
     """The rows as a table, under the registry they were checked against; the columns only some
-    setups have (images, release, instance, tls, the kolla note) only when a row has a value there."""
+    setups have (images, release, zone, instance, tls, the kolla note) only when a row has a value there."""
     optional = [
         (name, [getattr(row, name) for row in rows])
-        for name in ("images", "release", "instance", "tls", "kolla")
+        for name in ("images", "release", "zone", "instance", "tls", "kolla")
         if any(getattr(row, name) for row in rows)
     ]
     titles = {"kolla": "after kolla bootstrap-servers"}

@@ -24,7 +24,7 @@ from ..actions.tags import REGISTRY, ListTags
 from ..engine.access import RegistryAccess
 from ..engine.action import Action
 from ..engine.report import Result, finish
-from ..engine.runner import Runner
+from ..engine.runner import Runner, default_parallel
 from ..images.lock import Lock
 from ..images.lock_read import LockError, read_lock
 from ..images.model import filtered_repositories, image_list
@@ -45,7 +45,7 @@ MODE_HELP = {
     "diff": "show each file's before and after",
     "repair": "move --insecure-registry flags into daemon.json instead of refusing",
 }
-PARALLEL_HELP = "how many hosts to work on at once (default: kolla_registry.parallel, 10)"
+PARALLEL_HELP = "how many hosts to work on at once (default: kolla_registry.parallel, else every host up to 100)"
 JSON_HELP = "print the result as JSON (every row, with its data, and the totals) instead of the recap"
 RELEASE_HELP = (
     "each image at its snapshot tag TAG-RELEASE (default: the release kolla-globals pinned the cloud to, if any; "
@@ -209,7 +209,8 @@ def setting(c: Context, name: str, default):
 
 
 def parallel_or_default(c: Context, parallel: int, name: str = "parallel") -> int:
-    return max(1, parallel or setting(c, name, 10))
+    """``--parallel``, else ``kolla_registry.NAME``, else every host up to the runner's cap (``default_parallel``)."""
+    return max(1, parallel or setting(c, name, 0) or default_parallel())
 
 
 def run_action(

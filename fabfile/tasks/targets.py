@@ -41,5 +41,6 @@ def survey(c: Context, inventory: Inventory, access: RegistryAccess, parallel: i
         for row in result.outcomes
         if not row.failed
     }
-    nodes = [host.name for host in selected_hosts(c, inventory, inventory.targets)]
-    return placements(nodes, instances, surveyed, inventory.registry.hostname, rebalance)
+    nodes = selected_hosts(c, inventory, inventory.targets)
+    zones = {host.name: host.zone for host in nodes}
+    return placements([host.name for host in nodes], instances, surveyed, inventory.registry.hostname, rebalance, zones)

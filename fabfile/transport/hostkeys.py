@@ -29,9 +29,15 @@ def checking_client(host: Host) -> paramiko.SSHClient:
     accept_new = host.host_key_policy == "accept-new"
     found = known_hosts_file(path, missing_ok=accept_new)
     client = paramiko.SSHClient()
-    client.get_host_keys().update(found.keys)
+    # Only this host's lines: copying the whole file into every client cost more CPU than the handshake.
+    client.get_host_keys().update(found.keys_for(server_name(host)))
     client.set_missing_host_key_policy(SaveNewKey(path, found.revoked) if accept_new else RefuseUnknown(found.revoked))
     return client
+
+
+def server_name(host: Host) -> str:
+    """The name paramiko looks ``host`` up by in known_hosts: its address, or ``[address]:port``."""
+    return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
 
 
 def known_hosts_path(host: Host) -> str:
@@ -98,6 +104,13 @@ class KnownHosts:
     revoked: frozenset[tuple[str, str]] = frozenset()
     authorities: int = 0
 
+    def keys_for(self, name: str) -> paramiko.HostKeys:
+        """The keys of the lines that name ``name`` (plainly or hashed), as their own HostKeys."""
+        found = paramiko.HostKeys()
+        for key_type, key in (self.keys.lookup(name) or {}).items():
+            found.add(name, key_type, key)
+        return found
+
 
 def known_hosts(path: str, missing_ok: bool = False) -> paramiko.HostKeys:
     """The host keys in ``path`` (see ``known_hosts_file``)."""
@@ -118,7 +131,13 @@ def known_hosts_file(path: str, missing_ok: bool = False) -> KnownHosts:
         raise HostKeyFileError(f"{path}: cannot read: No such file or directory") from None
     except OSError as error:
         raise HostKeyFileError(f"{path}: cannot read: {error.strerror}") from None
-    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+    # One parse for every host of a run: without the lock, a hundred threads starting at once all
+    # missed the cache together and each parsed the whole file (paramiko takes its logging lock per line).
+    with _PARSING:
+        return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
+_PARSING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)

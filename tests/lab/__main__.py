@@ -20,21 +20,19 @@ from . import down, status, up
 from .config import DEPLOY_PROFILES, TARGET_PROFILES, paths
 from .engine import engine_running
 from .errors import LabError
+from .lock import lab_lock
 from .store import up_replicas
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "up":
-            if args.replicas and not args.s3:
-                raise LabError("--replicas needs --s3: replicas share one store")
-            inventory = up(args.targets, args.deploy)
-            print(up_replicas(args.replicas) if args.s3 else inventory)
-        elif args.command == "down":
-            down(engine=args.engine)
-        else:
+        if args.command == "status":
             _print_status()
+            return 0
+        # up and down add, replace and remove hosts: never under a test session or a benchmark.
+        with lab_lock():
+            _change(args)
     except LabError as error:
         print(f"lab: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
@@ -42,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         print("lab: interrupted: run `python -m tests.lab up` again to finish", file=sys.stderr)
         return 130
     return 0
+
+
+def _change(args: argparse.Namespace) -> None:
+    if args.command == "up":
+        if args.replicas and not args.s3:
+            raise LabError("--replicas needs --s3: replicas share one store")
+        inventory = up(args.targets, args.deploy)
+        print(up_replicas(args.replicas) if args.s3 else inventory)
+    else:
+        down(engine=args.engine)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,13 +9,13 @@ from pathlib import Path
 from subprocess import CompletedProcess
 from typing import TYPE_CHECKING
 
-from . import config, nodes
+from . import config, fanout, nodes
 from .engine import docker, engine_running, ensure_engine, stop_engine
 from .errors import LabError, say
 from .files import ensure_key, forget, replace_known_host, write_inventory, write_known_hosts
 from .firewall import open_egress, restrict_egress
 from .host import ensure_tools, raise_inotify_limits, require_root
-from .images import BUILD_CONTAINER, ensure_images
+from .images import BUILD_CONTAINER, ensure_images, image_id
 
 if TYPE_CHECKING:
     import paramiko
@@ -52,15 +52,17 @@ def up(targets: int | str = 3, deploy: str = config.DEFAULT_DEPLOY) -> Path:
         ensure_images(set(hosts.values()))
         _remove_all_but(names)
         _save_layout(hosts)
-        for name, profile in hosts.items():
-            say(f"{name} ({profile.name}): {nodes.ensure(name, profile)}")
-        write_known_hosts([line for name in names for line in _boot(name)])
-        for name in names:
-            nodes.wait_for_ssh(name)
+        with fanout.timed("start"):
+            _ensure_hosts(hosts)
+        with fanout.timed("boot"):
+            keys = fanout.each(_boot, names, "booting")
+        write_known_hosts([line for name in names for line in keys[name]])
+        with fanout.timed("ssh"):
+            fanout.each(nodes.wait_for_ssh, names, "logging in over SSH")
         inventory = write_inventory(names[1:])
         # Images a changed recipe replaced, now that no container uses them.
         docker("image", "prune", "--force", check=False)
-    say(f"up: {', '.join(names)}")
+    say(f"up: {fanout.shortened(names)}")
     return inventory
 
 
@@ -72,10 +74,12 @@ def down(engine: bool = False) -> None:
         return
     with _locked():
         ensure_engine()
-        for name in nodes.lab_containers():
-            say(f"{name}: removing")
-            nodes.remove(name)
-        docker("rm", "-f", BUILD_CONTAINER, check=False)
+        listed = nodes.lab_containers()
+        say(f"removing {len(listed)} hosts: {fanout.shortened(listed)}")
+        fanout.each(nodes.remove, listed, "removing")
+        docker("rm", "-f", "-v", BUILD_CONTAINER, check=False)
+        # What removed hosts leave: their anonymous volumes (an engine's store each), if any were kept.
+        nodes.remove_dangling_volumes()
         nodes.remove_network()
         open_egress()
         forget()
@@ -239,10 +243,21 @@ def _boot(name: str) -> list[str]:
 
 
 def _remove_all_but(names: list[str]) -> None:
-    for name in nodes.lab_containers():
-        if name not in names:
-            say(f"{name}: removing (not asked for)")
-            nodes.remove(name)
+    extra = [name for name in nodes.lab_containers() if name not in names]
+    if extra:
+        say(f"removing {len(extra)} hosts not asked for: {fanout.shortened(extra)}")
+        fanout.each(nodes.remove, extra, "removing")
+
+
+def _ensure_hosts(hosts: dict[str, config.Profile]) -> None:
+    """Each host running as its profile makes it: reused, started, or created; several at once."""
+    found = nodes.inspect_all(list(hosts))
+    images = {profile: image_id(profile.image) for profile in set(hosts.values())}
+    done = fanout.each(lambda name: nodes.ensure(name, hosts[name], found.get(name), images[hosts[name]]), hosts, "starting")
+    by_state: dict[str, list[str]] = {}
+    for name, how in done.items():
+        by_state.setdefault(how, []).append(name)
+    say(", ".join(f"{how}: {fanout.shortened(names)}" for how, names in by_state.items()))
 
 
 @contextmanager

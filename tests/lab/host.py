@@ -10,8 +10,9 @@ from .errors import LabError, LabUnavailable, say
 PACKAGES = ["docker.io", "docker-registry", "debootstrap", "openssh-client", "iptables"]
 TOOLS = ["dockerd", "docker", "docker-registry", "debootstrap", "ssh-keygen", "ssh", "iptables"]
 SBIN = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# systemd in every node takes inotify instances; the default 128 runs out at about 20 nodes.
-INOTIFY = {"max_user_instances": 1024, "max_user_watches": 1048576}
+# systemd in every node takes inotify instances (about 6 each, more once logins start user managers);
+# the default 128 runs out at about 20 nodes, 1024 near 150.
+INOTIFY = {"max_user_instances": 8192, "max_user_watches": 1048576}
 
 
 def require_root() -> None:

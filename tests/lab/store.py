@@ -151,7 +151,7 @@ def _ensure_store(weed: str) -> None:
 
 
 def _ensure_replica(name: str) -> None:
-    from .nodes import RUN_FLAGS
+    from .nodes import run_flags
 
     running = docker("inspect", "-f", "{{.State.Running}}", name, check=False).stdout.strip()
     if running == "true":
@@ -160,22 +160,15 @@ def _ensure_replica(name: str) -> None:
     docker(
         "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--ip", replica_ip(name),
         "--label", LABEL, "--label", f"{LABEL}.role=replica", "--label", f"{PROFILE_LABEL}={REPLICA_PROFILE.name}",
-        *RUN_FLAGS, REPLICA_PROFILE.image, "/sbin/init",
+        *run_flags(), REPLICA_PROFILE.image, "/sbin/init",
     )  # fmt: skip
 
 
 def _boot(name: str) -> list[str]:
     """Wait for systemd, authorise the lab key; the host's keys as known_hosts lines for its address."""
-    from .nodes import BOOT_TIMEOUT, NodeNotReady, _authorise, _system_state
+    from .nodes import boot
 
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while time.monotonic() < deadline:
-        if _system_state(name, deadline) in ("running", "degraded"):
-            _authorise(name)
-            keys = docker("exec", name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout
-            return [f"{replica_ip(name)} {' '.join(line.split()[:2])}" for line in keys.splitlines() if line.strip()]
-        time.sleep(1)
-    raise NodeNotReady(f"{name} did not boot within {BOOT_TIMEOUT}s")
+    return boot(name, replica_ip(name), degraded_ok=True)
 
 
 def _known_hosts(lines: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -369,6 +370,13 @@ def test_commands_do_not_inherit_the_lock(host):
 # --- the Docker handler, run with stand-ins for systemctl and docker -----------------------------
 
 
+def info_json(*insecure: str) -> str:
+    """Docker's /info, compact, as its API and ``docker info --format '{{json .}}'`` print it (the part read)."""
+    configs = {name: {"Name": name, "Mirrors": [], "Secure": False, "Official": False} for name in insecure}
+    configs["docker.io"] = {"Name": "docker.io", "Mirrors": ["https://mirror.example"], "Secure": True, "Official": True}
+    return json.dumps({"ID": "x", "RegistryConfig": {"IndexConfigs": configs}}, separators=(",", ":"))
+
+
 @pytest.fixture
 def docker_host(host, monkeypatch):
     """systemctl and docker that log their calls; docker info never shows the new registry as insecure."""
@@ -377,7 +385,9 @@ def docker_host(host, monkeypatch):
     (bin_dir / "systemctl").write_text(
         f'#!/bin/sh\necho "$*" >> {host}/calls\ncase $1 in is-active) exit 0 ;; esac\nexit 0\n'
     )
-    (bin_dir / "docker").write_text("#!/bin/sh\necho 'other:5000=false'\n")
+    # /info as Docker's API and CLI give it: another registry insecure, never the new one.
+    (bin_dir / "docker").write_text(f"#!/bin/sh\necho '{info_json('other:5000')}'\n")
+    (bin_dir / "curl").write_text(f"#!/bin/sh\necho '{info_json('other:5000')}'\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
@@ -443,7 +453,45 @@ def test_handler_script_is_valid_shell(expect):
     )
 
     assert result.returncode == 0, result.stderr
-    assert ("grep -qxF 192.0.2.10:4000=false" in handler_script(expect)) is bool(expect)
+    assert ("192\\.0\\.2\\.10:4000" in handler_script(expect)) is bool(expect)
+
+
+def answered(host: Path, tool: str, text: str, plan: StepPlan) -> subprocess.CompletedProcess:
+    """The handler after ``plan``, ``tool`` (curl or docker) printing ``text`` as /info; the other failing."""
+    for name in ("curl", "docker"):
+        (host / "bin" / name).write_text(f"#!/bin/sh\necho '{text}'\n" if name == tool else "#!/bin/sh\nexit 7\n")
+    return handled(host, plan)
+
+
+@pytest.mark.parametrize("tool", ["curl", "docker"])
+def test_a_reload_that_took_is_seen_in_info_from_the_api_or_the_cli(docker_host, tool):
+    target = docker_host / "daemon.json"
+    target.write_text(OLD)
+    plan = StepPlan("s", files=[FileChange(str(target), OLD, NEW)], handler=RELOAD)
+
+    result = answered(docker_host, tool, info_json("other:5000", "192.0.2.10:4000"), plan)
+
+    assert result.returncode == 0, result.stdout
+    assert f"{MARK} docker reload" in result.stdout and target.read_text() == NEW
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        info_json("192.0.2.10:40000"),  # another port
+        info_json("192x0.2.10:4000"),  # a dot is a dot, not any character
+        info_json(),  # nothing insecure
+        info_json("192.0.2.10:4000").replace('"Secure":false', '"Secure":true'),
+    ],
+)
+def test_only_the_registrys_own_insecure_entry_counts_as_taken(docker_host, shown):
+    target = docker_host / "daemon.json"
+    target.write_text(OLD)
+    plan = StepPlan("s", files=[FileChange(str(target), OLD, NEW)], handler=RELOAD)
+
+    result = answered(docker_host, "curl", shown, plan)
+
+    assert result.returncode == 3 and target.read_text() == OLD
 
 
 def test_rollback_restores_what_pending_lists_and_clears_it(host):
@@ -486,3 +534,17 @@ def test_a_secret_gets_its_own_mode_even_over_a_wider_file(host):
 
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_text() == "a: 2\n"
+
+
+@pytest.mark.parametrize(("handler", "resets"), [(RELOAD, False), (RESTART, True)])
+def test_only_a_restart_clears_the_units_start_count_first(docker_host, handler, resets):
+    target = docker_host / "daemon.json"
+    target.write_text(OLD)
+    plan = StepPlan("s", files=[FileChange(str(target), OLD, NEW)], handler=handler)
+
+    result = answered(docker_host, "curl", info_json("192.0.2.10:4000"), plan)
+
+    assert result.returncode == 0, result.stdout
+    calls = (docker_host / "calls").read_text().splitlines()
+    assert ("reset-failed docker" in calls) is resets
+    assert f"{handler} docker" in calls

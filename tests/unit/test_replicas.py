@@ -271,8 +271,9 @@ def test_nodes_on_a_down_instance_move_and_say_why():
     up = {"deploy1": True, "replica1": False}
     found = {"node1": surveyed("192.0.2.21", up), "node2": surveyed("192.0.2.10", up)}
     placed = placements(["node1", "node2"], INSTANCES, found, NAME)
-    assert placed["node1"] == Placement("deploy1", "192.0.2.10", "moved from replica1 (does not answer /v2/)")
-    assert placed["node2"] == Placement("deploy1", "192.0.2.10", "")
+    both = ("192.0.2.10", "192.0.2.21")  # every instance, its own first: podman's mirrors
+    assert placed["node1"] == Placement("deploy1", "192.0.2.10", "moved from replica1 (does not answer /v2/)", both)
+    assert placed["node2"] == Placement("deploy1", "192.0.2.10", "", both)
 
 
 def test_an_unsurveyed_node_gets_no_placement():

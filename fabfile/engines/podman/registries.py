@@ -27,8 +27,9 @@ HEADER = (
 
 
 def podman_files(ctx: StepContext) -> Section:
-    """The registries files podman reads and, for a TLS registry, the CA it has for it."""
-    ca = (ca_path(ctx.registry),) if ctx.inventory.registry.secure and ctx.registry_address else ()
+    """The registries files podman reads and, for a TLS registry, the CA it has for it (and for each mirror)."""
+    secure = ctx.inventory.registry.secure and ctx.registry_address
+    ca = tuple(ca_path(registry) for registry in (ctx.registry, *mirrors_of(ctx))) if secure else ()
     return files(REGISTRIES_CONF, ROOT_CONF, *ca, globs=(f"{REGISTRIES_DIR}/*.conf", f"{ROOT_DIR}/*.conf"))
 
 
@@ -45,8 +46,9 @@ def toml_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def dropin_with(current: str | None, registry: str, insecure: bool) -> str:
-    """The drop-in with ``registry``'s entry set, in its place, and the entries it holds for other registries kept.
+def dropin_with(current: str | None, registry: str, insecure: bool, mirrors: tuple[str, ...] = ()) -> str:
+    """The drop-in with ``registry``'s entry set (and its ``mirrors``, tried in order before it), in its place,
+    and the entries it holds for other registries kept.
 
     A node may pull from more than one registry (two clouds, a move to a new address),
     as daemon.json keeps every insecure entry.
@@ -55,20 +57,32 @@ def dropin_with(current: str | None, registry: str, insecure: bool) -> str:
         listed = entries(current or "")
     except ValueError:
         listed = []  # the tool's own file, unreadable: written anew
-    pairs = [(_prefix(entry), bool(entry.get("insecure"))) for entry in listed if _prefix(entry)]
-    if registry in dict(pairs):
-        pairs = [(location, insecure if location == registry else flag) for location, flag in pairs]
-    else:
-        pairs.append((registry, insecure))
-    return _render(pairs)
+    kept = {_prefix(entry): (bool(entry.get("insecure")), _mirrors(entry)) for entry in listed if _prefix(entry)}
+    kept[registry] = (insecure, tuple((mirror, insecure) for mirror in mirrors if mirror != registry))
+    return _render(kept)
 
 
-def _render(pairs: list[tuple[str, bool]]) -> str:
-    blocks = (
-        f"[[registry]]\nlocation = {toml_string(location)}\ninsecure = {str(insecure).lower()}\n"
-        for location, insecure in dict(pairs).items()
-    )
+def _mirrors(entry: dict) -> tuple[tuple[str, bool], ...]:
+    listed = entry.get("mirror") if isinstance(entry.get("mirror"), list) else []
+    return tuple((str(m.get("location", "")), bool(m.get("insecure"))) for m in listed if isinstance(m, dict) and m.get("location"))
+
+
+def _render(kept: dict[str, tuple[bool, tuple[tuple[str, bool], ...]]]) -> str:
+    blocks = []
+    for location, (insecure, mirrors) in kept.items():
+        block = f"[[registry]]\nlocation = {toml_string(location)}\ninsecure = {str(insecure).lower()}\n"
+        for mirror, mirror_insecure in mirrors:
+            block += f"\n[[registry.mirror]]\nlocation = {toml_string(mirror)}\ninsecure = {str(mirror_insecure).lower()}\n"
+        blocks.append(block)
     return HEADER + "".join(f"\n{block}" for block in blocks)
+
+
+def mirrors_of(ctx: StepContext) -> tuple[str, ...]:
+    """``ADDR:PORT`` of every instance in the order this node tries them (registry.hostname), else none."""
+    placement = ctx.placement
+    if placement is None or not ctx.inventory.registry.hostname:
+        return ()
+    return tuple(f"{address}:{ctx.inventory.registry.port}" for address in placement.mirrors)
 
 
 def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
@@ -88,9 +102,10 @@ def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
         if not ca:
             plan.error = "the registry's CA is not on the deployment host yet: run fab deploy-host"
             return plan
-        path = ca_path(ctx.registry)
-        if facts.files.get(path) != ca:
-            plan.files.append(FileChange(path, facts.files.get(path), ca))
+        # Each mirror is one instance at its own address, whose certificate names that address.
+        for path in dict.fromkeys(ca_path(registry) for registry in (ctx.registry, *mirrors_of(ctx))):
+            if facts.files.get(path) != ca:
+                plan.files.append(FileChange(path, facts.files.get(path), ca))
     # A node moving to TLS keeps its insecure entry until TLS verifies with the CA (as Docker does);
     # once the CA is in place and TLS still does not verify, it fails rather than log in over it.
     keep_insecure = secure and still_insecure(facts, ctx.registry) and not tls_verified(facts)
@@ -100,13 +115,16 @@ def trust_podman(facts: HostFacts, ctx: StepContext) -> StepPlan:
             f"({facts.reach.tls or 'no answer'}): podman keeps it insecure in {DROPIN}, and no login is sent"
         )
         return plan
-    text = dropin_with(facts.files.get(DROPIN), ctx.registry, insecure=not secure or keep_insecure)
+    insecure = not secure or keep_insecure
+    text = dropin_with(facts.files.get(DROPIN), ctx.registry, insecure, mirrors_of(ctx))
+    mirrored = f"podman mirrors: {', '.join(mirrors_of(ctx))}" if mirrors_of(ctx) else ""
     if facts.files.get(DROPIN) != text:
         plan.files.append(FileChange(DROPIN, facts.files.get(DROPIN), text))
+        plan.notes += [mirrored] if mirrored else []
     elif keep_insecure:
         plan.notes.append(f"podman: {ctx.registry} stays insecure in {DROPIN} until TLS verifies from here")
     else:
-        plan.notes.append(f"podman: {ctx.registry} in {DROPIN}")
+        plan.notes.append(f"podman: {ctx.registry} in {DROPIN}" + (f"; {mirrored}" if mirrored else ""))
     return plan
 
 
@@ -185,8 +203,9 @@ def _prefix(entry: dict) -> str:
     return str(entry.get("prefix") or entry.get("location") or "").rstrip("/")
 
 
-def _disagreement(entry: dict, registry: str, insecure: bool) -> str:
-    """What an entry for ``registry`` (or a repository under it) does differently; "" if it agrees or is for another."""
+def _disagreement(entry: dict, registry: str, insecure: bool, own: bool = False) -> str:
+    """What an entry for ``registry`` (or a repository under it) does differently; "" if it agrees or is for another.
+    ``own``: the entry is this tool's, whose mirrors are the registry's own instances."""
     prefix = _prefix(entry)
     if prefix != registry and not prefix.startswith(registry + "/"):
         return ""
@@ -198,7 +217,7 @@ def _disagreement(entry: dict, registry: str, insecure: bool) -> str:
         return f"{where} sends its pulls to {location or 'nowhere'} (location)"
     if bool(entry.get("insecure")) != insecure:
         return f"{where} sets insecure = {str(bool(entry.get('insecure'))).lower()}"
-    if entry.get("mirror"):
+    if entry.get("mirror") and not own:
         return f"{where} pulls through mirrors first (mirror)"
     return ""
 
@@ -213,6 +232,7 @@ def trusted(facts: HostFacts, registry: str) -> bool:
             listed = entries(facts.files.get(path, ""))
         except ValueError:
             continue
-        if any(_prefix(entry) == registry and not _disagreement(entry, registry, True) for entry in listed):
+        own = path == DROPIN
+        if any(_prefix(entry) == registry and not _disagreement(entry, registry, True, own) for entry in listed):
             return True
     return False

@@ -1,4 +1,4 @@
-"""Which instance each node pulls from: a pure function of nodes, instances, health and where nodes are now.
+"""Which instance each node pulls from: a pure function of nodes, instances, zones, health and where nodes are now.
 
 Rendezvous (highest-random-weight) hashing ranks the instances for each node,
 so adding an instance draws about 1/K of the nodes to it and removing one
@@ -6,6 +6,12 @@ moves only its own nodes. A node keeps its current instance while that one
 is healthy (moving costs nothing but is pointless churn), unless asked to
 rebalance; a balancing pass then evens the counts to within one, moving first
 the nodes that move anyway, then those that rank the emptier instance highest.
+
+Zones (a rack, a row, an availability zone) narrow the choice: a node with a
+zone picks among the healthy instances of its own zone while there is one,
+among all healthy instances only when there is none, and goes back to its
+zone as soon as one there is healthy again. Nodes that choose among the same
+instances are balanced together.
 """
 
 from __future__ import annotations
@@ -24,27 +30,52 @@ def ranked(node: str, instances: Sequence[str]) -> list[str]:
     return sorted(instances, key=lambda instance: (-weight(node, instance), instance))
 
 
+def choices(node: str, usable: Sequence[str], zones: Mapping[str, str]) -> tuple[str, ...]:
+    """The healthy instances ``node`` may use: those of its zone when one is, else every one (a fallback)."""
+    zone = zones.get(node, "")
+    own = tuple(instance for instance in usable if zone and zones.get(instance, "") == zone)
+    return own or tuple(usable)
+
+
 def assign(
     nodes: Sequence[str],
     instances: Sequence[str],
     healthy: Collection[str],
     current: Mapping[str, str],
     rebalance: bool = False,
+    zones: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Each node's instance: kept while healthy (unless ``rebalance``), else its best healthy one; then
-    balanced so that no two healthy instances differ by more than one node.
+    """Each node's instance: kept while healthy and in its choices (unless ``rebalance``), else its best
+    choice; then balanced so that no two instances differ by more than one node among the nodes that
+    share the same choices. ``zones``: the zone of each node and instance, by name ("" or absent: none).
 
     With no healthy instance at all, nodes keep what they have (there is nowhere better to go).
     """
+    zones = zones or {}
     usable = [instance for instance in instances if instance in healthy]
     if not usable:
         return {node: current.get(node) or ranked(node, instances)[0] for node in nodes if instances}
-    chosen: dict[str, str] = {}
+    groups: dict[tuple[str, ...], list[str]] = {}
     for node in nodes:
-        kept = current.get(node)
-        chosen[node] = kept if kept in usable and not rebalance else ranked(node, usable)[0]
-    # Spread anew: the same answer as for a fresh cloud, whatever the nodes have now.
-    return _balanced(chosen, usable, {} if rebalance else current)
+        groups.setdefault(choices(node, usable, zones), []).append(node)
+    chosen: dict[str, str] = {}
+    for allowed, members in groups.items():
+        picked = {}
+        for node in members:
+            kept = current.get(node)
+            picked[node] = kept if kept in allowed and not rebalance else ranked(node, allowed)[0]
+        # Spread anew: the same answer as for a fresh cloud, whatever the nodes have now.
+        chosen.update(_balanced(picked, list(allowed), {} if rebalance else current))
+    return {node: chosen[node] for node in nodes}
+
+
+def mirror_order(node: str, assigned: str, instances: Sequence[str], zones: Mapping[str, str]) -> list[str]:
+    """Every instance in the order ``node`` should try them: its own first, then the rest of its zone,
+    then the other zones, each part in the node's rendezvous order (the same on every run)."""
+    zone = zones.get(node, "")
+    rest = [instance for instance in ranked(node, instances) if instance != assigned]
+    same = [instance for instance in rest if zone and zones.get(instance, "") == zone]
+    return [assigned, *same, *(instance for instance in rest if instance not in same)]
 
 
 def _balanced(chosen: dict[str, str], usable: list[str], current: Mapping[str, str]) -> dict[str, str]:
