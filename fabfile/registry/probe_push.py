@@ -16,7 +16,7 @@ from ..model.context import PROBE_REPOSITORY, StepContext
 from ..model.marks import MARK
 from . import writer
 
-PROGRAM = (payload.CLIENT, payload.HERE / "probe.py")
+PROGRAM = (*payload.CLIENT, payload.HERE / "probe.py")
 PROBE_TAG = "latest"
 
 
