@@ -40,13 +40,18 @@ def _registry(folder) -> Iterator[Registry]:
 def writer_host(local, tmp_path, monkeypatch) -> Path:
     """The local registry read-only (as every instance nodes reach is), and the docker stand-in that runs
     the writer (and the collector) on its storage; the stand-in's folder, which logs its calls."""
-    local.stop()
-    local.serve(local.folder / "config.yml", {**os.environ, **READ_ONLY})
-    folder = tmp_path / "docker"
-    for key, value in docker_stand_in.install(folder, local.folder / "config.yml", local.folder / "storage").items():
-        monkeypatch.setenv(key, value)
     # A socket's path has at most 107 bytes.
     sockets = tmp_path.parent / "w"
     monkeypatch.setattr(writer, "WRITER_DIR", str(sockets))
     monkeypatch.setattr(writer, "WRITER_SOCKET", str(sockets / "registry.sock"))
+    return writes_go_to(local, tmp_path / "docker", monkeypatch)
+
+
+def writes_go_to(registry: Registry, folder: Path, monkeypatch) -> Path:
+    """``registry`` restarted read-only, and the docker stand-in (logging its calls in ``folder``) made to
+    run the writer on its storage from now on; that folder."""
+    registry.stop()
+    registry.serve(registry.folder / "config.yml", {**os.environ, **READ_ONLY})
+    for key, value in docker_stand_in.install(folder, registry.folder / "config.yml", registry.folder / "storage").items():
+        monkeypatch.setenv(key, value)
     return folder

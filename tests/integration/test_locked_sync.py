@@ -14,18 +14,28 @@ from fabfile.model.inventory import ImageSettings
 from fabfile.model.outcome import CHANGED, FAILED, OK
 from fabfile.payload.registry_client import Client
 
+from .conftest import writes_go_to
 from .local_run import run_locally
 from .registries import Registry, push_image, push_index
 
 NAMES = ("kolla/keystone:1", "kolla/nova-api:1")
 
+# The local registry read-only, as every instance nodes reach is; the copy goes through the writer.
+pytestmark = pytest.mark.usefixtures("writer_host")
+
 
 @pytest.fixture
 def second(tmp_path):
-    """A second, empty site registry."""
+    """A second, empty site registry (read-only too once ``into_second`` makes the writer write to it)."""
     registry = Registry.start(tmp_path / "second")
     yield registry
     registry.stop()
+
+
+@pytest.fixture
+def into_second(second, tmp_path, monkeypatch):
+    """Call it, and the syncs that follow write to the second site's storage through the writer."""
+    return lambda: writes_go_to(second, tmp_path / "docker-second", monkeypatch)
 
 
 def settings_of(upstream: Registry, names=NAMES, **more) -> ImageSettings:
@@ -111,11 +121,12 @@ def test_a_release_tag_is_never_moved_the_sync_is_refused_naming_it(upstream, lo
     assert {name: local.manifest_digest(name.split(":")[0], "1") for name in NAMES} == before
 
 
-def test_a_locked_sync_copies_the_locked_digests_not_the_newer_images_under_the_same_tags(upstream, local, second):
+def test_a_locked_sync_copies_the_locked_digests_not_the_newer_images_under_the_same_tags(upstream, local, second, into_second):
     settings = settings_of(upstream)
     first = release(upstream)
     lock = lock_of(sync(settings, local, release="A"), settings, "A")
     release(upstream)  # newer images under the same tags
+    into_second()
 
     row = sync(settings, second, lock=lock, images=lock.images, release=lock.release)
 
@@ -126,13 +137,14 @@ def test_a_locked_sync_copies_the_locked_digests_not_the_newer_images_under_the_
     assert sync(settings, second, lock=lock, images=lock.images).status == OK
 
 
-def test_a_locked_sync_names_every_image_whose_digest_upstream_no_longer_has(upstream, local, second):
+def test_a_locked_sync_names_every_image_whose_digest_upstream_no_longer_has(upstream, local, second, into_second):
     settings = settings_of(upstream)
     first = release(upstream)
     lock = lock_of(sync(settings, local), settings)
     release(upstream)
     for name, made in first.items():
         delete_manifest(upstream, name.split(":")[0], made.digest)
+    into_second()
 
     row = sync(settings, second, lock=lock, images=lock.images)
 
@@ -141,13 +153,14 @@ def test_a_locked_sync_names_every_image_whose_digest_upstream_no_longer_has(ups
     assert not second.manifest_digest("kolla/keystone", "1")
 
 
-def test_a_lock_with_platforms_chosen_gives_the_same_index_digest_again(upstream, local, second):
+def test_a_lock_with_platforms_chosen_gives_the_same_index_digest_again(upstream, local, second, into_second):
     index, _ = push_index(upstream, "kolla/multi", "1", {"amd64": [os.urandom(20_000)], "arm64": [os.urandom(20_000)]})
     settings = settings_of(upstream, names=("kolla/multi:1",), platforms=("linux/arm64",))
     row = sync(settings, local)
     lock = lock_of(row, settings)
     [entry] = lock.entries
     assert entry.upstream_digest == index.digest != entry.digest and entry.platforms == ("linux/arm64",)
+    into_second()
 
     again = sync(settings_of(upstream, names=("kolla/multi:1",)), second, lock=lock, images=lock.images)
 

@@ -17,6 +17,9 @@ from .local_run import run_locally
 from .proxy import BusyUpstream
 from .registries import Registry, push_image
 
+# The local registry read-only, as every instance nodes reach is; the copy goes through the writer.
+pytestmark = pytest.mark.usefixtures("writer_host")
+
 
 @pytest.fixture
 def busy(upstream: Registry):

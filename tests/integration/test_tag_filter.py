@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from fabfile.actions.sync import SyncImages
 from fabfile.actions.tags import UPSTREAM, ListTags
 from fabfile.images.model import Image, filtered_repositories, image_list
@@ -16,6 +18,9 @@ from .local_run import run_locally
 from .registries import Registry, push_image
 
 TAGS = ("2025.1-ubuntu-noble", "2025.1-ubuntu-noble-aarch64", "2024.1-ubuntu-jammy-aarch64", "master-aarch64")
+
+# The local registry read-only, as every instance nodes reach is; the copy goes through the writer.
+pytestmark = pytest.mark.usefixtures("writer_host")
 
 
 def test_only_the_matching_tags_of_each_listed_repository_are_synced(upstream: Registry, local: Registry):
