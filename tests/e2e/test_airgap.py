@@ -76,6 +76,9 @@ def site(lab, fab, hosts, upstream, tmp_path_factory):
     section = {"registry": UPSTREAM, "insecure": True, "tag": upstream, "services": list(SERVICES)}
     inventory = inventory_variant(Path(lab.inventory), tmp_path_factory.mktemp("airgap"), targets=["node1"], images=section)
     hosts.run("deploy1", f"docker stop -t 5 registry >/dev/null && rm -rf {VOLUME_DATA}/docker && docker start registry >/dev/null")
+    # The probe back (verify-registry pushes it through the writer): configure-targets proves a node's trust with it.
+    verified = fab("verify-registry")
+    assert verified.code == 0, verified.output
     cut_off("deploy1", IP)
     try:
         yield inventory

@@ -17,6 +17,7 @@ from .conftest import PROJECT
 pytestmark = pytest.mark.e2e
 
 TOOLS = (
+    "floor: ssh reload",
     "floor: ssh true + reload",
     "floor: ssh true + restart",
     "fab configure-targets",
