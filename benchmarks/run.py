@@ -22,9 +22,12 @@ if Path(sys.prefix).resolve() != venv.VENV.resolve():
     os.execv(python, [python, __file__, *sys.argv[1:]])
 
 # only inside the bench venv; one user of the lab at a time (a test session waits, and is waited for)
+from contextlib import nullcontext
+
 from tests.lab.lock import lab_lock
 
-with lab_lock():
+# Asking for help uses no lab: it need not wait for one.
+with nullcontext() if {"-h", "--help"} & set(sys.argv[1:]) else lab_lock():
     if sys.argv[1:2] == ["distribution"]:
         from benchmarks.distribution import main
 

@@ -18,6 +18,7 @@ from tests.lab.store import HOSTNAME, S3_PORT, STORE_IP, down_replicas, replica_
 
 from . import upstream
 from .conftest import (
+    PODMAN_DROPIN,
     UNMARK_HOSTS,
     Fab,
     Hosts,
@@ -25,6 +26,7 @@ from .conftest import (
     engine_of,
     ensure_deployed,
     inventory_variant,
+    podman_registries,
     reset_targets,
 )
 
@@ -94,7 +96,9 @@ def pulls(hosts: Hosts, name: str, ref: str = IMAGE) -> bool:
 
 def node_state(hosts: Hosts, name: str) -> tuple:
     if engine_of(hosts, name) == "podman":
-        return (hosts.run(name, "cat /etc/containers/registries.conf.d/50-kolla-registry.conf"),)
+        # Every instance is one of podman's mirrors, the node's own first: a move may only reorder them.
+        text = hosts.run(name, "cat /etc/containers/registries.conf.d/50-kolla-registry.conf")
+        return tuple(sorted(text.split("\n\n")))
     return hosts.docker_pid(name), hosts.containers(name), hosts.run(name, "cat /etc/docker/daemon.json")
 
 
@@ -225,3 +229,152 @@ def test_recreated_registry_containers_still_hold_every_image(spread, rfab, rhos
         catalog = json.loads(rhosts.run("deploy1", f"curl -sS http://{address}:4000/v2/_catalog"))
         assert "lab/through-deploy1" in catalog["repositories"], name
     assert all(pulls(rhosts, name) for name in spread)
+
+
+# Zones (issue 23): one zone per instance, so that "its own zone's instance" names exactly one instance and the
+# zone-first mapping can be asserted node by node. replica2's zone (c) is the one the tests stop.
+INSTANCE_ZONES = {"deploy1": "a", "replica1": "b", "replica2": "c"}
+ZONE_INSTANCE = {zone: instance for instance, zone in INSTANCE_ZONES.items()}
+STOPPED_ZONE = "c"
+
+
+def instance_address(hosts: Hosts, instance: str) -> str:
+    return hosts.inventory.deploy_host.address if instance == "deploy1" else replica_ip(instance)
+
+
+def node_zones(hosts: Hosts, names: list[str]) -> dict[str, str]:
+    """The podman node in zone c, the Docker nodes dealt over a, b, c: zone c holds both engines."""
+    podman = [name for name in names if engine_of(hosts, name) == "podman"]
+    assert podman, "the suite's lab has a trixie-podman node"
+    docker = [name for name in names if name not in podman]
+    zones = {name: STOPPED_ZONE for name in podman}
+    zones.update({name: "abc"[index % 3] for index, name in enumerate(docker)})
+    return zones
+
+
+@pytest.fixture(scope="module")
+def zones(deployed_replicas, store_lab, rhosts) -> dict[str, str]:
+    return node_zones(rhosts, store_lab[1])
+
+
+@pytest.fixture(scope="module")
+def zfab(zones, store_lab, rfab, tmp_path_factory) -> Fab:
+    """``fab`` with the replicas inventory plus a zone on deploy1, each replica and each target; the nodes put
+    back as the zone-less inventory spreads them after (as on a fresh cloud, as the module's other tests expect)."""
+
+    def zoned(data: dict) -> None:
+        data["deploy_host"]["zone"] = INSTANCE_ZONES["deploy1"]
+        for replica in data["registry"]["replicas"]:
+            replica["zone"] = INSTANCE_ZONES[replica["name"]]
+        for target in data["targets"]:
+            target["zone"] = zones[target["name"]]
+
+    yield Fab(inventory_variant(store_lab[0], tmp_path_factory.mktemp("zones"), edit=zoned))
+    restored = rfab("configure-targets", "--rebalance")
+    assert restored.code == 0, restored.output
+
+
+@pytest.fixture(scope="module")
+def zoned(zfab, zones, rfab, rhosts, tmp_path_factory) -> dict[str, str]:
+    """A synced image to pull, and every node configured with zones: the instance each one maps the name to."""
+    upstream.synced(rfab, tmp_path_factory.mktemp("zone-images"), [SYNCED])
+    result = zfab("configure-targets")
+    assert result.code == 0, result.output
+    return placement(rhosts, list(zones))
+
+
+def status_rows(fab: Fab) -> dict[str, dict]:
+    shown = fab("status", "--json")
+    assert shown.code == 0, shown.output
+    return {row["host"]: row for row in json.loads(shown.output[shown.output.index("{") :])["hosts"]}
+
+
+def wait_answering(hosts: Hosts, instance: str) -> None:
+    """Until the instance answers /v2/ again (a restarted container takes a moment to listen)."""
+    url = f"http://{instance_address(hosts, instance)}:4000/v2/"
+    hosts.run("deploy1", f"for i in $(seq 30); do curl -fsS -o /dev/null {url} && exit 0; sleep 1; done; exit 1")
+
+
+def mirrors(hosts: Hosts, name: str) -> list[str]:
+    """The podman node's mirrors of the name, in the order it tries them (the drop-in lists the name first)."""
+    listed = podman_registries(hosts, name)
+    assert listed[0] == f"{HOSTNAME}:4000", listed
+    return listed[1:]
+
+
+def test_zoned_nodes_map_to_their_own_zone_s_instance_and_status_shows_the_zone(zoned, zones, zfab, rhosts):
+    # One instance a zone, every one healthy: each node on its zone's, whatever the rendezvous spread says.
+    assert zoned == {name: ZONE_INSTANCE[zone] for name, zone in zones.items()}
+    for name in (name for name in zones if engine_of(rhosts, name) == "podman"):
+        # Every instance as a mirror, its own (its zone's) first: a dead one is passed at pull time.
+        listed = mirrors(rhosts, name)
+        assert listed[0] == f"{instance_address(rhosts, zoned[name])}:4000", listed
+        assert sorted(listed) == sorted(f"{instance_address(rhosts, i)}:4000" for i in INSTANCES), listed
+    rows = status_rows(zfab)
+    for name, zone in zones.items():
+        assert (rows[name]["zone"], rows[name]["instance"]) == (zone, zoned[name]), rows[name]
+
+
+def test_a_podman_node_keeps_pulling_with_its_zone_s_instance_stopped_and_no_configure_targets(zoned, zones, rhosts):
+    podman = [name for name in zones if engine_of(rhosts, name) == "podman"]
+    docker = [name for name, zone in zones.items() if zone == STOPPED_ZONE and name not in podman]
+    assert podman and docker
+    before = {name: rhosts.run(name, f"cat {PODMAN_DROPIN}") for name in podman}
+    rhosts.run(ZONE_INSTANCE[STOPPED_ZONE], "docker stop registry >/dev/null")
+    try:
+        # Nothing reconfigured: the name still maps to the stopped instance on every node of the zone...
+        assert placement(rhosts, [*podman, *docker]) == {name: ZONE_INSTANCE[STOPPED_ZONE] for name in [*podman, *docker]}
+        # ...so a Docker node of the zone, which has no mirrors, cannot pull: the stop is real.
+        assert not pulls(rhosts, docker[0]), docker[0]
+        for name in podman:
+            # The podman node passes its dead first mirror and pulls from the next, its drop-in untouched.
+            assert pulls(rhosts, name), name
+            assert rhosts.run(name, f"cat {PODMAN_DROPIN}") == before[name]
+    finally:
+        rhosts.run(ZONE_INSTANCE[STOPPED_ZONE], "docker start registry >/dev/null")
+        wait_answering(rhosts, ZONE_INSTANCE[STOPPED_ZONE])
+
+
+def test_a_zone_whose_instance_stops_falls_back_to_another_zone_and_returns_when_it_restarts(zoned, zones, zfab, rhosts):
+    stopped = ZONE_INSTANCE[STOPPED_ZONE]
+    victims = [name for name, zone in zones.items() if zone == STOPPED_ZONE]
+    assert victims and all(zoned[name] == stopped for name in victims)
+    rhosts.run(stopped, "docker stop registry >/dev/null")
+    try:
+        result = zfab("configure-targets")
+        assert result.code == 0, result.output
+        after = placement(rhosts, list(zones))
+        rows = status_rows(zfab)
+        for name in zones:
+            if name not in victims:
+                assert after[name] == zoned[name], name  # the other zones' nodes stay on their own
+                assert rows[name]["instance"] == zoned[name], rows[name]
+                continue
+            assert after[name] in ("deploy1", "replica1"), (name, after[name])
+            said = [line for line in result.output.splitlines() if line.startswith(f"{name} | ")]
+            assert any(
+                f"moved from {stopped} (does not answer /v2/); zone {STOPPED_ZONE} has no healthy instance" in line
+                for line in said
+            ), said
+            fallback = f"{after[name]} (zone {INSTANCE_ZONES[after[name]]}, fallback)"
+            assert (rows[name]["zone"], rows[name]["instance"]) == (STOPPED_ZONE, fallback), rows[name]
+            assert pulls(rhosts, name), name
+            if engine_of(rhosts, name) == "podman":
+                # The instance it fell back to first now, its own zone's (stopped) next: back there when it answers.
+                listed = mirrors(rhosts, name)
+                assert listed[:2] == [f"{instance_address(rhosts, i)}:4000" for i in (after[name], stopped)], listed
+        # The zone's instance back: its nodes go home on the next run, the others stay where they are.
+        rhosts.run(stopped, "docker start registry >/dev/null")
+        wait_answering(rhosts, stopped)
+        back = zfab("configure-targets")
+        assert back.code == 0, back.output
+        assert placement(rhosts, list(zones)) == zoned
+        for name in victims:
+            assert f"moved from {after[name]} (back in zone {STOPPED_ZONE})" in back.output, name
+            assert pulls(rhosts, name), name
+        rows = status_rows(zfab)
+        for name, zone in zones.items():
+            assert (rows[name]["zone"], rows[name]["instance"]) == (zone, zoned[name]), rows[name]
+    finally:
+        rhosts.run(stopped, "docker start registry >/dev/null")
+        wait_answering(rhosts, stopped)
