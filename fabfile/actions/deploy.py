@@ -18,10 +18,10 @@ from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
 from ..registry import facts as registry_facts
 from ..registry.container import create_registry
-from ..registry.paths import CA_CERT, ENV_FILE, PASSWORD
+from ..registry.paths import CA_CERT, PASSWORD
 from ..registry.reach import tls_check
 from ..registry.replica_tls import is_replica, replica_sections
-from ..registry.tls import secure_registry, tls_sections
+from ..registry.tls import secure_registry
 
 DEPLOY_STEPS: tuple[Planner, ...] = (
     update_packages,
@@ -39,7 +39,6 @@ VERIFY_STEP = "verify-registry"
 
 def deploy_sections(ctx: StepContext) -> tuple[Section, ...]:
     """Every fact the deployment-host steps read."""
-    settings = ctx.inventory.registry
     return (
         system.OS,
         system.KERNEL,
@@ -50,12 +49,9 @@ def deploy_sections(ctx: StepContext) -> tuple[Section, ...]:
         system.PACKAGES,
         system.APT_AGE,
         system.RUN_PROPAGATION,
-        registry_facts.container(settings.name),
-        registry_facts.image(settings.image),
-        *tls_sections(ctx),
+        *registry_facts.container_sections(ctx),
         *replica_sections(ctx),
         *_docker_ca(ctx),
-        *((files(ENV_FILE),) if settings.s3 else ()),
     )
 
 

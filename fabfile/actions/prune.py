@@ -13,7 +13,6 @@ from ..model.context import StepContext
 from ..registry import facts as registry_facts
 from ..registry.collect import GC_PENDING
 from ..registry.readonly import readers_section
-from ..registry.tls import tls_sections
 
 
 class PruneRegistry(Action):
@@ -31,13 +30,11 @@ class PruneRegistry(Action):
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
         """The registry container as create-registry plans it, pending garbage, and every tag."""
-        settings = ctx.inventory.registry
         return (
             docker_facts.VERSION,
             *docker_facts.CONFIG,
-            registry_facts.container(settings.name),
-            registry_facts.image(settings.image),
-            *tls_sections(ctx),
+            # All create-registry compares (an S3 store's env file too): the container must be as it makes it.
+            *registry_facts.container_sections(ctx),
             files(GC_PENDING),
             scan_query(ctx),
             readers_section(ctx),

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from fabfile import inventory as inv
+from fabfile.actions.prune import PruneRegistry
 from fabfile.actions.status import Status
 from fabfile.actions.targets import SurveyNodes, configure_engines
 from fabfile.engine.access import RegistryAccess
@@ -19,6 +20,7 @@ from fabfile.model.inventory import Host, Inventory, InventoryError, RegistrySet
 from fabfile.model.marks import MARK
 from fabfile.registry import container as registry
 from fabfile.registry.access import Access, Instance
+from fabfile.registry.facts import container_sections
 from fabfile.registry.paths import ENV_FILE
 from fabfile.registry.reach import health_section
 from fabfile.registry.replicas import hosts_file
@@ -369,3 +371,11 @@ def test_status_shows_each_nodes_instance():
     assert status.instance_of(HostFacts()) == ""
     row = HostStatus("node1", "target", "192.0.2.11", True, instance="replica1")
     assert "instance" in status_table([row], f"{NAME}:4000") and "replica1" in status_table([row], f"{NAME}:4000")
+
+
+def test_prune_reads_everything_create_registry_compares_so_a_shared_store_s_registry_is_as_deployed(secret):
+    ctx = s3_ctx(secret)
+    read = [section.shell for section in PruneRegistry([], 0).sections(ctx)]
+    # The env file among the files read: without it the container would seem not to be as deploy-host makes it.
+    assert any(ENV_FILE in shell for shell in read)
+    assert any(ENV_FILE in section.shell for section in container_sections(ctx))
