@@ -25,6 +25,8 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_TAR_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 # Annotations that name an image in an OCI layout's index.json (containerd's, then the OCI one).
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+# An export's index.json entry naming the OCI index that wraps a Docker-typed manifest: the wrapped digest.
+WRAPS = "io.kolla-registry.wraps"
 # A digest becomes a file name (blobs/sha256/HEX) and a URL: nothing else may pass for one.
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -103,18 +105,34 @@ def archive_index(manifest: list[dict], sizes: dict[str, int]) -> dict[str, Arch
 
 
 def layout_index(layout: Layout) -> dict[str, Archived]:
-    """Each image an OCI layout's index.json names, as its manifest's descriptor (used as it is)."""
+    """Each image an OCI layout's index.json names, as its manifest's descriptor (used as it is; an export's
+    wrapper unwrapped: the image is the upstream's manifest it wraps)."""
     index = {}
-    for descriptor in layout.json("index.json").get("manifests") or []:
-        annotations = descriptor.get("annotations") or {}
+    for named in layout.json("index.json").get("manifests") or []:
+        annotations = named.get("annotations") or {}
         names = [annotations[key] for key in NAME_ANNOTATIONS if annotations.get(key)]
         if not names:
             continue
+        descriptor = unwrapped(layout, named)
         config, size = _summary(layout, descriptor["digest"])
         for name in names:
             for ref in dict.fromkeys([name, name.removeprefix("docker.io/").removeprefix("library/")]):
                 index.setdefault(ref, Archived(ref, config, size, descriptor=json.dumps(descriptor)))
     return index
+
+
+def unwrapped(layout: Layout, descriptor: dict) -> dict:
+    """The descriptor of the manifest an export's wrapper stands for (see payload/ocilayout.py): its digest,
+    size and type as the upstream served it, the names kept; any other descriptor as it is."""
+    annotations = descriptor.get("annotations") or {}
+    if WRAPS not in annotations:
+        return descriptor
+    name = blob_name(annotations[WRAPS])
+    if name not in layout.sizes:
+        raise ArchiveError(f"{annotations[WRAPS]}: wrapped by index.json's {descriptor.get('digest')}, but not in the layout")
+    document = layout.json(name)
+    kept = {key: value for key, value in annotations.items() if key != WRAPS}
+    return {"mediaType": media_type_of(document), "digest": annotations[WRAPS], "size": layout.sizes[name], "annotations": kept}
 
 
 def _summary(layout: Layout, digest: str) -> tuple[str, int]:

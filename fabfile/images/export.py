@@ -3,7 +3,9 @@ layout (folder or tar) that carries the images to a site without internet; and t
 
 The bundle names each image as ``sync-images --archive`` finds it (its upstream
 reference, and its release's snapshot tag), holds each blob once, and resumes:
-what it holds and hashes right is kept. With a lock, each image is fetched by
+what it holds and hashes right is kept. A Docker-typed manifest is named through
+a small OCI index wrapping it, for OCI readers such as skopeo; the import unwraps
+it and pushes the upstream's manifest (see payload/ocilayout.py). With a lock, each image is fetched by
 its locked digest and the bundle holds exactly those; without one, the image
 list as the upstream tags it now, and the bundle's lock says which digests
 those were.

@@ -8,6 +8,15 @@ against its digest; manifests are blobs too. ``index.json`` names each image
 (``org.opencontainers.image.ref.name``: its upstream reference, and its
 release's snapshot tag too) and is written last. Progress goes out as marks;
 the answer is one JSON line. Standard library only, no f-strings.
+
+A name whose manifest is Docker-typed (schema 2, or a Docker manifest list, as
+the upstream serves it, its digest kept) points at a small OCI index instead,
+written as a blob of its own: OCI readers (skopeo, containers/image) only look
+at index.json entries typed as OCI manifests or indexes. The wrapper holds the
+Docker manifest (or the list's entries, which skopeo can copy; a list inside an
+index it cannot), and the index.json entry says which manifest it wraps
+(``io.kolla-registry.wraps``: its digest), for sync-images --archive to import
+the upstream's manifest and never the wrapper.
 """
 
 # ruff: noqa: UP032 - str.format on purpose: f-strings need Python 3.6 on the host
@@ -25,14 +34,17 @@ from .blobcopy import (  # dropped on the host: defined above
     fetch,
     get_manifest,
     is_list,
+    media_type_of,
     select_platforms,
 )
 from .manifests import platform_text, platforms_of  # dropped on the host: defined above
 from .ocistore import FolderLayout, TarLayout  # dropped on the host: defined above
 from .progress import Progress  # dropped on the host: defined above
-from .registry_client import ACCEPT, Client  # dropped on the host: defined above
+from .registry_client import ACCEPT, IMAGE_TYPES, LIST_TYPES, Client  # dropped on the host: defined above
 
 NAME = "org.opencontainers.image.ref.name"
+# On an index.json entry that names a wrapper: the digest of the manifest it wraps.
+WRAPS = "io.kolla-registry.wraps"
 RETRY_DELAY = 5
 
 
@@ -97,7 +109,8 @@ class Export:
                 body, document = json.dumps(chosen, indent=3).encode(), chosen
         if image.get("expect") and digest_of(body) != image["expect"]:
             raise CopyError("{} would be {}, not the locked {}".format(repo, digest_of(body), image["expect"]), True)
-        return {"image": image, "top": (media_type, body, document), "children": children, "source": source}
+        found = {"image": image, "top": (media_type, body, document), "children": children, "source": source}
+        return dict(found, wrapper=wrapper_of(media_type, body, document))
 
     def blobs(self, resolved: dict) -> dict:
         """Every blob once: {digest: {"digest", "size", "repo", "body" (a manifest's bytes)}}."""
@@ -108,6 +121,9 @@ class Export:
                 found.setdefault(digest_of(body), {"digest": digest_of(body), "size": len(body), "repo": repo, "body": body})
                 for blob in [] if is_list(document) else blob_descriptors(document):
                     found.setdefault(blob["digest"], {"digest": blob["digest"], "size": int(blob.get("size") or 0), "repo": repo})
+            if item["wrapper"] is not None:
+                body = item["wrapper"]
+                found.setdefault(digest_of(body), {"digest": digest_of(body), "size": len(body), "repo": repo, "body": body})
         return found
 
     def fetch_all(self, missing: list) -> dict:
@@ -150,6 +166,7 @@ class Export:
     def result(self, key: str, item: dict, errors: dict) -> dict:
         """An image's answer: exported, or the first of its blobs that failed."""
         wanted = [digest_of(body) for _, body, _ in item["children"] + [item["top"]]]
+        wanted += [digest_of(item["wrapper"])] if item["wrapper"] is not None else []
         for _, _, document in item["children"] + [item["top"]]:
             wanted += [blob["digest"] for blob in ([] if is_list(document) else blob_descriptors(document))]
         failed = [errors[digest] for digest in wanted if digest in errors]
@@ -174,14 +191,18 @@ class Export:
         return [platform_text(config)]
 
     def index(self, resolved: dict, results: dict) -> dict:
-        """index.json: a descriptor per name of each exported image."""
+        """index.json: a descriptor per name of each exported image (of its wrapper, for a Docker-typed one)."""
         manifests = []
         for key, item in sorted(resolved.items()):
             if results[key].get("status") != "exported":
                 continue
             media_type, body, _ = item["top"]
+            marks = {}
+            if item["wrapper"] is not None:
+                media_type, marks, body = LIST_TYPES[1], {WRAPS: digest_of(body)}, item["wrapper"]
             for name in item["image"].get("names") or []:
-                manifests.append({"mediaType": media_type, "digest": digest_of(body), "size": len(body), "annotations": {NAME: name}})
+                annotations = dict(marks, **{NAME: name})
+                manifests.append({"mediaType": media_type, "digest": digest_of(body), "size": len(body), "annotations": annotations})
         return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
 
     def said(self, key: str, result: dict) -> dict:
@@ -207,6 +228,21 @@ class Export:
     def attempt_resolve(self, image: dict):
         found = self.attempt(self.resolve, image)
         return str(found) if isinstance(found, CopyError) else found
+
+
+def wrapper_of(media_type: str, body: bytes, document: dict):
+    """The OCI index that stands for a Docker-typed manifest in index.json (bytes, the same on every run); None
+    for an OCI one. A Docker image's wrapper lists it, without a platform (a reader takes it whatever its own);
+    a Docker manifest list's lists the list's entries as they are (platforms included)."""
+    kind = media_type_of(document, media_type)
+    if kind == LIST_TYPES[0]:
+        entries = document.get("manifests") or []
+    elif kind == IMAGE_TYPES[0]:
+        entries = [{"mediaType": kind, "digest": digest_of(body), "size": len(body)}]
+    else:
+        return None
+    wrapper = {"schemaVersion": 2, "mediaType": LIST_TYPES[1], "manifests": entries}
+    return (json.dumps(wrapper, indent=2, sort_keys=True) + "\n").encode()
 
 
 def export_answer(request: dict) -> dict:

@@ -147,16 +147,18 @@ def push_image(registry: Registry, repo: str, tag: str, layers: list[bytes], arc
     return Made(repo, tag, pushed, [config_descriptor["digest"], *(d["digest"] for d in descriptors)])
 
 
-def push_index(registry: Registry, repo: str, tag: str, children: dict[str, list[bytes]]) -> tuple[Made, dict]:
-    """A multi-platform image: {arch: layers}; the index and each platform's Made."""
+def push_index(
+    registry: Registry, repo: str, tag: str, children: dict[str, list[bytes]], media_type: str = OCI_INDEX
+) -> tuple[Made, dict]:
+    """A multi-platform image: {arch: layers}; the index (or Docker manifest list) and each platform's Made."""
     made = {arch: push_image(registry, repo, f"{tag}-{arch}", layers, arch) for arch, layers in children.items()}
     entries = [
         {"mediaType": DOCKER_IMAGE, "digest": m.digest, "size": len(_manifest_body(registry, m)),
          "platform": {"os": "linux", "architecture": arch}}
         for arch, m in made.items()
     ]
-    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
-    pushed = blobcopy.put_manifest(Client(), registry.base, repo, tag, OCI_INDEX, body)
+    body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}).encode()
+    pushed = blobcopy.put_manifest(Client(), registry.base, repo, tag, media_type, body)
     return Made(repo, tag, pushed), made
 
 

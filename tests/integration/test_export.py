@@ -1,11 +1,13 @@
 """export-images between real registries: the OCI layout it writes (folder and tar), resumed after an
-interruption, and read back by sync-images --archive --locked into another registry with the same digests."""
+interruption, read by skopeo (a client nobody here wrote), and read back by sync-images --archive --locked into
+another registry with the same digests."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from fabfile.actions.export import ExportImages
 from fabfile.actions.sync import SyncImages
 from fabfile.engine.access import RegistryAccess
 from fabfile.engine.runner import Runner
-from fabfile.images.archive import read_archive
+from fabfile.images.archive import WRAPS, read_archive
 from fabfile.images.export import Bundle, put_lock
 from fabfile.images.lock import lock_from_rows
 from fabfile.images.lock_read import read_lock
@@ -24,12 +26,17 @@ from fabfile.images.sync_plan import SyncSource
 from fabfile.model.context import StepContext
 from fabfile.model.inventory import HERE, ImageSettings
 from fabfile.model.outcome import CHANGED, FAILED
+from fabfile.payload import blobcopy
+from fabfile.payload.registry_client import Client
 
 from .local_run import local_inventory, run_locally
-from .registries import Registry, push_image, push_index
+from .registries import DOCKER_IMAGE, OCI_INDEX, Registry, push_image, push_index
 
 SHARED = os.urandom(300_000)
 NAMES = ("kolla/keystone:1", "kolla/nova-api:1", "kolla/multi:1")
+REF_NAME = "org.opencontainers.image.ref.name"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+SKOPEO = "/usr/bin/skopeo"
 
 
 def seed(upstream: Registry) -> dict:
@@ -62,6 +69,11 @@ def blob_files(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in (folder / "blobs" / "sha256").iterdir()}
 
 
+def named_digests(index: dict) -> dict[str, str]:
+    """Each name of index.json and the digest of its image: the upstream's, a wrapper's unwrapped."""
+    return {e["annotations"][REF_NAME]: e["annotations"].get(WRAPS) or e["digest"] for e in index["manifests"]}
+
+
 def test_a_folder_bundle_holds_every_image_each_blob_once_every_digest_right(upstream, tmp_path, capsys):
     made = seed(upstream)
     settings = settings_of(upstream)
@@ -73,8 +85,11 @@ def test_a_folder_bundle_holds_every_image_each_blob_once_every_digest_right(ups
     folder = Path(bundle.path)
     assert json.loads((folder / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     index = json.loads((folder / "index.json").read_text())
-    named = {entry["annotations"]["org.opencontainers.image.ref.name"]: entry["digest"] for entry in index["manifests"]}
-    assert named == {f"{settings.registry}/{name}": made[name].digest for name in NAMES}
+    assert named_digests(index) == {f"{settings.registry}/{name}": made[name].digest for name in NAMES}
+    # The Docker-typed images are named by an OCI index wrapping them; the OCI index upstream as it is.
+    types = {e["annotations"][REF_NAME].removeprefix(f"{settings.registry}/"): (e["mediaType"], WRAPS in e["annotations"])
+             for e in index["manifests"]}
+    assert types == {"kolla/keystone:1": (OCI_INDEX, True), "kolla/nova-api:1": (OCI_INDEX, True), "kolla/multi:1": (OCI_INDEX, False)}
     blobs = blob_files(folder)
     assert all(hashlib.sha256(data).hexdigest() == name for name, data in blobs.items())
     assert upstream.blob_gets()[f"sha256:{hashlib.sha256(SHARED).hexdigest()}"] == 1  # shared: fetched once
@@ -167,3 +182,91 @@ def test_a_bundle_read_back_with_its_lock_gives_another_registry_the_same_digest
     for name in NAMES:
         repo = name.split(":")[0]
         assert local.manifest_digest(repo, "1") == local.manifest_digest(repo, "1-r1") == made[name].digest
+
+
+def skopeo() -> str:
+    """Debian's skopeo (installed when missing): a reader of OCI layouts that nobody here wrote."""
+    if not os.access(SKOPEO, os.X_OK):
+        subprocess.run(["apt-get", "install", "-y", "-q", "skopeo"], capture_output=True, check=False, timeout=600)
+    if not os.access(SKOPEO, os.X_OK):
+        pytest.skip("no skopeo on this machine (apt-get install skopeo)")
+    return SKOPEO
+
+
+def skopeo_inspect(reference: str, raw: bool = False) -> bytes:
+    """``skopeo inspect`` (its JSON, or with --raw the manifest as stored) of the linux/amd64 image."""
+    command = [skopeo(), "--override-os", "linux", "--override-arch", "amd64", "inspect", *(["--raw"] if raw else []), reference]
+    shown = subprocess.run(command, capture_output=True, timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr.decode(errors="replace")
+    return shown.stdout
+
+
+def bundle_files(path: Path, tar: bool) -> tuple[list[str], dict]:
+    """The blobs a bundle holds (each name as often as it is there) and its index.json (a tar's last)."""
+    if not tar:
+        return [f"blobs/sha256/{name}" for name in blob_files(path)], json.loads((path / "index.json").read_text())
+    with tarfile.open(path) as bundle:
+        members = bundle.getmembers()
+        index = json.loads(bundle.extractfile([m for m in members if m.name == "index.json"][-1]).read())
+        return [m.name for m in members if m.name.startswith("blobs/")], index
+
+
+def config_of(registry: Registry, repo: str, image: dict) -> dict:
+    response = blobcopy.fetch(Client(), registry.base, repo, image["config"]["digest"])
+    try:
+        return json.loads(response.read())
+    finally:
+        response.close()
+
+
+@pytest.mark.usefixtures("writer_host")  # read-only registry, the import through the writer
+@pytest.mark.parametrize("tar", [False, True], ids=["folder", "tar"])
+def test_skopeo_reads_every_image_of_the_bundle_and_the_import_still_gives_the_upstream_digests(upstream, local, tmp_path, tar):
+    made = seed(upstream)
+    # A Docker manifest list too: the upstream's images are Docker-typed (schema 2 and lists), their digests kept.
+    layers = {"amd64": [os.urandom(30_000)], "arm64": [os.urandom(30_000)]}
+    made["kolla/listed:1"], children = push_index(upstream, "kolla/listed", "1", layers, DOCKER_LIST)
+    names = (*NAMES, "kolla/listed:1")
+    settings = ImageSettings(registry=upstream.base.removeprefix("http://"), insecure=True, names=names)
+    path = tmp_path / ("bundle.tar" if tar else "bundle")
+    bundle = Bundle(str(path), tar, settings, tuple(image_list(settings)))
+    assert "4 images: 4 exported" in export(bundle).message
+    again = export(bundle)  # a second run: every blob (the wrappers too) already there
+
+    assert again.status == CHANGED and "4 exported" in again.message, again
+    held, index = bundle_files(path, tar)
+    assert len(held) == len(set(held))  # each blob once
+    amd64 = {
+        "kolla/multi:1": upstream.manifest("kolla/multi", "1")["manifests"][0]["digest"],
+        "kolla/listed:1": children["amd64"].digest,
+    }
+    for name in names:
+        repo, tag = name.split(":")
+        reference = f"{'oci-archive' if tar else 'oci'}:{path}:{settings.registry}/{name}"
+        shown = json.loads(skopeo_inspect(reference))
+        image = upstream.manifest(repo, amd64.get(name, tag))
+        config = config_of(upstream, repo, image)
+        assert (shown["Os"], shown["Architecture"]) == (config["os"], config["architecture"]) == ("linux", "amd64"), name
+        assert shown["Layers"] == [layer["digest"] for layer in image["layers"]], name
+        raw = skopeo_inspect(reference, raw=True)
+        entries = [(e["mediaType"], e["digest"]) for e in json.loads(raw).get("manifests") or []]
+        if name == "kolla/multi:1":  # an OCI index upstream: named as it is
+            assert "sha256:" + hashlib.sha256(raw).hexdigest() == made[name].digest
+        elif name == "kolla/listed:1":  # a Docker list: the wrapper lists the list's entries
+            assert entries == [(DOCKER_IMAGE, children["amd64"].digest), (DOCKER_IMAGE, children["arm64"].digest)]
+        else:  # a Docker image: the wrapper lists it
+            assert entries == [(DOCKER_IMAGE, made[name].digest)], name
+
+    archived = read_archive(str(path))
+    assert {ref: json.loads(item.descriptor)["digest"] for ref, item in archived.items()} == {
+        f"{settings.registry}/{name}": made[name].digest for name in names
+    }
+    carried = read_lock(str(path))
+    result, _ = run_locally(SyncImages(carried.images, SyncSource(settings, str(path), archived, lock=carried)), local.port)
+    [imported] = result.outcomes
+    assert imported.status == CHANGED and "4 images: 4 copied" in imported.message, imported
+    for name in names:
+        assert local.manifest_digest(*name.split(":")) == made[name].digest, name
+    wrappers = [entry["digest"] for entry in index["manifests"] if WRAPS in entry["annotations"]]
+    assert len(wrappers) == 3
+    assert not [w for w in wrappers for name in names if local.manifest_digest(name.split(":")[0], w)]  # never pushed

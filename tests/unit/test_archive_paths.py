@@ -8,6 +8,7 @@ machine read an operator's file and send it to the deployment host as a manifest
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -112,3 +113,41 @@ def test_a_docker_save_layer_digest_must_be_sha256_hex(tmp_path):
     index = archive.read_archive(str(tmp_path / "a.tar"))
     with pytest.raises(archive.ArchiveError, match="'sha256:../../etc/shadow' is not a sha256 digest"):
         archive.copy_spec(archive.Layout(str(tmp_path / "a.tar")), index[f"quay.io/{IMAGE.name}"], "2024.1", [])
+
+
+def test_the_digest_an_export_s_wrapper_names_is_checked_too(tmp_path):
+    layout = home_with_a_docker_login(tmp_path)
+    (layout / ".docker").mkdir()
+    (layout / ".docker" / "config.json").write_text(SECRET)
+    index_naming(layout, "sha256:" + HEX)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["annotations"][archive.WRAPS] = "sha256:../../.docker/config.json"
+    (layout / "index.json").write_text(json.dumps(index))
+
+    with pytest.raises(archive.ArchiveError, match=r"is not a sha256 digest"):
+        read_leaks(layout)
+
+
+def test_an_export_s_wrapper_stands_for_the_manifest_it_wraps(tmp_path):
+    layout = home_with_a_docker_login(tmp_path)
+    docker = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+              "config": {"digest": "sha256:" + "c" * 64, "size": 5}, "layers": [{"digest": "sha256:" + "d" * 64, "size": 7}]}  # fmt: skip
+    body = json.dumps(docker).encode()
+    wrapped = "sha256:" + hashlib.sha256(body).hexdigest()
+    (layout / "blobs" / "sha256" / wrapped.removeprefix("sha256:")).write_bytes(body)
+    (layout / "blobs" / "sha256" / HEX).write_text(json.dumps({"schemaVersion": 2, "manifests": [{"digest": wrapped}]}))
+    index_naming(layout, "sha256:" + HEX)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0].update(mediaType="application/vnd.oci.image.index.v1+json")
+    index["manifests"][0]["annotations"][archive.WRAPS] = wrapped
+    (layout / "index.json").write_text(json.dumps(index))
+
+    found = archive.read_archive(str(layout))[f"quay.io/{IMAGE.name}"]
+
+    assert json.loads(found.descriptor) == {
+        "mediaType": docker["mediaType"], "digest": wrapped, "size": len(body),
+        "annotations": {"io.containerd.image.name": f"quay.io/{IMAGE.name}"},
+    }  # fmt: skip
+    assert (found.config, found.size) == ("sha256:" + "c" * 64, 5 + 7)
+    spec = archive.copy_spec(archive.Layout(str(layout)), found, "2024.1", [])
+    assert spec["manifests"] == [["2024.1", docker["mediaType"], base64.b64encode(body).decode()]]
