@@ -99,24 +99,36 @@ def bundle(fab, site, tmp_path_factory):
 
 
 def test_the_export_holds_every_image_with_the_upstream_digests_and_its_lock(bundle, upstream):
+    from fabfile.images.archive import WRAPS
+
     path, result = bundle
 
     assert "localhost | export-images | CHANGED | 2 images: 2 exported" in result.output
     assert f"export-images: lock of 2 images in {path}" in result.output
     index = json.loads((path / "index.json").read_text())
-    named = {entry["annotations"]["org.opencontainers.image.ref.name"]: entry["digest"] for entry in index["manifests"]}
+    # A Docker-typed manifest is named through an OCI index wrapping it: the image is the one it wraps.
+    named = {e["annotations"]["org.opencontainers.image.ref.name"]: e["annotations"].get(WRAPS, e["digest"]) for e in index["manifests"]}
     assert named == {f"{UPSTREAM}/{NAMESPACE}/{s}:{upstream}": head_digest(UPSTREAM, f"{NAMESPACE}/{s}", upstream) for s in SERVICES}
     assert "digest: sha256:" in (path / "kolla-images.lock.yaml").read_text()
 
 
 def test_skopeo_reads_the_bundle(bundle, upstream):
+    from fabfile.payload.blobcopy import get_manifest
+    from fabfile.payload.registry_client import ACCEPT, Client
+
     path, _ = bundle
     ref = f"{UPSTREAM}/{NAMESPACE}/{SERVICES[0]}:{upstream}"
 
     shown = subprocess.run([skopeo(), "inspect", f"oci:{path}:{ref}"], capture_output=True, text=True, timeout=120, check=False)
+    raw = subprocess.run([skopeo(), "inspect", "--raw", f"oci:{path}:{ref}"], capture_output=True, text=True, timeout=120, check=False)
 
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["Digest"] == head_digest(UPSTREAM, f"{NAMESPACE}/{SERVICES[0]}", upstream)
+    assert raw.returncode == 0, raw.stderr
+    # Its top Digest is the wrapper's (an OCI index): the image inside is the upstream's manifest, layers and all.
+    wrapped = [entry["digest"] for entry in json.loads(raw.stdout)["manifests"]]
+    assert wrapped == [head_digest(UPSTREAM, f"{NAMESPACE}/{SERVICES[0]}", upstream)]
+    image = get_manifest(Client(), f"http://{UPSTREAM}", f"{NAMESPACE}/{SERVICES[0]}", upstream, ACCEPT)[2]
+    assert json.loads(shown.stdout)["Layers"] == [layer["digest"] for layer in image["layers"]]
 
 
 def test_the_deployment_host_is_cut_off_from_the_upstream(site, hosts):
