@@ -77,7 +77,7 @@ class Store:
 # Every port weed listens on, each a free one, so that nothing else on the machine is in its way.
 PORT_FLAGS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-    "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg",
+    "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance",
 )  # fmt: skip
 
 
