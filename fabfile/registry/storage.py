@@ -41,6 +41,9 @@ def registry_env(settings: RegistrySettings) -> str:
         "REGISTRY_STORAGE_S3_FORCEPATHSTYLE": "true",
         # Blobs come through the instance: nodes need not reach the store, nor trust its certificate.
         "REGISTRY_STORAGE_REDIRECT_DISABLE": "true",
+        # distribution 2.8's upload purger panics walking an S3 store (index out of range in
+        # getOutstandingUploads; goharbor/harbor#23784): the registry dies when it runs, up to an hour after start.
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING": '{"enabled":false}',
         "REGISTRY_HTTP_SECRET": http_secret(settings),
     }
     header = "# Written by kolla-registry (fab deploy-host): this registry's store. Secret: 0600.\n"

@@ -175,6 +175,7 @@ def test_every_instance_gets_the_same_env_file_and_http_secret(secret):
     env = parse_env(registry_env(ctx.inventory.registry))
     assert env["REGISTRY_STORAGE"] == "s3" and env["REGISTRY_STORAGE_S3_SECRETKEY"] == "wJalrXUtnFEMI/K7MDENG"
     assert env["REGISTRY_STORAGE_S3_FORCEPATHSTYLE"] == "true" and env["REGISTRY_STORAGE_REDIRECT_DISABLE"] == "true"
+    assert env["REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING"] == '{"enabled":false}'
     assert env["REGISTRY_HTTP_SECRET"] == http_secret(ctx.inventory.registry) and len(env["REGISTRY_HTTP_SECRET"]) == 64
     secret.write_text("another\n")
     assert http_secret(ctx.inventory.registry) != env["REGISTRY_HTTP_SECRET"]
