@@ -61,18 +61,27 @@ class Lab:
         return self.targets[:count]
 
 
+def _docker_nodes(rows: dict) -> list[str]:
+    return [name for name, row in rows.items() if name.startswith("node") and row.profile.endswith("-docker")]
+
+
 def ensure_lab(count: int) -> Lab:
     """deploy1 and at least ``count`` running Docker targets (the tools compared configure Docker);
     a bigger lab is used as it is, a smaller one grown with bookworm-docker nodes."""
     rows = {row.name: row for row in status()}
-    docker_nodes = [name for name, row in rows.items() if name.startswith("node") and row.profile.endswith("-docker")]
+    docker_nodes = _docker_nodes(rows)
     running = all(rows[name].state == "running" for name in [lab_config.DEPLOY_HOST, *docker_nodes] if name in rows)
     if len(docker_nodes) < count or not running or lab_config.DEPLOY_HOST not in rows or not paths().inventory.exists():
         others = len([name for name in rows if name.startswith("node")]) - len(docker_nodes)
         # Never fewer targets than the lab has: other users of the lab may need them.
         up(grown(max(count + others, len(rows) - 1)))
         rows = {row.name: row for row in status()}
-        docker_nodes = [name for name, row in rows.items() if name.startswith("node") and row.profile.endswith("-docker")]
+        docker_nodes = _docker_nodes(rows)
+        if len(docker_nodes) < count:
+            # The lab was down: its saved layout's other nodes (podman) were not counted above.
+            up(grown(len(rows) - 1 + count - len(docker_nodes)))
+            rows = {row.name: row for row in status()}
+            docker_nodes = _docker_nodes(rows)
     lab = paths()
     return Lab(
         inventory=lab.inventory,
