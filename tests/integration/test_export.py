@@ -28,6 +28,7 @@ from fabfile.model.inventory import HERE, ImageSettings
 from fabfile.model.outcome import CHANGED, FAILED
 from fabfile.payload import blobcopy
 from fabfile.payload.registry_client import Client
+from tests.conftest import unavailable
 
 from .local_run import local_inventory, run_locally
 from .registries import DOCKER_IMAGE, OCI_INDEX, Registry, push_image, push_index
@@ -189,7 +190,7 @@ def skopeo() -> str:
     if not os.access(SKOPEO, os.X_OK):
         subprocess.run(["apt-get", "install", "-y", "-q", "skopeo"], capture_output=True, check=False, timeout=600)
     if not os.access(SKOPEO, os.X_OK):
-        pytest.skip("no skopeo on this machine (apt-get install skopeo)")
+        unavailable("no skopeo on this machine (apt-get install skopeo failed)")
     return SKOPEO
 
 
