@@ -12,6 +12,7 @@ registry in one PATCH, and committed by a PUT only when its sha256 is right.
 
 import hashlib
 import json
+import time
 
 from .registry_client import IMAGE_TYPES, LIST_TYPES  # dropped on the host: defined above it there
 
@@ -30,6 +31,22 @@ class CopyError(Exception):
 
 
 # --- manifests and platforms (pure) ---------------------------------------------------------
+
+
+def retried(action, args: tuple, retries: int, delay: float, transient: tuple = ()):
+    """``action(*args)``'s value, tried ``retries`` more times ``delay`` s apart on a transient CopyError (or
+    one of ``transient``); the last error, as a CopyError, if it never worked."""
+    for tries in range(retries + 1):
+        try:
+            return action(*args)
+        except CopyError as error:
+            if error.permanent or tries == retries:
+                return error
+        except transient as error:
+            if tries == retries:
+                return CopyError(str(error))
+        time.sleep(delay)
+    return CopyError("no attempt made")
 
 
 def parse_platform(text: str) -> dict:

@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .blobcopy import (  # dropped on the host: defined above it there
@@ -29,6 +28,7 @@ from .blobcopy import (  # dropped on the host: defined above it there
     is_list,
     plan_blobs,
     put_manifest,
+    retried,
     select_platforms,
     start_upload,
     upload,
@@ -263,14 +263,7 @@ class Copy:
 
     def attempt(self, action, *args):
         """``action(*args)``'s value, retried on transient errors; the last CopyError if it never worked."""
-        for tries in range(self.retries + 1):
-            try:
-                return action(*args)
-            except CopyError as error:
-                if error.permanent or tries == self.retries:
-                    return error
-                time.sleep(self.delay)
-        return CopyError("no attempt made")
+        return retried(action, args, self.retries, self.delay)
 
     def attempt_tag(self, image: dict):
         """An image only to tag (the registry holds it: ``present``) tagged; None for an image to copy."""

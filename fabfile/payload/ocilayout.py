@@ -23,7 +23,6 @@ the upstream's manifest and never the wrapper.
 
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .blobcopy import (  # dropped on the host: defined above
@@ -35,6 +34,7 @@ from .blobcopy import (  # dropped on the host: defined above
     get_manifest,
     is_list,
     media_type_of,
+    retried,
     select_platforms,
 )
 from .manifests import platform_text, platforms_of  # dropped on the host: defined above
@@ -211,18 +211,8 @@ class Export:
         return result
 
     def attempt(self, action, *args):
-        """``action(*args)``'s value, retried on transient errors; the last CopyError if it never worked."""
-        for tries in range(self.retries + 1):
-            try:
-                return action(*args)
-            except CopyError as error:
-                if error.permanent or tries == self.retries:
-                    return error
-                time.sleep(self.delay)
-            except (OSError, ValueError) as error:
-                if tries == self.retries:
-                    return CopyError(str(error))
-                time.sleep(self.delay)
+        """``action(*args)``'s value, retried on transient errors (a failed read or a bad answer too)."""
+        return retried(action, args, self.retries, self.delay, (OSError, ValueError))
         return CopyError("no attempt made")
 
     def attempt_resolve(self, image: dict):
