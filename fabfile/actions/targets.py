@@ -18,7 +18,7 @@ from ..facts.base import Section, files
 from ..model.context import Placement, StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
-from ..model.marks import failure_reason
+from ..model.marks import MARK, failure_reason
 from ..model.outcome import Outcome
 from ..model.plan import StepPlan
 from ..registry.access import Instance
@@ -93,8 +93,10 @@ def proof(facts: HostFacts, ctx: StepContext, changed: bool) -> Check:
     if failed:
         return Check(STEP, failed=f"exit {failed[0]}: {failure_reason(failed[1], '')}")
     unchecked = [engine.verify_script(ctx) for engine, result in results if result is None]
-    # Checked in the facts session: the probe resolved through each engine, nothing downloaded.
-    proved = pulled if unchecked else f"resolved probe{engines_that_pulled(facts)}"
+    # Checked in the facts session: the probe resolved through each engine, nothing downloaded, unless
+    # the resolve did not answer plainly and the full check (login, pull) ran in its place.
+    resolved = all(f"{MARK} resolved " in result[1] for _, result in results if result)
+    proved = pulled if unchecked or not resolved else f"resolved probe{engines_that_pulled(facts)}"
     return Check(STEP, script=in_turn(unchecked), passed=f"{ctx.registry} trusted; {proved}")
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from fabfile.actions.targets import ConfigureTargets
 from fabfile.engines.docker.paths import DAEMON_JSON, ca_path
-from fabfile.engines.docker.verify import _judge
+from fabfile.engines.docker.verify import _check_curl, _judge
 from fabfile.engines.docker.verify import quick_verify_script as verify_script
 from fabfile.engines.shell import in_turn
 from fabfile.facts.base import parse, script
@@ -110,6 +110,20 @@ def test_a_resolved_probe_reads_as_resolved_and_a_failed_one_falls_back_to_the_f
     fallen = run_script(f"out=$(curl); {_judge(ctx, pull=False)}", tmp_path, REGISTRY_HEADERS + failed)
     assert fallen.splitlines()[-1] == f"{MARK} fail docker pull {ctx.probe_image}: Error response from daemon: manifest unknown"
 
+
+
+# What Go's registry sends over TLS: HTTP/2, whose header names are lower case.
+HTTP2_HEADERS = "HTTP/2 401 \r\ncontent-type: application/json\r\ndocker-distribution-api-version: registry/2.0\r\n\r\n"
+
+
+def test_over_tls_the_lower_case_http2_headers_still_resolve_with_no_login_and_no_pull(tmp_path):
+    ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), password="pw", ca=CA)
+
+    facts_check = f"{_check_curl(ctx, pull=False)}\n{_judge(ctx, pull=False)}"
+
+    output = run_script(facts_check, tmp_path, HTTP2_HEADERS + RESOLVED)
+
+    assert output.splitlines()[-1] == f"{MARK} resolved {ctx.probe_image}"
 
 def test_a_passed_check_reads_as_pulled(tmp_path):
     output = run_script(verify_script(make_ctx()), tmp_path, REGISTRY_HEADERS + PULLED)
@@ -222,6 +236,12 @@ def test_a_configured_node_checked_in_its_facts_session_costs_no_other_session()
     assert run.scripts == [] and run.gatherings == 1
     assert [(o.status, o.message) for o in run.outcomes] == [(OK, f"{REGISTRY} trusted; resolved probe")]
 
+
+
+def test_a_no_op_whose_resolve_fell_back_to_the_full_check_says_it_pulled():
+    run = run_on_host(ConfigureTargets(), trusting(verified=(0, f"{MARK} pulled x")))
+
+    assert [(o.status, o.message) for o in run.outcomes] == [(OK, f"{REGISTRY} trusted; pulled probe")]
 
 def test_a_configured_node_not_checked_yet_runs_only_the_check():
     run = run_on_host(ConfigureTargets(), trusting())

@@ -20,6 +20,10 @@ from ..shell import login_lines, registry_answers
 from .facts import REGISTRY_CONFIG, read_registry_config, read_version
 from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
 
+# A registry's answer to GET /v2/ in a shell case pattern. Over TLS, Go's server speaks HTTP/2, whose header
+# names are lower case: matching only "Docker-Distribution-Api-Version" sent every TLS no-op to the full login and pull.
+REGISTRY_HEADER = "*[Dd]ocker-[Dd]istribution-[Aa]pi-[Vv]ersion:' registry/2.0'"
+
 VERIFY, VERIFIED = "verify", "verified"
 
 
@@ -196,7 +200,7 @@ def _check_curl(ctx: StepContext, before: str = "", pull: bool = True) -> str:
     credentials = json.dumps({"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry})
     header = base64.urlsafe_b64encode(credentials.encode()).decode()
     return f"""out=$(curl {get} 2>&1) || out=
-case $out in *'Docker-Distribution-Api-Version: registry/2.0'*)
+case $out in {REGISTRY_HEADER}*)
   pulled=$(curl -H @- {fetch} 2>&1 <<'KOLLA_REGISTRY_AUTH'
 X-Registry-Auth: {header}
 KOLLA_REGISTRY_AUTH
@@ -209,10 +213,10 @@ esac"""
 def _judge(ctx: StepContext, pull: bool = True) -> str:
     """Shell: whether "$out" shows a registry and a finished pull (or the probe resolved); else the full check."""
     if pull:
-        shown = """*'Docker-Distribution-Api-Version: registry/2.0'*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;"""
+        shown = f"""{REGISTRY_HEADER}*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;"""
         done = f"{MARK} pulled {ctx.probe_image}"
     else:
-        shown = """*'Docker-Distribution-Api-Version: registry/2.0'*'"Descriptor":{'*'"digest":"sha256:'*) ;;"""
+        shown = f"""{REGISTRY_HEADER}*'"Descriptor":{{'*'"digest":"sha256:'*) ;;"""
         done = f"{MARK} resolved {ctx.probe_image}"
     return f"""case $out in
   {shown}
