@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import tarfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from fabric import Config, Connection
-from paramiko import SFTPClient
 
 from ..facts import base as facts_base
 from ..facts.base import Section
@@ -23,17 +19,10 @@ from ..model.inventory import Host
 from ..model.marks import failure_reason, marks
 from ..model.outcome import Outcome
 from ..registry.access import Access
-from ..transport.connection import (
-    SFTP_TIMEOUT,
-    CommandTimeout,
-    LineCallback,
-    connect,
-    execute,
-    open_sftp,
-    run_as_root,
-    sudo_hint,
-)
+from ..transport.channel import CommandTimeout, LineCallback
+from ..transport.connection import UPLOAD_TIMEOUT, connect, execute, run_as_root, sudo_hint
 from ..transport.safewrite import adopt_script
+from ..transport.upload import UploadError, send_file
 
 UPLOAD_PREFIX = "/tmp/kolla-registry."
 
@@ -50,11 +39,10 @@ class HostRun:
         self.facts = HostFacts()
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.outcomes: list[Outcome] = []
-        # The login user's folder that SFTP writes to, and the folder scripts read uploads from ($UPLOADS):
+        # The login user's folder uploads are written to, and the folder scripts read uploads from ($UPLOADS):
         # root's own, once root took them (the same folder when the login user is root).
         self.inbox = ""
         self.uploads = ""
-        self.sftp: SFTPClient | None = None
         # A read-only task whose table is the output: no progress lines, no tables of steps.
         self.quiet = False
         # This run wrote files whose Docker handler may not have run yet (see converge.undo_pending).
@@ -103,10 +91,11 @@ class HostRun:
     def upload(self, local: str, name: str, callback=None) -> str:
         """Put a file from this machine into this run's private folder on the host; its path there.
 
-        A folder goes as an uncompressed tar of its contents. SFTP writes it, as the login user, into a
-        folder made by ``mktemp -d`` (0700) once per run; a login user other than root then hands it to
-        root, which moves it into its own private folder and reads it only from there (see
-        ``safewrite.adopt_script``). Every SFTP wait is bounded. Both folders go when the run closes.
+        A folder goes as an uncompressed tar of its contents. ``cat`` on an exec channel writes it, as the
+        login user, into a folder made by ``mktemp -d`` (0700) once per run (``transport.upload``); a login
+        user other than root then hands it to root, which moves it into its own private folder and reads it
+        only from there (see ``safewrite.adopt_script``). Every wait is bounded. Both folders go when the
+        run closes.
         """
         if not self.inbox:
             made = execute(self.connection, f"mktemp -d {UPLOAD_PREFIX}XXXXXXXX", timeout=30)
@@ -115,12 +104,11 @@ class HostRun:
             self.inbox = made.stdout.strip()
         remote = f"{self.inbox}/{name}"
         try:
-            if os.path.isdir(local):
-                _put_folder(self._sftp(), local, remote, callback)
-            else:
-                self._sftp().put(local, remote, callback=callback)
+            send_file(self.connection, local, remote, UPLOAD_TIMEOUT, callback)
         except (TimeoutError, CommandTimeout):
-            raise RemoteError(f"upload of {local} stalled: the host answered nothing for {SFTP_TIMEOUT} s") from None
+            raise RemoteError(f"upload of {local} stalled: the host answered nothing for {UPLOAD_TIMEOUT} s") from None
+        except UploadError as error:
+            raise RemoteError(f"upload of {local} failed: {error}") from None
         except OSError as error:
             raise RemoteError(f"upload of {local} failed: {error.strerror or error}") from None
         if self.host.user == "root":
@@ -129,11 +117,6 @@ class HostRun:
             output = self.run(adopt_script(self.inbox, name, self.uploads), timeout=60)
             self.uploads = (marks(output, "uploads") or [""])[-1]
         return f"{self.uploads}/{name}"
-
-    def _sftp(self) -> SFTPClient:
-        if self.sftp is None:
-            self.sftp = open_sftp(self.connection, SFTP_TIMEOUT)
-        return self.sftp
 
     def sibling(self) -> HostRun:
         """Another connection to the same host (the one in use may be what failed)."""
@@ -149,31 +132,3 @@ class HostRun:
                     execute(self.connection, f"rm -rf -- {shlex.quote(self.inbox)}", timeout=60)
         finally:
             self.connection.close()
-
-
-class _Counted:
-    """A file written through, its bytes counted for a progress callback."""
-
-    def __init__(self, out, callback, total: int) -> None:
-        self.out, self.callback, self.total, self.sent = out, callback, total, 0
-
-    def write(self, data: bytes) -> int:
-        self.out.write(data)
-        self.sent += len(data)
-        if self.callback:
-            self.callback(min(self.sent, self.total), self.total)
-        return len(data)
-
-
-def write_folder_tar(folder: str, out, callback=None) -> None:
-    """``folder``'s contents as an uncompressed tar stream into the file ``out`` (no temporary file)."""
-    total = sum(entry.stat().st_size for entry in Path(folder).rglob("*") if entry.is_file())
-    with tarfile.open(fileobj=_Counted(out, callback, total), mode="w|") as archive:
-        for name in sorted(os.listdir(folder)):
-            archive.add(os.path.join(folder, name), arcname=name)
-
-
-def _put_folder(sftp, folder: str, remote: str, callback=None) -> None:
-    with sftp.open(remote, "wb") as out:
-        out.set_pipelined(True)
-        write_folder_tar(folder, out, callback)

@@ -43,7 +43,6 @@ class LocalRun(HostRun):
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.outcomes: list[Outcome] = []
         self.inbox = self.uploads = ""
-        self.sftp = None
         self.quiet = False
         self.left_pending = False
         self.on_row = lambda outcome: None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import shlex
 import socket
-import threading
 from dataclasses import replace
 
 import paramiko
@@ -13,7 +12,7 @@ from fabric import Config, Connection
 from fabric.runners import Result
 
 from ..model.inventory import Host
-from .channel import CommandTimeout, LineCallback, SudoGate, execute
+from .channel import LineCallback, SudoGate, execute
 from .hostkeys import (
     HostKeyFileError,
     RevokedHostKey,
@@ -25,8 +24,8 @@ from .hostkeys import (
 )
 
 CONNECT_TIMEOUT = 10
-# How long an SFTP upload may wait for the host: to open the session or a file, or for each write to go.
-SFTP_TIMEOUT = 120
+# How long an upload may wait for the host: to open its session, to take each write, to finish.
+UPLOAD_TIMEOUT = 120
 
 
 class NoDelayConnection(Connection):
@@ -158,34 +157,6 @@ def refuse_unchecked_password(host: Host, password: str | None) -> None:
 
 class UncheckedHost(Exception):
     """A sudo password was given for a host whose key is not checked (host_key_policy off)."""
-
-
-def open_sftp(connection: Connection, timeout: float = SFTP_TIMEOUT) -> paramiko.SFTPClient:
-    """An SFTP session whose every wait (opening it, opening a file, each read or write) ends after ``timeout`` s.
-
-    paramiko waits for the server's answer to the subsystem request with no
-    limit: the connection is closed when that takes longer, which ends the wait.
-    """
-    connection.open()
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        connection.close()
-
-    timer = threading.Timer(timeout, expire)
-    timer.start()
-    try:
-        channel = connection.transport.open_session(timeout=timeout)
-        channel.settimeout(timeout)
-        channel.invoke_subsystem("sftp")
-        return paramiko.SFTPClient(channel)
-    except (paramiko.SSHException, EOFError, OSError):
-        if expired.is_set():
-            raise CommandTimeout(f"no SFTP session within {timeout:.0f} s") from None
-        raise
-    finally:
-        timer.cancel()
 
 
 def unreachable_reason(error: BaseException, host: Host) -> str | None:

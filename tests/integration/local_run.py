@@ -14,12 +14,13 @@ from pathlib import Path
 
 from fabfile.engine.access import RegistryAccess
 from fabfile.engine.action import Action
-from fabfile.engine.hostrun import HostRun, write_folder_tar
+from fabfile.engine.hostrun import HostRun
 from fabfile.engine.report import Result
 from fabfile.engine.runner import Runner
 from fabfile.model.context import Modes, StepContext
 from fabfile.model.errors import RemoteError
 from fabfile.model.inventory import Host, Inventory, RegistrySettings
+from fabfile.transport.upload import write_folder_tar
 
 HOST = Host("deploy1", "127.0.0.1")
 
@@ -60,7 +61,7 @@ class LocalRun(HostRun):
         remote = Path(self.uploads) / name
         if Path(local).is_dir():
             with remote.open("wb") as out:
-                write_folder_tar(local, out, callback)
+                write_folder_tar(local, out)
         else:
             shutil.copyfile(local, remote)
         return str(remote)

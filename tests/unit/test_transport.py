@@ -1,11 +1,12 @@
 """The transport over a real SSH server on loopback (tests/unit/sshserver.py): sudo with a password, host keys
-of hosts and their gateways, known_hosts marker lines, SFTP that stalls, uploads root takes (issue 19, items 9, 10, 12).
+of hosts and their gateways, known_hosts marker lines, uploads that stall or fall short, uploads root takes (issue 19, items 9, 10, 12).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import tarfile
 import threading
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from fabfile.model.context import StepContext
 from fabfile.model.errors import RemoteError
 from fabfile.model.inventory import Host
 from fabfile.model.marks import MARK
-from fabfile.transport import connection
 from fabfile.transport.connection import UncheckedHost, connect, run_as_root, sudo_hint, unreachable_reason
 from fabfile.transport.safewrite import ROOT_UPLOADS_PREFIX, adopt_script
 
@@ -214,21 +214,16 @@ def test_a_line_that_is_no_host_key_is_named_with_its_number(tmp_path):
     assert unreachable_reason(caught.value, host) == f"{known}: line 2: not a known_hosts line (InvalidHostKey)"
 
 
-# --- item 10: SFTP waits are bounded --------------------------------------------------------------------
+# --- item 10: upload waits are bounded; an upload the host did not write whole fails --------------------
 
 
-def test_an_upload_to_a_host_whose_sftp_never_answers_fails_in_time(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(hostrun, "SFTP_TIMEOUT", 2)
-    monkeypatch.setattr(connection, "SFTP_TIMEOUT", 2)
-    host = host_of(server, tmp_path, user="root")
-    archive = tmp_path / "registry.tar"
-    archive.write_bytes(b"x" * 1000)
-    run = HostRun(host, StepContext(make_inventory()))
+def upload_in_thread(run: HostRun, local: Path, name: str) -> list[BaseException | str]:
+    """``run.upload`` in a thread given 30 s: what it returned or raised (nothing if it still waits)."""
     outcome: list[BaseException | str] = []
 
     def upload() -> None:
         try:
-            outcome.append(run.upload(str(archive), "registry.tar"))
+            outcome.append(run.upload(str(local), name))
         except BaseException as error:  # noqa: BLE001 - the test reads what came out
             outcome.append(error)
 
@@ -239,11 +234,57 @@ def test_an_upload_to_a_host_whose_sftp_never_answers_fails_in_time(server, tmp_
     run.connection.close()
     if inbox.startswith(hostrun.UPLOAD_PREFIX):
         subprocess.run(["rm", "-rf", inbox], check=False)
+    return outcome
 
-    assert not worker.is_alive(), "the upload waited on the stalled SFTP server for more than 30 s"
+
+def test_an_upload_to_a_host_that_takes_none_of_it_fails_in_time(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(hostrun, "UPLOAD_TIMEOUT", 2)
+    # A cat that never reads: the SSH window (2 MiB) fills, then nothing more can go.
+    (server.bin / "cat").write_text("#!/bin/sh\nexec sleep 60\n")
+    (server.bin / "cat").chmod(0o755)
+    archive = tmp_path / "registry.tar"
+    archive.write_bytes(os.urandom(8 << 20))
+    run = HostRun(host_of(server, tmp_path, user="root"), StepContext(make_inventory()))
+
+    outcome = upload_in_thread(run, archive, "registry.tar")
+
+    assert outcome, "the upload waited on the stalled host for more than 30 s"
     assert isinstance(outcome[0], RemoteError)
     assert str(outcome[0]) == f"upload of {archive} stalled: the host answered nothing for 2 s"
-    assert server.subsystems == ["sftp"]
+
+
+def test_an_upload_the_host_could_not_write_whole_fails_with_its_words(server, tmp_path):
+    # A disk that fills: cat writes part of its input, says why, and fails.
+    (server.bin / "cat").write_text("#!/bin/sh\nhead -c 1000 > /dev/null; echo 'cat: write error: No space left on device' >&2; exit 1\n")
+    (server.bin / "cat").chmod(0o755)
+    archive = tmp_path / "registry.tar"
+    archive.write_bytes(os.urandom(3 << 20))
+    run = HostRun(host_of(server, tmp_path, user="root"), StepContext(make_inventory()))
+
+    outcome = upload_in_thread(run, archive, "registry.tar")
+
+    assert isinstance(outcome[0], RemoteError)
+    assert str(outcome[0]) == f"upload of {archive} failed: cat: write error: No space left on device"
+
+
+def test_a_folder_is_uploaded_as_a_tar_of_its_files_every_byte_there(server, tmp_path):
+    folder = tmp_path / "bundle"
+    (folder / "blobs" / "sha256").mkdir(parents=True)
+    (folder / "index.json").write_text("{}")
+    blob = os.urandom(5 << 20)
+    (folder / "blobs" / "sha256" / "ab").write_bytes(blob)
+    run = HostRun(host_of(server, tmp_path, user="root"), StepContext(make_inventory()))
+    try:
+        remote = run.upload(str(folder), "images.tar")
+        with tarfile.open(remote) as archive:
+            names = sorted(archive.getnames())
+            held = archive.extractfile("./blobs/sha256/ab").read()
+    finally:
+        run.close()
+
+    assert names == [".", "./blobs", "./blobs/sha256", "./blobs/sha256/ab", "./index.json"]
+    assert held == blob
+    assert server.subsystems == []  # no SFTP
 
 
 # --- item 9: root takes an upload into its own folder before reading it --------------------------------
