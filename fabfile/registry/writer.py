@@ -20,6 +20,8 @@ from .storage import storage_option
 WRITER_DIR = "/run/kolla-registry"
 WRITER_SOCKET = f"{WRITER_DIR}/registry.sock"
 WRITER_SUFFIX = "-writer"
+# The writer answers about 0.3 s after it starts: asked every second, every job waited a second for it.
+POLLS_PER_SECOND = 10
 
 
 def writer_name(ctx: StepContext) -> str:
@@ -61,8 +63,8 @@ out=$({writer_run_command(ctx)} 2>&1) || {{
 i=0
 until writes; do
   i=$((i + 1))
-  [ "$i" -lt {int(wait)} ] || {{ echo "{failed} the writer $writer did not answer on {WRITER_SOCKET} within {int(wait)} s"; exit 1; }}
-  sleep 1
+  [ "$i" -lt {int(wait) * POLLS_PER_SECOND} ] || {{ echo "{failed} the writer $writer did not answer on {WRITER_SOCKET} within {int(wait)} s"; exit 1; }}
+  sleep {1 / POLLS_PER_SECOND}
 done
 {body}
 """
