@@ -30,6 +30,10 @@ class CopyError(Exception):
         self.permanent = permanent
 
 
+class BadDigest(CopyError):
+    """A blob whose bytes are not its digest: from a registry perhaps a glitch, from an archive its content."""
+
+
 # --- manifests and platforms (pure) ---------------------------------------------------------
 
 
@@ -177,7 +181,7 @@ def upload(client, base: str, repository: str, digest: str, size: int, chunks, l
     got = "sha256:" + hashed.hexdigest()
     if status == 202 and (got != digest or count[0] != size):
         client.request("DELETE", location, repository=repository)
-        raise CopyError("{}: sha256 {} ({} bytes), expected {} ({} bytes)".format(digest, got, count[0], digest, size))
+        raise BadDigest("{}: sha256 {} ({} bytes), expected {} ({} bytes)".format(digest, got, count[0], digest, size))
     _check(status, answer, text, "PATCH " + repository, 202)
     location = absolute(base, answer.get("location") or location)
     url = location + ("&" if "?" in location else "?") + "digest=" + digest

@@ -18,6 +18,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .blobcopy import (  # dropped on the host: defined above it there
+    BadDigest,
     CopyError,
     blob_descriptors,
     chunks_of,
@@ -252,6 +253,10 @@ class Copy:
                 response = fetch(self.client, self.source, repo, digest)
                 chunks = chunks_of(response, self.sizes[digest])
             upload(self.writer, self.target, repo, digest, self.sizes[digest], chunks, location, count)
+        except BadDigest as error:
+            self.progress.add(-sent[0])
+            # An archive's bytes are what they are: reading them again gives the same wrong digest.
+            raise BadDigest("{} in the archive".format(error) if self.archive else str(error), bool(self.archive))
         except BaseException:
             self.progress.add(-sent[0])
             raise
