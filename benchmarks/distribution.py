@@ -1,4 +1,4 @@
-"""python3 benchmarks/run.py distribution [--quick] [--rate 400mbit] [--targets 5,10] [--out DIR]
+"""python3 benchmarks/run.py distribution [--quick] [--rate 400mbit] [--targets 5,10] [--only airgap] [--out DIR]
 
 Images at link speed. Fills the lab's upstream registry (bench-upstream, 10.77.0.4) with a
 Kolla-like set of incompressible layers, limits the upstream's link with tc, and times on
@@ -6,7 +6,8 @@ deploy1, each from an empty registry and then again as a no-op: `fab sync-images
 `skopeo sync`, and the `docker pull/tag/push` loop. Then the air gap: `fab export-images` on this
 machine from the same shaped upstream into a bundle, and `fab sync-images --locked` from it into
 deploy1's emptied registry (airgap_bench.py). Then `fab pull-images` to N targets with deploy1's
-own link limited the same way. Writes distribution.md, .json and .png to --out.
+own link limited the same way. Writes distribution.md, .json and .png to --out. `--only airgap` runs
+the air gap alone (and writes airgap.md and airgap.json).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     _fab(inventory, "deploy-host")
     labnet.on_deploy("command -v skopeo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q skopeo")
     rate = labnet.rate_bytes(args.rate)
-    syncs = _syncs(image_set, inventory, args.rate)
+    syncs = [] if args.only else _syncs(image_set, inventory, args.rate)
     airgap = airgap_bench.run(image_set, inventory, args.rate, args.out, _fab, _empty_registry)
-    pulls = _pulls(image_set, inventory, args.rate, args.targets)
+    pulls = [] if args.only else _pulls(image_set, inventory, args.rate, args.targets)
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started),
@@ -66,9 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         "floor_seconds": image_set.unique_bytes / rate,
         "cpus": os.cpu_count(),
     }
+    document = {"meta": meta, "syncs": syncs, "airgap": airgap, "pulls": pulls}
+    if args.only:
+        text = airgap_bench.heading(meta) + "\n".join(airgap_bench.markdown(airgap, meta)) + "\n"
+        (args.out / "airgap.md").write_text(text)
+        (args.out / "airgap.json").write_text(json.dumps(document, indent=2))
+        print(text)
+        print(f"bench: wrote {args.out}/airgap.md, airgap.json", file=sys.stderr)
+        return 1 if any(row.get("error") for row in airgap) else 0
     text = dist_report.markdown(syncs, pulls, meta) + "\n".join(airgap_bench.markdown(airgap, meta)) + "\n"
     (args.out / "distribution.md").write_text(text)
-    document = {"meta": meta, "syncs": syncs, "airgap": airgap, "pulls": pulls}
     (args.out / "distribution.json").write_text(json.dumps(document, indent=2))
     dist_report.plot(args.out / "distribution.png", syncs, pulls, meta)
     print(text)
@@ -97,14 +106,26 @@ def _inventory(image_set: imageset.ImageSet, path: Path, data: dict | None = Non
     return path
 
 
-def _fab(inventory: Path, *args: str) -> float:
-    """Run fab; the seconds it took. A failure raises with its last lines."""
+def _fab(inventory: Path, *args: str, lines: list[tuple[float, str]] | None = None) -> float:
+    """Run fab; the seconds it took (``lines`` gets each output line with the seconds it came at). A failure
+    raises with its last lines; a run longer than an hour is stopped."""
     env = {**os.environ, "KOLLA_REGISTRY_HOSTS": str(inventory)}
     began = time.monotonic()
-    done = subprocess.run([str(FAB), *args], env=env, capture_output=True, text=True, timeout=3600, check=False)
+    said = []
+    with subprocess.Popen([str(FAB), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as fab:
+        stop = threading.Timer(3600, fab.kill)
+        stop.start()
+        try:
+            for line in fab.stdout:
+                said.append(line)
+                if lines is not None:
+                    lines.append((time.monotonic() - began, line.rstrip("\n")))
+        finally:
+            stop.cancel()
+        code = fab.wait()
     seconds = time.monotonic() - began
-    if done.returncode != 0:
-        raise RuntimeError(f"fab {' '.join(args)}: exit {done.returncode}: {(done.stdout + done.stderr)[-800:]}")
+    if code != 0:
+        raise RuntimeError(f"fab {' '.join(args)}: exit {code}: {''.join(said)[-800:]}")
     return seconds
 
 
@@ -242,6 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", default="400mbit", help="the links' limit, tc's notation (default 400mbit)")
     parser.add_argument("--targets", type=_counts, default=[5, 10], help="targets to pull to (default 5,10)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where results go (default {DEFAULT_OUT})")
+    parser.add_argument("--only", choices=["airgap"], help="only this part: airgap (export, then the locked import)")
     return parser
 
 
