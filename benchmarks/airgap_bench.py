@@ -55,12 +55,15 @@ def run(
     lines: list[tuple[float, str]] = []
     try:
         seconds = fab(inventory, *locked_import, lines=lines)
-        row = {"method": IMPORT, "seconds": seconds, "read_rate": read_rate, "upload_done": _upload_done(lines)}
+    except RuntimeError as error:
+        return [*rows, {"method": IMPORT, "error": str(error)}]
+    row = {"method": IMPORT, "seconds": seconds, "read_rate": read_rate, "upload_done": _upload_done(lines)}
+    rows.append(row)
+    try:
         row["noop_seconds"] = fab(inventory, *locked_import)
         row["ssh_bytes"], row["ssh_seconds"] = ssh_cat(inventory, bundle)
-        rows.append(row)
-    except RuntimeError as error:
-        rows.append({"method": IMPORT, "error": str(error)})
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        row["breakdown_error"] = str(error)[-300:]
     return rows
 
 
@@ -125,8 +128,12 @@ def markdown(rows: list[dict], meta: dict) -> list[str]:
             ratio = f"{row['seconds'] / read_floor:.2f}" if read_floor else "?"
             noop = f"{row['noop_seconds']:.1f} s" if "noop_seconds" in row else ""
             lines.append(f"| {IMPORT} | {row['seconds']:.1f} s | {read_floor:.1f} s (disk) | {ratio} | | | | {noop} |")
-    imported = next((row for row in rows if row["method"] == IMPORT and "ssh_seconds" in row), None)
-    breakdown = _breakdown(imported) if imported else []
+    imported = next((row for row in rows if row["method"] == IMPORT and not row.get("error")), None)
+    breakdown = []
+    if imported and "ssh_seconds" in imported:
+        breakdown = _breakdown(imported)
+    elif imported:
+        breakdown = ["", f"(no breakdown: {imported.get('breakdown_error', '?')})"]
     return lines + breakdown + ["", "Targets (issue 22):", *[f"- {check}" for check in checks(rows, meta)]]
 
 
