@@ -162,3 +162,39 @@ def test_a_node_pulls_the_imported_images(fab, hosts, site, upstream):
         ref = f"{registry}/{NAMESPACE}/{service}:{upstream}"
         digests = json.loads(hosts.run("node1", f"docker image inspect -f '{{{{json .RepoDigests}}}}' {ref}"))
         assert f"{registry}/{NAMESPACE}/{service}@{head_digest(UPSTREAM, f'{NAMESPACE}/{service}', upstream)}" in digests
+
+
+def test_a_blob_whose_bytes_are_not_its_digest_is_refused_naming_it_and_the_good_bundle_then_resumes(
+    fab, hosts, site, bundle, upstream, tmp_path
+):
+    from fabfile.payload.blobcopy import get_manifest
+    from fabfile.payload.registry_client import ACCEPT, Client
+
+    path, _ = bundle
+    broken = tmp_path / "broken-bundle"
+    shutil.copytree(path, broken)
+    image = get_manifest(Client(), f"http://{UPSTREAM}", f"{NAMESPACE}/{SERVICES[1]}", upstream, ACCEPT)[2]
+    layer = image["layers"][0]["digest"]
+    blob = broken / "blobs" / "sha256" / layer.removeprefix("sha256:")
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the same size, one byte changed
+    blob.write_bytes(bytes(data))
+    hosts.run("deploy1", f"docker stop -t 5 registry >/dev/null && rm -rf {VOLUME_DATA}/docker && docker start registry >/dev/null")
+    registry = registry_of(hosts)
+    wait_for(registry)
+
+    refused = fab("sync-images", "--archive", str(broken), "--locked", str(broken), inventory=site)
+
+    assert refused.code == 1, refused.output
+    row = [line for line in refused.output.splitlines() if "deploy1 | sync-images | FAILED" in line]
+    assert len(row) == 1 and f"{layer}: sha256 " in row[0] and "in the archive" in row[0], refused.output
+    assert head_digest(registry, f"{NAMESPACE}/{SERVICES[1]}", upstream) is None  # no tag names a missing blob
+    good = head_digest(UPSTREAM, f"{NAMESPACE}/{SERVICES[0]}", upstream)
+    assert head_digest(registry, f"{NAMESPACE}/{SERVICES[0]}", upstream) == good
+
+    resumed = fab("sync-images", "--archive", str(path), "--locked", str(path), inventory=site)
+
+    assert resumed.code == 0, resumed.output
+    assert "2 images: 1 copied, 1 present" in resumed.output
+    for service in SERVICES:
+        assert head_digest(registry, f"{NAMESPACE}/{service}", upstream) == head_digest(UPSTREAM, f"{NAMESPACE}/{service}", upstream)
