@@ -1,9 +1,10 @@
 """A file or a folder from this machine into a file on a host, streamed on one exec channel.
 
-Not SFTP: paramiko's SFTP client asks and waits for every 32 KiB it writes (and a tar
-written through it went 16 KiB at a time); a ``cat`` reading the channel's stdin takes the
-bytes as fast as the connection carries them. The host says how many bytes it wrote, and
-the upload fails unless that is every byte sent.
+Not SFTP: paramiko's SFTP client makes every write a request the host answers (and a tar
+went through it 16 KiB a write); a ``cat`` reading the channel's stdin takes the bytes as
+fast as the connection carries them (on the lab, 360 MB: 156 MB/s against SFTP's 132 for
+a file, and about 80 for the folder's tar). The host says how many bytes it wrote, and the
+upload fails unless that is every byte sent.
 """
 
 from __future__ import annotations
