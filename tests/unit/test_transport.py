@@ -237,16 +237,20 @@ def upload_in_thread(run: HostRun, local: Path, name: str) -> list[BaseException
     return outcome
 
 
+def upload_to_cat(server: SSHServer, tmp_path: Path, cat: str, size: int) -> tuple[Path, list[BaseException | str]]:
+    """An upload of ``size`` random bytes to the server, whose ``cat`` is the shell ``cat``: the file and the outcome."""
+    (server.bin / "cat").write_text(f"#!/bin/sh\n{cat}\n")
+    (server.bin / "cat").chmod(0o755)
+    archive = tmp_path / "registry.tar"
+    archive.write_bytes(os.urandom(size))
+    run = HostRun(host_of(server, tmp_path, user="root"), StepContext(make_inventory()))
+    return archive, upload_in_thread(run, archive, "registry.tar")
+
+
 def test_an_upload_to_a_host_that_takes_none_of_it_fails_in_time(server, tmp_path, monkeypatch):
     monkeypatch.setattr(hostrun, "UPLOAD_TIMEOUT", 2)
     # A cat that never reads: the SSH window (2 MiB) fills, then nothing more can go.
-    (server.bin / "cat").write_text("#!/bin/sh\nexec sleep 60\n")
-    (server.bin / "cat").chmod(0o755)
-    archive = tmp_path / "registry.tar"
-    archive.write_bytes(os.urandom(8 << 20))
-    run = HostRun(host_of(server, tmp_path, user="root"), StepContext(make_inventory()))
-
-    outcome = upload_in_thread(run, archive, "registry.tar")
+    archive, outcome = upload_to_cat(server, tmp_path, "exec sleep 60", 8 << 20)
 
     assert outcome, "the upload waited on the stalled host for more than 30 s"
     assert isinstance(outcome[0], RemoteError)
@@ -255,13 +259,8 @@ def test_an_upload_to_a_host_that_takes_none_of_it_fails_in_time(server, tmp_pat
 
 def test_an_upload_the_host_could_not_write_whole_fails_with_its_words(server, tmp_path):
     # A disk that fills: cat writes part of its input, says why, and fails.
-    (server.bin / "cat").write_text("#!/bin/sh\nhead -c 1000 > /dev/null; echo 'cat: write error: No space left on device' >&2; exit 1\n")
-    (server.bin / "cat").chmod(0o755)
-    archive = tmp_path / "registry.tar"
-    archive.write_bytes(os.urandom(3 << 20))
-    run = HostRun(host_of(server, tmp_path, user="root"), StepContext(make_inventory()))
-
-    outcome = upload_in_thread(run, archive, "registry.tar")
+    said = "head -c 1000 > /dev/null; echo 'cat: write error: No space left on device' >&2; exit 1"
+    archive, outcome = upload_to_cat(server, tmp_path, said, 3 << 20)
 
     assert isinstance(outcome[0], RemoteError)
     assert str(outcome[0]) == f"upload of {archive} failed: cat: write error: No space left on device"
