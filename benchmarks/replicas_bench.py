@@ -29,17 +29,17 @@ import yaml
 
 from tests.lab import paths
 from tests.lab.engine import docker
-from tests.lab.store import down_replicas, replica_names, up_replicas
+from tests.lab.store import HOSTNAME, down_replicas, replica_names, up_replicas
 
 from . import imageset, labnet
 from .distribution import DEFAULT_OUT, _counts, _fab, _inventory, _lab, run_meta
 
 SECURE = {"tls": "self-signed", "auth": "htpasswd"}
 # The registry name's line out of /etc/hosts, in place (a lab host's /etc/hosts is a bind mount, which
-# sed -i cannot rename over); and the CA a TLS pass left.
+# sed -i cannot rename over); and the CA a TLS pass left, for either engine.
 UNMARK = (
     "grep -v '# kolla-registry$' /etc/hosts > /etc/hosts.unmarked; cat /etc/hosts.unmarked > /etc/hosts; "
-    "rm -f /etc/hosts.unmarked; rm -rf /etc/docker/certs.d/kolla-registry.internal:4000"
+    f"rm -f /etc/hosts.unmarked; rm -rf /etc/docker/certs.d/{HOSTNAME}:4000 /etc/containers/certs.d/{HOSTNAME}:4000"
 )
 TLS_WITHIN = 0.10  # issue 21: TLS and login cost at most 10% of the plain throughput
 
