@@ -58,15 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     airgap = airgap_bench.run(image_set, inventory, args.rate, args.out, _fab, _empty_registry)
     pulls = [] if args.only else _pulls(image_set, inventory, args.rate, args.targets)
     meta = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started),
-        "rate": args.rate,
-        "set": "quick" if args.quick else "full",
-        "images": len(image_set.images),
-        "unique_bytes": image_set.unique_bytes,
+        **run_meta(started, args.rate, "quick" if args.quick else "full", image_set),
         "logical_bytes": image_set.logical_bytes,
         "floor_seconds": image_set.unique_bytes / rate,
-        "cpus": os.cpu_count(),
     }
     document = {"meta": meta, "syncs": syncs, "airgap": airgap, "pulls": pulls}
     if args.only:
@@ -83,6 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"bench: wrote {args.out}/distribution.md, distribution.json, distribution.png", file=sys.stderr)
     return 1 if any(row.get("error") for row in [*syncs, *airgap, *pulls]) else 0
+
+
+def run_meta(started: float, rate: str, set_name: str, image_set: imageset.ImageSet) -> dict:
+    """What every image benchmark's report says of its run: when, how long, the links, the set, the CPUs."""
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started),
+        "rate": rate,
+        "set": set_name,
+        "images": len(image_set.images),
+        "unique_bytes": image_set.unique_bytes,
+        "cpus": os.cpu_count(),
+    }
 
 
 def _lab(targets: int) -> None:

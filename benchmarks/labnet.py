@@ -84,6 +84,20 @@ def sent_bytes(container: str) -> int:
     raise RuntimeError(f"{container}: no eth0 in /proc/net/dev")
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) clock ticks of this machine's CPUs so far: every lab host, registry and node shares them."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:9]]  # user .. steal; guest is inside user
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def cpu_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time that was busy between two ``cpu_times()``."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
 def on_deploy(script: str, timeout: float = 1800) -> str:
     result = docker("exec", DEPLOY, "sh", "-c", script, check=False, timeout=timeout)
     if result.returncode != 0:

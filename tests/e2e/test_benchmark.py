@@ -93,3 +93,29 @@ def test_the_quick_distribution_benchmark_compares_the_three_copies(lab, deploye
     assert "| fab sync-images |" in (tmp_path / "distribution.md").read_text()
     assert "| fab export-images |" in (tmp_path / "distribution.md").read_text()
     assert (tmp_path / "distribution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_quick_replicas_benchmark_spreads_the_pull_over_the_instances(lab, deployed, bench_python, tmp_path):
+    done = subprocess.run(
+        [str(bench_python), "benchmarks/run.py", "replicas", "--quick", "--instances", "1,2", "--targets", "2",
+         "--tls-targets", "2", "--out", str(tmp_path)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )  # fmt: skip
+    print(done.stdout, done.stderr)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads((tmp_path / "replicas.json").read_text())
+    rows = {(row["tls"], row["instances"]): row for row in data["rows"]}
+    assert set(rows) == {(False, 1), (False, 2), (True, 1), (True, 2)}
+    unique = data["meta"]["unique_bytes"]
+    for (tls, count), row in rows.items():
+        # Spread to within one node: at K=2 each of the two nodes resolves the name to its own instance.
+        assert len(set(row["placed"].values())) == count and row["most_nodes"] == 3 - count
+        # Every byte crossed a shaped link: each instance sent each of its nodes the whole set.
+        assert all(sent >= unique * (3 - count) for sent in row["sent_bytes"].values()), (tls, count, row)
+        assert 0 < row["cpu_busy"] <= 1
+    table = (tmp_path / "replicas.md").read_text()
+    assert "2 targets, TLS and login:" in table and "| 2 | 2 |" in table  # TLS against plain, at N=2 and K=2

@@ -22,6 +22,7 @@ from fabfile.model.context import Limits, Modes
 from fabfile.model.errors import RemoteError
 from fabfile.model.marks import MARK
 from fabfile.model.outcome import CHANGED, FAILED, OK
+from fabfile.registry.reach import ENGINE_VERIFIED, tls_check, tls_verified
 from fabfile.transport import connection, hostkeys
 from fabfile.transport.apply import handler_script
 
@@ -36,7 +37,7 @@ def run_script(script: str, tmp_path, curl_output: str) -> str:
     """The script under sh, with stand-ins for curl, systemctl and docker that give canned answers."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "curl").write_text(f"#!/bin/sh\ncat <<'EOF'\n{curl_output}\nEOF\n")
+    (bin_dir / "curl").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" >> {bin_dir}/curl.calls\ncat <<'EOF'\n{curl_output}\nEOF\n")
     (bin_dir / "systemctl").write_text("#!/bin/sh\necho ActiveState=active\n")
     (bin_dir / "docker").write_text(
         "#!/bin/sh\necho 'Error response from daemon: manifest unknown' >&2\nexit 1\n"
@@ -124,6 +125,35 @@ def test_over_tls_the_lower_case_http2_headers_still_resolve_with_no_login_and_n
     output = run_script(facts_check, tmp_path, HTTP2_HEADERS + RESOLVED)
 
     assert output.splitlines()[-1] == f"{MARK} resolved {ctx.probe_image}"
+
+
+def test_a_probe_resolved_over_tls_is_the_tls_proof_with_no_second_handshake(tmp_path):
+    ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), password="pw", ca=CA)
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text(CA)
+    reach = tls_check(ctx, [str(ca_file)])
+    engine_check = f"{_check_curl(ctx, pull=False)}\n{_judge(ctx, pull=False)}"
+
+    output = run_script(script([reach]).replace("s registry-tls", f"{engine_check}\ns registry-tls"), tmp_path, HTTP2_HEADERS + RESOLVED)
+
+    facts = parse(output, [reach])
+    assert tls_verified(facts) and facts.reach.tls == ENGINE_VERIFIED
+    calls = (tmp_path / "bin" / "curl.calls").read_text().splitlines()
+    assert len(calls) == 2 and not any("--cacert" in call and "-w" in call for call in calls)
+
+
+def test_without_an_engine_s_resolve_tls_is_checked_with_its_own_handshake(tmp_path):
+    ctx = make_ctx({"tls": "self-signed"})
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text(CA)
+    reach = tls_check(ctx, [str(ca_file)])
+
+    output = run_script(script([reach]), tmp_path, "401")
+
+    facts = parse(output, [reach])
+    assert facts.reach.tls == "401" and tls_verified(facts)
+    [call] = (tmp_path / "bin" / "curl.calls").read_text().splitlines()
+    assert f"--cacert {ca_file}" in call
 
 def test_a_passed_check_reads_as_pulled(tmp_path):
     output = run_script(verify_script(make_ctx()), tmp_path, REGISTRY_HEADERS + PULLED)

@@ -16,6 +16,7 @@ from ...model.marks import FAIL_FUNCTION, MARK, between
 from ...model.paths import PENDING
 from ...registry.paths import REGISTRY_USER
 from ...registry.probe_push import probe_push_script
+from ...registry.reach import ENGINE_RESOLVED
 from ..shell import login_lines, registry_answers
 from .facts import REGISTRY_CONFIG, read_registry_config, read_version
 from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
@@ -214,12 +215,13 @@ def _judge(ctx: StepContext, pull: bool = True) -> str:
     """Shell: whether "$out" shows a registry and a finished pull (or the probe resolved); else the full check."""
     if pull:
         shown = f"""{REGISTRY_HEADER}*'"status":"Status: '*) case $out in *'"error'*) out= ;; esac ;;"""
-        done = f"{MARK} pulled {ctx.probe_image}"
+        done, resolved = f"{MARK} pulled {ctx.probe_image}", ""
     else:
         shown = f"""{REGISTRY_HEADER}*'"Descriptor":{{'*'"digest":"sha256:'*) ;;"""
         done = f"{MARK} resolved {ctx.probe_image}"
+        resolved = f"{ENGINE_RESOLVED}=1; "
     return f"""case $out in
   {shown}
   *) out= ;;
 esac
-if [ -n "$out" ]; then echo {shlex.quote(done)}; else ( {verify_script(ctx, push=False)} ); fi"""
+if [ -n "$out" ]; then {resolved}echo {shlex.quote(done)}; else ( {verify_script(ctx, push=False)} ); fi"""
