@@ -274,7 +274,7 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
     [section] = action.sections(ctx)
     answered = {
         "manifests": [
-            {"status": 200, "digest": K_DIGEST},
+            {"status": 200, "digest": K_DIGEST, "size": 900},
             {"status": 404, "digest": "", "error": "HTTP 404"},
             {"status": 200, "digest": G_DIGEST},
         ]
@@ -285,7 +285,11 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
     assert request_of(section.shell) == {
         "manifests": [["http://192.0.2.10:4000", image.path, image.tag] for image in IMAGES]
     }
-    assert action.data(facts, ctx) == {"digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST}, "upstream": {}}
+    assert action.data(facts, ctx) == {
+        "digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST},
+        "upstream": {},
+        "sizes": {KEYSTONE.name: 900},  # what the registry holds, for the largest first
+    }
 
 
 def test_the_upstreams_digests_are_asked_in_the_same_query_with_its_login():
