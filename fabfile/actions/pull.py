@@ -23,9 +23,15 @@ class PullImages(Action):
     with_engine = True
 
     def __init__(
-        self, wanted: Wanted, digests: Mapping[Image, str], per_node: int, retries: int, engine: str = ""
+        self,
+        wanted: Wanted,
+        digests: Mapping[Image, str],
+        per_node: int,
+        retries: int,
+        engine: str = "",
+        sizes: Mapping[Image, int] | None = None,
     ) -> None:
-        self.planner = pull_planner(wanted, digests, per_node, retries, engine)
+        self.planner = pull_planner(wanted, digests, per_node, retries, engine, sizes)
 
     def hosts(self, inventory: Inventory) -> tuple[Host, ...]:
         return inventory.targets
@@ -65,7 +71,8 @@ class RegistryDigests(Action):
     def data(self, facts: HostFacts, ctx: StepContext) -> dict:
         found = [Manifest.from_answer(item) for item in answer(facts, "manifests").get("manifests") or []]
         local, upstream = found[: len(self.images)], found[len(self.images) :]
-        return {"digests": _digests(self.images, local), "upstream": _digests(self.images, upstream)}
+        sizes = {image.name: m.size for image, m in zip(self.images, local, strict=False) if m.exists and m.size}
+        return {"digests": _digests(self.images, local), "upstream": _digests(self.images, upstream), "sizes": sizes}
 
 
 def _digests(images: list[Image], found: list[Manifest]) -> dict[str, str]:

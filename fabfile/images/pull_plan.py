@@ -78,8 +78,22 @@ def current(image: Image, held: Mapping[str, list[str]], ref: str, digests: Mapp
     return bool(digest) and digest in held.get(ref, [])
 
 
-def pull_planner(wanted: Wanted, digests: Mapping[Image, str], per_node: int, retries: int, engine: str = ""):
-    """The planner: pull what the node lacks of its images or holds under another digest; say what it holds."""
+def largest_first(todo: dict[str, Image], sizes: Mapping[Image, int]) -> list[str]:
+    """The refs to pull, the largest image first (unknown sizes last, in their order): the longest pulls
+    start at once, so that a node's last seconds are not one big image alone on the link."""
+    return sorted(todo, key=lambda ref: -sizes.get(todo[ref], 0))
+
+
+def pull_planner(
+    wanted: Wanted,
+    digests: Mapping[Image, str],
+    per_node: int,
+    retries: int,
+    engine: str = "",
+    sizes: Mapping[Image, int] | None = None,
+):
+    """The planner: pull what the node lacks of its images or holds under another digest, the largest
+    first; say what it holds."""
 
     def plan_pull(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
@@ -100,7 +114,7 @@ def pull_planner(wanted: Wanted, digests: Mapping[Image, str], per_node: int, re
             plan.notes.append(holds)
             return plan
         names = ", ".join(image.name for image in todo.values())
-        script = cli.pull_script(list(todo), per_node, retries)
+        script = cli.pull_script(largest_first(todo, sizes or {}), per_node, retries)
         if ctx.login:
             # As kolla-ansible logs in: Docker keeps it in root's ~/.docker/config.json, podman in
             # root's /run/containers/0/auth.json (both 0600).

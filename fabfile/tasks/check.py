@@ -22,7 +22,7 @@ from .cli import (
     run_action,
     tagged_or_exit,
 )
-from .pull import registry_digests
+from .pull import digests_meanwhile
 
 
 @host_task(
@@ -40,11 +40,14 @@ def check_images(c: Context, images="", engine="", release="", parallel=0, json=
     if engine not in ("", *NAMES):
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     inventory = inventory_or_exit()
+    access = RegistryAccess(inventory, c.config)
+    # The nodes' view of the registry, learnt while the pin is read (not once they have connected).
+    access.start()
     release = release_or_pin(c, inventory, release)
     wanted = at_release(tagged_or_exit(c, inventory, images), release)
     # A pinned cloud runs an older release on purpose: not compared with the upstream's newer images.
     settings = None if release else image_settings_or_exit(inventory, images)
-    digests, upstream = registry_digests(c, inventory, list(wanted.images), settings)
+    # Only the verdicts need the digests: asked while the nodes connect and resolve.
+    digests, upstream, _ = digests_meanwhile(c, inventory, list(wanted.images), settings)
     action = CheckImages(wanted, digests, upstream, engine)
-    access = RegistryAccess(inventory, c.config)
     finish(run_action(c, inventory, action, Modes(), parallel, access, json=json), json)

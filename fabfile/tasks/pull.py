@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 from invoke import Context
 from invoke.exceptions import Exit
 
@@ -13,6 +16,7 @@ from ..images.model import Image, upstream_base
 from ..images.pull_plan import STEP
 from ..images.sync_plan import upstream_logins
 from ..images.wanted import at_release
+from ..model.awaited import in_background
 from ..model.context import Modes
 from ..model.inventory import ImageSettings, Inventory
 from .cli import (
@@ -24,8 +28,15 @@ from .cli import (
     release_or_pin,
     run_action,
     selected_hosts,
+    step_context,
     tagged_or_exit,
 )
+
+# Pulls at once on a node: small images (kolla's leaves) spend more time in manifests and unpacking than
+# on the link, so 3 left a node's link idle between them (benchmarks/README.md, kolla-sets).
+PER_NODE = 8
+# Beyond the command's own timeout: connecting to the deployment host, reading the answer.
+CONNECT_MARGIN = 120
 
 
 @host_task(
@@ -33,7 +44,8 @@ from .cli import (
         "images": "YAML file with the image list, shaped like the inventory's images: section "
         "(default: that section)",
         "parallel": PARALLEL_HELP,
-        "per_node": "images pulled at once on each node (default 3)",
+        "per_node": "images pulled at once on each node (default 8; dockerd downloads 3 layers at a time, "
+        "the others meanwhile fetch manifests and unpack)",
         "retries": "attempts after the first when a pull fails for a transient reason, 5 s apart (default 3)",
         "check": "change nothing; say which images each node lacks",
         "diff": "list each image each node would pull",
@@ -44,31 +56,35 @@ from .cli import (
     }
 )
 def pull_images(
-    c: Context, images="", parallel=0, per_node=3, retries=3, check=False, diff=False, engine="", release="", json=False
+    c: Context, images="", parallel=0, per_node=PER_NODE, retries=3, check=False, diff=False, engine="", release="", json=False
 ):
     """Pre-pull the synced images on every target from the local registry, like kolla-ansible pull."""
     if engine not in ("", *NAMES):
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     inventory = inventory_or_exit()
+    access = RegistryAccess(inventory, c.config)
+    # The nodes' view of the registry, learnt while the pin is read.
+    access.start()
     release = release_or_pin(c, inventory, release)
     wanted = at_release(tagged_or_exit(c, inventory, images), release)
     nodes = selected_hosts(c, inventory, inventory.targets)
-    access = RegistryAccess(inventory, c.config)
+    # The digests (and sizes) are needed only when a node plans: asked meanwhile, not before it connects.
+    digests, _, sizes = digests_meanwhile(c, inventory, list(wanted.images))
     registry = f"{access.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"
     if not json:
         each = f" ({wanted.source}: each node its own)" if wanted.by_host is not None else ""
         each = each or (f" at release {release}" if release else "")
         print_line(f"{STEP}: {len(wanted.images)} images{each} from {registry} on {len(nodes)} nodes")
-    digests, _ = registry_digests(c, inventory, list(wanted.images))
-    action = PullImages(wanted, digests, per_node, retries, engine)
+    action = PullImages(wanted, digests, per_node, retries, engine, sizes)
     finish(run_action(c, inventory, action, Modes(check, diff), parallel, access, json=json), json)
 
 
 def registry_digests(
     c: Context, inventory: Inventory, images: list[Image], upstream: ImageSettings | None = None
-) -> tuple[dict[Image, str], dict[Image, str]]:
-    """The registry's digest of each image (and, given the upstream's settings, the upstream's), from the
-    deployment host; {} when it cannot tell (every node then pulls every image, as kolla-ansible would)."""
+) -> tuple[dict[Image, str], dict[Image, str], dict[Image, int]]:
+    """The registry's digest of each image (and, given the upstream's settings, the upstream's), and its
+    size in the registry (config and layers), from the deployment host; {} when it cannot tell (every
+    node then pulls every image, as kolla-ansible would)."""
     base = upstream_base(upstream) if upstream else ""
     logins = upstream_logins(upstream) if upstream else []
     action = RegistryDigests(images, base, logins)
@@ -76,5 +92,15 @@ def registry_digests(
     found = next((row.data for row in result.outcomes if not row.failed), {})
     return tuple(  # type: ignore[return-value]
         {image: (found.get(kind) or {})[image.name] for image in images if image.name in (found.get(kind) or {})}
-        for kind in ("digests", "upstream")
+        for kind in ("digests", "upstream", "sizes")
     )
+
+
+def digests_meanwhile(
+    c: Context, inventory: Inventory, images: list[Image], upstream: ImageSettings | None = None
+) -> tuple[Mapping[Image, str], Mapping[Image, str], Mapping[Image, int]]:
+    """``registry_digests`` asked in the background from now on; each mapping waits for it when first read
+    (bounded by the command timeout; a failure is the reading node's error)."""
+    wait = step_context(c, inventory).limits.command_timeout + CONNECT_MARGIN
+    ask = functools.partial(registry_digests, c, inventory, images, upstream)
+    return in_background(ask, "the registry's digests", wait, 3)  # type: ignore[return-value]

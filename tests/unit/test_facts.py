@@ -11,7 +11,7 @@ import pytest
 
 from fabfile.actions.deploy import deploy_sections
 from fabfile.engines.docker import config as dc
-from fabfile.engines.docker.facts import dropins
+from fabfile.engines.docker.facts import VERSION, dropins
 from fabfile.engines.docker.paths import DAEMON_JSON, DEFAULT_DOCKER, DROPIN_DIR
 from fabfile.facts import base as host_facts
 from fabfile.facts import system
@@ -291,3 +291,30 @@ def test_a_file_two_sections_ask_for_is_read_once_and_whole(tmp_path):
     )
 
     assert host_facts.parse(done.stdout, [first, second]).files[str(path)] == "s3cret\n"
+
+
+# A curl that answers dockerd's /_ping with its headers as $HEADERS says (or fails when it is empty),
+# and a docker and a dockerd that log each call and answer as Docker 20.10 would.
+PING_CURL = '#!/bin/sh\n[ -n "$HEADERS" ] || exit 7\nprintf "$HEADERS"\n'
+LOGGED_DOCKER = '#!/bin/sh\necho "$(basename "$0") $*" >> "$LOG"\necho 20.10.24+dfsg1\n'
+
+
+@pytest.mark.parametrize(
+    "headers, version, calls",
+    [
+        ("HTTP/1.1 200 OK\r\nServer: Docker/27.5.1 (linux)\r\n\r\n", "27.5.1", []),
+        ("HTTP/2 200\r\nserver: Docker/27.5.1 (linux)\r\n\r\n", "27.5.1", []),
+        ("", "20.10.24+dfsg1", ["docker version --format {{.Server.Version}}"]),
+    ],
+)
+def test_dockers_version_is_read_from_its_socket_and_the_cli_runs_only_without_an_answer(tmp_path, headers, version, calls):
+    for name, text in (("curl", PING_CURL), ("docker", LOGGED_DOCKER), ("dockerd", LOGGED_DOCKER)):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "LOG": str(tmp_path / "log"), "HEADERS": headers}
+    done = subprocess.run(["sh", "-c", host_facts.script([VERSION])], env=env, capture_output=True, text=True, check=True, timeout=30)
+
+    parsed = host_facts.parse(done.stdout, [VERSION])
+    assert parsed.engine("docker").version == version and parsed.engine("docker").answers
+    logged = (tmp_path / "log").read_text().splitlines() if (tmp_path / "log").exists() else []
+    assert logged == calls

@@ -274,7 +274,7 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
     [section] = action.sections(ctx)
     answered = {
         "manifests": [
-            {"status": 200, "digest": K_DIGEST},
+            {"status": 200, "digest": K_DIGEST, "size": 900},
             {"status": 404, "digest": "", "error": "HTTP 404"},
             {"status": 200, "digest": G_DIGEST},
         ]
@@ -285,7 +285,11 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
     assert request_of(section.shell) == {
         "manifests": [["http://192.0.2.10:4000", image.path, image.tag] for image in IMAGES]
     }
-    assert action.data(facts, ctx) == {"digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST}, "upstream": {}}
+    assert action.data(facts, ctx) == {
+        "digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST},
+        "upstream": {},
+        "sizes": {KEYSTONE.name: 900},  # what the registry holds, for the largest first
+    }
 
 
 def test_the_upstreams_digests_are_asked_in_the_same_query_with_its_login():
@@ -422,3 +426,53 @@ def test_a_failed_pull_fails_the_node_and_says_why():
         FAILED,
         f"holds 1/3; failed {NOVA.name}, {GLANCE.name}: manifest unknown",
     )
+
+
+# --- several pulls at once ---------------------------------------------------------------------
+
+# A docker whose pulls wait, each, until all of them have started (so they run at once, or the wait
+# runs out and the pull says so); then keystone and nova-api are pulled and glance-api is unknown.
+AT_ONCE_DOCKER = """#!/bin/sh
+ref=$2; touch "$LOG.started.${ref##*/}"; n=0
+while [ "$(ls "$LOG".started.* | wc -l)" -lt "$WANT" ]; do
+  n=$((n + 1)); [ "$n" -gt 300 ] && { echo "not at once: $ref" >&2; exit 1; }; sleep 0.02
+done
+case "$ref" in
+  *glance*) echo "Error response from daemon: manifest for $ref not found: manifest unknown" >&2; exit 1 ;;
+  *) echo "Digest: sha256:${ref##*/}"; echo "Status: Downloaded newer image for $ref" ;;
+esac
+"""
+
+
+def test_pulls_at_once_each_get_their_own_row_and_a_failed_one_is_named(docker_env, tmp_path):
+    (tmp_path / "docker").write_text(AT_ONCE_DOCKER)
+    (tmp_path / "sleep").unlink()  # the real sleep: the pulls wait for each other
+
+    done = sh(DOCKER.pull_script(list(WANTED), per_node=3, retries=0), {**docker_env, "WANT": "3"})
+    row = pull.pulled_done(done.stdout, WANTED, WANTED, secure=False)
+
+    unknown = f"Error response from daemon: manifest for {GLANCE.at(REGISTRY)} not found: manifest unknown"
+    assert pull.parse_pulls(done.stdout, WANTED) == [
+        Pulled(KEYSTONE, PULLED, "sha256:keystone:zed"),
+        Pulled(NOVA, PULLED, "sha256:nova-api:zed"),
+        Pulled(GLANCE, FAILED, unknown),
+    ]
+    assert (row.failed, row.message) == (True, f"holds 2/3; failed {GLANCE.name}: {unknown}")
+
+
+def test_the_largest_images_are_pulled_first_and_unknown_sizes_last_in_their_order():
+    todo = dict(WANTED)
+
+    assert pull.largest_first(todo, {NOVA: 900, GLANCE: 300}) == [NOVA.at(REGISTRY), GLANCE.at(REGISTRY), KEYSTONE.at(REGISTRY)]
+    assert pull.largest_first(todo, {}) == list(WANTED)
+
+
+def test_the_planner_hands_the_engine_the_largest_first():
+    facts = docker_host(docker_images={})
+    ctx = make_ctx()
+    sizes = {GLANCE: 3, KEYSTONE: 2, NOVA: 1}
+    plan = pull.pull_planner(every_host_wants(IMAGES), DIGESTS, per_node=3, retries=3, sizes=sizes)(facts, ctx)
+
+    [job] = plan.jobs
+    listed = job.script.split("printf '%s\\n' ", 1)[1].split(" | xargs", 1)[0].split()
+    assert listed == [GLANCE.at(REGISTRY), KEYSTONE.at(REGISTRY), NOVA.at(REGISTRY)]

@@ -18,7 +18,7 @@ from ...registry.paths import REGISTRY_USER
 from ...registry.probe_push import probe_push_script
 from ...registry.reach import ENGINE_RESOLVED
 from ..shell import login_lines, registry_answers
-from .facts import REGISTRY_CONFIG, read_registry_config, read_version
+from .facts import PING, REGISTRY_CONFIG, VERSION_FROM_PING, read_registry_config, read_version
 from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
 
 # A registry's answer to GET /v2/ in a shell case pattern. Over TLS, Go's server speaks HTTP/2, whose header
@@ -101,7 +101,6 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
     manifest through its own trust and login, no layer, nothing written); the
     full pull is for runs that changed something.
     """
-    ping = f"-sS -m 20 --unix-socket {DOCKER_SOCKET} -D - -o /dev/null http://docker/_ping"
     secure = ctx.inventory.registry.secure
     # Where the node already trusts the registry: named in its config, or (TLS) its CA in place and
     # dockerd not treating it as insecure (else the login would go over an unchecked connection).
@@ -115,12 +114,9 @@ def engine_and_check(ctx: StepContext, verify: bool) -> Section:
 {_registry_config(ctx) if secure else ""}
 check=
 {check}
-if [ -n "$check" ]; then {_check_curl(ctx, before=ping + " --next ", pull=False)}
-else out=$(curl {ping} 2>/dev/null) || out=; fi
-case $out in *"Server: Docker/"*) v=${{out#*Server: Docker/}}; v=${{v%%[[:space:]]*}} ;; *) v= ;; esac
-[ -n "$v" ] || v=$(timeout 20 docker version --format '{{{{.Server.Version}}}}' 2>/dev/null)
-s docker-server; echo "$v"
-[ -n "$v" ] || {{ s dockerd; dockerd --version 2>/dev/null || docker --version 2>/dev/null; }}
+if [ -n "$check" ]; then {_check_curl(ctx, before=PING + " --next ", pull=False)}
+else out=$(curl {PING} 2>/dev/null) || out=; fi
+{VERSION_FROM_PING}
 if [ -n "$check" ]; then
   s {VERIFY}
   {{ {_judge(ctx, pull=False)}
