@@ -212,7 +212,7 @@ def test_prune_collects_the_shared_store_once_while_every_instance_serves(synced
     assert pruned.code == 0, pruned.output
     assert "deploy1 | prune-registry | CHANGED | 1 repositories: 1 tags deleted (1 manifests)" in pruned.output
     assert {name: rhosts.run(name, "docker inspect -f '{{.Id}}' registry") for name in INSTANCES} == containers
-    collected = on_deploy1(rhosts, f"docker events --since {since} --until $(date +%s) --filter container=registry-gc "
+    collected = on_deploy1(rhosts, f"docker events --since {since} --until $(($(date +%s) + 1)) --filter container=registry-gc "
                                    "--filter event=start --format '{{.Time}}'").split()  # fmt: skip
     assert len(collected) == 1
     for name in ("replica1", "replica2"):
