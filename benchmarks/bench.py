@@ -41,8 +41,9 @@ class Results:
         self.samples.setdefault((n, row, run), []).append(sample)
 
 
-def run(counts: list[int], repeat: int, out: Path, ansible_once_above: int = 0) -> Results:
-    """Every N, ``repeat`` times; ansible-core only once where N > ``ansible_once_above`` (0: every time)."""
+def run(counts: list[int], repeat: int, out: Path, ansible_once_above: int = 0, others: bool = True) -> Results:
+    """Every N, ``repeat`` times; ansible-core only once where N > ``ansible_once_above`` (0: every time);
+    without ``others``, only the floors and fab (no ansible-core, no pyinfra)."""
     become_subreaper()
     lab = lab_nodes.ensure_lab(max(counts))
     lab_nodes.prepare(lab.first(max(counts)))
@@ -53,7 +54,7 @@ def run(counts: list[int], repeat: int, out: Path, ansible_once_above: int = 0) 
         nodes = lab.first(n)
         work = out / "work" / f"n{n}"
         work.mkdir(parents=True, exist_ok=True)
-        tools = (Fab(lab, nodes, work), Ansible(lab, nodes, work), Pyinfra(lab, nodes, work))
+        tools = (Fab(lab, nodes, work), *((Ansible(lab, nodes, work), Pyinfra(lab, nodes, work)) if others else ()))
         cpu = NodeCpu(nodes)
         for rep in range(1, repeat + 1):
             logs = out / "logs" / f"n{n}" / f"rep{rep}"

@@ -1,9 +1,9 @@
-"""python benchmarks/run.py [--targets 1,20,50,100] [--repeat 3] [--ansible-once-above 50] [--out benchmarks/out]
+"""python benchmarks/run.py [--targets 1,20,50,100] [--repeat 3] [--ansible-once-above 50] [--fab-only] [--out benchmarks/out]
 
 Brings up the lab with enough Docker targets (a bigger lab is used as it is), deploys the
 registry on deploy1, then for each N times on the first N Docker nodes, resetting them
 between runs: the SSH floors, fab configure-targets (default flags), ansible-core and
-pyinfra, first and no-op runs. Writes results.md (the table, the goals, the 100- and
+pyinfra (not with --fab-only), first and no-op runs. Writes results.md (the table, the goals, the 100- and
 1000-node projection), results.json and results.png to --out. Needs root (the lab);
 exits 1 when any run failed or left a node not trusting the registry.
 """
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = sorted(set(args.targets))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    results = bench.run(counts, args.repeat, args.out, args.ansible_once_above)
+    results = bench.run(counts, args.repeat, args.out, args.ansible_once_above, others=not args.fab_only)
     table = report.cells(results)
     found = report.checks(table)
     parallel = default_parallel()
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": counts,
         "repeat": args.repeat,
         "ansible_once_above": args.ansible_once_above,
+        "fab_only": args.fab_only,
         "default_parallel": parallel,
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
         "versions": versions(),
@@ -75,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ansible-once-above", type=int, default=50,
         help="ansible-core runs once, not --repeat times, where N is above this (default 50; 0: always --repeat)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fab-only", action="store_true",
+        help="only the floors and fab's rows (plain and TLS): no ansible-core, no pyinfra",
     )  # fmt: skip
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs per cell (default 3; the median is shown)"

@@ -13,6 +13,8 @@ from .measure import Measurement
 # Issue 23's goals, with default flags, at the largest N.
 FIRST_OF_RELOAD_FLOOR = 1.5
 NOOP_OF_SSH_TRUE = 0.5
+# Issue 21: a no-op with TLS, a login and a read-only registry proves trust through the engine for little more.
+TLS_NOOP_OF_SSH_TRUE = 1.2
 CONTROLLER_MB = 100
 # "Flat" cost per node: within this much of the smallest N's (runs on a shared machine vary).
 FLAT = 1.10
@@ -114,6 +116,14 @@ def checks(table: list[Cell]) -> list[Check]:
                  reload_floor.wall, FIRST_OF_RELOAD_FLOOR),
         _at_most(f"no-op run <= {NOOP_OF_SSH_TRUE}x ssh true (N={top})", fab[NOOP].wall, ssh_true.wall, NOOP_OF_SSH_TRUE),
     ]  # fmt: skip
+    tls = {run: at.get((top, FAB_TLS, run)) for run in (FIRST, NOOP)}
+    if all(tls.values()):  # issue 21's goals: TLS, a login and a read-only registry
+        found += [
+            _at_most(f"TLS first run <= ssh true + restart (N={top})", tls[FIRST].wall,
+                     at[(top, FLOOR_RESTART, FIRST)].wall),
+            _at_most(f"TLS no-op run <= {TLS_NOOP_OF_SSH_TRUE}x ssh true (N={top})", tls[NOOP].wall, ssh_true.wall,
+                     TLS_NOOP_OF_SSH_TRUE),
+        ]  # fmt: skip
     memory = max(cell.peak_mb for cell in table if cell.row in (FAB, FAB_TLS))
     found.append(Check(f"controller memory <= {CONTROLLER_MB} MB", memory <= CONTROLLER_MB, f"max {memory:.0f} MB"))
     if top > low:

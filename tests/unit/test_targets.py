@@ -13,8 +13,9 @@ import paramiko
 import pytest
 
 from fabfile.actions.targets import ConfigureTargets
+from fabfile.engines.docker.facts import VERSION_FROM_PING
 from fabfile.engines.docker.paths import DAEMON_JSON, ca_path
-from fabfile.engines.docker.verify import _check_curl, _judge
+from fabfile.engines.docker.verify import _judge, _resolve_curl
 from fabfile.engines.docker.verify import quick_verify_script as verify_script
 from fabfile.engines.shell import in_turn
 from fabfile.facts.base import parse, script
@@ -117,29 +118,42 @@ def test_a_resolved_probe_reads_as_resolved_and_a_failed_one_falls_back_to_the_f
 HTTP2_HEADERS = "HTTP/2 401 \r\ncontent-type: application/json\r\ndocker-distribution-api-version: registry/2.0\r\n\r\n"
 
 
-def test_over_tls_the_lower_case_http2_headers_still_resolve_with_no_login_and_no_pull(tmp_path):
+def test_over_tls_the_lower_case_http2_headers_still_lead_to_the_pull_with_the_login(tmp_path):
     ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), password="pw", ca=CA)
 
-    facts_check = f"{_check_curl(ctx, pull=False)}\n{_judge(ctx, pull=False)}"
+    output = run_script(verify_script(ctx), tmp_path, HTTP2_HEADERS + PULLED)
 
-    output = run_script(facts_check, tmp_path, HTTP2_HEADERS + RESOLVED)
+    assert output.splitlines()[-1] == f"{MARK} pulled {ctx.probe_image}"
+    calls = (tmp_path / "bin" / "curl.calls").read_text().splitlines()
+    assert len(calls) == 2 and "images/create" in calls[1]
 
-    assert output.splitlines()[-1] == f"{MARK} resolved {ctx.probe_image}"
 
-
-def test_a_probe_resolved_over_tls_is_the_tls_proof_with_no_second_handshake(tmp_path):
+def test_a_probe_resolved_over_tls_is_the_tls_proof_with_no_handshake_of_our_own(tmp_path):
     ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), password="pw", ca=CA)
     ca_file = tmp_path / "ca.crt"
     ca_file.write_text(CA)
     reach = tls_check(ctx, [str(ca_file)])
-    engine_check = f"{_check_curl(ctx, pull=False)}\n{_judge(ctx, pull=False)}"
+    engine_check = f"{_resolve_curl(ctx)}\n{_judge(ctx, pull=False)}"
 
-    output = run_script(script([reach]).replace("s registry-tls", f"{engine_check}\ns registry-tls"), tmp_path, HTTP2_HEADERS + RESOLVED)
+    output = run_script(script([reach]).replace("s registry-tls", f"{engine_check}\ns registry-tls"), tmp_path, PING + RESOLVED)
 
     facts = parse(output, [reach])
     assert tls_verified(facts) and facts.reach.tls == ENGINE_VERIFIED
-    calls = (tmp_path / "bin" / "curl.calls").read_text().splitlines()
-    assert len(calls) == 2 and not any("--cacert" in call and "-w" in call for call in calls)
+    [call] = (tmp_path / "bin" / "curl.calls").read_text().splitlines()
+    assert "--cacert" not in call and f"http://docker/distribution/{ctx.probe_image}/json" in call
+
+
+@pytest.mark.parametrize("settings", [{}, {"tls": "self-signed", "auth": "htpasswd"}], ids=["plain", "tls-login"])
+def test_the_no_op_check_is_one_curl_whose_headers_give_the_version(tmp_path, settings):
+    ctx = replace(make_ctx(settings), password="pw", ca=CA)
+    shell = f"s() {{ printf '\\n::kolla-registry:: %s\\n' \"$1\"; }}\n{_resolve_curl(ctx)}\n{VERSION_FROM_PING}\n{_judge(ctx, pull=False)}"
+
+    output = run_script(shell, tmp_path, PING + RESOLVED)
+
+    assert output.splitlines()[-1] == f"{MARK} resolved {ctx.probe_image}"
+    assert f"::kolla-registry:: docker-server\n{SERVER}\n" in output
+    [call] = (tmp_path / "bin" / "curl.calls").read_text().splitlines()
+    assert "/_ping" not in call and "/v2/" not in call
 
 
 def test_without_an_engine_s_resolve_tls_is_checked_with_its_own_handshake(tmp_path):
