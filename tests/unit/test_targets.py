@@ -395,6 +395,10 @@ LISTED = {REGISTRY: {"Name": REGISTRY, "Mirrors": [], "Secure": False, "Official
         (info(["::1/128", "127.0.0.0/8"], {"docker.io": {"Name": "docker.io", "Secure": True}}), True),
         (info(["10.0.0.0/8", "127.0.0.0/8"], {}), False),
         (info(["127.0.0.0/8"], LISTED), False),
+        (info(["127.0.0.0/8"], {}), True),
+        (info([], {}), True),
+        (info(["::1/128", "192.168.0.0/16", "127.0.0.0/8"], {}), False),
+        (json.dumps({"RegistryConfig": {"InsecureRegistryCIDRs": None, "Mirrors": ["x"]}}), False),
         ("", False),
     ],
 )
