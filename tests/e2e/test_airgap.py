@@ -20,7 +20,7 @@ import pytest
 from tests.lab.firewall import cut_off, reconnect
 
 from .conftest import ensure_deployed, inventory_variant, registry_of
-from .test_sync_images import free_loopback_port, head_digest, wait_for
+from .test_sync_images import head_digest, import_service, upstream_registry, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -42,30 +42,19 @@ def skopeo() -> str:
 def upstream(lab, tmp_path_factory):
     """The lab's upstream with two images under a tag new on every run."""
     tag = time.strftime("airgap-%Y%m%d%H%M%S")
-    port = free_loopback_port()
     built = tmp_path_factory.mktemp("airgap-upstream")
-    lab.docker("rm", "-f", "-v", CONTAINER, check=False)
-    lab.docker("run", "-d", "--name", CONTAINER, "--network", "kolla-lab", "--ip", IP,
-               "-p", f"127.0.0.1:{port}:5000", "registry:2")  # fmt: skip
     pushed = []
-    try:
-        wait_for(UPSTREAM)
-        for service in SERVICES:
-            content = built / service
-            content.mkdir()
-            (content / "service").write_text(f"{service} {tag}\n")
-            tarball = built / f"{service}.tar"
-            subprocess.run(["tar", "-C", str(content), "-cf", str(tarball), "."], check=True)
-            ref = f"127.0.0.1:{port}/{NAMESPACE}/{service}:{tag}"
-            with tarball.open("rb") as handle:
-                lab.docker("import", "-", ref, stdin=handle.fileno())
-            lab.docker("push", ref)
-            pushed.append(ref)
-        yield tag
-    finally:
-        lab.docker("rm", "-f", "-v", CONTAINER, check=False)
-        if pushed:
-            lab.docker("rmi", *pushed, check=False)
+    with upstream_registry(lab, CONTAINER, IP) as port:
+        try:
+            for service in SERVICES:
+                ref = f"127.0.0.1:{port}/{NAMESPACE}/{service}:{tag}"
+                import_service(lab, built, service, tag, ref)
+                lab.docker("push", ref)
+                pushed.append(ref)
+            yield tag
+        finally:
+            if pushed:
+                lab.docker("rmi", *pushed, check=False)
 
 
 @pytest.fixture(scope="module")

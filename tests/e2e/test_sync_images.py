@@ -15,6 +15,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,47 +106,59 @@ def registry_of(hosts) -> str:
     return f"{hosts.inventory.deploy_host.address}:{hosts.inventory.registry.port}"
 
 
+@contextmanager
+def upstream_registry(lab, container: str, ip: str) -> Iterator[int]:
+    """A registry:2 named ``container`` at ``ip``:5000 on the lab network, published on a free loopback port
+    (yielded: Docker pushes there without configuration); removed afterwards."""
+    port = free_loopback_port()
+    lab.docker("rm", "-f", "-v", container, check=False)
+    lab.docker("run", "-d", "--name", container, "--network", "kolla-lab", "--ip", ip,
+               "-p", f"127.0.0.1:{port}:5000", "registry:2")  # fmt: skip
+    try:
+        wait_for(f"{ip}:5000")
+        yield port
+    finally:
+        lab.docker("rm", "-f", "-v", container, check=False)
+
+
+def import_service(lab, built: Path, service: str, tag: str, ref: str, *changes: str) -> None:
+    """A one-file image of ``service`` (its name and ``tag`` inside) in the lab's Docker as ``ref``;
+    ``changes`` are ``docker import`` options (``-c LABEL ...``)."""
+    content = built / service
+    content.mkdir()
+    (content / "service").write_text(f"{service} {tag}\n")
+    tarball = built / f"{service}.tar"
+    subprocess.run(["tar", "-C", str(content), "-cf", str(tarball), "."], check=True)
+    with tarball.open("rb") as handle:
+        lab.docker("import", *changes, "-", ref, stdin=handle.fileno())
+
+
 @pytest.fixture(scope="module")
 def upstream(lab, tmp_path_factory):
     """The upstream registry with three images under two tags, and a docker save archive."""
     tag = time.strftime("lab-%Y%m%d%H%M%S")
-    port = free_loopback_port()
     built = tmp_path_factory.mktemp("upstream")
-    lab.docker("rm", "-f", "-v", UPSTREAM_CONTAINER, check=False)
-    lab.docker(
-        "run", "-d", "--name", UPSTREAM_CONTAINER, "--network", "kolla-lab", "--ip", UPSTREAM_IP,
-        "-p", f"127.0.0.1:{port}:5000", "registry:2",
-    )  # fmt: skip
     refs: list[str] = []
-    try:
-        wait_for(UPSTREAM)
-        for service in SERVICES:
-            content = built / service
-            content.mkdir()
-            (content / "service").write_text(f"{service} {tag}\n")
-            tarball = built / f"{service}.tar"
-            subprocess.run(["tar", "-C", str(content), "-cf", str(tarball), "."], check=True)
-            pushed = f"127.0.0.1:{port}/{NAMESPACE}/{service}"
-            with tarball.open("rb") as handle:
-                lab.docker(
-                    "import", "-c", "LABEL kolla_version=lab", "-", f"{pushed}:{tag}", stdin=handle.fileno()
-                )
-            lab.docker("tag", f"{pushed}:{tag}", f"{pushed}:{tag}-b")
-            lab.docker("tag", f"{pushed}:{tag}", f"{UPSTREAM}/{NAMESPACE}/{service}:{tag}-archive")
-            lab.docker("push", f"{pushed}:{tag}")
-            lab.docker("push", f"{pushed}:{tag}-b")
-            refs += [
-                f"{pushed}:{tag}",
-                f"{pushed}:{tag}-b",
-                f"{UPSTREAM}/{NAMESPACE}/{service}:{tag}-archive",
-            ]
-        archive = built / "kolla-images.tar"
-        lab.docker("save", "-o", str(archive), *refs[2::3])
-        yield Upstream(tag, archive)
-    finally:
-        lab.docker("rm", "-f", "-v", UPSTREAM_CONTAINER, check=False)
-        if refs:
-            lab.docker("rmi", *refs, check=False)
+    with upstream_registry(lab, UPSTREAM_CONTAINER, UPSTREAM_IP) as port:
+        try:
+            for service in SERVICES:
+                pushed = f"127.0.0.1:{port}/{NAMESPACE}/{service}"
+                import_service(lab, built, service, tag, f"{pushed}:{tag}", "-c", "LABEL kolla_version=lab")
+                lab.docker("tag", f"{pushed}:{tag}", f"{pushed}:{tag}-b")
+                lab.docker("tag", f"{pushed}:{tag}", f"{UPSTREAM}/{NAMESPACE}/{service}:{tag}-archive")
+                lab.docker("push", f"{pushed}:{tag}")
+                lab.docker("push", f"{pushed}:{tag}-b")
+                refs += [
+                    f"{pushed}:{tag}",
+                    f"{pushed}:{tag}-b",
+                    f"{UPSTREAM}/{NAMESPACE}/{service}:{tag}-archive",
+                ]
+            archive = built / "kolla-images.tar"
+            lab.docker("save", "-o", str(archive), *refs[2::3])
+            yield Upstream(tag, archive)
+        finally:
+            if refs:
+                lab.docker("rmi", *refs, check=False)
 
 
 UNTRUST = f"""python3 - <<'PY'
