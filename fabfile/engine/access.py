@@ -20,6 +20,9 @@ from ..registry.access import Access, Instance
 from ..registry.replica_tls import served_from_facts, served_sections
 from ..transport.connection import connect, execute, run_as_root, unreachable_reason
 
+# How long a host waits for the deployment host's connection to open before opening its own (see head_start).
+HEAD_START_SECONDS = 1.0
+
 
 class RegistryAccess:
     """The registry's ``Access`` for one run: learnt once, from facts where it can."""
@@ -34,6 +37,9 @@ class RegistryAccess:
         self._access = Access(inventory.registry.known_address)
         self._error = ""
         self._asked = not rules.needs_deploy_host(inventory)
+        # Set while no lookup is on its way to the deployment host, or once its connection is open.
+        self._connected = threading.Event()
+        self._connected.set()
 
     def from_facts(self, host: Host) -> bool:
         """Whether ``host``'s own facts tell it: it is the deployment host (or a target that is it)."""
@@ -48,7 +54,24 @@ class RegistryAccess:
 
     def start(self) -> None:
         """Ask the deployment host in the background, so that hosts connecting meanwhile need not wait."""
-        threading.Thread(target=self.known_or_empty, daemon=True).start()
+        if not self._asked:
+            self._connected.clear()
+        threading.Thread(target=self._look_up_in_background, daemon=True).start()
+
+    def _look_up_in_background(self) -> None:
+        try:
+            self.known_or_empty()
+        finally:
+            self._connected.set()
+
+    def head_start(self) -> None:
+        """Wait, briefly, until the background lookup's connection is open.
+
+        Every host's facts wait for what the deployment host tells; its handshake, one among twenty
+        or a hundred on the controller's one interpreter (the GIL), used to finish with the last of
+        theirs and hold every host's script until then.
+        """
+        self._connected.wait(HEAD_START_SECONDS)
 
     def known_or_empty(self) -> Access:
         try:
@@ -98,6 +121,10 @@ class RegistryAccess:
         try:
             connection = connect(host, self.config)
             try:
+                try:
+                    connection.open()
+                finally:
+                    self._connected.set()
                 if self.inventory.registry.secure:
                     # The CA and the password: root's to read.
                     result = run_as_root(connection, host, facts_base.script(wanted), timeout=60)

@@ -83,6 +83,8 @@ class Runner:
         run.on_row = lambda outcome: self._shown(outcome, run)
         phase = "connect"
         try:
+            if not self.access.from_facts(host):
+                self.access.head_start()
             run.connection.open()
             phase = "gather-facts"
             self._start(run)
