@@ -181,8 +181,9 @@ class SshdCounts:
 
 def sshd_counts(nodes: Iterable[Node], since: float) -> dict[str, SshdCounts]:
     """Per node: "Accepted publickey" lines (connections) and "Starting session" (exec channels)."""
-    # Whole seconds for journalctl; the exact cut is made on each line's own timestamp.
-    logs = on_nodes(nodes, f"journalctl -q -t sshd -o short-unix --since @{int(since) - 1}")
+    # Whole seconds for journalctl; the exact cut is made on each line's own timestamp. OpenSSH >= 9.8
+    # (Debian 13) logs a connection's lines as sshd-session: with sshd alone its nodes counted 0.
+    logs = on_nodes(nodes, f"journalctl -q -t sshd -t sshd-session -o short-unix --since @{int(since) - 1}")
     return {name: _count(text, since) for name, text in logs.items()}
 
 
