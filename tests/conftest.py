@@ -32,6 +32,14 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"the lab cannot run here: {reason}")
 
 
+def needs_root() -> None:
+    """Skip where not root (the tool is root on a host); in CI, which runs as root, a failure."""
+    if os.geteuid() != 0:
+        if in_ci():
+            pytest.fail("CI=true and not root: these tests need root, as the tool has on a host", pytrace=False)
+        pytest.skip("needs root, as the tool has on a host")
+
+
 def docker_registry_binary() -> str:
     """Debian's docker-registry (the CNCF registry), installed as the lab installs it when missing;
     in CI its absence fails the test, elsewhere it skips."""

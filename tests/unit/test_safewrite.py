@@ -21,12 +21,17 @@ from fabfile.model.marks import MARK, failure_reason
 from fabfile.model.plan import RELOAD, FileChange, StepPlan
 from fabfile.transport import apply as change
 from fabfile.transport.apply import apply_script, handler_script, rollback_script
+from tests.conftest import needs_root
 
 STAMP = "20240108T100000Z"
 OLD, NEW = "docker_registry: old\n", "docker_registry: 192.0.2.10:4000\n"
 NOBODY, NOGROUP = 65534, 65534
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root, as the tool has on a host")
+
+
+@pytest.fixture(autouse=True)
+def _as_root() -> None:
+    needs_root()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from fabfile.model.inventory import Host
 from fabfile.model.marks import MARK
 from fabfile.transport.connection import UncheckedHost, connect, run_as_root, sudo_hint, unreachable_reason
 from fabfile.transport.safewrite import ROOT_UPLOADS_PREFIX, adopt_script
+from tests.conftest import needs_root
 
 from .factories import make_inventory
 from .sshserver import SSHServer
@@ -292,8 +293,7 @@ def test_a_folder_is_uploaded_as_a_tar_of_its_files_every_byte_there(server, tmp
 @pytest.fixture
 def inbox(tmp_path) -> Path:
     """The login user's upload folder (here nobody's), as SFTP leaves it."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root, as the tool has on a host")
+    needs_root()
     folder = Path(subprocess.run(["mktemp", "-d", "/tmp/kolla-registry.XXXXXXXX"], capture_output=True, text=True, check=True).stdout.strip())
     os.chown(folder, 65534, 65534)
     yield folder
