@@ -23,12 +23,15 @@ echo "$1 ${{code:-0}} $said"
 """
 
 
+def auth_header(ctx: StepContext) -> str:
+    """dockerd's X-Registry-Auth header line with the registry's login (for a file or a here-document: never argv)."""
+    auth = {"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry}
+    return "X-Registry-Auth: " + base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
+
+
 def resolve_section(ctx: StepContext, refs: list[str]) -> Section:
     """Every ref resolved by dockerd (logged in with the registry's login when it asks for one)."""
-    header = ""
-    if ctx.login:
-        auth = {"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry}
-        header = "X-Registry-Auth: " + base64.urlsafe_b64encode(json.dumps(auth).encode()).decode() + "\n"
+    header = auth_header(ctx) + "\n" if ctx.login else ""
     shell = (
         f'if [ -S {DOCKER_SOCKET} ] && d=$(mktemp -d); then\n{secret_file("header", header)}\n'
         f'{each(refs, ONE, chr(34) + "$d/header" + chr(34))}rm -rf "$d"\nfi'

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
-import json
 import shlex
 import urllib.parse
 
@@ -20,6 +18,7 @@ from ...registry.reach import ENGINE_RESOLVED
 from ..shell import login_lines, registry_answers
 from .facts import PING, REGISTRY_CONFIG, VERSION_FROM_PING, read_registry_config, read_version
 from .paths import DAEMON_JSON, DEFAULT_DOCKER, DOCKER_SOCKET, NAME, ca_path
+from .resolve import auth_header
 
 # A registry's answer to GET /v2/ in a shell case pattern. Over TLS, Go's server speaks HTTP/2, whose header
 # names are lower case: matching only "Docker-Distribution-Api-Version" sent every TLS no-op to the full login and pull.
@@ -195,7 +194,7 @@ def _check_curl(ctx: StepContext) -> str:
     return f"""out=$(curl {get} 2>&1) || out=
 case $out in {REGISTRY_HEADER}*)
   pulled=$(curl -H @- {fetch} 2>&1 <<'KOLLA_REGISTRY_AUTH'
-{_auth_header(ctx)}
+{auth_header(ctx)}
 KOLLA_REGISTRY_AUTH
 ) || pulled=
   out="$out
@@ -217,15 +216,9 @@ def _resolve_curl(ctx: StepContext) -> str:
     if not ctx.login:
         return f"out=$(curl {resolve} 2>&1) || out="
     return f"""out=$(curl -H @- {resolve} 2>&1 <<'KOLLA_REGISTRY_AUTH'
-{_auth_header(ctx)}
+{auth_header(ctx)}
 KOLLA_REGISTRY_AUTH
 ) || out="""
-
-
-def _auth_header(ctx: StepContext) -> str:
-    """dockerd's X-Registry-Auth header with the registry's login (for a here-document: never argv)."""
-    credentials = json.dumps({"username": REGISTRY_USER, "password": ctx.password, "serveraddress": ctx.registry})
-    return "X-Registry-Auth: " + base64.urlsafe_b64encode(credentials.encode()).decode()
 
 
 def _judge(ctx: StepContext, pull: bool = True) -> str:
