@@ -12,9 +12,8 @@ from ..actions.pull import PullImages, RegistryDigests
 from ..engine.access import RegistryAccess
 from ..engine.report import finish, print_line
 from ..engines import NAMES
-from ..images.model import Image, upstream_base
+from ..images.model import Image, upstream_base, upstream_logins
 from ..images.pull_plan import STEP, PullOrder
-from ..images.sync_plan import upstream_logins
 from ..images.wanted import at_release
 from ..model.awaited import in_background
 from ..model.context import Modes
