@@ -55,6 +55,10 @@ class RegistryDigests(Action):
         self.logins = logins
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
+        """The query, once the registry's address is known: the deployment host's first gather learns it, and
+        a query before would ask no registry (every run then waited for that program twice)."""
+        if not ctx.registry_address:
+            return ()
         bases = [local_base(ctx), *([self.upstream] if self.upstream else [])]
         queries = [[base, image.path, image.tag] for base in bases for image in self.images]
         return (query("manifests", ctx, {"manifests": queries}, self.logins),)

@@ -292,6 +292,13 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
     }
 
 
+def test_the_digests_are_asked_only_once_the_registry_s_address_is_known():
+    unknown = replace(make_ctx(), registry_address="")
+
+    assert RegistryDigests(IMAGES).sections(unknown) == ()
+    assert [section.name for section in RegistryDigests(IMAGES).sections(make_ctx())] == ["query-manifests"]
+
+
 def test_the_upstreams_digests_are_asked_in_the_same_query_with_its_login():
     ctx = make_ctx()
     action = RegistryDigests(IMAGES, "https://quay.io", [["https://quay.io", "robot", "pw"]])
