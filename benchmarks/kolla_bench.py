@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     cloud = prepare(args.out, args.rate, max(5, args.check_nodes))
-    pulls = [pull_row(cloud, mode, args.rate, args.repeat) for mode in (OWN, ALL)]
+    try:
+        pulls = [pull_row(cloud, mode, args.rate, args.repeat) for mode in (OWN, ALL)]
+    finally:
+        forget(cloud.union)  # the nodes as they were: the suite's kolla e2e test reads what they hold
     tag = cloud.union[0].tag
     checks = _checks(cloud.lab, args.check_nodes, args.out, f"{cloud.union[0].path}:{tag}", args.repeat)
     meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "rate": args.rate,
@@ -158,10 +161,7 @@ def summary(mode: str, runs: list[dict], floor: float, rate: str) -> dict:
 def pull_once(cloud: Cloud, mode: str, rate: str, lines: list[tuple[float, str]] | None = None) -> dict:
     """Every node forgets the images, then one pull-images with deploy1's link limited: its seconds and the
     bytes that left deploy1 (``lines``: fab's output lines, each with its second)."""
-    refs = " ".join(f"{REGISTRY}/{image.path}:{image.tag}" for image in cloud.union)
-    forget = f"docker rmi -f {refs} >/dev/null 2>&1; true"
-    with ThreadPoolExecutor(max_workers=len(NODES)) as pool:
-        list(pool.map(lambda name: labnet.docker("exec", name, "sh", "-c", forget, check=False, timeout=300), NODES))
+    forget(cloud.union)
     labnet.shape(labnet.DEPLOY, rate)
     sent = labnet.sent_bytes(labnet.DEPLOY)
     try:
@@ -170,6 +170,14 @@ def pull_once(cloud: Cloud, mode: str, rate: str, lines: list[tuple[float, str]]
     finally:
         labnet.unshape(labnet.DEPLOY)
     return {"seconds": seconds, "bytes": moved}
+
+
+def forget(union: list) -> None:
+    """Every node without the benchmark's images (their pull moves every byte again)."""
+    refs = " ".join(f"{REGISTRY}/{image.path}:{image.tag}" for image in union)
+    script = f"docker rmi -f {refs} >/dev/null 2>&1; true"
+    with ThreadPoolExecutor(max_workers=len(NODES)) as pool:
+        list(pool.map(lambda name: labnet.docker("exec", name, "sh", "-c", script, check=False, timeout=300), NODES))
 
 
 def _checks(lab, count: int, out: Path, name: str, repeat: int) -> dict:
