@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..engine.action import Action, Step
 from ..images.export import STEP, Bundle, export_planner
-from ..images.sync_plan import upstream_logins
+from ..images.model import upstream_logins
 from ..model.context import StepContext
 from ..model.inventory import HERE, Host, Inventory
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..engine.action import Action, Step
 from ..engines import ENGINES
 from ..facts.base import Section
 from ..images.model import Image, Manifest
-from ..images.pull_plan import STEP, pull_planner
-from ..images.wanted import Wanted
+from ..images.pull_plan import STEP, PullOrder, pull_planner
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import Host, Inventory
@@ -22,16 +21,8 @@ class PullImages(Action):
     name = step = STEP
     with_engine = True
 
-    def __init__(
-        self,
-        wanted: Wanted,
-        digests: Mapping[Image, str],
-        per_node: int,
-        retries: int,
-        engine: str = "",
-        sizes: Mapping[Image, int] | None = None,
-    ) -> None:
-        self.planner = pull_planner(wanted, digests, per_node, retries, engine, sizes)
+    def __init__(self, order: PullOrder) -> None:
+        self.planner = pull_planner(order)
 
     def hosts(self, inventory: Inventory) -> tuple[Host, ...]:
         return inventory.targets
@@ -64,6 +55,10 @@ class RegistryDigests(Action):
         self.logins = logins
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
+        """The query, once the registry's address is known: the deployment host's first gather learns it, and
+        a query before would ask no registry (every run then waited for that program twice)."""
+        if not ctx.registry_address:
+            return ()
         bases = [local_base(ctx), *([self.upstream] if self.upstream else [])]
         queries = [[base, image.path, image.tag] for base in bases for image in self.images]
         return (query("manifests", ctx, {"manifests": queries}, self.logins),)

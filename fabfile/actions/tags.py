@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from ..engine.action import Action
 from ..facts.base import Section
-from ..images.model import upstream_base
-from ..images.sync_plan import upstream_limits, upstream_logins
+from ..images.model import upstream_base, upstream_limits, upstream_logins
 from ..model.context import StepContext
 from ..model.facts import HostFacts
 from ..model.inventory import HERE, Host, ImageSettings, Inventory

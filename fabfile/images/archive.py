@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import tarfile
 from pathlib import Path
 
+from ..model.grammar import DIGEST
 from ..payload.blobcopy import blob_descriptors, digest_of, is_list, media_type_of, select_platforms
 from ..payload.tarblobs import member_name, resolve
 from .model import Archived, Image
@@ -27,8 +27,6 @@ DOCKER_TAR_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
 # An export's index.json entry naming the OCI index that wraps a Docker-typed manifest: the wrapped digest.
 WRAPS = "io.kolla-registry.wraps"
-# A digest becomes a file name (blobs/sha256/HEX) and a URL: nothing else may pass for one.
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class ArchiveError(Exception):

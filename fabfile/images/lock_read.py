@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 
 from ..model import grammar
-from .archive import DIGEST
 from .lock import DEFAULT_NAME, VERSION, Lock, LockEntry
 from .model import Image
 
@@ -111,8 +110,8 @@ class _Checker:
         return LockEntry(
             image=Image(path, tag),
             upstream=self.value(item.get("upstream"), f"{key}.upstream", grammar.IMAGE_REFERENCE, "an image reference"),
-            digest=self.value(item.get("digest"), f"{key}.digest", DIGEST, "a sha256 digest (sha256: and 64 hex digits)"),
-            upstream_digest=self.optional(item.get("upstream_digest"), f"{key}.upstream_digest", DIGEST, "a sha256 digest"),
+            digest=self.value(item.get("digest"), f"{key}.digest", grammar.DIGEST, "a sha256 digest (sha256: and 64 hex digits)"),
+            upstream_digest=self.optional(item.get("upstream_digest"), f"{key}.upstream_digest", grammar.DIGEST, "a sha256 digest"),
             platforms=self.platforms(item.get("platforms"), f"{key}.platforms"),
             synced=self.optional(item.get("synced"), f"{key}.synced", _WHEN, "a UTC time (2025-06-01T12:00:00Z)"),
             snapshot=self.optional(item.get("snapshot"), f"{key}.snapshot", grammar.IMAGE_TAG, "an image tag"),

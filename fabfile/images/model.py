@@ -140,3 +140,18 @@ def matching_tags(settings: ImageSettings, tags: Iterable[str]) -> list[str]:
 
 def upstream_base(settings: ImageSettings) -> str:
     return ("http://" if settings.insecure else "https://") + settings.registry
+
+
+def upstream_logins(settings: ImageSettings, password: str | None = None) -> list[list[str]]:
+    """A private upstream's login ([[BASE, USER, PASSWORD]]), its password read from its file when not given."""
+    if not settings.username:
+        return []
+    if password is None:
+        with open(settings.password_file, encoding="utf-8") as secret:
+            password = secret.read().strip()
+    return [[upstream_base(settings), settings.username, password]]
+
+
+def upstream_limits(settings: ImageSettings) -> dict:
+    """The cap on requests in flight to the upstream, for a program's request."""
+    return {"limits": {settings.registry: settings.max_requests}}

@@ -4,7 +4,7 @@ registry's), and the job that pulls them through its engine, as ``kolla-ansible 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..engines import installed, missing_reason, named
 from ..engines.base import PRESENT, PULLED, ContainerEngine
@@ -84,20 +84,27 @@ def largest_first(todo: dict[str, Image], sizes: Mapping[Image, int]) -> list[st
     return sorted(todo, key=lambda ref: -sizes.get(todo[ref], 0))
 
 
-def pull_planner(
-    wanted: Wanted,
-    digests: Mapping[Image, str],
-    per_node: int,
-    retries: int,
-    engine: str = "",
-    sizes: Mapping[Image, int] | None = None,
-):
+@dataclass(frozen=True, eq=False)
+class PullOrder:
+    """What pull-images was asked: each host's images, the registry's digests (and sizes, in bytes) of
+    them, how many at once on a node, retries, and the engine that pulls ("": the node's first)."""
+
+    wanted: Wanted
+    digests: Mapping[Image, str]
+    per_node: int
+    retries: int
+    engine: str = ""
+    sizes: Mapping[Image, int] = field(default_factory=dict)
+
+
+def pull_planner(order: PullOrder):
     """The planner: pull what the node lacks of its images or holds under another digest, the largest
     first; say what it holds."""
+    digests = order.digests
 
     def plan_pull(facts: HostFacts, ctx: StepContext) -> StepPlan:
         plan = StepPlan(STEP)
-        found = host_images(plan, facts, ctx, wanted, engine, "pull")
+        found = host_images(plan, facts, ctx, order.wanted, order.engine, "pull")
         if found is None:
             return plan
         images, cli = found
@@ -114,7 +121,7 @@ def pull_planner(
             plan.notes.append(holds)
             return plan
         names = ", ".join(image.name for image in todo.values())
-        script = cli.pull_script(largest_first(todo, sizes or {}), per_node, retries)
+        script = cli.pull_script(largest_first(todo, order.sizes), order.per_node, order.retries)
         if ctx.login:
             # As kolla-ansible logs in: Docker keeps it in root's ~/.docker/config.json, podman in
             # root's /run/containers/0/auth.json (both 0600).

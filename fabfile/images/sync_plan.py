@@ -24,7 +24,17 @@ from ..registry.api import answer, local_base, query
 from .archive import archived_as
 from .decide import CONFLICT, decide_archive, decide_locked, decide_snapshot, decide_upstream
 from .lock import Lock
-from .model import TO_COPY, TO_TAG, Archived, Image, Manifest, Synced, upstream_base
+from .model import (
+    TO_COPY,
+    TO_TAG,
+    Archived,
+    Image,
+    Manifest,
+    Synced,
+    upstream_base,
+    upstream_limits,
+    upstream_logins,
+)
 from .sync_job import copy_job, failures, row
 from .sync_report import STEP, table, totals
 
@@ -74,21 +84,6 @@ class SyncSource:
 def snapshot_tag(tag: str, release: str) -> str:
     """``2025.1-ubuntu-noble-2025.1-r3``: the image's tag, then the release."""
     return f"{tag}-{release}"
-
-
-def upstream_logins(settings: ImageSettings, password: str | None = None) -> list[list[str]]:
-    """A private upstream's login ([[BASE, USER, PASSWORD]]), its password read from its file when not given."""
-    if not settings.username:
-        return []
-    if password is None:
-        with open(settings.password_file, encoding="utf-8") as secret:
-            password = secret.read().strip()
-    return [[upstream_base(settings), settings.username, password]]
-
-
-def upstream_limits(settings: ImageSettings) -> dict:
-    """The cap on requests in flight to the upstream, for a program's request."""
-    return {"limits": {settings.registry: settings.max_requests}}
 
 
 def manifests_query(images: list[Image], source: SyncSource, ctx: StepContext):

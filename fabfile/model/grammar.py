@@ -22,6 +22,8 @@ CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 # Docker's reference grammar: lowercase path components, a tag of up to 128 characters, a digest.
 IMAGE_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# A digest becomes a file name (blobs/sha256/HEX) and a URL: nothing else may pass for one.
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # An image platform as manifest lists name them: os/architecture[/variant] (linux/arm64/v8).
 PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
 _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\d{{1,3}}(?:\.\d{{1,3}}){{3}})(?::\d{{1,5}})?"

@@ -12,9 +12,8 @@ from ..actions.pull import PullImages, RegistryDigests
 from ..engine.access import RegistryAccess
 from ..engine.report import finish, print_line
 from ..engines import NAMES
-from ..images.model import Image, upstream_base
-from ..images.pull_plan import STEP
-from ..images.sync_plan import upstream_logins
+from ..images.model import Image, upstream_base, upstream_logins
+from ..images.pull_plan import STEP, PullOrder
 from ..images.wanted import at_release
 from ..model.awaited import in_background
 from ..model.context import Modes
@@ -75,7 +74,7 @@ def pull_images(
         each = f" ({wanted.source}: each node its own)" if wanted.by_host is not None else ""
         each = each or (f" at release {release}" if release else "")
         print_line(f"{STEP}: {len(wanted.images)} images{each} from {registry} on {len(nodes)} nodes")
-    action = PullImages(wanted, digests, per_node, retries, engine, sizes)
+    action = PullImages(PullOrder(wanted, digests, per_node, retries, engine, sizes))
     finish(run_action(c, inventory, action, Modes(check, diff), parallel, access, json=json), json)
 
 

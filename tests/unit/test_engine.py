@@ -27,6 +27,7 @@ from fabfile.engine.runner import Runner
 from fabfile.engines.docker.config import ConfigError
 from fabfile.facts.base import PREAMBLE
 from fabfile.images.model import Image, image_list
+from fabfile.images.pull_plan import PullOrder
 from fabfile.images.sync_plan import SyncSource
 from fabfile.images.wanted import every_host_wants
 from fabfile.model.context import Modes
@@ -553,7 +554,7 @@ EVERY_TASK = [
     pytest.param(lambda ctx: KollaGlobals("/etc/kolla/globals.yml", "openstack.kolla"), id="kolla-globals"),
     pytest.param(lambda ctx: _sync(), id="sync-images"),
     pytest.param(_prune, id="prune-registry"),
-    pytest.param(lambda ctx: PullImages(every_host_wants(IMAGES), {}, 3, 0), id="pull-images"),
+    pytest.param(lambda ctx: PullImages(PullOrder(every_host_wants(IMAGES), {}, 3, 0)), id="pull-images"),
 ]
 
 

@@ -191,7 +191,7 @@ def held(**images: str) -> dict[str, list[str]]:
 
 def plan_for(facts, digests=DIGESTS, modes: Modes | None = None, engine: str = "", **registry):
     ctx = replace(make_ctx(registry=registry or None), modes=modes or Modes())
-    return pull.pull_planner(every_host_wants(IMAGES), digests, per_node=3, retries=3, engine=engine)(facts, ctx)
+    return pull.pull_planner(pull.PullOrder(every_host_wants(IMAGES), digests, per_node=3, retries=3, engine=engine))(facts, ctx)
 
 
 def test_a_node_pulls_only_what_it_lacks_or_holds_under_another_digest():
@@ -234,7 +234,7 @@ def test_a_login_comes_before_the_pulls_and_its_password_never_on_a_command_line
     facts = docker_host()
     ctx = replace(make_ctx(registry={"tls": "self-signed", "auth": "htpasswd"}), password="pa55word")
 
-    [job] = pull.pull_planner(every_host_wants(IMAGES), DIGESTS, 3, 3)(facts, ctx).jobs
+    [job] = pull.pull_planner(pull.PullOrder(every_host_wants(IMAGES), DIGESTS, 3, 3))(facts, ctx).jobs
 
     assert job.script.index("docker login") < job.script.index("docker pull")
     assert "pa55word" not in job.script
@@ -251,7 +251,7 @@ def test_no_login_goes_to_an_engine_that_treats_the_tls_registry_as_insecure(fil
     facts = docker_host(files=files)
     ctx = replace(make_ctx(registry={"tls": "self-signed", "auth": "htpasswd"}), password="pa55word")
 
-    plan = pull.pull_planner(every_host_wants(IMAGES), DIGESTS, 3, 3)(facts, ctx)
+    plan = pull.pull_planner(pull.PullOrder(every_host_wants(IMAGES), DIGESTS, 3, 3))(facts, ctx)
 
     assert plan.jobs == [] and entry in plan.error
     assert plan.error.endswith("no login sent; run fab configure-targets first")
@@ -290,6 +290,13 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
         "upstream": {},
         "sizes": {KEYSTONE.name: 900},  # what the registry holds, for the largest first
     }
+
+
+def test_the_digests_are_asked_only_once_the_registry_s_address_is_known():
+    unknown = replace(make_ctx(), registry_address="")
+
+    assert RegistryDigests(IMAGES).sections(unknown) == ()
+    assert [section.name for section in RegistryDigests(IMAGES).sections(make_ctx())] == ["query-manifests"]
 
 
 def test_the_upstreams_digests_are_asked_in_the_same_query_with_its_login():
@@ -370,7 +377,7 @@ def nodes(modes: Modes, holdings: dict[str, dict], answer=None):
     def make(host, host_ctx):
         return StandInRun(host, host_ctx, on_host=docker_host(docker_images=holdings[host.name]), answer=answer)
 
-    action = PullImages(every_host_wants(IMAGES), DIGESTS, per_node=3, retries=3)
+    action = PullImages(pull.PullOrder(every_host_wants(IMAGES), DIGESTS, per_node=3, retries=3))
     return run_stand_ins(action, ctx, ctx.inventory.targets, make, parallel=2)
 
 
@@ -471,7 +478,7 @@ def test_the_planner_hands_the_engine_the_largest_first():
     facts = docker_host(docker_images={})
     ctx = make_ctx()
     sizes = {GLANCE: 3, KEYSTONE: 2, NOVA: 1}
-    plan = pull.pull_planner(every_host_wants(IMAGES), DIGESTS, per_node=3, retries=3, sizes=sizes)(facts, ctx)
+    plan = pull.pull_planner(pull.PullOrder(every_host_wants(IMAGES), DIGESTS, per_node=3, retries=3, sizes=sizes))(facts, ctx)
 
     [job] = plan.jobs
     listed = job.script.split("printf '%s\\n' ", 1)[1].split(" | xargs", 1)[0].split()
