@@ -109,9 +109,12 @@ class ContainerEngine:
         """Shell: log in as kolla-ansible's pulls do, credentials kept where the engine keeps them."""
         return login_lines(ctx.registry, REGISTRY_USER, ctx.password, self.name)
 
-    def pull_script(self, refs: list[str], per_node: int, retries: int, delay: int = RETRY_DELAY) -> str:
+    def pull_script(
+        self, refs: list[str], per_node: int, retries: int, delay: int = RETRY_DELAY, ctx: StepContext | None = None
+    ) -> str:
         """Shell: pull each ref, ``per_node`` at once, retried on transient errors; a mark each:
-        ``pulled|present REF DIGEST`` or ``failed REF WHY``."""
+        ``pulled|present REF DIGEST`` or ``failed REF WHY``. ``ctx``: the run's, for an engine that
+        pulls with the registry's login itself."""
         permanent = "|".join(PERMANENT_ERRORS)
         one = f"""ref=$1; n=0
 {self.before_pull}
@@ -126,5 +129,9 @@ done
 {self.pull_status}
 echo "{MARK} $status $ref $({self.pull_digest})"
 """
+        return self.each_pull(refs, per_node, one, ctx)
+
+    def each_pull(self, refs: list[str], per_node: int, one: str, ctx: StepContext | None) -> str:
+        """Shell: ``one`` (a sh -c script, the ref in $1) for each ref, ``per_node`` at once."""
         listed = " ".join(shlex.quote(ref) for ref in refs)
         return f"printf '%s\\n' {listed} | xargs -n 1 -P {max(1, per_node)} sh -c {shlex.quote(one)} sh\n"

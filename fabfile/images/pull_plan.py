@@ -121,7 +121,7 @@ def pull_planner(order: PullOrder):
             plan.notes.append(holds)
             return plan
         names = ", ".join(image.name for image in todo.values())
-        script = cli.pull_script(largest_first(todo, order.sizes), order.per_node, order.retries)
+        script = cli.pull_script(largest_first(todo, order.sizes), order.per_node, order.retries, ctx=ctx)
         if ctx.login:
             # As kolla-ansible logs in: Docker keeps it in root's ~/.docker/config.json, podman in
             # root's /run/containers/0/auth.json (both 0600).

@@ -15,6 +15,7 @@ import pytest
 from fabfile.actions.sync import SyncImages
 from fabfile.engines.base import PULLED
 from fabfile.engines.docker.engine import DOCKER
+from fabfile.engines.docker.paths import DOCKER_SOCKET
 from fabfile.images import archive, decide, model, sync_job, sync_plan
 from fabfile.images import sync_report as table
 from fabfile.images.model import COPIED, PRESENT, TO_COPY, Archived, Image, Manifest, Synced
@@ -231,7 +232,7 @@ def test_transient(message, again, tmp_path):
     ref = KEYSTONE.at(REGISTRY)
 
     done = subprocess.run(
-        ["sh", "-c", DOCKER.pull_script([ref], per_node=1, retries=3)],
+        ["sh", "-c", DOCKER.pull_script([ref], per_node=1, retries=3).replace(DOCKER_SOCKET, "/nonexistent")],
         env=env, capture_output=True, text=True, check=True, timeout=60,
     )
 

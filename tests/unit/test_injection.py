@@ -215,6 +215,7 @@ def scripts_with(value: str, where: Path) -> dict[str, str]:
         "registry query (facts)": facts.script([query("catalog", secure, {"catalog": value})]),
         "copy": payload.script(copy_request(value, where), payload.COPY, "copy_answer"),
         "pull": DOCKER.pull_script([value], 1, 0, delay=0),
+        "pull (login)": DOCKER.pull_script([value], 1, 0, delay=0, ctx=secure),
         "podman pull": PODMAN.pull_script([value], 1, 0, delay=0),
         "install": "\n".join(install.commands),
         "prune: usage": collect.prepare_script(collect.Collector.of(ctx)),

@@ -3,8 +3,10 @@ digests, its marks, and the node's row (through the engine, with stand-in hosts)
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import socket
 import subprocess
 from dataclasses import replace
 
@@ -14,6 +16,7 @@ from fabfile.actions.pull import PullImages, RegistryDigests
 from fabfile.engines.base import PRESENT, PULLED
 from fabfile.engines.docker.engine import DOCKER
 from fabfile.engines.docker.facts import HELD_IMAGES as DOCKER_HELD
+from fabfile.engines.docker.paths import DOCKER_SOCKET
 from fabfile.engines.podman.engine import PODMAN
 from fabfile.engines.podman.facts import HELD_IMAGES as PODMAN_HELD
 from fabfile.facts import base as facts_base
@@ -59,14 +62,79 @@ def docker_env(tmp_path):
     return {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOG": str(tmp_path / "log")}
 
 
-def sh(script: str, env: dict) -> subprocess.CompletedProcess:
+def sh(script: str, env: dict, socket_path: str = "/nonexistent/docker.sock") -> subprocess.CompletedProcess:
+    """The script under sh; dockerd's socket moved to ``socket_path`` (by default none: the CLI's pulls)."""
+    script = script.replace(DOCKER_SOCKET, socket_path)
     return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60)
+
+
+# dockerd's API as curl shows it: keystone up to date, nova-api reset once (curl fails) then pulled,
+# glance-api unknown (404 and a message), cinder-api an error inside the stream. Each call's argv logged,
+# and any header file's content.
+FAKE_CURL = """#!/bin/sh
+echo "$*" >> "$LOG"
+for a; do case $a in @*) cat "${a#@}" >> "$LOG.headers" ;; esac; done
+for a; do case $a in *fromImage=*) ref=${a#*fromImage=} ;; esac; done
+case $ref in
+  *keystone*) printf '{"status":"Pulling from openstack.kolla/keystone"}\r\n{"status":"Digest: sha256:k"}\r\n'
+              printf '{"status":"Status: Image is up to date for %s"}\r\n' "$ref" ;;
+  *nova-api*) if [ ! -e "$LOG.nova" ]; then touch "$LOG.nova"; echo "curl: (56) Recv failure: Connection reset by peer" >&2; exit 56; fi
+              printf '{"status":"Digest: sha256:n"}\r\n{"status":"Status: Downloaded newer image for %s"}\r\n' "$ref" ;;
+  *glance*) printf '{"message":"manifest for %s not found: manifest unknown: manifest unknown"}\n' "$ref" ;;
+  *) printf '{"status":"Pulling fs layer"}\r\n{"errorDetail":{"message":"unauthorized: authentication required"},"error":"unauthorized: authentication required"}\r\n' ;;
+esac
+"""
+CINDER = Image("openstack.kolla/cinder-api", "zed")
+
+
+@pytest.fixture
+def api_env(docker_env, tmp_path):
+    """docker_env with a fake curl, and a real (silent) unix socket where dockerd's would be."""
+    (tmp_path / "curl").write_text(FAKE_CURL)
+    (tmp_path / "curl").chmod(0o755)
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(tmp_path / "docker.sock"))
+    yield docker_env
+    listening.close()
+
+
+def test_pulls_go_to_dockerds_api_and_each_reads_as_the_cli_s_did(api_env, tmp_path):
+    refs = [*WANTED, CINDER.at(REGISTRY)]
+
+    done = sh(DOCKER.pull_script(refs, per_node=2, retries=3), api_env, str(tmp_path / "docker.sock"))
+
+    marks = sorted(line for line in done.stdout.splitlines() if line.startswith(MARK))
+    assert marks == sorted(
+        [
+            f"{MARK} {PRESENT} {KEYSTONE.at(REGISTRY)} sha256:k",
+            f"{MARK} {PULLED} {NOVA.at(REGISTRY)} sha256:n",
+            f"{MARK} failed {GLANCE.at(REGISTRY)} manifest for {GLANCE.at(REGISTRY)} not found: manifest unknown: manifest unknown",
+            f"{MARK} failed {CINDER.at(REGISTRY)} unauthorized: authentication required",
+        ]
+    )
+    calls = (tmp_path / "log").read_text().splitlines()
+    # nova-api twice (a reset connection is tried again); a missing manifest and a refused login once each.
+    assert sorted(call.rsplit("fromImage=", 1)[1] for call in calls) == sorted([*refs, NOVA.at(REGISTRY)])
+    assert not (tmp_path / "docker").exists() or "pull" not in (tmp_path / "log").read_text().split()
+
+
+def test_with_a_login_dockerd_gets_it_from_a_private_file_never_argv(api_env, tmp_path):
+    ctx = replace(make_ctx({"tls": "self-signed", "auth": "htpasswd"}), password="s3cret-pw")
+
+    sh(DOCKER.pull_script([KEYSTONE.at(REGISTRY)], per_node=1, retries=0, ctx=ctx), api_env, str(tmp_path / "docker.sock"))
+
+    [call] = (tmp_path / "log").read_text().splitlines()
+    assert "s3cret-pw" not in call and "-H @/" in call
+    header = (tmp_path / "log.headers").read_text()
+    sent = json.loads(base64.urlsafe_b64decode(header.split("X-Registry-Auth: ", 1)[1].strip()))
+    assert sent["password"] == "s3cret-pw"
+    assert not os.path.exists(call.split("-H @", 1)[1].split()[0])  # removed once the pulls are done
 
 
 # --- the pull script ---------------------------------------------------------------------------
 
 
-def test_pull_script_pulls_each_image_retries_transient_errors_and_marks_each(docker_env, tmp_path):
+def test_without_curl_or_dockerds_socket_the_cli_pulls_retries_transient_errors_and_marks_each(docker_env, tmp_path):
     script = DOCKER.pull_script(list(WANTED), per_node=2, retries=3)
 
     done = sh(script, docker_env)
