@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from invoke import Context
-from invoke.exceptions import Exit
 
 from ..actions.check import CheckImages
-from ..engine.access import RegistryAccess
 from ..engine.report import finish
-from ..engines import NAMES
-from ..images.wanted import at_release
 from ..model.context import Modes
 from .cli import (
     JSON_HELP,
@@ -17,12 +13,9 @@ from .cli import (
     RELEASE_HELP,
     host_task,
     image_settings_or_exit,
-    inventory_or_exit,
-    release_or_pin,
     run_action,
-    tagged_or_exit,
 )
-from .pull import digests_meanwhile
+from .pull import digests_meanwhile, node_images_or_exit
 
 
 @host_task(
@@ -37,14 +30,7 @@ from .pull import digests_meanwhile
 )
 def check_images(c: Context, images="", engine="", release="", parallel=0, json=False):
     """Prove every host resolves each image it needs, with the registry's digest (nothing downloaded)."""
-    if engine not in ("", *NAMES):
-        raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
-    inventory = inventory_or_exit()
-    access = RegistryAccess(inventory, c.config)
-    # The nodes' view of the registry, learnt while the pin is read (not once they have connected).
-    access.start()
-    release = release_or_pin(c, inventory, release)
-    wanted = at_release(tagged_or_exit(c, inventory, images), release)
+    inventory, access, release, wanted = node_images_or_exit(c, images, engine, release)
     # A pinned cloud runs an older release on purpose: not compared with the upstream's newer images.
     settings = None if release else image_settings_or_exit(inventory, images)
     # Only the verdicts need the digests: asked while the nodes connect and resolve.

@@ -14,7 +14,7 @@ from ..engine.report import finish, print_line
 from ..engines import NAMES
 from ..images.model import Image, upstream_base, upstream_logins
 from ..images.pull_plan import STEP, PullOrder
-from ..images.wanted import at_release
+from ..images.wanted import Wanted, at_release
 from ..model.awaited import in_background
 from ..model.context import Modes
 from ..model.inventory import ImageSettings, Inventory
@@ -58,14 +58,7 @@ def pull_images(
     c: Context, images="", parallel=0, per_node=PER_NODE, retries=3, check=False, diff=False, engine="", release="", json=False
 ):
     """Pre-pull the synced images on every target from the local registry, like kolla-ansible pull."""
-    if engine not in ("", *NAMES):
-        raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
-    inventory = inventory_or_exit()
-    access = RegistryAccess(inventory, c.config)
-    # The nodes' view of the registry, learnt while the pin is read.
-    access.start()
-    release = release_or_pin(c, inventory, release)
-    wanted = at_release(tagged_or_exit(c, inventory, images), release)
+    inventory, access, release, wanted = node_images_or_exit(c, images, engine, release)
     nodes = selected_hosts(c, inventory, inventory.targets)
     # The digests (and sizes) are needed only when a node plans: asked meanwhile, not before it connects.
     digests, _, sizes = digests_meanwhile(c, inventory, list(wanted.images))
@@ -76,6 +69,19 @@ def pull_images(
         print_line(f"{STEP}: {len(wanted.images)} images{each} from {registry} on {len(nodes)} nodes")
     action = PullImages(PullOrder(wanted, digests, per_node, retries, engine, sizes))
     finish(run_action(c, inventory, action, Modes(check, diff), parallel, access, json=json), json)
+
+
+def node_images_or_exit(c: Context, images: str, engine: str, release: str) -> tuple[Inventory, RegistryAccess, str, Wanted]:
+    """What pull-images and check-images start from: ``--engine`` checked (exit 2), the inventory, the
+    registry's access asked in the background (the nodes' view, learnt while the pin is read), the
+    release and the images at it."""
+    if engine not in ("", *NAMES):
+        raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
+    inventory = inventory_or_exit()
+    access = RegistryAccess(inventory, c.config)
+    access.start()
+    release = release_or_pin(c, inventory, release)
+    return inventory, access, release, at_release(tagged_or_exit(c, inventory, images), release)
 
 
 def registry_digests(
