@@ -126,10 +126,16 @@ def test_the_deployment_host_is_cut_off_from_the_upstream(site, hosts):
     assert reached.endswith("cut") or reached.startswith("000")
 
 
-def test_the_bundle_imported_with_its_lock_gives_the_empty_registry_every_upstream_digest(fab, hosts, site, bundle, upstream):
+@pytest.fixture(scope="module")
+def imported(fab, site, bundle):
+    """The bundle imported with its lock into deploy1's emptied registry, cut off from the upstream."""
     path, _ = bundle
+    return fab("sync-images", "--archive", str(path), "--locked", str(path), inventory=site)
 
-    result = fab("sync-images", "--archive", str(path), "--locked", str(path), inventory=site)
+
+def test_the_bundle_imported_with_its_lock_gives_the_empty_registry_every_upstream_digest(fab, hosts, site, bundle, imported, upstream):
+    path, _ = bundle
+    result = imported
 
     assert result.code == 0, result.output
     assert "sync-images: 2 images: 2 copied" in result.output
@@ -140,7 +146,8 @@ def test_the_bundle_imported_with_its_lock_gives_the_empty_registry_every_upstre
     assert again.code == 0 and "2 images: 2 present" in again.output, again.output
 
 
-def test_a_node_pulls_the_imported_images(fab, hosts, site, upstream):
+def test_a_node_pulls_the_imported_images(fab, hosts, site, imported, upstream):
+    assert imported.code == 0, imported.output
     assert fab("configure-targets", inventory=site).code == 0
     result = fab("pull-images", inventory=site)
 
