@@ -129,9 +129,10 @@ done
 {self.pull_status}
 echo "{MARK} $status $ref $({self.pull_digest})"
 """
-        return self.each_pull(refs, per_node, one, ctx)
-
-    def each_pull(self, refs: list[str], per_node: int, one: str, ctx: StepContext | None) -> str:
-        """Shell: ``one`` (a sh -c script, the ref in $1) for each ref, ``per_node`` at once."""
+        prelude, name = self.pull_login(ctx)
         listed = " ".join(shlex.quote(ref) for ref in refs)
-        return f"printf '%s\\n' {listed} | xargs -n 1 -P {max(1, per_node)} sh -c {shlex.quote(one)} sh\n"
+        return f"{prelude}printf '%s\\n' {listed} | xargs -n 1 -P {max(1, per_node)} sh -c {shlex.quote(one)} {name}\n"
+
+    def pull_login(self, ctx: StepContext | None) -> tuple[str, str]:
+        """Shell run before the pulls, and each pull's $0: for an engine that pulls with the login itself."""
+        return "", "sh"

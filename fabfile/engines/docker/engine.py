@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-
 from ...facts.base import Section, files
 from ...model.context import StepContext
 from ...model.facts import HostFacts
@@ -44,16 +42,12 @@ class Docker(ContainerEngine):
         "printf '%s\\n' \"$out\" | sed -n 's/^Digest: //p; s/.*\"Digest: \\([^\"]*\\)\".*/\\1/p' | tail -1"
     )
 
-    def each_pull(self, refs: list[str], per_node: int, one: str, ctx: StepContext | None) -> str:
+    def pull_login(self, ctx: StepContext | None) -> tuple[str, str]:
         """With a login, dockerd gets it in its X-Registry-Auth header, from a private file ($0 of each pull)."""
         if ctx is None or not ctx.login:
-            return super().each_pull(refs, per_node, one, ctx)
-        listed = " ".join(shlex.quote(ref) for ref in refs)
-        return (
-            "d=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n"
-            f"{secret_file('header', auth_header(ctx) + chr(10))}\n"
-            f"printf '%s\\n' {listed} | xargs -n 1 -P {max(1, per_node)} sh -c {shlex.quote(one)} \"$d/header\"\n"
-        )
+            return super().pull_login(ctx)
+        prelude = f"d=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n{secret_file('header', auth_header(ctx) + chr(10))}\n"
+        return prelude, '"$d/header"'
 
     def version_sections(self) -> tuple[Section, ...]:
         return (VERSION,)
