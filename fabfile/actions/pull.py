@@ -41,13 +41,9 @@ class PullImages(Action):
         return (Step(self.planner, settle=False),)
 
 
-class RegistryDigests(Action):
-    """The registry's digest of each image (and the upstream's, given its base URL and logins), asked
-    once from the deployment host (quietly)."""
-
-    name = step = "registry-digests"
-    serving = True
-    quiet = True
+class RegistryDigests:
+    """The registry's digest and size of each image (and the upstream's digest, given its base URL and
+    logins), in one query from the deployment host."""
 
     def __init__(self, images: list[Image], upstream: str = "", logins: Sequence[list] = ()) -> None:
         self.images = images
@@ -55,20 +51,20 @@ class RegistryDigests(Action):
         self.logins = logins
 
     def sections(self, ctx: StepContext) -> tuple[Section, ...]:
-        """The query, once the registry's address is known: the deployment host's first gather learns it, and
-        a query before would ask no registry (every run then waited for that program twice)."""
+        """The query, once the registry's address is known (before, it would ask no registry)."""
         if not ctx.registry_address:
             return ()
         bases = [local_base(ctx), *([self.upstream] if self.upstream else [])]
         queries = [[base, image.path, image.tag] for base in bases for image in self.images]
         return (query("manifests", ctx, {"manifests": queries}, self.logins),)
 
-    def data(self, facts: HostFacts, ctx: StepContext) -> dict:
-        found = [Manifest.from_answer(item) for item in answer(facts, "manifests").get("manifests") or []]
-        local, upstream = found[: len(self.images)], found[len(self.images) :]
-        sizes = {image.name: m.size for image, m in zip(self.images, local, strict=False) if m.exists and m.size}
-        return {"digests": _digests(self.images, local), "upstream": _digests(self.images, upstream), "sizes": sizes}
+    def found(self, facts: HostFacts, ctx: StepContext) -> tuple[dict[Image, str], dict[Image, str], dict[Image, int]]:
+        """The registry's digests, the upstream's, and the registry's sizes, of the images it holds."""
+        answered = [Manifest.from_answer(item) for item in answer(facts, "manifests").get("manifests") or []]
+        local, upstream = answered[: len(self.images)], answered[len(self.images) :]
+        sizes = {image: m.size for image, m in zip(self.images, local, strict=False) if m.exists and m.size}
+        return _digests(self.images, local), _digests(self.images, upstream), sizes
 
 
-def _digests(images: list[Image], found: list[Manifest]) -> dict[str, str]:
-    return {image.name: m.digest for image, m in zip(images, found, strict=False) if m.exists and m.digest}
+def _digests(images: list[Image], found: list[Manifest]) -> dict[Image, str]:
+    return {image: m.digest for image, m in zip(images, found, strict=False) if m.exists and m.digest}

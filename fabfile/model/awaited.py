@@ -3,8 +3,7 @@ time (the registry's digests), asked while the nodes connect and gather instead 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from typing import TypeVar
 
@@ -43,18 +42,6 @@ class Awaited(Mapping[K, V]):
         return len(self._found())
 
 
-def in_background(ask: Callable[[], tuple], what: str, timeout: float, count: int) -> tuple[Awaited, ...]:
-    """``ask()`` started now in a thread of its own (a daemon: a run that never reads its answer does not
-    wait for it at exit); its ``count`` mappings, each waited for when first read."""
-    future: Future = Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(ask())
-        except BaseException as error:  # noqa: BLE001 - handed to whoever reads the answer
-            future.set_exception(error)
-
-    threading.Thread(target=run, name="awaited", daemon=True).start()
+def parts(future: Future, what: str, timeout: float, count: int) -> tuple[Awaited, ...]:
+    """The ``count`` mappings of the tuple ``future`` gives, each waited for when first read."""
     return tuple(Awaited(future, what, timeout, index) for index in range(count))

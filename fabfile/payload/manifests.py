@@ -50,15 +50,15 @@ def platforms_of(client: Client, base: str, repository: str, document: dict) -> 
 
 
 def manifest(client: Client, base: str, repository: str, tag: str, architecture: str, platforms: bool = False) -> dict:
-    """What a registry holds for ``repository:tag`` (or at a digest): digest (HEAD), config and size (GET);
-    with ``platforms``, the platforms it is made for too."""
+    """What a registry holds for ``repository:tag`` (or at a digest): digest, config and size, from one GET
+    (a HEAD first asked the same registry twice: the GET's headers carry the digest too); with
+    ``platforms``, the platforms it is made for too."""
     url = "{}/v2/{}/manifests/{}".format(base, repository, tag)
-    status, headers, _ = client.request("HEAD", url, ACCEPT, repository)
+    status, headers, body = client.request("GET", url, ACCEPT, repository)
     result = {"status": status, "digest": headers.get("docker-content-digest", "")}
     if status != 200:
         result["error"] = headers.get("x-error") or "HTTP {}".format(status)
         return result
-    status, headers, body = client.request("GET", url, ACCEPT, repository)
     try:
         document = json.loads(body.decode()) if status == 200 else None
     except ValueError:

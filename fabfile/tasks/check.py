@@ -30,10 +30,10 @@ from .pull import digests_meanwhile, node_images_or_exit
 )
 def check_images(c: Context, images="", engine="", release="", parallel=0, json=False):
     """Prove every host resolves each image it needs, with the registry's digest (nothing downloaded)."""
-    inventory, access, release, wanted = node_images_or_exit(c, images, engine, release)
+    start = node_images_or_exit(c, images, engine, release)
     # A pinned cloud runs an older release on purpose: not compared with the upstream's newer images.
-    settings = None if release else image_settings_or_exit(inventory, images)
+    settings = None if start.release else image_settings_or_exit(start.inventory, images)
     # Only the verdicts need the digests: asked while the nodes connect and resolve.
-    digests, upstream, _ = digests_meanwhile(c, inventory, list(wanted.images), settings)
-    action = CheckImages(wanted, digests, upstream, engine)
-    finish(run_action(c, inventory, action, Modes(), parallel, access, json=json), json)
+    digests, upstream, _ = digests_meanwhile(start.deploy, list(start.wanted.images), settings)
+    action = CheckImages(start.wanted, digests, upstream, engine)
+    finish(run_action(c, start.inventory, action, Modes(), parallel, start.access, json=json), json)

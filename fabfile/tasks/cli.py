@@ -19,7 +19,6 @@ from invoke import Context, Task, task
 from invoke.exceptions import Exit
 from invoke.tasks import Call
 
-from ..actions.pin import ReadPin
 from ..actions.tags import REGISTRY, ListTags
 from ..engine.access import RegistryAccess
 from ..engine.action import Action
@@ -30,7 +29,6 @@ from ..images.lock_read import LockError, read_lock
 from ..images.model import filtered_repositories, image_list
 from ..images.wanted import Wanted, every_host_wants
 from ..inventory import load, load_images
-from ..kolla.globals_yaml import GLOBALS_PATH
 from ..kolla.imageset import KollaImagesError, KollaImageSet, kolla_images, kolla_targets, wanted
 from ..kolla.release_pin import UNPIN
 from ..model import grammar
@@ -147,19 +145,14 @@ def lock_or_exit(path: str) -> Lock:
         raise Exit(f"error: {error}", code=2) from None
 
 
-def release_or_pin(c: Context, inventory: Inventory, release: str) -> str:
-    """The release whose snapshot tags a task works with: ``--release`` (``none``: the plain tags), else the
-    one kolla-globals pinned the cloud to, read on the deployment host ("" when it is not pinned or cannot
-    be read: kolla-ansible then pulls the plain tags too)."""
+def release_flag_or_exit(release: str) -> str | None:
+    """The release ``--release`` names ("" for ``none``: the plain tags), checked (exit 2 naming it); None
+    without the flag: the one kolla-globals pinned the cloud to, read on the deployment host."""
     if release == UNPIN:
         return ""
-    if release:
-        if not grammar.IMAGE_TAG.fullmatch(release):
-            raise Exit(f"error: --release: {release!r} is not a release name (letters, digits, '.', '_', '-')", code=2)
-        return release
-    path = setting(c, "globals_path", GLOBALS_PATH)
-    result = run_action(c, inventory, ReadPin(path), Modes(), 1, hosts=(inventory.deploy_host,), json=True)
-    return next((row.data.get("release", "") for row in result.outcomes if not row.failed), "")
+    if release and not grammar.IMAGE_TAG.fullmatch(release):
+        raise Exit(f"error: --release: {release!r} is not a release name (letters, digits, '.', '_', '-')", code=2)
+    return release or None
 
 
 def tagged_or_exit(c: Context, inventory: Inventory, path: str, where: str = REGISTRY, here: bool = False) -> Wanted:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from invoke import Context
 from invoke.exceptions import Exit
 
 from ..actions.pull import PullImages, RegistryDigests
 from ..engine.access import RegistryAccess
+from ..engine.deploy_session import DeploySession, Turn
 from ..engine.report import finish, print_line
 from ..engines import NAMES
+from ..facts.base import files
 from ..images.model import Image, upstream_base, upstream_logins
 from ..images.pull_plan import STEP, PullOrder
 from ..images.wanted import Wanted, at_release
-from ..model.awaited import in_background
+from ..kolla.globals_yaml import GLOBALS_PATH
+from ..kolla.release_pin import pin_path, pinned_release
+from ..model.awaited import parts
 from ..model.context import Modes
 from ..model.inventory import ImageSettings, Inventory
 from .cli import (
@@ -24,9 +28,10 @@ from .cli import (
     RELEASE_HELP,
     host_task,
     inventory_or_exit,
-    release_or_pin,
+    release_flag_or_exit,
     run_action,
     selected_hosts,
+    setting,
     step_context,
     tagged_or_exit,
 )
@@ -58,54 +63,61 @@ def pull_images(
     c: Context, images="", parallel=0, per_node=PER_NODE, retries=3, check=False, diff=False, engine="", release="", json=False
 ):
     """Pre-pull the synced images on every target from the local registry, like kolla-ansible pull."""
-    inventory, access, release, wanted = node_images_or_exit(c, images, engine, release)
+    start = node_images_or_exit(c, images, engine, release)
+    inventory, wanted = start.inventory, start.wanted
     nodes = selected_hosts(c, inventory, inventory.targets)
     # The digests (and sizes) are needed only when a node plans: asked meanwhile, not before it connects.
-    digests, _, sizes = digests_meanwhile(c, inventory, list(wanted.images))
-    registry = f"{access.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"
+    digests, _, sizes = digests_meanwhile(start.deploy, list(wanted.images))
+    registry = f"{start.access.known_or_empty().address or '(registry address unknown)'}:{inventory.registry.port}"
     if not json:
         each = f" ({wanted.source}: each node its own)" if wanted.by_host is not None else ""
-        each = each or (f" at release {release}" if release else "")
+        each = each or (f" at release {start.release}" if start.release else "")
         print_line(f"{STEP}: {len(wanted.images)} images{each} from {registry} on {len(nodes)} nodes")
     action = PullImages(PullOrder(wanted, digests, per_node, retries, engine, sizes))
-    finish(run_action(c, inventory, action, Modes(check, diff), parallel, access, json=json), json)
+    finish(run_action(c, inventory, action, Modes(check, diff), parallel, start.access, json=json), json)
 
 
-def node_images_or_exit(c: Context, images: str, engine: str, release: str) -> tuple[Inventory, RegistryAccess, str, Wanted]:
-    """What pull-images and check-images start from: ``--engine`` checked (exit 2), the inventory, the
-    registry's access asked in the background (the nodes' view, learnt while the pin is read), the
-    release and the images at it."""
+@dataclass(frozen=True)
+class NodeImages:
+    """What pull-images and check-images start from."""
+
+    inventory: Inventory
+    # The registry's access, asked in the background: the nodes' view.
+    access: RegistryAccess
+    # The deployment host's session: the pin read, the digests still to ask.
+    deploy: DeploySession
+    release: str
+    wanted: Wanted
+
+
+def node_images_or_exit(c: Context, images: str, engine: str, release: str) -> NodeImages:
+    """``--engine`` checked (exit 2), the inventory, the registry's access and the deployment host's session
+    started, the release (``--release``, else the pin read on the deployment host) and the images at it."""
     if engine not in ("", *NAMES):
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
+    release = release_flag_or_exit(release)
     inventory = inventory_or_exit()
     access = RegistryAccess(inventory, c.config)
     access.start()
-    release = release_or_pin(c, inventory, release)
-    return inventory, access, release, at_release(tagged_or_exit(c, inventory, images), release)
-
-
-def registry_digests(
-    c: Context, inventory: Inventory, images: list[Image], upstream: ImageSettings | None = None
-) -> tuple[dict[Image, str], dict[Image, str], dict[Image, int]]:
-    """The registry's digest of each image (and, given the upstream's settings, the upstream's), and its
-    size in the registry (config and layers), from the deployment host; {} when it cannot tell (every
-    node then pulls every image, as kolla-ansible would)."""
-    base = upstream_base(upstream) if upstream else ""
-    logins = upstream_logins(upstream) if upstream else []
-    action = RegistryDigests(images, base, logins)
-    result = run_action(c, inventory, action, Modes(), 1, hosts=(inventory.deploy_host,))
-    found = next((row.data for row in result.outcomes if not row.failed), {})
-    return tuple(  # type: ignore[return-value]
-        {image: (found.get(kind) or {})[image.name] for image in images if image.name in (found.get(kind) or {})}
-        for kind in ("digests", "upstream", "sizes")
-    )
+    ctx = step_context(c, inventory)
+    deploy = DeploySession(inventory, ctx, c.config, ctx.limits.command_timeout + CONNECT_MARGIN)
+    pin = pin_path(setting(c, "globals_path", GLOBALS_PATH))
+    deploy.start((files(pin),) if release is None else ())
+    # The image list is read (kolla-ansible's set computed) while the pin is.
+    tagged = tagged_or_exit(c, inventory, images)
+    if release is None:
+        release = pinned_release(deploy.first().files.get(pin))
+    return NodeImages(inventory, access, deploy, release, at_release(tagged, release))
 
 
 def digests_meanwhile(
-    c: Context, inventory: Inventory, images: list[Image], upstream: ImageSettings | None = None
+    deploy: DeploySession, images: list[Image], upstream: ImageSettings | None = None
 ) -> tuple[Mapping[Image, str], Mapping[Image, str], Mapping[Image, int]]:
-    """``registry_digests`` asked in the background from now on; each mapping waits for it when first read
-    (bounded by the command timeout; a failure is the reading node's error)."""
-    wait = step_context(c, inventory).limits.command_timeout + CONNECT_MARGIN
-    ask = functools.partial(registry_digests, c, inventory, images, upstream)
-    return in_background(ask, "the registry's digests", wait, 3)  # type: ignore[return-value]
+    """The registry's digest of each image (and, given the upstream's settings, the upstream's), and its size
+    in the registry (config and layers), asked in the deployment host's session from now on; each mapping
+    waits for it when first read. {} when it cannot tell (every node then pulls every image, as
+    kolla-ansible would)."""
+    base = upstream_base(upstream) if upstream else ""
+    query = RegistryDigests(images, base, upstream_logins(upstream) if upstream else [])
+    answer = deploy.then(Turn(query.sections, query.found, ({}, {}, {})))
+    return parts(answer, "the registry's digests", deploy.timeout, 3)  # type: ignore[return-value]

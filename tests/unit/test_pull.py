@@ -353,11 +353,11 @@ def test_the_registry_s_digests_are_asked_once_for_every_image_and_read_from_the
     assert request_of(section.shell) == {
         "manifests": [["http://192.0.2.10:4000", image.path, image.tag] for image in IMAGES]
     }
-    assert action.data(facts, ctx) == {
-        "digests": {KEYSTONE.name: K_DIGEST, GLANCE.name: G_DIGEST},
-        "upstream": {},
-        "sizes": {KEYSTONE.name: 900},  # what the registry holds, for the largest first
-    }
+    assert action.found(facts, ctx) == (
+        {KEYSTONE: K_DIGEST, GLANCE: G_DIGEST},
+        {},
+        {KEYSTONE: 900},  # what the registry holds, for the largest first
+    )
 
 
 def test_the_digests_are_asked_only_once_the_registry_s_address_is_known():
@@ -378,7 +378,7 @@ def test_the_upstreams_digests_are_asked_in_the_same_query_with_its_login():
     asked = request_of(section.shell)
     assert [query[0] for query in asked["manifests"]] == ["http://192.0.2.10:4000"] * 3 + ["https://quay.io"] * 3
     assert asked["logins"] == [["https://quay.io", "robot", "pw"]]
-    assert action.data(facts, ctx)["upstream"] == {image.name: N_DIGEST for image in IMAGES}
+    assert action.found(facts, ctx)[1] == {image: N_DIGEST for image in IMAGES}
 
 
 def test_parse_pulls_keeps_the_wanted_order_and_fails_what_got_no_answer():
