@@ -14,6 +14,7 @@ import json
 import platform
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -81,6 +82,18 @@ def parse_challenge(header: str) -> dict:
     return found
 
 
+class LazyTLS(urllib.request.HTTPSHandler):
+    """urllib's HTTPS with the client's context, asked for when an https request is made. Its base's
+    ``__init__`` is skipped on purpose: from Python 3.12 on it makes a default context at once."""
+
+    def __init__(self, client) -> None:
+        urllib.request.AbstractHTTPHandler.__init__(self)
+        self.client = client
+
+    def https_open(self, req):
+        return self.do_open(http.client.HTTPSConnection, req, context=self.client.tls())
+
+
 class Client:
     """HTTP with the bearer tokens registries (quay.io) ask for, anonymous or with a login, basic
     logins, and an extra CA. ``logins``: [[BASE, USER, PASSWORD], ...] (the local registry's, a
@@ -96,13 +109,24 @@ class Client:
         # so that an upload's streamed body (which cannot be sent twice) never meets a 401.
         self.granted = {}
         self.logins = logins or []
-        self.context = ssl.create_default_context()
-        for path in [cafile] if isinstance(cafile, str) else cafile or []:
-            try:
-                self.context.load_verify_locations(path)
-            except (OSError, ssl.SSLError):
-                pass  # not on this host: the others, and the system's
-        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context))
+        self.cafile = cafile
+        self.context = None
+        self.context_made = threading.Lock()
+        self.opener = urllib.request.build_opener(LazyTLS(self))
+
+    def tls(self):
+        """The TLS context: the system's CAs and the local registry's, loaded on the first https request
+        (~20 ms of every program, which a registry over plain HTTP never needs)."""
+        with self.context_made:
+            if self.context is None:
+                context = ssl.create_default_context()
+                for path in [self.cafile] if isinstance(self.cafile, str) else self.cafile or []:
+                    try:
+                        context.load_verify_locations(path)
+                    except (OSError, ssl.SSLError):
+                        pass  # not on this host: the others, and the system's
+                self.context = context
+            return self.context
 
     def request(
         self, method: str, url: str, accept: str = "", repository: str = "", data=None, headers=None, stream=False
