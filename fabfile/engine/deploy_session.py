@@ -68,7 +68,7 @@ class DeploySession:
         return turn.answer
 
     def _serve(self, first: tuple[Section, ...]) -> None:
-        host, turn = self.inventory.deploy_host, None
+        host = self.inventory.deploy_host
         try:
             run = HostRun(host, self.ctx, self.config)
         except Exception as error:  # noqa: BLE001 - e.g. an unreadable known_hosts: every turn's fallback
