@@ -150,12 +150,18 @@ def test_a_release_the_registry_lacks_is_not_pinned(fab, hosts, releases, cloud)
     assert read(hosts, PIN) is None
 
 
-def test_pinned_to_b_the_nodes_pull_b(fab, hosts, releases, cloud):
+@pytest.fixture(scope="module")
+def pinned_to_b(fab, hosts, releases, cloud):
+    """The cloud pinned to release B, and its nodes' pull at it: where a rollback starts from, whichever
+    test runs first (or alone)."""
     pinned = fab("kolla-globals", "--release", B, inventory=cloud)
     assert pinned.code == 0, pinned.output
-    assert yaml.safe_load(read(hosts, PIN))["openstack_tag_suffix"] == f"-{B}"
+    return fab("pull-images", inventory=cloud)
 
-    pulled = fab("pull-images", inventory=cloud)
+
+def test_pinned_to_b_the_nodes_pull_b(fab, hosts, releases, cloud, pinned_to_b):
+    pulled = pinned_to_b
+    assert yaml.safe_load(read(hosts, PIN))["openstack_tag_suffix"] == f"-{B}"
 
     assert pulled.code == 0, pulled.output
     assert f"at release {B}" in pulled.output and "node1 | pull-images | CHANGED | pulled 2; holds 2/2" in pulled.output
@@ -165,7 +171,7 @@ def test_pinned_to_b_the_nodes_pull_b(fab, hosts, releases, cloud):
     assert rows["node1"]["release"] == f"{B} 2/2 (pinned)"
 
 
-def test_rolled_back_to_a_the_nodes_pull_a_s_digests_again(fab, hosts, releases, cloud):
+def test_rolled_back_to_a_the_nodes_pull_a_s_digests_again(fab, hosts, releases, cloud, pinned_to_b):
     back = fab("kolla-globals", "--release", A, inventory=cloud)
     assert back.code == 0, back.output
     assert f"release {B} -> {A}" in back.output
