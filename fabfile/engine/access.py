@@ -7,6 +7,7 @@ listed as a target), else by asking it once over SSH: so every host agrees.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from fabric import Config
 
@@ -40,6 +41,8 @@ class RegistryAccess:
         # Set while no lookup is on its way to the deployment host, or once its connection is open.
         self._connected = threading.Event()
         self._connected.set()
+        # Another session's facts of the deployment host, to learn from instead of asking it again.
+        self._gathered: Callable[[], HostFacts] | None = None
 
     def from_facts(self, host: Host) -> bool:
         """Whether ``host``'s own facts tell it: it is the deployment host (or a target that is it)."""
@@ -64,6 +67,11 @@ class RegistryAccess:
         finally:
             self._connected.set()
 
+    def follow(self, gathered: Callable[[], HostFacts]) -> None:
+        """Learn from another session on the deployment host instead of a connection of its own: ``gathered``
+        gives that session's facts (with ``registry.access.SECTIONS``) or raises what kept it from answering."""
+        self._gathered = gathered
+
     def head_start(self) -> None:
         """Wait, briefly, until the background lookup's connection is open.
 
@@ -84,7 +92,7 @@ class RegistryAccess:
         with self._lock:
             if not self._asked:
                 self._asked = True
-                self._error = self._ask(self.inventory.deploy_host)
+                self._error = self._ask(self.inventory.deploy_host) if self._gathered is None else self._take()
             if self._error:
                 raise AddressUnknown(self._error)
             return self._access
@@ -116,6 +124,14 @@ class RegistryAccess:
             return {replica.name: Served(problem=f"cannot read them on {host.name}: {reason}") for replica in inventory.registry.replicas}
         return served_from_facts(inventory, facts_base.parse(result.stdout, wanted))
 
+    def _take(self) -> str:
+        """The access from the followed session's facts; why not, when it has none."""
+        try:
+            facts = self._gathered()  # type: ignore[misc]
+        except Exception as error:  # noqa: BLE001 - what kept that session from answering is the reason
+            return self._cannot(self.inventory.deploy_host, error)
+        return self._from(self.inventory.deploy_host, facts)
+
     def _ask(self, host: Host) -> str:
         wanted = rules.SECTIONS if self.inventory.registry.secure else rules.SECTIONS[:1]
         try:
@@ -134,9 +150,15 @@ class RegistryAccess:
             finally:
                 connection.close()
         except Exception as error:  # noqa: BLE001 - any failure to ask is the reason this host fails
-            reason = unreachable_reason(error, host) or f"{type(error).__name__}: {error}"
-            return rules.unknown(self.inventory, f"cannot learn the registry from {host.name}: {reason}")
-        self._access = rules.from_facts(self.inventory, facts_base.parse(result.stdout, wanted))
+            return self._cannot(host, error)
+        return self._from(host, facts_base.parse(result.stdout, wanted))
+
+    def _cannot(self, host: Host, error: Exception) -> str:
+        reason = unreachable_reason(error, host) or f"{type(error).__name__}: {error}"
+        return rules.unknown(self.inventory, f"cannot learn the registry from {host.name}: {reason}")
+
+    def _from(self, host: Host, facts: HostFacts) -> str:
+        self._access = rules.from_facts(self.inventory, facts)
         if not self._access.address:
             return rules.unknown(self.inventory, f"{host.name} has no IPv4 address (hostname -I)")
         return ""

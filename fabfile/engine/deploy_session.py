@@ -55,10 +55,15 @@ class DeploySession:
     def start(self, first: tuple[Section, ...]) -> None:
         threading.Thread(target=self._serve, args=(first,), name="deploy-session", daemon=True).start()
 
+    def gathered(self) -> HostFacts:
+        """The first turn's facts (the registry's access among them); raises what kept the session from
+        answering, ``TimeoutError`` when it did not in time."""
+        return self._first.result(timeout=self.timeout)
+
     def first(self) -> HostFacts:
         """The first turn's facts; empty when the session failed or did not answer in time."""
         try:
-            return self._first.result(timeout=self.timeout)
+            return self.gathered()
         except Exception:  # noqa: BLE001 - unreachable, failed or late: nothing read, as if nothing were there
             return HostFacts()
 

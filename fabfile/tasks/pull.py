@@ -82,7 +82,7 @@ class NodeImages:
     """What pull-images and check-images start from."""
 
     inventory: Inventory
-    # The registry's access, asked in the background: the nodes' view.
+    # The registry's access, learnt in the deployment host's session: the nodes' view.
     access: RegistryAccess
     # The deployment host's session: the pin read, the digests still to ask.
     deploy: DeploySession
@@ -91,18 +91,19 @@ class NodeImages:
 
 
 def node_images_or_exit(c: Context, images: str, engine: str, release: str) -> NodeImages:
-    """``--engine`` checked (exit 2), the inventory, the registry's access and the deployment host's session
-    started, the release (``--release``, else the pin read on the deployment host) and the images at it."""
+    """``--engine`` checked (exit 2), the inventory, the deployment host's session started (the registry's
+    access learnt in it), the release (``--release``, else the pin read on the deployment host) and the images at it."""
     if engine not in ("", *NAMES):
         raise Exit(f"error: --engine: {engine!r} is not one of {', '.join(NAMES)}", code=2)
     release = release_flag_or_exit(release)
     inventory = inventory_or_exit()
-    access = RegistryAccess(inventory, c.config)
-    access.start()
     ctx = step_context(c, inventory)
     deploy = DeploySession(inventory, ctx, c.config, ctx.limits.command_timeout + CONNECT_MARGIN)
     pin = pin_path(setting(c, "globals_path", GLOBALS_PATH))
     deploy.start((files(pin),) if release is None else ())
+    # The nodes' view of the registry: from the session's first turn, which gathers its access too.
+    access = RegistryAccess(inventory, c.config)
+    access.follow(deploy.gathered)
     # The image list is read (kolla-ansible's set computed) while the pin is.
     tagged = tagged_or_exit(c, inventory, images)
     if release is None:

@@ -8,9 +8,13 @@ import getpass
 import socket
 from dataclasses import replace
 
+import pytest
+
+from fabfile.engine.access import RegistryAccess
 from fabfile.engine.deploy_session import DeploySession, Turn
 from fabfile.facts.base import files
 from fabfile.model.context import StepContext
+from fabfile.model.errors import AddressUnknown
 from fabfile.model.inventory import Host
 
 from .factories import make_inventory
@@ -54,13 +58,49 @@ def test_the_second_turn_is_asked_in_the_first_turns_connection_with_the_address
         server.close()
 
 
-def test_an_unreachable_deployment_host_gives_each_turn_its_fallback(tmp_path):
-    server = SSHServer(tmp_path)
+def closed_port() -> int:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
-    closed.close()  # nothing listens there now: the connection is refused
+    closed.close()  # nothing listens there now: a connection is refused
+    return port
+
+
+def test_the_nodes_learn_the_registry_from_the_sessions_first_turn_not_a_connection_of_their_own(tmp_path):
+    server = SSHServer(tmp_path)
+    (server.bin / "hostname").write_text("#!/bin/sh\necho 198.51.100.7\n")
+    (server.bin / "hostname").chmod(0o755)
+    deploy = session(deploy_host(server, tmp_path))
+    access = RegistryAccess(deploy.inventory)
+    try:
+        deploy.start(())
+        access.follow(deploy.gathered)
+
+        assert access.lookup().address == "198.51.100.7"
+        assert len(server.transports) == 1 and len(server.commands) == 1
+    finally:
+        server.close()
+
+
+def test_when_the_session_cannot_reach_the_deployment_host_the_nodes_are_told_why(tmp_path):
+    server = SSHServer(tmp_path)
+    port = closed_port()
     deploy = session(deploy_host(server, tmp_path, port))
+    access = RegistryAccess(deploy.inventory)
+    try:
+        deploy.start(())
+        access.follow(deploy.gathered)
+
+        with pytest.raises(AddressUnknown, match=rf"^cannot learn the registry from deploy1: SSH connection to .*:{port} refused"):
+            access.lookup()
+        assert server.transports == []
+    finally:
+        server.close()
+
+
+def test_an_unreachable_deployment_host_gives_each_turn_its_fallback(tmp_path):
+    server = SSHServer(tmp_path)
+    deploy = session(deploy_host(server, tmp_path, closed_port()))
     try:
         deploy.start(())
         assert deploy.first().files == {}
